@@ -1,0 +1,96 @@
+package routing
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Load is the live state of one backend on this POP: active connections and
+// traffic counters. It is updated with atomics only.
+type Load struct {
+	active   atomic.Int64
+	total    atomic.Uint64
+	bytesIn  atomic.Uint64 // client to backend
+	bytesOut atomic.Uint64 // backend to client
+	failures atomic.Uint64 // dial failures
+}
+
+// Active is the number of connections currently proxied to the backend.
+func (l *Load) Active() int64 { return l.active.Load() }
+
+// Total is the number of connections ever proxied to the backend.
+func (l *Load) Total() uint64 { return l.total.Load() }
+
+// BytesIn is the number of bytes copied from clients to the backend.
+func (l *Load) BytesIn() uint64 { return l.bytesIn.Load() }
+
+// BytesOut is the number of bytes copied from the backend to clients.
+func (l *Load) BytesOut() uint64 { return l.bytesOut.Load() }
+
+// DialFailures is the number of failed dials to the backend.
+func (l *Load) DialFailures() uint64 { return l.failures.Load() }
+
+// TryAcquire takes a connection slot unless that would exceed hardLimit
+// (0: unlimited). The compare-and-swap makes the hard limit exact under
+// concurrent connections: a check followed by an increment would not be.
+func (l *Load) TryAcquire(hardLimit int) bool {
+	for {
+		n := l.active.Load()
+		if hardLimit > 0 && n >= int64(hardLimit) {
+			return false
+		}
+		if l.active.CompareAndSwap(n, n+1) {
+			l.total.Add(1)
+			return true
+		}
+	}
+}
+
+// Release returns a slot taken by TryAcquire.
+func (l *Load) Release() { l.active.Add(-1) }
+
+// AddBytes records traffic copied in each direction.
+func (l *Load) AddBytes(in, out uint64) {
+	l.bytesIn.Add(in)
+	l.bytesOut.Add(out)
+}
+
+// DialFailed records a failed dial.
+func (l *Load) DialFailed() { l.failures.Add(1) }
+
+// LoadTracker hands out one Load per backend ID and keeps it for as long as
+// the tracker lives, so counts carry over from one table snapshot to the
+// next. Only table building takes its lock; connections never do.
+type LoadTracker struct {
+	mu    sync.Mutex
+	loads map[string]*Load
+}
+
+// NewLoadTracker returns an empty tracker.
+func NewLoadTracker() *LoadTracker {
+	return &LoadTracker{loads: make(map[string]*Load)}
+}
+
+// For returns the Load of the backend with the given ID, creating it.
+func (t *LoadTracker) For(id string) *Load {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l, ok := t.loads[id]
+	if !ok {
+		l = new(Load)
+		t.loads[id] = l
+	}
+	return l
+}
+
+// Forget drops the loads of backends that are gone and carry no connection,
+// so a table with churning IDs does not grow the tracker forever.
+func (t *LoadTracker) Forget(keep func(id string) bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, l := range t.loads {
+		if !keep(id) && l.Active() == 0 {
+			delete(t.loads, id)
+		}
+	}
+}

@@ -1,0 +1,81 @@
+package routing
+
+import (
+	"sort"
+	"time"
+)
+
+// Pop is one row of the pops table: a point of presence of the edge network.
+type Pop struct {
+	Node      string
+	Region    string
+	Country   string
+	Addr      string // public or cluster address, host:port
+	PublicKey string // WireGuard public key, base64
+	Endpoint  string // WireGuard endpoint, host:port
+	Prefix6   string // 6PN prefix, e.g. fdaa:0:1::/48
+	Anycast   string // announced prefixes and their state
+}
+
+// Table is an immutable snapshot of the routing table. Build it with
+// NewTable and never modify it afterwards: connections read it without locks.
+type Table struct {
+	// Generation increases every time a new snapshot is loaded.
+	Generation uint64
+	// LoadedAt is when the snapshot was read from the store.
+	LoadedAt time.Time
+
+	backends []*Backend // table order, which is v1's tie-break order
+	pops     []Pop
+	byApp    map[string][]*Backend
+	byID     map[string]*Backend
+	index    map[string]*appIndex
+}
+
+// NewTable indexes backends (in table order) and pops into a snapshot.
+func NewTable(generation uint64, loadedAt time.Time, backends []*Backend, pops []Pop) *Table {
+	t := &Table{
+		Generation: generation,
+		LoadedAt:   loadedAt,
+		backends:   backends,
+		pops:       pops,
+		byApp:      make(map[string][]*Backend),
+		byID:       make(map[string]*Backend, len(backends)),
+		index:      make(map[string]*appIndex),
+	}
+	for _, b := range backends {
+		if b.Load == nil {
+			b.Load = new(Load)
+		}
+		t.byApp[b.App] = append(t.byApp[b.App], b)
+		t.byID[b.ID] = b
+	}
+	for app, list := range t.byApp {
+		t.index[app] = buildAppIndex(list)
+	}
+	return t
+}
+
+// Backends returns every backend in table order, deleted ones included.
+// The slice must not be modified.
+func (t *Table) Backends() []*Backend { return t.backends }
+
+// App returns the backends of one app in table order. The slice must not be
+// modified.
+func (t *Table) App(name string) []*Backend { return t.byApp[name] }
+
+// Backend returns the backend with the given ID, or nil.
+func (t *Table) Backend(id string) *Backend { return t.byID[id] }
+
+// Pops returns every POP. The slice must not be modified.
+func (t *Table) Pops() []Pop { return t.pops }
+
+// Apps returns the sorted names of every app with at least one backend.
+func (t *Table) Apps() []string {
+	names := make([]string, 0, len(t.byApp))
+	for name := range t.byApp {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}

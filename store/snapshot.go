@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// Snapshot reads the whole routing table into an immutable routing.Table.
+// Rows that cannot be routed (an address that is not an IP, a port out of
+// range) are kept, marked unroutable, and described in the returned
+// warnings, so one bad row never hides the others.
+func (s *Store) Snapshot(ctx context.Context) (*routing.Table, []string, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, s.wrap(err)
+	}
+	defer tx.Rollback()
+
+	backends, warnings, err := s.loadBackends(ctx, tx)
+	if err != nil {
+		return nil, nil, s.wrap(err)
+	}
+	pops, err := loadPops(ctx, tx)
+	if err != nil {
+		return nil, nil, s.wrap(err)
+	}
+	now := time.Now()
+	return routing.NewTable(s.nextGeneration(now), now, backends, pops), warnings, nil
+}
+
+func (s *Store) wrap(err error) error {
+	return fmt.Errorf("routing table %s: %w", s.path, describe(err))
+}
+
+// backendQuery selects every known column, reading missing ones (a v1 file
+// the proxy has not migrated yet, seen by a read-only reader) and NULLs as
+// their zero value.
+func backendQuery(have map[string]bool) string {
+	var cols []string
+	for _, c := range backendColumns {
+		if have[c.name] {
+			cols = append(cols, fmt.Sprintf("COALESCE(%s, %s)", c.name, c.zero))
+		} else {
+			cols = append(cols, c.zero)
+		}
+	}
+	return "SELECT " + strings.Join(cols, ", ") + " FROM backends ORDER BY rowid"
+}
+
+func (s *Store) loadBackends(ctx context.Context, q queryer) ([]*routing.Backend, []string, error) {
+	have, err := tableColumns(ctx, q, "backends")
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(have) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := q.QueryContext(ctx, backendQuery(have))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var (
+		out      []*routing.Backend
+		warnings []string
+	)
+	for rows.Next() {
+		var (
+			b                 routing.Backend
+			ip                string
+			port              int64
+			healthy, deleted  int64
+			weight, soft, hrd int64
+		)
+		if err := rows.Scan(&b.ID, &b.App, &b.Region, &b.Country, &ip, &port, &healthy, &weight, &soft, &hrd, &deleted); err != nil {
+			return nil, nil, err
+		}
+		b.Region = strings.ToLower(strings.TrimSpace(b.Region))
+		b.Country = strings.ToUpper(strings.TrimSpace(b.Country))
+		b.Healthy = healthy != 0
+		b.Deleted = deleted != 0
+		b.Weight, b.SoftLimit, b.HardLimit = int(weight), int(soft), int(hrd)
+		addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+		switch {
+		case err != nil:
+			warnings = append(warnings, fmt.Sprintf("backend %q: wg_ip %q is not an IP address; not routed", b.ID, ip))
+		case port < 1 || port > 65535:
+			warnings = append(warnings, fmt.Sprintf("backend %q: port %d is outside 1-65535; not routed", b.ID, port))
+		default:
+			b.Addr = netip.AddrPortFrom(addr.Unmap(), uint16(port))
+		}
+		b.Load = s.loads.For(b.ID)
+		out = append(out, &b)
+	}
+	return out, warnings, rows.Err()
+}
+
+func loadPops(ctx context.Context, q queryer) ([]routing.Pop, error) {
+	have, err := tableColumns(ctx, q, "pops")
+	if err != nil || len(have) == 0 {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, `SELECT node, region, country, addr, public_key, endpoint, prefix6, anycast FROM pops ORDER BY node`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []routing.Pop
+	for rows.Next() {
+		var p routing.Pop
+		if err := rows.Scan(&p.Node, &p.Region, &p.Country, &p.Addr, &p.PublicKey, &p.Endpoint, &p.Prefix6, &p.Anycast); err != nil {
+			return nil, err
+		}
+		p.Region = strings.ToLower(p.Region)
+		p.Country = strings.ToUpper(p.Country)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

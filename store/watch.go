@@ -1,0 +1,98 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// DefaultWatchInterval keeps a commit routing within the 200 ms promise with
+// room to spare; one poll is a read of an in-memory counter.
+const DefaultWatchInterval = 50 * time.Millisecond
+
+// Watcher reports a new snapshot whenever the file changes.
+type Watcher struct {
+	// Interval between data_version polls; DefaultWatchInterval if zero.
+	Interval time.Duration
+	// OnTable receives every new snapshot with its load warnings.
+	OnTable func(t *routing.Table, warnings []string)
+	// OnError receives failures to read the file. The last good snapshot
+	// stays in use; the watcher keeps trying.
+	OnError func(err error)
+}
+
+// Watch polls the file until ctx ends. It does not deliver the initial
+// snapshot: take that with Snapshot before calling Watch, so configuration
+// errors surface at load time.
+func (s *Store) Watch(ctx context.Context, w Watcher) {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+
+	var (
+		conn    *sql.Conn
+		last    int64 = -1
+		failing string // the last error reported, so a lasting fault is logged once
+	)
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		// data_version is per connection, so every poll must use the
+		// same one; it is reopened only after an error.
+		if conn == nil {
+			c, err := s.db.Conn(ctx)
+			if err != nil {
+				s.report(w, &failing, s.wrap(err))
+				continue
+			}
+			conn, last = c, -1
+		}
+		var v int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			conn.Close()
+			conn = nil
+			s.report(w, &failing, s.wrap(err))
+			continue
+		}
+		if v == last && failing == "" {
+			continue
+		}
+		t, warnings, err := s.Snapshot(ctx)
+		if err != nil {
+			s.report(w, &failing, err)
+			continue
+		}
+		last, failing = v, ""
+		if w.OnTable != nil {
+			w.OnTable(t, warnings)
+		}
+	}
+}
+
+func (s *Store) report(w Watcher, failing *string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	msg := err.Error()
+	if msg == *failing {
+		return
+	}
+	*failing = msg
+	if w.OnError != nil {
+		w.OnError(err)
+	}
+}
