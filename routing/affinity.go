@@ -3,6 +3,7 @@ package routing
 import (
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,7 +13,7 @@ const affinityShards = 64
 // a TTL that is refreshed on every use. It is sharded by client address so
 // that concurrent connections rarely meet on a lock, and no lock is global.
 type Affinity struct {
-	ttl    time.Duration
+	ttl    atomic.Int64 // nanoseconds; changed by config reloads
 	now    func() time.Time
 	shards [affinityShards]affinityShard
 }
@@ -38,7 +39,8 @@ func NewAffinity(ttl time.Duration, now func() time.Time) *Affinity {
 	if now == nil {
 		now = time.Now
 	}
-	a := &Affinity{ttl: ttl, now: now}
+	a := &Affinity{now: now}
+	a.ttl.Store(int64(ttl))
 	for i := range a.shards {
 		a.shards[i].m = make(map[affinityKey]affinityEntry)
 	}
@@ -46,7 +48,11 @@ func NewAffinity(ttl time.Duration, now func() time.Time) *Affinity {
 }
 
 // TTL is how long an unused binding lives.
-func (a *Affinity) TTL() time.Duration { return a.ttl }
+func (a *Affinity) TTL() time.Duration { return time.Duration(a.ttl.Load()) }
+
+// SetTTL changes the TTL of bindings made or refreshed from now on. Zero or
+// less disables affinity.
+func (a *Affinity) SetTTL(ttl time.Duration) { a.ttl.Store(int64(ttl)) }
 
 func (a *Affinity) shard(client netip.Addr) *affinityShard {
 	b := client.As16()
@@ -60,7 +66,11 @@ func (a *Affinity) shard(client netip.Addr) *affinityShard {
 // Get returns the backend ID the client is bound to and refreshes the
 // binding, or "" when there is none or it expired.
 func (a *Affinity) Get(app string, client netip.Addr) string {
-	if a == nil || a.ttl <= 0 {
+	if a == nil {
+		return ""
+	}
+	ttl := a.TTL()
+	if ttl <= 0 {
 		return ""
 	}
 	k := affinityKey{app, client.Unmap()}
@@ -76,19 +86,19 @@ func (a *Affinity) Get(app string, client netip.Addr) string {
 		delete(s.m, k)
 		return ""
 	}
-	e.expires = now + int64(a.ttl)
+	e.expires = now + int64(ttl)
 	s.m[k] = e
 	return e.backendID
 }
 
 // Set binds the client to a backend.
 func (a *Affinity) Set(app string, client netip.Addr, backendID string) {
-	if a == nil || a.ttl <= 0 {
+	if a == nil || a.TTL() <= 0 {
 		return
 	}
 	k := affinityKey{app, client.Unmap()}
 	s := a.shard(k.client)
-	exp := a.now().UnixNano() + int64(a.ttl)
+	exp := a.now().UnixNano() + a.ttl.Load()
 	s.mu.Lock()
 	s.m[k] = affinityEntry{backendID: backendID, expires: exp}
 	s.mu.Unlock()
@@ -96,7 +106,7 @@ func (a *Affinity) Set(app string, client netip.Addr, backendID string) {
 
 // Forget removes the client's binding.
 func (a *Affinity) Forget(app string, client netip.Addr) {
-	if a == nil || a.ttl <= 0 {
+	if a == nil || a.TTL() <= 0 {
 		return
 	}
 	k := affinityKey{app, client.Unmap()}
@@ -109,7 +119,7 @@ func (a *Affinity) Forget(app string, client netip.Addr) {
 // Sweep drops expired bindings and returns how many remain. Call it
 // periodically; Get already ignores expired entries.
 func (a *Affinity) Sweep() int {
-	if a == nil || a.ttl <= 0 {
+	if a == nil || a.TTL() <= 0 {
 		return 0
 	}
 	now := a.now().UnixNano()
@@ -126,4 +136,19 @@ func (a *Affinity) Sweep() int {
 		s.mu.Unlock()
 	}
 	return left
+}
+
+// Peek returns the client's binding without refreshing it, for reports.
+func (a *Affinity) Peek(app string, client netip.Addr) string {
+	if a == nil {
+		return ""
+	}
+	k := affinityKey{app, client.Unmap()}
+	s := a.shard(k.client)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[k]; ok && e.expires > a.now().UnixNano() {
+		return e.backendID
+	}
+	return ""
 }

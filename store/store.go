@@ -56,7 +56,6 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	} else {
 		q.Set("_journal_mode", "WAL")
 		q.Set("_synchronous", "NORMAL")
-		q.Set("_txlock", "immediate")
 	}
 	db, err := sql.Open("sqlite3", "file:"+abs+"?"+q.Encode())
 	if err != nil {

@@ -1,3 +1,4 @@
+// Command caddy is Caddy with the layer4 app and edgeProxy's modules.
 package main
 
 import (
@@ -5,6 +6,8 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mholt/caddy-l4"
+
+	_ "github.com/edgeproxy/edgeproxy/plugins/caddy-edgeroute"
 )
 
 func main() {

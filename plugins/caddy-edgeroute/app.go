@@ -1,0 +1,201 @@
+package edgeroute
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/edgeproxy/edgeproxy/geo"
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// DefaultAffinity is how long a client keeps its backend without using it,
+// as in edgeProxy v1.
+const DefaultAffinity = 10 * time.Minute
+
+// App is the routing table of this POP: where it is, which file holds the
+// table and how clients are located. Handlers named `edgeroute` route
+// through it.
+type App struct {
+	// DB is the SQLite routing table. It is created if missing and an
+	// edgeProxy v1 routing.db is migrated in place. Default:
+	// edgeroute/routing.db in Caddy's data directory.
+	DB string `json:"db,omitempty"`
+	// Node names this POP. Default: the host name.
+	Node string `json:"node,omitempty"`
+	// Region is this POP's region (v1's EDGEPROXY_REGION): clients whose
+	// own region has no backend go to backends here.
+	Region string `json:"region,omitempty"`
+	// Country is this POP's ISO 3166 country code.
+	Country string `json:"country,omitempty"`
+	// GeoIP is a MaxMind-format country database (GeoIP2/GeoLite2 or
+	// DB-IP Lite shape). Default: the embedded DB-IP Country Lite.
+	GeoIP string `json:"geoip,omitempty"`
+	// Affinity is how long a client keeps its backend while unused.
+	// Default 10m; a negative value disables affinity.
+	Affinity caddy.Duration `json:"affinity,omitempty"`
+	// Regions overrides the country to region map, e.g. {"ZA": "af"}.
+	Regions map[string]string `json:"regions,omitempty"`
+	// WatchInterval is how often the file is checked for commits.
+	// Default 50ms.
+	WatchInterval caddy.Duration `json:"watch_interval,omitempty"`
+
+	scorer  routing.Scorer
+	regions routing.RegionMap
+	geo     *geo.Resolver
+	rt      *runtime
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "edgeroute",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision validates the config, opens the GeoIP database and the routing
+// table and loads its first snapshot. Every problem with them is reported
+// here, when the config loads.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if a.DB == "" {
+		a.DB = filepath.Join(caddy.AppDataDir(), "edgeroute", "routing.db")
+		if err := os.MkdirAll(filepath.Dir(a.DB), 0o700); err != nil {
+			return fmt.Errorf("edgeroute: creating the default db directory: %v", err)
+		}
+	}
+	if a.Node == "" {
+		a.Node, _ = os.Hostname()
+	}
+	a.Region = strings.ToLower(strings.TrimSpace(a.Region))
+	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
+	if a.Country != "" && (len(a.Country) != 2 || !isLetters(a.Country)) {
+		return fmt.Errorf("edgeroute: country %q is not an ISO 3166 two-letter code", a.Country)
+	}
+	regions, err := routing.WithOverrides(a.Regions)
+	if err != nil {
+		return fmt.Errorf("edgeroute: %v", err)
+	}
+	a.regions = regions
+	if a.Region == "" && a.Country != "" {
+		a.Region = regions.Region(a.Country)
+	}
+	if a.Region == "" {
+		a.logger.Warn("no region set: clients whose own region has no backend will not prefer any region (set `region` as in v1's EDGEPROXY_REGION)")
+	}
+	a.scorer = routing.Scorer{LocalRegion: a.Region}
+	if a.Affinity == 0 {
+		a.Affinity = caddy.Duration(DefaultAffinity)
+	}
+
+	a.geo, err = geo.Open(a.GeoIP)
+	if err != nil {
+		return fmt.Errorf("edgeroute: %v", err)
+	}
+
+	val, _, err := runtimes.LoadOrNew(a.DB, func() (caddy.Destructor, error) {
+		return openRuntime(a.DB, a.logger)
+	})
+	if err != nil {
+		a.geo.Close()
+		return fmt.Errorf("edgeroute: %v", err)
+	}
+	a.rt = val.(*runtime)
+	a.rt.logger.Store(a.logger)
+	a.rt.affinity.SetTTL(time.Duration(a.Affinity))
+	return registerMetrics(ctx, a)
+}
+
+// Start begins following the routing table file.
+func (a *App) Start() error {
+	if a.rt.cancel == nil {
+		a.rt.start(time.Duration(a.WatchInterval))
+	}
+	tbl := a.rt.table.Load()
+	a.logger.Info("edgeroute started",
+		zap.String("node", a.Node),
+		zap.String("region", a.Region),
+		zap.String("country", a.Country),
+		zap.String("db", a.rt.store.Path()),
+		zap.String("geoip", a.geo.Source()),
+		zap.Int("backends", len(tbl.Backends())),
+		zap.Strings("apps", tbl.Apps()))
+	return nil
+}
+
+// Stop is a no-op: the table outlives the config so that a reload does not
+// lose it; Cleanup releases it.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the routing table file once no config uses it.
+func (a *App) Cleanup() error {
+	if a.rt != nil {
+		if _, err := runtimes.Delete(a.DB); err != nil {
+			return err
+		}
+	}
+	if a.geo != nil {
+		return a.geo.Close()
+	}
+	return nil
+}
+
+// Table is the current routing table snapshot.
+func (a *App) Table() *routing.Table { return a.rt.table.Load() }
+
+// Locate maps a client address to its country and region.
+func (a *App) Locate(ip netip.Addr) routing.Client {
+	cc := a.geo.Country(ip)
+	return routing.Client{Country: cc, Region: a.regions.Region(cc)}
+}
+
+// Explain scores every backend of app for a client address, as a
+// connection from that address would be routed now.
+func (a *App) Explain(app string, ip netip.Addr) (routing.Client, []routing.Candidate) {
+	c := a.Locate(ip)
+	return c, a.scorer.Explain(a.Table().App(app), c)
+}
+
+func isLetters(s string) bool {
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && (r < 'a' || r > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// clientAddr is the IP a connection comes from.
+func clientAddr(addr net.Addr) netip.Addr {
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	default:
+		ap, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return netip.Addr{}
+		}
+		return ap.Addr().Unmap()
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

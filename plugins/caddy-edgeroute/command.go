@@ -1,0 +1,163 @@
+package edgeroute
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "edgeroute",
+		Usage: "route|backends [--app <app>] [--client <ip>] [--address <admin>]",
+		Short: "Asks a running edgeProxy POP how it routes",
+		Long: `
+Asks the running Caddy, through its admin API, how it routes.
+
+  caddy edgeroute route --app myapp --client 203.0.113.7
+      explains the decision for a client: every candidate backend, its geo
+      tier, load, weight and score, and why it won or was skipped.
+
+  caddy edgeroute backends [--app myapp]
+      lists the routing table as routing sees it, with live connection counts.
+
+--address is the admin endpoint (default localhost:2019, or $CADDY_ADMIN).
+--json prints the raw JSON answer.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().String("app", "", "app name")
+			cmd.Flags().String("client", "", "client IP address")
+			cmd.Flags().String("address", "", "admin API address")
+			cmd.Flags().Bool("json", false, "print JSON")
+			cmd.Args = cobra.ExactArgs(1)
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runCommand)
+		},
+	})
+}
+
+func runCommand(fl caddycmd.Flags) (int, error) {
+	sub := fl.Arg(0)
+	app, client := fl.String("app"), fl.String("client")
+	var path string
+	switch sub {
+	case "route":
+		if app == "" || client == "" {
+			return exitFailure, fmt.Errorf("route needs --app and --client")
+		}
+		path = "/edgeroute/route?" + url.Values{"app": {app}, "client": {client}}.Encode()
+	case "backends":
+		path = "/edgeroute/backends"
+		if app != "" {
+			path += "?" + url.Values{"app": {app}}.Encode()
+		}
+	default:
+		return exitFailure, fmt.Errorf("unknown subcommand %q: use route or backends", sub)
+	}
+	body, err := adminGet(fl.String("address"), path)
+	if err != nil {
+		return exitFailure, err
+	}
+	if fl.Bool("json") {
+		os.Stdout.Write(body)
+		return 0, nil
+	}
+	if sub == "route" {
+		var v RouteView
+		if err := json.Unmarshal(body, &v); err != nil {
+			return exitFailure, err
+		}
+		printRoute(os.Stdout, v)
+	} else {
+		var v TableView
+		if err := json.Unmarshal(body, &v); err != nil {
+			return exitFailure, err
+		}
+		printTable(os.Stdout, v)
+	}
+	return 0, nil
+}
+
+const exitFailure = 1
+
+func adminGet(address, path string) ([]byte, error) {
+	if address == "" {
+		address = os.Getenv("CADDY_ADMIN")
+	}
+	if address == "" {
+		address = "localhost:2019"
+	}
+	if !strings.Contains(address, "://") {
+		address = "http://" + address
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(address, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The admin endpoint checks Origin against its own address.
+	req.Header.Set("Origin", req.URL.Scheme+"://"+req.URL.Host)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("asking the running Caddy at %s: %v (is it running, and is --address its admin endpoint?)", address, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("%s", e.Error)
+		}
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}
+
+func printRoute(w io.Writer, v RouteView) {
+	country := v.ClientCountry
+	if country == "" {
+		country = "unknown"
+	}
+	fmt.Fprintf(w, "app %s, client %s (country %s, region %s), POP region %s\n", v.App, v.Client, country, orDash(v.ClientRegion), orDash(v.PopRegion))
+	if v.AffinityTo != "" {
+		fmt.Fprintf(w, "client is bound to %s by affinity while it stays eligible\n", v.AffinityTo)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tADDR\tREGION\tCOUNTRY\tGEO\tACTIVE\tLOAD\tWEIGHT\tSCORE\tDECISION")
+	for _, c := range v.Candidates {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d %s\t%d\t%.3f\t%g\t%.3f\t%s\n", c.ID, c.Addr, orDash(c.Region), orDash(c.Country),
+			c.TierRank, c.Tier, c.Active, c.Load, c.Weight, c.Score, c.Reason)
+	}
+	tw.Flush()
+	if v.Chosen == "" {
+		fmt.Fprintln(w, "no eligible backend: a connection would be refused")
+	}
+}
+
+func printTable(w io.Writer, v TableView) {
+	fmt.Fprintf(w, "node %s, region %s, db %s, generation %d\n", v.Node, orDash(v.Region), v.DB, v.Generation)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tAPP\tADDR\tREGION\tCOUNTRY\tROUTABLE\tWEIGHT\tSOFT\tHARD\tACTIVE\tTOTAL")
+	for _, b := range v.Backends {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\n", b.ID, b.App, b.Addr, orDash(b.Region), orDash(b.Country),
+			b.Routable, b.Weight, b.SoftLimit, b.HardLimit, b.Active, b.Total)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

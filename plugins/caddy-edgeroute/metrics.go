@@ -1,0 +1,122 @@
+package edgeroute
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// stats are the counters of one routing table that are not per backend.
+// Per-backend counts live in routing.Load; everything is read at scrape
+// time, so a connection pays for atomics only, never for a metric lookup.
+type stats struct {
+	mu           sync.Mutex
+	apps         map[string]*appStats
+	reloadErrors atomic.Uint64
+}
+
+type appStats struct {
+	decisions [len(routing.Tiers)]atomic.Uint64
+	refused   atomic.Uint64
+}
+
+func newStats() *stats { return &stats{apps: map[string]*appStats{}} }
+
+func (s *stats) forApp(app string) *appStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.apps[app]
+	if !ok {
+		a = new(appStats)
+		s.apps[app] = a
+	}
+	return a
+}
+
+var (
+	descDecisions = prometheus.NewDesc("edgeroute_decisions_total",
+		"Connections routed, by app and the geo tier of the chosen backend.", []string{"app", "geo_tier"}, nil)
+	descRefused = prometheus.NewDesc("edgeroute_refused_connections_total",
+		"Connections closed because no backend was eligible or every one tried failed.", []string{"app"}, nil)
+	descActive = prometheus.NewDesc("edgeroute_backend_active_connections",
+		"Connections currently proxied to a backend from this POP.", []string{"app", "backend"}, nil)
+	descConns = prometheus.NewDesc("edgeroute_backend_connections_total",
+		"Connections proxied to a backend from this POP.", []string{"app", "backend"}, nil)
+	descBytes = prometheus.NewDesc("edgeroute_backend_bytes_total",
+		"Bytes proxied, counted when a connection ends; direction is to_backend or to_client.", []string{"app", "backend", "direction"}, nil)
+	descDialFailures = prometheus.NewDesc("edgeroute_backend_dial_failures_total",
+		"Failed dials to a backend.", []string{"app", "backend"}, nil)
+	descEligible = prometheus.NewDesc("edgeroute_backend_routable",
+		"1 when the table lets the backend receive traffic (healthy, not deleted, valid address).", []string{"app", "backend"}, nil)
+	descGeneration = prometheus.NewDesc("edgeroute_table_generation",
+		"Generation of the routing table snapshot in use.", nil, nil)
+	descAge = prometheus.NewDesc("edgeroute_table_age_seconds",
+		"Seconds since the routing table snapshot in use was loaded.", nil, nil)
+	descReloadErrors = prometheus.NewDesc("edgeroute_table_reload_errors_total",
+		"Failed attempts to read the routing table file.", nil, nil)
+)
+
+// collector exposes one runtime's counters.
+type collector struct{ rt *runtime }
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDecisions, descRefused, descActive, descConns, descBytes,
+		descDialFailures, descEligible, descGeneration, descAge, descReloadErrors} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	c.rt.stats.mu.Lock()
+	for app, s := range c.rt.stats.apps {
+		for _, tier := range routing.Tiers {
+			counter(descDecisions, s.decisions[tier].Load(), app, tier.String())
+		}
+		counter(descRefused, s.refused.Load(), app)
+	}
+	c.rt.stats.mu.Unlock()
+
+	t := c.rt.table.Load()
+	for _, b := range t.Backends() {
+		gauge(descActive, float64(b.Load.Active()), b.App, b.ID)
+		counter(descConns, b.Load.Total(), b.App, b.ID)
+		counter(descBytes, b.Load.BytesIn(), b.App, b.ID, "to_backend")
+		counter(descBytes, b.Load.BytesOut(), b.App, b.ID, "to_client")
+		counter(descDialFailures, b.Load.DialFailures(), b.App, b.ID)
+		routable := 0.0
+		if b.Routable() {
+			routable = 1
+		}
+		gauge(descEligible, routable, b.App, b.ID)
+	}
+	gauge(descGeneration, float64(t.Generation))
+	gauge(descAge, time.Since(t.LoadedAt).Seconds())
+	counter(descReloadErrors, c.rt.stats.reloadErrors.Load())
+}
+
+// registerMetrics adds the app's collector to the config's registry, which
+// Caddy serves on the admin endpoint's /metrics.
+func registerMetrics(ctx caddy.Context, a *App) error {
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	err := reg.Register(collector{a.rt})
+	var already prometheus.AlreadyRegisteredError
+	if err != nil && !errors.As(err, &already) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,159 @@
+package edgeroute
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/mholt/caddy-l4/layer4"
+	"github.com/pires/go-proxyproto"
+)
+
+// proxy copies bytes both ways until both directions are done and returns
+// how many went to the backend (in) and to the client (out).
+//
+// When the client side is the raw *net.TCPConn the listener accepted, both
+// directions are copied with (*net.TCPConn).ReadFrom between two TCP
+// sockets, which Go turns into splice(2): the bytes never enter user space.
+// Bytes a matcher already read are sent first. Behind a wrapping handler
+// (TLS termination, say) the copy goes through the wrapped connection.
+//
+// Each direction ends with a half-close, so a client that shuts down its
+// write side still receives the whole response, and the reverse.
+func (h *Handler) proxy(cx *layer4.Connection, up *net.TCPConn) (in, out int64, err error) {
+	defer up.Close()
+	if h.ProxyProtocol != "" {
+		if err := writeProxyHeader(up, h.ProxyProtocol, cx.RemoteAddr(), cx.LocalAddr()); err != nil {
+			return 0, 0, err
+		}
+	}
+
+	var down io.ReadWriter = cx
+	if raw, ok := cx.Conn.(*net.TCPConn); ok {
+		if pending := cx.MatchingBytes(); len(pending) > 0 {
+			n, err := up.Write(pending)
+			in += int64(n)
+			if err != nil {
+				return in, 0, err
+			}
+		}
+		down = raw
+	}
+
+	p := pipe{idle: time.Duration(h.IdleTimeout)}
+	p.touch()
+	errc := make(chan error, 1)
+	var upBytes int64
+	go func() {
+		n, err := p.copy(up, down, up, down)
+		upBytes = n
+		closeWrite(up)
+		errc <- err
+	}()
+	out, err = p.copy(down, up, down, up)
+	closeWrite(down)
+	if err != nil {
+		// A broken direction breaks the other: unblock it.
+		up.Close()
+		if c, ok := down.(net.Conn); ok {
+			c.Close()
+		}
+	}
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return in + upBytes, out, err
+}
+
+func writeProxyHeader(w io.Writer, version string, client, local net.Addr) error {
+	v := byte(1)
+	if version == "v2" {
+		v = 2
+	}
+	_, err := proxyproto.HeaderProxyFromAddrs(v, client, local).WriteTo(w)
+	return err
+}
+
+func closeWrite(c any) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// pipe tracks the last time a byte moved in either direction of one
+// connection, for the idle timeout.
+type pipe struct {
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds
+}
+
+func (p *pipe) touch() { p.last.Store(time.Now().UnixNano()) }
+
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// copy moves bytes from src to dst until EOF or an error. With an idle
+// timeout, deadlines are set per copy call rather than per read so the
+// splice fast path stays in the kernel; when a deadline fires, the
+// connection is idle only if neither direction moved a byte since.
+func (p *pipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int64, error) {
+	var total int64
+	graced := false
+	for {
+		if p.idle > 0 {
+			deadline := time.Unix(0, p.last.Load()).Add(p.idle)
+			if graced {
+				deadline = time.Now().Add(idleGrace(p.idle))
+			}
+			setDeadlines(srcConn, dstConn, deadline)
+		}
+		n, err := copyOnce(dst, src)
+		total += n
+		if n > 0 {
+			p.touch()
+			graced = false
+		}
+		if err == nil || p.idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return total, err
+		}
+		if time.Since(time.Unix(0, p.last.Load())) < p.idle {
+			continue // the other direction moved
+		}
+		// The other direction may be in the middle of a long splice whose
+		// progress it reports only when its own deadline fires, which is
+		// now too: give it a moment to report before calling this idle.
+		if !graced {
+			graced = true
+			continue
+		}
+		return total, err
+	}
+}
+
+// copyOnce prefers dst.ReadFrom: io.Copy would call the source's WriteTo
+// first, and (*net.TCPConn).WriteTo splices only into Unix sockets, while
+// (*net.TCPConn).ReadFrom splices from a TCP socket.
+func copyOnce(dst io.Writer, src io.Reader) (int64, error) {
+	if rf, ok := dst.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(dst, src)
+}
+
+func idleGrace(idle time.Duration) time.Duration {
+	return min(idle/10+10*time.Millisecond, time.Second)
+}
+
+func setDeadlines(src, dst any, t time.Time) {
+	if d, ok := src.(deadliner); ok {
+		d.SetReadDeadline(t)
+	}
+	if d, ok := dst.(deadliner); ok {
+		d.SetWriteDeadline(t)
+	}
+}
