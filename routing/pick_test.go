@@ -216,7 +216,6 @@ func idOf(b *Backend) string {
 	return b.ID
 }
 
-
 // The indexed pick used by connections must decide exactly as the plain scan
 // of v1's formula, including the rare case where load crosses a tier.
 func TestIndexedPickEqualsScan(t *testing.T) {

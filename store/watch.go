@@ -37,7 +37,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 
 	var (
 		conn    *sql.Conn
-		last    int64 = -1
+		last    int64  = -1
 		failing string // the last error reported, so a lasting fault is logged once
 	)
 	defer func() {

@@ -83,18 +83,17 @@ type TableView struct {
 
 // RouteView is the body of GET /edgeroute/route.
 type RouteView struct {
-	App           string              `json:"app"`
-	Client        string              `json:"client"`
-	ClientCountry string              `json:"client_country"`
-	ClientRegion  string              `json:"client_region"`
-	PopRegion     string              `json:"pop_region"`
+	App           string `json:"app"`
+	Client        string `json:"client"`
+	ClientCountry string `json:"client_country"`
+	ClientRegion  string `json:"client_region"`
+	PopRegion     string `json:"pop_region"`
 	// AffinityTo is the backend the client is bound to: while it stays
 	// eligible, the client's next connection goes there whatever the scores.
-	AffinityTo string `json:"affinity_backend,omitempty"`
-	Chosen        string              `json:"chosen,omitempty"`
-	Candidates    []routing.Candidate `json:"candidates"`
+	AffinityTo string              `json:"affinity_backend,omitempty"`
+	Chosen     string              `json:"chosen,omitempty"`
+	Candidates []routing.Candidate `json:"candidates"`
 }
-
 
 func (a *adminAPI) ready() error {
 	if a.app == nil || a.app.rt == nil {

@@ -169,7 +169,12 @@ func TestHardLimitNeverExceeded(t *testing.T) {
 	if served != 3 || open != 3 {
 		t.Fatalf("%d connections served, backend holds %d; hard limit is 3", served, open)
 	}
-	var table struct{ Backends []struct{ ID string; Active int64 `json:"active_connections"` } }
+	var table struct {
+		Backends []struct {
+			ID     string
+			Active int64 `json:"active_connections"`
+		}
+	}
 	p.adminGet("/edgeroute/backends", &table)
 	if len(table.Backends) != 1 || table.Backends[0].Active != 3 {
 		t.Fatalf("admin API active count: %+v", table.Backends)

@@ -89,7 +89,11 @@ func TestReloadKeepsLiveConnections(t *testing.T) {
 	}
 	// Live counts survive the reload: the held connection is still counted.
 	eventually(t, 2*time.Second, func() string {
-		var table struct{ Backends []struct{ Active int64 `json:"active_connections"` } }
+		var table struct {
+			Backends []struct {
+				Active int64 `json:"active_connections"`
+			}
+		}
 		p.adminGet("/edgeroute/backends", &table)
 		if table.Backends[0].Active != 1 {
 			return fmt.Sprintf("active connections after reload: %d, want 1", table.Backends[0].Active)
