@@ -81,10 +81,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.Node, _ = os.Hostname()
 	}
 	a.Region = strings.ToLower(strings.TrimSpace(a.Region))
-	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
-	if a.Country != "" && (len(a.Country) != 2 || !isLetters(a.Country)) {
+	if c := strings.TrimSpace(a.Country); c != "" && (len(c) != 2 || !isLetters(c)) {
 		return fmt.Errorf("edgeroute: country %q is not an ISO 3166 two-letter code", a.Country)
 	}
+	a.Country = strings.ToUpper(strings.TrimSpace(a.Country))
 	regions, err := routing.WithOverrides(a.Regions)
 	if err != nil {
 		return fmt.Errorf("edgeroute: %v", err)

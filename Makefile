@@ -1,0 +1,58 @@
+# edgeProxy v2: Caddy and CoreDNS with edgeProxy's plugins.
+#
+#   make run     build both binaries and start a single-POP demo on loopback
+#   make test    build and run every test (installs missing test tools as root)
+#   make bench   side-by-side benchmarks against HAProxy, caddy-l4 and CoreDNS hosts
+
+export CGO_ENABLED := 1
+GO      ?= go
+BIN     := $(CURDIR)/bin
+RUN     := $(CURDIR)/.run
+
+# Debian packages the tests and benchmarks drive as real peers.
+TEST_PACKAGES := sqlite3 dnsutils
+BENCH_PACKAGES := haproxy nginx-light wrk dnsperf
+TEST_TOOLS := sqlite3 dig
+
+.PHONY: all build run test bench deps bench-deps vet fmt clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/caddy ./builds/caddy
+	$(GO) build -o $(BIN)/coredns ./builds/coredns
+
+run: build
+	$(GO) run ./builds/demo -dir $(RUN) -caddy $(BIN)/caddy -coredns $(BIN)/coredns
+
+test: deps build vet
+	EDGEPROXY_CADDY=$(BIN)/caddy EDGEPROXY_COREDNS=$(BIN)/coredns $(GO) test -count=1 -timeout 30m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "run gofmt -w on the files above"; exit 1; }
+
+bench: build bench-deps
+	CADDY=$(BIN)/caddy bash bench/proxy.sh
+	COREDNS=$(BIN)/coredns bash bench/dns/run.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
+
+# deps installs what the tests need when it is missing (as root, on Debian).
+deps:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES); \
+		else echo "missing:$$missing; install with: sudo apt-get install -y $(TEST_PACKAGES)"; exit 1; fi; \
+	fi
+
+bench-deps:
+	@missing=""; for t in haproxy nginx wrk dnsperf; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
+		else echo "missing:$$missing; install with: sudo apt-get install -y $(BENCH_PACKAGES)"; exit 1; fi; \
+	fi
+
+clean:
+	rm -rf $(BIN) $(RUN)

@@ -1,0 +1,108 @@
+package edgeroute
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalAppCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`edgeroute {
+		db      /var/lib/edgeproxy/routing.db
+		node    gru-1
+		region  sa
+		country BR
+		geoip   /etc/edgeproxy/country.mmdb
+		affinity 5m
+		watch_interval 20ms
+		region_map {
+			za af
+			NG af
+		}
+	}`)
+	var a App
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := App{DB: "/var/lib/edgeproxy/routing.db", Node: "gru-1", Region: "sa", Country: "BR",
+		GeoIP: "/etc/edgeproxy/country.mmdb", Affinity: caddy.Duration(5 * time.Minute),
+		WatchInterval: caddy.Duration(20 * time.Millisecond), Regions: map[string]string{"ZA": "af", "NG": "af"}}
+	got, _ := json.Marshal(a)
+	exp, _ := json.Marshal(want)
+	if string(got) != string(exp) {
+		t.Fatalf("got  %s\nwant %s", got, exp)
+	}
+}
+
+func TestUnmarshalAppAffinityOff(t *testing.T) {
+	var a App
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("edgeroute {\n affinity off\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if a.Affinity >= 0 {
+		t.Fatalf("affinity off parsed as %v", a.Affinity)
+	}
+}
+
+func TestUnmarshalHandlerCaddyfile(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`edgeroute myapp {
+		dial_timeout   2s
+		tries          5
+		proxy_protocol v2
+		idle_timeout   5m
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if h.App != "myapp" || h.DialTimeout != caddy.Duration(2*time.Second) || h.Tries != 5 ||
+		h.ProxyProtocol != "v2" || h.IdleTimeout != caddy.Duration(5*time.Minute) {
+		t.Fatalf("parsed %+v", h)
+	}
+}
+
+func TestUnmarshalRejectsBadInput(t *testing.T) {
+	for input, want := range map[string]string{
+		"edgeroute {\n db\n}":                        "db takes exactly one value",
+		"edgeroute {\n db a b\n}":                    "db takes exactly one value",
+		"edgeroute extra":                            "wrong argument count",
+		"edgeroute {\n affinity -5m\n}":              "must be positive",
+		"edgeroute {\n region_map {\n FR\n }\n}":     "FR needs exactly one region",
+		"edgeroute {\n cluster {\n bind x\n }\n}":    "not available",
+		"edgeroute {\n nodes x\n}":                   `unknown option "nodes"`,
+		"edgeroute myapp other":                      `unexpected argument "other"`,
+		"edgeroute myapp {\n tries many\n}":          `tries "many"`,
+		"edgeroute myapp {\n idle_timeout\n}":        "idle_timeout takes exactly one value",
+		"edgeroute myapp {\n proxy_protocol true\n}": `proxy_protocol "true"`,
+		"edgeroute myapp {\n dial_timeout 0s\n}":     "must be positive",
+		"edgeroute myapp {\n bogus\n}":               "bogus takes exactly one value",
+		"edgeroute myapp {\n bogus 1\n}":             `unknown option "bogus"`,
+	} {
+		var err error
+		d := caddyfile.NewTestDispenser(input)
+		if strings.HasPrefix(input, "edgeroute myapp") {
+			err = new(Handler).UnmarshalCaddyfile(d)
+		} else {
+			err = new(App).UnmarshalCaddyfile(d)
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want it to say %q", input, err, want)
+		}
+	}
+}
+
+// Whatever the tokens, parsing returns a config or an error; it never
+// panics.
+func FuzzUnmarshalCaddyfile(f *testing.F) {
+	f.Add("edgeroute {\n db x\n region_map {\n FR eu\n }\n}")
+	f.Add("edgeroute myapp {\n tries 3\n}")
+	f.Add("edgeroute {\n region_map {\n")
+	f.Fuzz(func(t *testing.T, input string) {
+		new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+	})
+}
