@@ -1,6 +1,7 @@
 package edgeroute
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -50,6 +51,11 @@ type App struct {
 	// WatchInterval is how often the file is checked for commits.
 	// Default 50ms.
 	WatchInterval caddy.Duration `json:"watch_interval,omitempty"`
+	// Cluster replicates the routing table with other POPs. Without it
+	// nothing listens and the POP runs alone.
+	Cluster *ClusterConfig `json:"cluster,omitempty"`
+	// Health configures active health checks per app.
+	Health map[string]*HealthConfig `json:"health,omitempty"`
 
 	scorer  routing.Scorer
 	regions routing.RegionMap
@@ -116,6 +122,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.rt = val.(*runtime)
 	a.rt.logger.Store(a.logger)
 	a.rt.affinity.SetTTL(time.Duration(a.Affinity))
+	if err := a.provisionCluster(ctx); err != nil {
+		return err
+	}
+	if err := a.provisionHealth(ctx); err != nil {
+		return err
+	}
 	return registerMetrics(ctx, a)
 }
 
@@ -123,6 +135,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) Start() error {
 	if a.rt.cancel == nil {
 		a.rt.start(time.Duration(a.WatchInterval))
+	}
+	if err := a.startCluster(); err != nil {
+		return err
+	}
+	if err := a.startHealth(); err != nil {
+		return err
 	}
 	tbl := a.rt.table.Load()
 	a.logger.Info("edgeroute started",
@@ -136,9 +154,11 @@ func (a *App) Start() error {
 	return nil
 }
 
-// Stop is a no-op: the table outlives the config so that a reload does not
-// lose it; Cleanup releases it.
-func (a *App) Stop() error { return nil }
+// Stop stops what belongs to this config alone. The table outlives the
+// config so that a reload does not lose it; Cleanup releases it.
+func (a *App) Stop() error {
+	return errors.Join(a.stopHealth(), a.stopCluster())
+}
 
 // Cleanup releases the routing table file once no config uses it.
 func (a *App) Cleanup() error {

@@ -96,9 +96,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.Regions[strings.ToUpper(country)] = region
 			}
 		case "cluster":
-			return d.Err("edgeroute: cluster: replication between POPs is not available in this build yet")
+			if err := a.unmarshalCluster(d); err != nil {
+				return err
+			}
+		case "health":
+			if err := a.unmarshalHealth(d); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, region_map)", opt)
+			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, region_map, cluster, health)", opt)
 		}
 	}
 	return nil
