@@ -16,10 +16,10 @@ import (
 // how many went to the backend (in) and to the client (out).
 //
 // When the client side is the raw *net.TCPConn the listener accepted, both
-// directions are copied with (*net.TCPConn).ReadFrom between two TCP
-// sockets, which Go turns into splice(2): the bytes never enter user space.
-// Bytes a matcher already read are sent first. Behind a wrapping handler
-// (TLS termination, say) the copy goes through the wrapped connection.
+// directions are relayed socket to socket by relayTCP: small messages with
+// a read and a write, bulk transfers with splice(2). Bytes a matcher already
+// read are sent first. Behind a wrapping handler (TLS termination, say) the
+// copy goes through the wrapped connection.
 //
 // Each direction ends with a half-close, so a client that shuts down its
 // write side still receives the whole response, and the reverse.
@@ -98,9 +98,9 @@ type deadliner interface {
 }
 
 // copy moves bytes from src to dst until EOF or an error. With an idle
-// timeout, deadlines are set per copy call rather than per read so the
-// splice fast path stays in the kernel; when a deadline fires, the
-// connection is idle only if neither direction moved a byte since.
+// timeout, deadlines are set per copy call rather than per read, so a long
+// splice is not interrupted; when a deadline fires, the connection is idle
+// only if neither direction moved a byte since.
 func (p *pipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int64, error) {
 	var total int64
 	graced := false
@@ -135,15 +135,23 @@ func (p *pipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int64, 
 	}
 }
 
-// copyOnce prefers dst.ReadFrom: io.Copy would call the source's WriteTo
-// first, and (*net.TCPConn).WriteTo splices only into Unix sockets, while
-// (*net.TCPConn).ReadFrom splices from a TCP socket.
+// copyOnce relays between plain TCP sockets with relayTCP, and otherwise
+// (behind a TLS handler, say) copies through a pooled buffer.
 func copyOnce(dst io.Writer, src io.Reader) (int64, error) {
-	if rf, ok := dst.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+	d, dok := dst.(*net.TCPConn)
+	s, sok := src.(*net.TCPConn)
+	if dok && sok {
+		return relayTCP(d, s)
 	}
-	return io.Copy(dst, src)
+	bufp := relayBufs.Get().(*[]byte)
+	defer relayBufs.Put(bufp)
+	return io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bufp)
 }
+
+// onlyWriter and onlyReader hide ReadFrom and WriteTo so that io.CopyBuffer
+// uses the pooled buffer.
+type onlyWriter struct{ io.Writer }
+type onlyReader struct{ io.Reader }
 
 func idleGrace(idle time.Duration) time.Duration {
 	return min(idle/10+10*time.Millisecond, time.Second)
