@@ -1,0 +1,471 @@
+package internal
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+
+	"github.com/miekg/dns"
+)
+
+// snapshot is everything a query needs, built once per routing table and
+// published with an atomic swap. Nothing in it changes after build: queries
+// read it without a lock, and the records it holds are shared between
+// answers (as the file plugin shares its zone's records).
+type snapshot struct {
+	zones    []*zone // longest origin first, so a query matches the most specific zone
+	serial   uint32
+	loadedAt time.Time
+}
+
+// zone is one origin the plugin is authoritative for, with every name in it.
+type zone struct {
+	origin string // lower-case FQDN, "internal."
+	dotted string // "." + origin, the suffix of every name below the apex ("" for the root)
+	soa    *dns.SOA
+	ns     *dns.NS
+	names  map[string]*node // lower-case FQDN -> node; every name that exists
+	axfr   []*node          // nodes with records, in name order
+}
+
+// match returns the zone lname (a lower-case FQDN) belongs to, or nil.
+func (s *snapshot) match(lname string) *zone {
+	for _, z := range s.zones {
+		if lname == z.origin || strings.HasSuffix(lname, z.dotted) {
+			return z
+		}
+	}
+	return nil
+}
+
+// zone returns the zone whose origin is exactly origin, or nil.
+func (s *snapshot) zone(origin string) *zone {
+	for _, z := range s.zones {
+		if z.origin == origin {
+			return z
+		}
+	}
+	return nil
+}
+
+// kind is what a name stands for. It decides which records a name carries
+// and labels the records-served metric.
+type kind uint8
+
+const (
+	kindApex     kind = iota // the zone origin: SOA, NS
+	kindEmpty                // a fixed part of the namespace without records: backends., services., <region>.services. ...
+	kindApp                  // <app>.
+	kindService              // <app>.<region>.services.
+	kindBackends             // <region>.backends.
+	kindBackend              // <id>.<region>.backends.
+	kindPops                 // <region>.pops.
+	numKinds
+)
+
+var kindNames = [numKinds]string{"apex", "empty", "app", "service", "backends", "backend", "pops"}
+
+func (k kind) String() string { return kindNames[k] }
+
+// rrset holds the prebuilt records of one name for one class of clients.
+type rrset struct {
+	a, aaaa, srv []dns.RR
+	glue         []dns.RR // A/AAAA records of the SRV targets, for the additional section
+}
+
+var emptySet = &rrset{}
+
+// node is one name of the zone.
+type node struct {
+	name string // canonical owner name, lower case
+	kind kind
+	// def holds the records in table order, or for ranked names in the order
+	// for a client of unknown location.
+	def *rrset
+	// Ranked names (apps and services) list their backends best first for
+	// the client. A client's order only depends on its country, and only on
+	// the countries and regions the name's backends are in, so every order
+	// a query can ask for is computed when the snapshot is built: by the
+	// client's country when a backend is in it, else by the client's region
+	// when a backend is in that, else def.
+	byCountry map[string]*rrset
+	byRegion  map[string]*rrset
+}
+
+func (n *node) ranked() bool { return n.kind == kindApp || n.kind == kindService }
+
+// set returns the records for a client in country cc ("" when unknown).
+func (n *node) set(cc string, regions routing.RegionMap) *rrset {
+	if cc != "" && n.ranked() {
+		if s := n.byCountry[cc]; s != nil {
+			return s
+		}
+		if s := n.byRegion[regions.Region(cc)]; s != nil {
+			return s
+		}
+	}
+	return n.def
+}
+
+// buildConfig is what record building needs from the plugin's configuration.
+type buildConfig struct {
+	zones   []string // lower-case FQDNs
+	ttl     uint32
+	scorer  routing.Scorer
+	regions routing.RegionMap
+}
+
+// SOA timers. The data changes within seconds, so a secondary that pulls the
+// zone with AXFR should come back often; expire keeps it answering for a day
+// if this server goes away.
+const (
+	soaRefresh = 60
+	soaRetry   = 10
+	soaExpire  = 86400
+)
+
+// Labels that structure the zone. An app cannot use them as its name.
+var reserved = map[string]bool{"backends": true, "services": true, "pops": true, "dns": true}
+
+// build turns a routing table into the records of every zone. down holds the
+// IDs of backends the health rows report down. It returns the snapshot and
+// one line for each row that cannot be served under its name.
+func build(cfg buildConfig, t *routing.Table, down map[string]bool) (*snapshot, []string) {
+	p := newPlan(t)
+	s := &snapshot{serial: uint32(t.Generation), loadedAt: t.LoadedAt}
+	for _, origin := range cfg.zones {
+		s.zones = append(s.zones, buildZone(cfg, origin, s.serial, p, down))
+	}
+	sort.SliceStable(s.zones, func(i, j int) bool { return len(s.zones[i].origin) > len(s.zones[j].origin) })
+	return s, p.warnings
+}
+
+// plan is the zone's content relative to its origin, worked out once per
+// table and then written out for each configured zone.
+type plan struct {
+	entries  []*entry
+	targets  map[*routing.Backend]string // backend -> "<id>.<region>.backends", its SRV target
+	warnings []string
+}
+
+// entry is a name relative to the origin ("web", "eu.backends") and what it
+// holds: backends (table order; deleted ones are never listed) or POP
+// addresses.
+type entry struct {
+	rel      string
+	kind     kind
+	backends []*routing.Backend
+	addrs    []netip.Addr
+}
+
+func newPlan(t *routing.Table) *plan {
+	p := &plan{targets: map[*routing.Backend]string{}}
+	index := map[string]*entry{}
+	add := func(rel string, k kind) *entry {
+		e := index[rel]
+		if e == nil {
+			e = &entry{rel: rel, kind: k}
+			index[rel] = e
+			p.entries = append(p.entries, e)
+		}
+		return e
+	}
+	for _, rel := range []string{"backends", "services", "pops", "dns", "ns.dns"} {
+		add(rel, kindEmpty)
+	}
+
+	seenApp := map[string]string{} // label -> the app spelling that owns it
+	seenID := map[string]string{}  // "<id>.<region>" -> the backend ID that owns it
+	warned := map[string]bool{}
+	warn := func(msg string) {
+		if !warned[msg] {
+			warned[msg] = true
+			p.warnings = append(p.warnings, msg)
+		}
+	}
+	for _, b := range t.Backends() {
+		if b.Deleted {
+			continue
+		}
+		app, appOK := label(b.App)
+		switch {
+		case !appOK:
+			warn("app " + quote(b.App) + " is not a DNS label (1-63 letters, digits, '-' or '_'): no <app> names for it")
+		case reserved[app]:
+			warn("app " + quote(b.App) + " is a reserved name: no " + app + ".<zone> name for it, only its services names")
+		case seenApp[app] != "" && seenApp[app] != b.App:
+			warn("app " + quote(b.App) + " differs only in case from app " + quote(seenApp[app]) + ": not served under " + app + ".<zone>")
+			appOK = false
+		default:
+			seenApp[app] = b.App
+			e := add(app, kindApp)
+			e.backends = append(e.backends, b)
+		}
+		region, regionOK := label(b.Region)
+		if !regionOK {
+			warn("backend " + quote(b.ID) + ": region " + quote(b.Region) + " is not a DNS label: no <region> names and no SRV record for it")
+			continue
+		}
+		e := add(region+".backends", kindBackends)
+		e.backends = append(e.backends, b)
+		if appOK {
+			add(region+".services", kindEmpty)
+			e := add(app+"."+region+".services", kindService)
+			e.backends = append(e.backends, b)
+		}
+		id, idOK := label(b.ID)
+		key := id + "." + region
+		switch {
+		case !idOK:
+			warn("backend " + quote(b.ID) + ": ID is not a DNS label: no <id>.<region>.backends name and no SRV record for it")
+		case seenID[key] != "" && seenID[key] != b.ID:
+			warn("backend " + quote(b.ID) + " differs only in case from backend " + quote(seenID[key]) + " in region " + region + ": no name of its own and no SRV record")
+		default:
+			seenID[key] = b.ID
+			rel := key + ".backends"
+			e := add(rel, kindBackend)
+			e.backends = append(e.backends, b)
+			p.targets[b] = rel
+		}
+	}
+	for _, pop := range t.Pops() {
+		region, ok := label(pop.Region)
+		if !ok {
+			warn("pop " + quote(pop.Node) + ": region " + quote(pop.Region) + " is not a DNS label: not listed")
+			continue
+		}
+		addr, ok := hostAddr(pop.Addr)
+		if !ok {
+			warn("pop " + quote(pop.Node) + ": addr " + quote(pop.Addr) + " has no IP address: not listed")
+			continue
+		}
+		e := add(region+".pops", kindPops)
+		e.addrs = append(e.addrs, addr)
+	}
+	return p
+}
+
+// label returns s as a DNS label in lower case, and whether it can be one.
+// Letters, digits, '-' and '_' are accepted: anything else (a dot above all)
+// would change the shape of the names built from it.
+func label(s string) (string, bool) {
+	if len(s) == 0 || len(s) > 63 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return "", false
+		}
+	}
+	return strings.ToLower(s), true
+}
+
+// quote keeps control characters and overlong values from the table out of
+// the log.
+func quote(s string) string {
+	if len(s) > 80 {
+		s = s[:80] + "..."
+	}
+	return strconv.Quote(s)
+}
+
+// hostAddr reads the IP address of a pops.addr value: "host:port" or a bare
+// address.
+func hostAddr(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// zoneBuilder writes a plan out under one origin.
+type zoneBuilder struct {
+	cfg     buildConfig
+	z       *zone
+	down    map[string]bool
+	targets map[*routing.Backend]string // backend -> SRV target FQDN
+	glue    map[*routing.Backend]dns.RR // backend -> address record of its target
+}
+
+func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[string]bool) *zone {
+	z := &zone{origin: origin, names: map[string]*node{}}
+	if origin != "." {
+		z.dotted = "." + origin
+	}
+	zb := &zoneBuilder{cfg: cfg, z: z, down: down, targets: map[*routing.Backend]string{}, glue: map[*routing.Backend]dns.RR{}}
+	nsName := zb.fqdn("ns.dns")
+	z.soa = &dns.SOA{
+		Hdr:     dns.RR_Header{Name: origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: cfg.ttl},
+		Ns:      nsName,
+		Mbox:    zb.fqdn("hostmaster.dns"),
+		Serial:  serial,
+		Refresh: soaRefresh,
+		Retry:   soaRetry,
+		Expire:  soaExpire,
+		Minttl:  cfg.ttl,
+	}
+	z.ns = &dns.NS{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: cfg.ttl}, Ns: nsName}
+	z.names[origin] = &node{name: origin, kind: kindApex, def: emptySet}
+
+	for b, rel := range p.targets {
+		name := zb.fqdn(rel)
+		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
+			continue // too long under this origin: no target, no SRV
+		}
+		zb.targets[b] = name
+		if b.Addr.IsValid() {
+			zb.glue[b] = addrRR(name, b.Addr.Addr(), cfg.ttl)
+		}
+	}
+	for _, e := range p.entries {
+		name := zb.fqdn(e.rel)
+		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
+			continue // longer than DNS allows under this origin: the name cannot exist
+		}
+		n := &node{name: name, kind: e.kind, def: emptySet}
+		switch e.kind {
+		case kindApp, kindService:
+			zb.ranked(n, e.backends)
+		case kindBackends, kindBackend:
+			zb.unranked(n, e.backends)
+		case kindPops:
+			s := &rrset{}
+			for _, a := range e.addrs {
+				if a.Is4() {
+					s.a = append(s.a, addrRR(name, a, cfg.ttl))
+				} else {
+					s.aaaa = append(s.aaaa, addrRR(name, a, cfg.ttl))
+				}
+			}
+			n.def = s
+		}
+		z.names[name] = n
+		if len(n.def.a)+len(n.def.aaaa)+len(n.def.srv) > 0 {
+			z.axfr = append(z.axfr, n)
+		}
+	}
+	sort.Slice(z.axfr, func(i, j int) bool { return z.axfr[i].name < z.axfr[j].name })
+	return z
+}
+
+// fqdn writes a relative name under the origin.
+func (zb *zoneBuilder) fqdn(rel string) string {
+	if zb.z.origin == "." {
+		return rel + "."
+	}
+	return rel + "." + zb.z.origin
+}
+
+// serving filters the backends a name lists: routable (healthy, not
+// deleted, valid address) and not reported down by every observer.
+func (zb *zoneBuilder) serving(backends []*routing.Backend) []*routing.Backend {
+	out := make([]*routing.Backend, 0, len(backends))
+	for _, b := range backends {
+		if b.Routable() && !zb.down[b.ID] {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (zb *zoneBuilder) unranked(n *node, backends []*routing.Backend) {
+	list := zb.serving(backends)
+	order := make([]routing.Ranked, len(list))
+	for i, b := range list {
+		order[i] = routing.Ranked{Backend: b}
+	}
+	addrs := map[*routing.Backend]dns.RR{}
+	n.def = zb.rrset(n.name, order, false, addrs, nil)
+}
+
+// ranked computes every order a client can get, with the scorer the proxy
+// uses, so a query only looks one up.
+func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend) {
+	list := zb.serving(backends)
+	n.byCountry, n.byRegion = map[string]*rrset{}, map[string]*rrset{}
+	addrs := map[*routing.Backend]dns.RR{} // one address record per backend, shared by every order
+	srvs := map[srvKey]dns.RR{}
+	n.def = zb.rrset(n.name, zb.cfg.scorer.Rank(list, routing.Client{}), true, addrs, srvs)
+	for _, b := range list {
+		if cc := b.Country; cc != "" && n.byCountry[cc] == nil {
+			c := routing.Client{Country: cc, Region: zb.cfg.regions.Region(cc)}
+			n.byCountry[cc] = zb.rrset(n.name, zb.cfg.scorer.Rank(list, c), true, addrs, srvs)
+		}
+		if r := b.Region; r != "" && n.byRegion[r] == nil {
+			n.byRegion[r] = zb.rrset(n.name, zb.cfg.scorer.Rank(list, routing.Client{Region: r}), true, addrs, srvs)
+		}
+	}
+}
+
+type srvKey struct {
+	b    *routing.Backend
+	tier routing.Tier
+}
+
+// rrset writes the records of owner for backends in the given order. SRV
+// records of ranked names carry the client's geo tier as their priority
+// (0 same country ... 3 elsewhere), so SRV clients that follow priorities
+// make the proxy's choice; their weight is the backend's weight.
+func (zb *zoneBuilder) rrset(owner string, order []routing.Ranked, tiered bool, addrs map[*routing.Backend]dns.RR, srvs map[srvKey]dns.RR) *rrset {
+	s := &rrset{}
+	ttl := zb.cfg.ttl
+	for _, r := range order {
+		b := r.Backend
+		rr := addrs[b]
+		if rr == nil {
+			rr = addrRR(owner, b.Addr.Addr(), ttl)
+			addrs[b] = rr
+		}
+		if b.Addr.Addr().Is4() {
+			s.a = append(s.a, rr)
+		} else {
+			s.aaaa = append(s.aaaa, rr)
+		}
+		target, ok := zb.targets[b]
+		if !ok {
+			continue
+		}
+		var prio uint16
+		if tiered {
+			prio = uint16(r.Tier)
+		}
+		key := srvKey{b, routing.Tier(prio)}
+		srv := srvs[key]
+		if srv == nil {
+			srv = &dns.SRV{
+				Hdr:      dns.RR_Header{Name: owner, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
+				Priority: prio,
+				Weight:   weight(b),
+				Port:     b.Addr.Port(),
+				Target:   target,
+			}
+			if srvs != nil {
+				srvs[key] = srv
+			}
+		}
+		s.srv = append(s.srv, srv)
+		s.glue = append(s.glue, zb.glue[b])
+	}
+	return s
+}
+
+func weight(b *routing.Backend) uint16 {
+	return uint16(min(b.EffectiveWeight(), 65535))
+}
+
+func addrRR(owner string, a netip.Addr, ttl uint32) dns.RR {
+	if a.Is4() {
+		return &dns.A{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}, A: net.IP(a.AsSlice())}
+	}
+	return &dns.AAAA{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl}, AAAA: net.IP(a.AsSlice())}
+}
