@@ -48,13 +48,22 @@ const caddyfile = `{
 
 # The demo backends: plain HTTP servers that say who they are.
 http://127.0.0.1:9101 {
-	respond "hello from demo-sa-1 (sa, BR)\n"
+	respond <<EOF
+		hello from demo-sa-1 (sa, BR)
+
+		EOF
 }
 http://127.0.0.1:9102 {
-	respond "hello from demo-eu-1 (eu, DE)\n"
+	respond <<EOF
+		hello from demo-eu-1 (eu, DE)
+
+		EOF
 }
 http://127.0.0.1:9103 {
-	respond "hello from demo-us-1 (us, US)\n"
+	respond <<EOF
+		hello from demo-us-1 (us, US)
+
+		EOF
 }
 `
 
