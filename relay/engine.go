@@ -1,0 +1,118 @@
+//go:build linux
+
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Result is what one relayed connection moved, and why it ended (nil for a
+// clean close of both directions).
+type Result struct {
+	ClientToBackend int64
+	BackendToClient int64
+	Err             error
+}
+
+// ErrIdle ends a connection on which no byte moved for the idle timeout.
+var ErrIdle = errors.New("relay: idle timeout")
+
+// Engine runs the event loops. Its zero value is not usable; see New.
+type Engine struct {
+	loops []*loop
+	next  atomic.Uint32
+}
+
+// New starts n event loops (GOMAXPROCS when n < 1).
+func New(n int) (*Engine, error) {
+	if n < 1 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	e := &Engine{}
+	for range n {
+		l, err := newLoop()
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+		go l.run()
+	}
+	return e, nil
+}
+
+var (
+	shared     *Engine
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// Shared is the process-wide engine, started on first use. It is never
+// closed: connections in flight outlive any one configuration.
+func Shared() (*Engine, error) {
+	sharedOnce.Do(func() { shared, sharedErr = New(0) })
+	return shared, sharedErr
+}
+
+// Close stops the loops and closes every connection they hold.
+func (e *Engine) Close() {
+	for _, l := range e.loops {
+		l.stop()
+	}
+}
+
+// Relay takes over both connections and relays between them until both
+// directions end; then done runs, on the loop, with the counts. The
+// sockets are duplicated into the engine, and client and backend are
+// closed before Relay returns: the caller's goroutine is free at once.
+// idle (zero for none) ends the pair when no byte moves either way.
+//
+// An error means nothing was taken over: the connections are still the
+// caller's, and done will not run.
+func (e *Engine) Relay(client, backend *net.TCPConn, idle time.Duration, done func(Result)) error {
+	cfd, err := dupFD(client)
+	if err != nil {
+		return err
+	}
+	bfd, err := dupFD(backend)
+	if err != nil {
+		unix.Close(cfd)
+		return err
+	}
+	client.Close()
+	backend.Close()
+	l := e.loops[e.next.Add(1)%uint32(len(e.loops))]
+	if err := l.add(cfd, bfd, idle, done); err != nil {
+		// add closed the duplicates: the connection is gone.
+		done(Result{Err: err})
+	}
+	return nil
+}
+
+// dupFD returns a close-on-exec duplicate of the socket, which shares its
+// non-blocking open file description.
+func dupFD(c *net.TCPConn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, fmt.Errorf("relay: dup: %w", derr)
+	}
+	return nfd, nil
+}

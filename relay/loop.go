@@ -1,0 +1,397 @@
+//go:build linux
+
+package relay
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	scratchSize  = 64 << 10 // a read this full marks a bulk transfer
+	maxIdlePipes = 64       // pipes a loop keeps for the next bulk transfer
+	spliceFlags  = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
+)
+
+// loop is one event loop and the pairs it relays. Only its goroutine
+// touches a pair after add, so pair state needs no synchronisation; mu
+// guards the maps against add.
+type loop struct {
+	epfd, wakefd int
+	mu           sync.Mutex
+	socks        map[int32]*sock
+	pairs        map[*pair]struct{}
+	scan         time.Duration // idle check interval, 0 when no pair has an idle timeout
+	scratch      []byte
+	pipes        []pipe
+	events       []unix.EpollEvent
+	closing      atomic.Bool
+	stopped      chan struct{}
+}
+
+type pipe struct{ r, w int }
+
+// sock is one side of a pair. out is the direction that reads from it.
+type sock struct {
+	fd       int
+	pair     *pair
+	peer     *sock
+	out      direction
+	interest uint32 // current epoll events
+}
+
+// direction is the flow of bytes read from one socket and written to its
+// peer.
+type direction struct {
+	pending []byte // read, not yet accepted by the peer
+	pipe    *pipe  // set while a bulk transfer is spliced
+	inPipe  int
+	eof     bool // the source ended
+	shut    bool // the peer got our SHUT_WR
+	bulk    bool // the last read filled the scratch buffer
+	bytes   int64
+}
+
+type pair struct {
+	client, backend *sock
+	idle            time.Duration
+	last            time.Time
+	done            func(Result)
+}
+
+func newLoop() (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
+	return &loop{
+		epfd: epfd, wakefd: wakefd,
+		socks:   map[int32]*sock{},
+		pairs:   map[*pair]struct{}{},
+		scratch: make([]byte, scratchSize),
+		events:  make([]unix.EpollEvent, 256),
+		stopped: make(chan struct{}),
+	}, nil
+}
+
+func (l *loop) add(cfd, bfd int, idle time.Duration, done func(Result)) error {
+	p := &pair{idle: idle, last: time.Now(), done: done}
+	p.client = &sock{fd: cfd, pair: p}
+	p.backend = &sock{fd: bfd, pair: p}
+	p.client.peer, p.backend.peer = p.backend, p.client
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range []*sock{p.client, p.backend} {
+		s.interest = unix.EPOLLIN | unix.EPOLLRDHUP
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &unix.EpollEvent{Events: s.interest, Fd: int32(s.fd)}); err != nil {
+			if s == p.backend {
+				unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, cfd, nil)
+			}
+			unix.Close(cfd)
+			unix.Close(bfd)
+			return err
+		}
+	}
+	l.socks[int32(cfd)], l.socks[int32(bfd)] = p.client, p.backend
+	l.pairs[p] = struct{}{}
+	if idle > 0 {
+		if step := max(idle/4, 10*time.Millisecond); l.scan == 0 || step < l.scan {
+			l.scan = step
+			l.wake() // shorten the loop's current wait
+		}
+	}
+	return nil
+}
+
+func (l *loop) wake() {
+	var one = [8]byte{1}
+	unix.Write(l.wakefd, one[:])
+}
+
+func (l *loop) stop() {
+	l.closing.Store(true)
+	l.wake()
+	<-l.stopped
+}
+
+func (l *loop) run() {
+	defer close(l.stopped)
+	lastScan := time.Now()
+	for {
+		timeout := -1
+		l.mu.Lock()
+		scan := l.scan
+		l.mu.Unlock()
+		if scan > 0 {
+			timeout = int(max(scan-time.Since(lastScan), time.Millisecond) / time.Millisecond)
+		}
+		n, err := unix.EpollWait(l.epfd, l.events, timeout)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		l.mu.Lock()
+		for i := 0; i < n; i++ {
+			ev := l.events[i]
+			if int(ev.Fd) == l.wakefd {
+				var buf [8]byte
+				unix.Read(l.wakefd, buf[:])
+				if l.closing.Load() {
+					l.closeAll()
+					l.mu.Unlock()
+					return
+				}
+				continue
+			}
+			if s := l.socks[ev.Fd]; s != nil {
+				l.handle(s, ev.Events)
+			}
+		}
+		if scan > 0 && time.Since(lastScan) >= scan {
+			lastScan = time.Now()
+			l.expireIdle(lastScan)
+		}
+		l.mu.Unlock()
+	}
+}
+
+func (l *loop) handle(s *sock, events uint32) {
+	p := s.pair
+	if events&unix.EPOLLERR != 0 {
+		errno, _ := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		l.finish(p, unix.Errno(errno))
+		return
+	}
+	if events&unix.EPOLLOUT != 0 && !l.flush(s) {
+		return
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 && !s.out.eof && !s.out.blocked() {
+		if !l.read(s) {
+			return
+		}
+	}
+	if events&unix.EPOLLHUP != 0 && s.out.eof {
+		// The socket is closed both ways: nothing more can be read from
+		// it or delivered to it, and a level-triggered HUP would repeat.
+		l.finish(p, nil)
+	}
+}
+
+func (d *direction) blocked() bool { return len(d.pending) > 0 || d.inPipe > 0 }
+
+// read moves what src has to its peer. It reports false when the pair is
+// gone.
+func (l *loop) read(src *sock) bool {
+	d, dst := &src.out, src.peer
+	if d.pipe == nil && d.bulk {
+		d.pipe = l.getPipe()
+	}
+	var n int
+	var err error
+	if d.pipe != nil {
+		n, err = spliceRetry(src.fd, d.pipe.w, scratchSize)
+	} else {
+		n, err = readRetry(src.fd, l.scratch)
+	}
+	switch {
+	case err == unix.EAGAIN:
+		return true
+	case err != nil:
+		l.finish(src.pair, err)
+		return false
+	case n == 0:
+		d.eof = true
+		return l.drain(src) && l.update(src)
+	}
+	src.pair.last = time.Now()
+	d.bulk = n == scratchSize
+	if d.pipe != nil {
+		d.inPipe += n
+	} else {
+		w, err := writeRetry(dst.fd, l.scratch[:n])
+		if err != nil && err != unix.EAGAIN {
+			l.finish(src.pair, err)
+			return false
+		}
+		w = max(w, 0)
+		d.bytes += int64(w)
+		if w < n {
+			d.pending = append(d.pending[:0], l.scratch[w:n]...)
+		}
+	}
+	return l.drain(src) && l.update(src)
+}
+
+// drain pushes src's pending bytes to its peer, sends the half-close once
+// the source ended and everything is through, and finishes the pair when
+// both directions are done. It reports false when the pair is gone.
+func (l *loop) drain(src *sock) bool {
+	d, dst := &src.out, src.peer
+	if len(d.pending) > 0 {
+		w, err := writeRetry(dst.fd, d.pending)
+		if err != nil && err != unix.EAGAIN {
+			l.finish(src.pair, err)
+			return false
+		}
+		w = max(w, 0)
+		d.bytes += int64(w)
+		d.pending = d.pending[w:]
+		if len(d.pending) == 0 {
+			d.pending = nil
+		}
+	}
+	if d.inPipe > 0 {
+		w, err := spliceRetry(d.pipe.r, dst.fd, d.inPipe)
+		if err != nil && err != unix.EAGAIN {
+			l.finish(src.pair, err)
+			return false
+		}
+		w = max(w, 0)
+		d.bytes += int64(w)
+		d.inPipe -= w
+	}
+	if d.pipe != nil && d.inPipe == 0 && (!d.bulk || d.eof) {
+		l.putPipe(d.pipe)
+		d.pipe = nil
+	}
+	if d.eof && !d.blocked() && !d.shut {
+		d.shut = true
+		unix.Shutdown(dst.fd, unix.SHUT_WR)
+	}
+	if d.shut && dst.out.shut {
+		l.finish(src.pair, nil)
+		return false
+	}
+	return true
+}
+
+// flush is called when dst is writable: it drains the direction that
+// writes into dst.
+func (l *loop) flush(dst *sock) bool {
+	src := dst.peer
+	return l.drain(src) && l.update(src)
+}
+
+// update sets the epoll interest of both sockets of src's pair from their
+// state: read a socket while its direction is open and not waiting for the
+// peer; watch a socket for writability while bytes wait for it.
+func (l *loop) update(src *sock) bool {
+	for _, s := range [2]*sock{src, src.peer} {
+		var want uint32
+		if !s.out.eof && !s.out.blocked() {
+			want |= unix.EPOLLIN | unix.EPOLLRDHUP
+		}
+		if s.peer.out.blocked() {
+			want |= unix.EPOLLOUT
+		}
+		if want != s.interest {
+			s.interest = want
+			if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, s.fd, &unix.EpollEvent{Events: want, Fd: int32(s.fd)}); err != nil {
+				l.finish(s.pair, err)
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (l *loop) finish(p *pair, err error) {
+	if _, ok := l.pairs[p]; !ok {
+		return
+	}
+	delete(l.pairs, p)
+	for _, s := range [2]*sock{p.client, p.backend} {
+		delete(l.socks, int32(s.fd))
+		unix.Close(s.fd) // also leaves the epoll set
+		if s.out.pipe != nil {
+			unix.Close(s.out.pipe.r)
+			unix.Close(s.out.pipe.w)
+			s.out.pipe = nil
+		}
+	}
+	if p.done != nil {
+		p.done(Result{ClientToBackend: p.client.out.bytes, BackendToClient: p.backend.out.bytes, Err: err})
+	}
+}
+
+func (l *loop) expireIdle(now time.Time) {
+	for p := range l.pairs {
+		if p.idle > 0 && now.Sub(p.last) >= p.idle {
+			l.finish(p, ErrIdle)
+		}
+	}
+}
+
+func (l *loop) closeAll() {
+	for p := range l.pairs {
+		l.finish(p, errors.New("relay: engine closed"))
+	}
+	for _, pp := range l.pipes {
+		unix.Close(pp.r)
+		unix.Close(pp.w)
+	}
+	unix.Close(l.epfd)
+	unix.Close(l.wakefd)
+}
+
+func (l *loop) getPipe() *pipe {
+	if n := len(l.pipes); n > 0 {
+		p := l.pipes[n-1]
+		l.pipes = l.pipes[:n-1]
+		return &p
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		return nil // copy through user space instead
+	}
+	return &pipe{r: fds[0], w: fds[1]}
+}
+
+func (l *loop) putPipe(p *pipe) {
+	if len(l.pipes) < maxIdlePipes {
+		l.pipes = append(l.pipes, *p)
+		return
+	}
+	unix.Close(p.r)
+	unix.Close(p.w)
+}
+
+func readRetry(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+func writeRetry(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+func spliceRetry(in, out, n int) (int, error) {
+	for {
+		m, err := unix.Splice(in, nil, out, nil, n, spliceFlags)
+		if err != unix.EINTR {
+			return int(m), err
+		}
+	}
+}
