@@ -41,10 +41,11 @@ func (b *Backend) EffectiveSoftLimit() float64 {
 	return float64(b.SoftLimit)
 }
 
-// Routable reports whether the table allows traffic to the backend at all,
-// regardless of its current load.
+// Routable reports whether the backend may receive traffic at all,
+// regardless of its current load: the table allows it and this POP's health
+// view does not hold it down.
 func (b *Backend) Routable() bool {
-	return b.Healthy && !b.Deleted && b.Addr.IsValid()
+	return b.staticRoutable() && (b.Load == nil || !b.Load.Down())
 }
 
 // AtHardLimit reports whether the backend has no room for one more

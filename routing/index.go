@@ -23,7 +23,7 @@ type slot struct {
 func buildAppIndex(backends []*Backend) *appIndex {
 	ix := &appIndex{byCountry: map[string][]slot{}, byRegion: map[string][]slot{}}
 	for _, b := range backends {
-		if !b.Routable() {
+		if !b.staticRoutable() {
 			continue
 		}
 		s := slot{b: b, load: b.Load, inv: 1 / (b.EffectiveSoftLimit() * b.EffectiveWeight()), hard: int64(b.HardLimit)}
@@ -43,7 +43,7 @@ func buildAppIndex(backends []*Backend) *appIndex {
 
 // best returns the least loaded eligible slot of a group (first on ties) and
 // its load term, or nil.
-func best(group []slot, skip []*Backend) (*Backend, float64) {
+func best(group []slot, skip []*Backend, preferRTT bool) (*Backend, float64) {
 	var (
 		winner *Backend
 		min    = math.Inf(1)
@@ -51,10 +51,11 @@ func best(group []slot, skip []*Backend) (*Backend, float64) {
 	for i := range group {
 		s := &group[i]
 		n := s.load.active.Load()
-		if n >= s.hard {
+		if n >= s.hard || s.load.health.down.Load() != 0 {
 			continue
 		}
-		if v := float64(n) * s.inv; v < min {
+		v := float64(n) * s.inv
+		if v < min || (preferRTT && v == min && rttLess(s.load, winner.Load)) {
 			if len(skip) > 0 && contains(skip, s.b) {
 				continue
 			}
@@ -85,7 +86,7 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 		if !g.use || len(g.slots) == 0 {
 			continue
 		}
-		b, v := best(g.slots, skip)
+		b, v := best(g.slots, skip, s.PreferRTT)
 		if b == nil {
 			continue
 		}

@@ -13,6 +13,7 @@ type Load struct {
 	bytesIn  atomic.Uint64 // client to backend
 	bytesOut atomic.Uint64 // backend to client
 	failures atomic.Uint64 // dial failures
+	health   liveHealth    // the POP's own health view (health.go)
 }
 
 // Active is the number of connections currently proxied to the backend.
@@ -56,7 +57,10 @@ func (l *Load) AddBytes(in, out uint64) {
 }
 
 // DialFailed records a failed dial.
-func (l *Load) DialFailed() { l.failures.Add(1) }
+func (l *Load) DialFailed() {
+	l.failures.Add(1)
+	l.health.consecFails.Add(1)
+}
 
 // LoadTracker hands out one Load per backend ID and keeps it for as long as
 // the tracker lives, so counts carry over from one table snapshot to the

@@ -39,6 +39,10 @@ type Client struct {
 type Scorer struct {
 	// LocalRegion is the POP's own region.
 	LocalRegion string
+	// PreferRTT breaks ties between equal scores by the round-trip time
+	// health checks measured (lower wins, unmeasured last) instead of by
+	// table order.
+	PreferRTT bool
 }
 
 // Tier returns the geo tier of b for client c.
@@ -81,7 +85,7 @@ func (s Scorer) Pick(candidates []*Backend, c Client, skip []*Backend) (*Backend
 		}
 		tier := s.Tier(b, c)
 		score := s.score(b, tier)
-		if best == nil || score < bestScore {
+		if best == nil || score < bestScore || (s.PreferRTT && score == bestScore && rttLess(b.Load, best.Load)) {
 			best, bestTier, bestScore = b, tier, score
 		}
 	}
@@ -142,6 +146,8 @@ func (s Scorer) Explain(candidates []*Backend, c Client) []Candidate {
 			cand.Reason = "skipped: unhealthy"
 		case !b.Addr.IsValid():
 			cand.Reason = "skipped: no valid address"
+		case b.Load.Down():
+			cand.Reason = "skipped: " + downReason(b.Load.DownReasons())
 		case b.AtHardLimit():
 			cand.Reason = "skipped: at hard limit"
 		case b == winner:

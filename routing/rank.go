@@ -33,7 +33,12 @@ func (s Scorer) Rank(candidates []*Backend, c Client) []Ranked {
 		list = append(list, scored{Ranked{b, tier}, s.score(b, tier)})
 	}
 	// Stable: equal scores keep table order, which is Pick's tie-break.
-	slices.SortStableFunc(list, func(x, y scored) int { return cmp.Compare(x.score, y.score) })
+	slices.SortStableFunc(list, func(x, y scored) int {
+		if c := cmp.Compare(x.score, y.score); c != 0 || !s.PreferRTT {
+			return c
+		}
+		return cmp.Compare(rttKey(x.Backend.Load), rttKey(y.Backend.Load))
+	})
 	out := make([]Ranked, len(list))
 	for i := range list {
 		out[i] = list[i].Ranked

@@ -7,8 +7,10 @@ import (
 )
 
 // SchemaVersion is the version migrations bring a file to, kept in
-// PRAGMA user_version. A v1 routing.db has version 0.
-const SchemaVersion = 1
+// PRAGMA user_version. A v1 routing.db has version 0; version 1 has the
+// backends, pops and health tables; version 2 adds change capture for
+// replication (crdt_* tables and triggers, see crdt.go).
+const SchemaVersion = 2
 
 // column is a backends column with the value a missing or NULL cell reads as.
 type column struct {
@@ -88,7 +90,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	defer tx.Rollback()
-	for _, stmt := range []string{createBackends, createPops, createHealth} {
+	for _, stmt := range []string{createBackends, createPops, createHealth, createCRDT} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
 			return err
 		}

@@ -34,6 +34,11 @@ type Store struct {
 	db       *sql.DB
 	loads    *routing.LoadTracker
 	gen      atomic.Uint64
+
+	// Replication state (crdt.go), set by initCRDT on writable opens.
+	site   string
+	copied string
+	shapes map[string]*tableShape
 }
 
 // Open opens the routing table at path, creating and migrating it unless
@@ -100,7 +105,10 @@ func (s *Store) init(ctx context.Context) error {
 	if s.readOnly {
 		return nil
 	}
-	return migrate(ctx, s.db)
+	if err := migrate(ctx, s.db); err != nil {
+		return err
+	}
+	return s.initCRDT(ctx)
 }
 
 // describe turns SQLite's terse errors into what an operator should check.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,7 @@ func TestOpenMigratesV1FileInPlace(t *testing.T) {
 			}
 			// The file is migrated: v2 tables exist, the version is set, and
 			// v1's rows and columns are untouched.
-			if v := sqlite(t, path, "PRAGMA user_version"); v != "1" {
+			if v := sqlite(t, path, "PRAGMA user_version"); v != fmt.Sprint(SchemaVersion) {
 				t.Fatalf("user_version %s", v)
 			}
 			if n := sqlite(t, path, "SELECT count(*) FROM pops; SELECT count(*) FROM health; SELECT count(*) FROM backends"); n != "0\n0\n2" {

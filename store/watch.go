@@ -22,6 +22,10 @@ type Watcher struct {
 	// OnError receives failures to read the file. The last good snapshot
 	// stays in use; the watcher keeps trying.
 	OnError func(err error)
+	// Wake, if set, makes the watcher poll at once: the replicator sends
+	// on it after merging, so a replicated change routes without waiting
+	// for the next interval.
+	Wake <-chan struct{}
 }
 
 // Watch polls the file until ctx ends. It does not deliver the initial
@@ -50,6 +54,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		case <-w.Wake:
 		}
 		// data_version is per connection, so every poll must use the
 		// same one; it is reopened only after an error.

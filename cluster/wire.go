@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// Messages travel as memberlist user messages (encrypted and labelled by
+// memberlist when a key and a cluster name are set). Layout:
+//
+//	'E' 'R' version type payload
+//
+// type msgChanges: uvarint segments, each: origin, from, to, changes,
+// each change: table, pk, column, value, hlc, seq, cl. Strings are a uvarint
+// length and bytes; a value is a tag (0 null, 1 integer, 2 real, 3 text,
+// 4 blob) and its bytes.
+//
+// type msgSync: sender name, flags (1: reply with your own sync if you
+// know less than me), uvarint entries of (site, version).
+//
+// Every length is checked against what is left of the message, so a
+// garbage or truncated message is an error, never a panic or a huge
+// allocation.
+
+const (
+	wireVersion = 1
+	msgChanges  = 1
+	msgSync     = 2
+	msgLeave    = 3 // the sender is leaving on purpose: payload its name
+)
+
+type leaveMsg string
+
+func encodeLeave(name string) []byte {
+	e := encoder{b: header(msgLeave)}
+	e.str(name)
+	return e.b
+}
+
+var errTruncated = errors.New("truncated message")
+
+type syncMsg struct {
+	From      string
+	WantReply bool
+	Vector    store.Vector
+}
+
+type encoder struct{ b []byte }
+
+func (e *encoder) uv(v uint64)  { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) str(s string) { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
+
+func (e *encoder) value(v any) {
+	switch x := v.(type) {
+	case nil:
+		e.b = append(e.b, 0)
+	case int64:
+		e.b = append(e.b, 1)
+		e.b = binary.AppendVarint(e.b, x)
+	case float64:
+		e.b = append(e.b, 2)
+		e.b = binary.LittleEndian.AppendUint64(e.b, math.Float64bits(x))
+	case string:
+		e.b = append(e.b, 3)
+		e.str(x)
+	case []byte:
+		e.b = append(e.b, 4)
+		e.uv(uint64(len(x)))
+		e.b = append(e.b, x...)
+	default:
+		panic(fmt.Sprintf("cluster: unsupported value type %T", v))
+	}
+}
+
+func header(t byte) []byte { return []byte{'E', 'R', wireVersion, t} }
+
+func encodeChanges(segs []store.Segment) []byte {
+	e := encoder{b: header(msgChanges)}
+	e.uv(uint64(len(segs)))
+	for _, s := range segs {
+		e.str(s.Origin)
+		e.uv(s.From)
+		e.uv(s.To)
+		e.uv(uint64(len(s.Changes)))
+		for _, c := range s.Changes {
+			e.str(c.Table)
+			e.str(c.PK)
+			e.str(c.Column)
+			e.value(c.Value)
+			e.uv(c.HLC)
+			e.uv(c.Seq)
+			e.uv(c.CL)
+		}
+	}
+	return e.b
+}
+
+func encodeSync(m syncMsg) []byte {
+	e := encoder{b: header(msgSync)}
+	e.str(m.From)
+	if m.WantReply {
+		e.uv(1)
+	} else {
+		e.uv(0)
+	}
+	e.uv(uint64(len(m.Vector)))
+	for site, v := range m.Vector {
+		e.str(site)
+		e.uv(v)
+	}
+	return e.b
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uv() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errTruncated
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a count of items that take at least min bytes each.
+func (d *decoder) count(min int) int {
+	n := d.uv()
+	if d.err == nil && n > uint64(len(d.b)/min) {
+		d.err = fmt.Errorf("count %d exceeds what the message can hold", n)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uv()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errTruncated
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }
+
+func (d *decoder) value() any {
+	if d.err != nil {
+		return nil
+	}
+	if len(d.b) == 0 {
+		d.err = errTruncated
+		return nil
+	}
+	tag := d.b[0]
+	d.b = d.b[1:]
+	switch tag {
+	case 0:
+		return nil
+	case 1:
+		v, n := binary.Varint(d.b)
+		if n <= 0 {
+			d.err = errTruncated
+			return nil
+		}
+		d.b = d.b[n:]
+		return v
+	case 2:
+		if len(d.b) < 8 {
+			d.err = errTruncated
+			return nil
+		}
+		v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+		d.b = d.b[8:]
+		return v
+	case 3:
+		return d.str()
+	case 4:
+		return append([]byte{}, d.bytes()...)
+	default:
+		d.err = fmt.Errorf("unknown value tag %d", tag)
+		return nil
+	}
+}
+
+// decode parses a message: a []store.Segment or a syncMsg.
+func decode(b []byte) (any, error) {
+	if len(b) < 4 || b[0] != 'E' || b[1] != 'R' {
+		return nil, errors.New("not an edgeroute cluster message")
+	}
+	if b[2] != wireVersion {
+		return nil, fmt.Errorf("wire version %d not understood (this build speaks %d)", b[2], wireVersion)
+	}
+	d := &decoder{b: b[4:]}
+	switch b[3] {
+	case msgChanges:
+		n := d.count(4)
+		segs := make([]store.Segment, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			s := store.Segment{Origin: d.str(), From: d.uv(), To: d.uv()}
+			m := d.count(7)
+			s.Changes = make([]store.Change, 0, m)
+			for j := 0; j < m && d.err == nil; j++ {
+				c := store.Change{Table: d.str(), PK: d.str(), Column: d.str(), Value: d.value(), HLC: d.uv(), Seq: d.uv(), CL: d.uv(), Site: s.Origin}
+				s.Changes = append(s.Changes, c)
+			}
+			if s.Origin == "" || s.To < s.From {
+				d.err = fmt.Errorf("invalid segment (origin %q, from %d, to %d)", s.Origin, s.From, s.To)
+			}
+			segs = append(segs, s)
+		}
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		return segs, d.err
+	case msgSync:
+		m := syncMsg{From: d.str(), WantReply: d.uv() == 1, Vector: store.Vector{}}
+		n := d.count(2)
+		for i := 0; i < n && d.err == nil; i++ {
+			site := d.str()
+			m.Vector[site] = d.uv()
+		}
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		return m, d.err
+	case msgLeave:
+		name := d.str()
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		return leaveMsg(name), d.err
+	default:
+		return nil, fmt.Errorf("unknown message type %d", b[3])
+	}
+}

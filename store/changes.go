@@ -1,0 +1,438 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Change is one entry of the change log: the state of one column of one
+// row (or, with Column "", the row's existence) as some site last wrote it.
+type Change struct {
+	Table  string
+	PK     string // JSON array of the primary key values
+	Column string // "" for the row sentinel
+	Value  any    // nil, int64, float64, string or []byte
+	HLC    uint64
+	Site   string // origin site
+	Seq    uint64 // the origin's version of the write
+	CL     uint64 // causal length of the row: odd alive, even deleted
+}
+
+// Segment is every change of Origin with a version in (From, To] that the
+// sender holds; changes of that range it no longer holds were superseded by
+// later writes, which it sends (or the receiver has) under their own
+// origins. A receiver that knows Origin up to From or more and applies the
+// whole segment knows Origin up to To.
+type Segment struct {
+	Origin   string
+	From, To uint64
+	Changes  []Change
+}
+
+// Vector is the version vector of a file: per origin site, the version up to
+// which it has every change. It includes the file's own site.
+type Vector map[string]uint64
+
+// DBVersion is the local version counter: the version of the newest change
+// made on this file (by any writer).
+func (s *Store) DBVersion(ctx context.Context) (uint64, error) {
+	var v int64
+	err := s.db.QueryRowContext(ctx, "SELECT v FROM crdt_meta WHERE k = 'db_version'").Scan(&v)
+	return uint64(v), err
+}
+
+// Vector reads the version vector.
+func (s *Store) Vector(ctx context.Context) (Vector, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return vectorOf(ctx, tx, s.site)
+}
+
+func vectorOf(ctx context.Context, q execQueryer, site string) (Vector, error) {
+	rows, err := q.QueryContext(ctx, "SELECT site, version FROM crdt_versions")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	v := Vector{}
+	for rows.Next() {
+		var s string
+		var n int64
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		v[s] = uint64(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var own int64
+	if err := q.QueryRowContext(ctx, "SELECT v FROM crdt_meta WHERE k = 'db_version'").Scan(&own); err != nil {
+		return nil, err
+	}
+	v[site] = uint64(own)
+	return v, nil
+}
+
+// ChangesSince returns the changes of origin with a version in (from, to],
+// in version order.
+func (s *Store) ChangesSince(ctx context.Context, origin string, from, to uint64) ([]Change, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT tbl, pk, col, val, hlc, seq, cl FROM crdt_clock
+		WHERE site = ? AND seq > ? AND seq <= ? ORDER BY seq, tbl, pk, col`, origin, int64(from), int64(to))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Change
+	for rows.Next() {
+		c := Change{Site: origin}
+		var hlc, seq, cl int64
+		if err := rows.Scan(&c.Table, &c.PK, &c.Column, &c.Value, &hlc, &seq, &cl); err != nil {
+			return nil, err
+		}
+		c.HLC, c.Seq, c.CL = uint64(hlc), uint64(seq), uint64(cl)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Missing returns, for every origin this file knows further than the peer
+// vector says, the segment that brings the peer up to this file's vector.
+// A segment is split into pieces of about maxChanges changes (cut between
+// versions) so no message grows without bound.
+//
+// Changes stamped after notAfter (an HLC; 0 for no limit) are left out,
+// and their segment ends before them: they are most likely still on their
+// way in the origin's own push, and sending them twice is waste.
+func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAfter uint64) ([]Segment, error) {
+	mine, err := s.Vector(ctx)
+	if err != nil {
+		return nil, err
+	}
+	origins := make([]string, 0, len(mine))
+	for o := range mine {
+		origins = append(origins, o)
+	}
+	sort.Strings(origins)
+	var out []Segment
+	for _, o := range origins {
+		to, from := mine[o], peer[o]
+		if to <= from {
+			continue
+		}
+		ch, err := s.ChangesSince(ctx, o, from, to)
+		if err != nil {
+			return nil, err
+		}
+		if notAfter > 0 {
+			for i, c := range ch {
+				if c.HLC > notAfter {
+					// Versions of one origin follow its clock, so the rest is
+					// recent too.
+					ch, to = ch[:i], c.Seq-1
+					break
+				}
+			}
+			for len(ch) > 0 && ch[len(ch)-1].Seq > to {
+				ch = ch[:len(ch)-1]
+			}
+			if to <= from {
+				continue
+			}
+		}
+		out = append(out, Split(Segment{Origin: o, From: from, To: to, Changes: ch}, maxChanges)...)
+	}
+	return out, nil
+}
+
+// Split cuts a segment into pieces of at most about max changes, between
+// versions, each claiming its own range.
+func Split(seg Segment, max int) []Segment {
+	if max <= 0 || len(seg.Changes) <= max {
+		return []Segment{seg}
+	}
+	var out []Segment
+	from := seg.From
+	start := 0
+	for i := 1; i <= len(seg.Changes); i++ {
+		atEnd := i == len(seg.Changes)
+		if !atEnd && (i-start < max || seg.Changes[i].Seq == seg.Changes[i-1].Seq) {
+			continue
+		}
+		to := seg.Changes[i-1].Seq
+		if atEnd {
+			to = seg.To
+		}
+		out = append(out, Segment{Origin: seg.Origin, From: from, To: to, Changes: seg.Changes[start:i]})
+		from, start = to, i
+	}
+	return out
+}
+
+// Refusal is a change the merge did not apply, and why.
+type Refusal struct {
+	Change Change
+	Reason string
+}
+
+// ApplyResult says what a merge did.
+type ApplyResult struct {
+	Applied  int       // changes that won and were written
+	Stale    int       // changes already known or superseded
+	Refused  []Refusal // changes that could not be applied
+	Advanced []string  // origins whose version moved forward
+	MaxHLC   uint64    // highest HLC merged
+}
+
+// ErrReadOnly is returned by writes on a read-only store.
+var ErrReadOnly = errors.New("routing table opened read-only")
+
+// Apply merges segments from other sites in one transaction. A change is
+// refused (and its segment not counted as seen, so anti-entropy offers it
+// again) when its table or column is unknown here (a newer schema), its
+// key is malformed, its HLC is more than MaxClockSkew ahead of now, or the
+// write fails. Merging is idempotent and commutative: per column the
+// highest (HLC, site) wins, and a higher causal length supersedes a row's
+// earlier life. The triggers do not capture these writes.
+func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (ApplyResult, error) {
+	var res ApplyResult
+	if s.readOnly {
+		return res, ErrReadOnly
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return res, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
+		return res, err
+	}
+	vec, err := vectorOf(ctx, conn, s.site)
+	if err != nil {
+		return res, err
+	}
+	limit := MakeHLC(now.Add(MaxClockSkew), 0xffff)
+	for _, seg := range segs {
+		if seg.Origin == s.site || seg.Origin == "" {
+			continue // our own changes, echoed back
+		}
+		ok := true
+		for _, c := range seg.Changes {
+			c.Site = seg.Origin
+			if c.Seq <= seg.From || c.Seq > seg.To {
+				// Only in a segment that claims more than it carries; harmless to
+				// merge, but the claim is not trusted.
+				ok = false
+			}
+			if reason := s.check(c, limit); reason != "" {
+				res.Refused = append(res.Refused, Refusal{c, reason})
+				ok = false
+				continue
+			}
+			won, err := s.mergeOne(ctx, conn, c)
+			if err != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				res.Refused = append(res.Refused, Refusal{c, err.Error()})
+				ok = false
+				continue
+			}
+			if won {
+				res.Applied++
+			} else {
+				res.Stale++
+			}
+			res.MaxHLC = max(res.MaxHLC, c.HLC)
+		}
+		if ok && vec[seg.Origin] >= seg.From && seg.To > vec[seg.Origin] {
+			vec[seg.Origin] = seg.To
+			if _, err := conn.ExecContext(ctx, `INSERT INTO crdt_versions (site, version) VALUES (?, ?)
+				ON CONFLICT (site) DO UPDATE SET version = max(version, excluded.version)`, seg.Origin, int64(seg.To)); err != nil {
+				return res, err
+			}
+			res.Advanced = append(res.Advanced, seg.Origin)
+		}
+	}
+	if res.MaxHLC > 0 {
+		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = max(v, ?) WHERE k = 'hlc'", int64(res.MaxHLC)); err != nil {
+			return res, err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 0 WHERE k = 'applying'"); err != nil {
+		return res, err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return res, err
+	}
+	done = true
+	return res, nil
+}
+
+// check returns why a change cannot be applied here, or "".
+func (s *Store) check(c Change, limit uint64) string {
+	sh := s.shapes[c.Table]
+	if sh == nil {
+		return fmt.Sprintf("unknown table %q (a newer schema?)", c.Table)
+	}
+	if c.Column != "" && !sh.has[c.Column] {
+		return fmt.Sprintf("unknown column %s.%s (a newer schema?)", c.Table, c.Column)
+	}
+	var key []any
+	if err := json.Unmarshal([]byte(c.PK), &key); err != nil || len(key) != len(sh.pk) {
+		return fmt.Sprintf("malformed primary key %q for table %s", c.PK, c.Table)
+	}
+	if c.HLC > limit {
+		return fmt.Sprintf("clock %s is more than %v ahead of ours", HLCTime(c.HLC).UTC().Format(time.RFC3339Nano), MaxClockSkew)
+	}
+	if c.CL == 0 || (c.Column != "" && c.CL%2 == 0) {
+		return fmt.Sprintf("invalid causal length %d", c.CL)
+	}
+	switch c.Value.(type) {
+	case nil, int64, float64, string, []byte:
+	default:
+		return fmt.Sprintf("unsupported value type %T", c.Value)
+	}
+	return ""
+}
+
+func pkWhere(pk []string) string {
+	parts := make([]string, len(pk))
+	for i, p := range pk {
+		parts[i] = fmt.Sprintf("%s = json_extract(?1, '$[%d]')", quoteIdent(p), i)
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// mergeOne merges one change inside a savepoint, so a change that fails
+// (a NOT NULL column given NULL, say) leaves nothing behind. It reports
+// whether the change won.
+func (s *Store) mergeOne(ctx context.Context, conn *sql.Conn, c Change) (won bool, err error) {
+	if _, err := conn.ExecContext(ctx, "SAVEPOINT merge"); err != nil {
+		return false, err
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(ctx, "ROLLBACK TO merge")
+		}
+		conn.ExecContext(ctx, "RELEASE merge")
+	}()
+	sh := s.shapes[c.Table]
+	tbl := quoteIdent(c.Table)
+	var lcl int64
+	err = conn.QueryRowContext(ctx, "SELECT cl FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ''", c.Table, c.PK).Scan(&lcl)
+	if err != nil && err != sql.ErrNoRows {
+		return false, err
+	}
+	err = nil
+	local := uint64(lcl)
+	if c.CL < local {
+		return false, nil
+	}
+	if c.CL > local {
+		// A newer life of the row (or its death) supersedes everything
+		// this file knows of it.
+		if _, err = conn.ExecContext(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, '', NULL, ?, ?, ?, ?)
+			ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
+			c.Table, c.PK, int64(c.HLC), c.Site, int64(c.Seq), int64(c.CL)); err != nil {
+			return false, err
+		}
+		if _, err = conn.ExecContext(ctx, "DELETE FROM crdt_clock WHERE tbl = ? AND pk = ? AND col != ''", c.Table, c.PK); err != nil {
+			return false, err
+		}
+		if c.CL%2 == 0 {
+			_, err = conn.ExecContext(ctx, "DELETE FROM "+tbl+" WHERE "+pkWhere(sh.pk), c.PK)
+			return err == nil, err
+		}
+		cols := make([]string, len(sh.pk))
+		vals := make([]string, len(sh.pk))
+		for i, p := range sh.pk {
+			cols[i] = quoteIdent(p)
+			vals[i] = fmt.Sprintf("json_extract(?1, '$[%d]')", i)
+		}
+		if _, err = conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING",
+			tbl, strings.Join(cols, ", "), strings.Join(vals, ", ")), c.PK); err != nil {
+			return false, err
+		}
+		if c.Column == "" {
+			return true, nil
+		}
+	} else if c.Column == "" || c.CL%2 == 0 {
+		return false, nil // same life: nothing new about the row itself
+	} else {
+		var hlc int64
+		var site string
+		err = conn.QueryRowContext(ctx, "SELECT hlc, site FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&hlc, &site)
+		switch {
+		case err == sql.ErrNoRows:
+			err = nil
+		case err != nil:
+			return false, err
+		case uint64(hlc) > c.HLC || (uint64(hlc) == c.HLC && site >= c.Site):
+			return false, nil
+		}
+	}
+	if _, err = conn.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = ?2 WHERE %s", tbl, quoteIdent(c.Column), pkWhere(sh.pk)), c.PK, c.Value); err != nil {
+		return false, err
+	}
+	if _, err = conn.ExecContext(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
+		c.Table, c.PK, c.Column, c.Value, int64(c.HLC), c.Site, int64(c.Seq), int64(c.CL)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// CollectTombstones forgets the sentinels of deleted rows that every peer
+// has seen (seen is, per origin, the lowest version all members know) and
+// that are older than before. It returns how many it removed.
+func (s *Store) CollectTombstones(ctx context.Context, seen Vector, before time.Time) (int64, error) {
+	if s.readOnly {
+		return 0, ErrReadOnly
+	}
+	var n int64
+	for site, v := range seen {
+		r, err := s.db.ExecContext(ctx, `DELETE FROM crdt_clock WHERE col = '' AND cl % 2 = 0 AND site = ? AND seq <= ? AND hlc < ?`,
+			site, int64(v), int64(MakeHLC(before, 0)))
+		if err != nil {
+			return n, err
+		}
+		k, _ := r.RowsAffected()
+		n += k
+	}
+	return n, nil
+}
+
+// Tombstones counts the sentinels of deleted rows.
+func (s *Store) Tombstones(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM crdt_clock WHERE col = '' AND cl % 2 = 0").Scan(&n)
+	return n, err
+}
+
+// SetVersion raises the local version counter to at least v. The cluster
+// calls it when a peer knows this site further than this file does: the
+// file was restored from a backup in place, and new changes must not reuse
+// versions the peers have already seen.
+func (s *Store) SetVersion(ctx context.Context, v uint64) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE crdt_meta SET v = max(v, ?) WHERE k = 'db_version'", int64(v))
+	return err
+}

@@ -1,0 +1,383 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openT(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSqliteCLIWritesAreCaptured(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "routing.db")
+	s := openT(t, path)
+	sqlite(t, path, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('b1','myapp','sa','10.0.0.1',80)`)
+	sqlite(t, path, `UPDATE backends SET weight = 7 WHERE id = 'b1'`)
+	v, err := s.DBVersion(ctx)
+	if err != nil || v != 2 {
+		t.Fatalf("db_version %d %v, want 2 (one insert, one update)", v, err)
+	}
+	ch, err := s.ChangesSince(ctx, s.SiteID(), 0, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, c := range ch {
+		got[c.Column] = c.Value
+		if c.PK != `["b1"]` || c.CL != 1 {
+			t.Fatalf("change %+v", c)
+		}
+	}
+	if got["weight"] != int64(7) || got["app"] != "myapp" || got["port"] != int64(80) || len(got) != len(s.shapes["backends"].cols)+1 {
+		t.Fatalf("captured %v", got)
+	}
+	sqlite(t, path, `DELETE FROM backends WHERE id = 'b1'`)
+	ch, _ = s.ChangesSince(ctx, s.SiteID(), 0, 100)
+	if len(ch) != 1 || ch[0].Column != "" || ch[0].CL != 2 {
+		t.Fatalf("after delete: %+v", ch)
+	}
+	sqlite(t, path, `INSERT INTO backends (id, app) VALUES ('b1','again')`)
+	ch, _ = s.ChangesSince(ctx, s.SiteID(), 3, 100)
+	if len(ch) == 0 || ch[0].CL != 3 {
+		t.Fatalf("after resurrection: %+v", ch)
+	}
+	// Primary key change: a delete of the old key, an insert of the new.
+	sqlite(t, path, `UPDATE backends SET id = 'b2' WHERE id = 'b1'`)
+	if n := sqlite(t, path, `SELECT pk || ':' || cl FROM crdt_clock WHERE col = '' ORDER BY pk`); n != `["b1"]:4`+"\n"+`["b2"]:1` {
+		t.Fatalf("sentinels after key change: %q", n)
+	}
+	// Merges are not captured again.
+	before, _ := s.DBVersion(ctx)
+	res, err := s.Apply(ctx, []Segment{{Origin: "other", From: 0, To: 1, Changes: []Change{
+		{Table: "backends", PK: `["x"]`, Column: "app", Value: "remote", HLC: MakeHLC(time.Now(), 0), Seq: 1, CL: 1},
+	}}}, time.Now())
+	if err != nil || res.Applied != 1 || len(res.Refused) > 0 {
+		t.Fatalf("apply: %+v %v", res, err)
+	}
+	after, _ := s.DBVersion(ctx)
+	if after != before {
+		t.Fatalf("merge was captured: db_version %d -> %d", before, after)
+	}
+	if got := sqlite(t, path, `SELECT app FROM backends WHERE id = 'x'`); got != "remote" {
+		t.Fatalf("merged row: %q", got)
+	}
+	vec, _ := s.Vector(ctx)
+	if vec["other"] != 1 {
+		t.Fatalf("vector %v", vec)
+	}
+}
+
+func TestCopiedFileGetsNewSiteID(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.db")
+	s := openT(t, a)
+	sqlite(t, a, `INSERT INTO backends (id, app) VALUES ('b1','myapp')`)
+	site := s.SiteID()
+	s.Close()
+	// Reopening the same file keeps its id.
+	s2 := openT(t, a)
+	if s2.SiteID() != site || s2.CopiedFrom() != "" {
+		t.Fatalf("reopen changed site id")
+	}
+	s2.Close()
+	b := filepath.Join(dir, "b.db")
+	data, _ := os.ReadFile(a)
+	os.WriteFile(b, data, 0o644)
+	c := openT(t, b)
+	if c.SiteID() == site || c.CopiedFrom() != site {
+		t.Fatalf("copy kept site id %s (copied from %q)", c.SiteID(), c.CopiedFrom())
+	}
+	ch, _ := c.ChangesSince(context.Background(), c.SiteID(), 0, 1<<40)
+	if len(ch) == 0 {
+		t.Fatal("copy's changes not re-stamped under its new site id")
+	}
+	// A rename keeps the identity.
+	os.Rename(a, filepath.Join(dir, "moved.db"))
+	m := openT(t, filepath.Join(dir, "moved.db"))
+	if m.SiteID() != site {
+		t.Fatalf("a moved file is not a copy")
+	}
+}
+
+func TestApplyRefusesWhatItCannotApply(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "r.db"))
+	now := time.Now()
+	h := MakeHLC(now, 0)
+	bad := []Change{
+		{Table: "nosuch", PK: `["a"]`, Column: "x", HLC: h, Seq: 1, CL: 1},
+		{Table: "backends", PK: `["a"]`, Column: "colour", Value: "red", HLC: h, Seq: 1, CL: 1},
+		{Table: "backends", PK: `not json`, Column: "app", Value: "x", HLC: h, Seq: 1, CL: 1},
+		{Table: "health", PK: `["only-one"]`, Column: "healthy", Value: int64(1), HLC: h, Seq: 1, CL: 1},
+		{Table: "backends", PK: `["a"]`, Column: "app", Value: "future", HLC: MakeHLC(now.Add(2*time.Second), 0), Seq: 1, CL: 1},
+		{Table: "backends", PK: `["a"]`, Column: "app", Value: nil, HLC: h, Seq: 1, CL: 1}, // NOT NULL
+		{Table: "backends", PK: `["a"]`, Column: "app", Value: "x", HLC: h, Seq: 1, CL: 0},
+	}
+	for i, c := range bad {
+		res, err := s.Apply(ctx, []Segment{{Origin: "peer", From: 0, To: 1, Changes: []Change{c}}}, now)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if len(res.Refused) != 1 || len(res.Advanced) != 0 {
+			t.Fatalf("%d: %+v not refused: %+v", i, c, res)
+		}
+		vec, _ := s.Vector(ctx)
+		if vec["peer"] != 0 {
+			t.Fatalf("%d: refused change marked as seen", i)
+		}
+	}
+	tbl, _, err := s.Snapshot(ctx)
+	if err != nil || len(tbl.Backends()) != 0 {
+		t.Fatalf("refused changes left rows: %v %v", tbl.Backends(), err)
+	}
+}
+
+// replica is one file of the property test.
+type replica struct {
+	s    *Store
+	last uint64
+}
+
+func (r *replica) exec(t *testing.T, q string, args ...any) {
+	t.Helper()
+	if _, err := r.s.DB().Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// own returns the segment of changes this replica made since the last call.
+func (r *replica) own(t *testing.T) Segment {
+	ctx := context.Background()
+	v, _ := r.s.DBVersion(ctx)
+	ch, err := r.s.ChangesSince(ctx, r.s.SiteID(), r.last, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := Segment{Origin: r.s.SiteID(), From: r.last, To: v, Changes: ch}
+	r.last = v
+	return seg
+}
+
+func dump(t *testing.T, s *Store) string {
+	rows, err := s.DB().Query(`SELECT id, app, region, weight, port, deleted FROM backends ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, app, region string
+		var w, p, d int64
+		rows.Scan(&id, &app, &region, &w, &p, &d)
+		fmt.Fprintf(&b, "%s|%s|%s|%d|%d|%d\n", id, app, region, w, p, d)
+	}
+	rows, err = s.DB().Query(`SELECT tbl, pk, col, quote(val), hlc, site, cl FROM crdt_clock ORDER BY tbl, pk, col`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tbl, pk, col, val, site string
+		var hlc, cl int64
+		rows.Scan(&tbl, &pk, &col, &val, &hlc, &site, &cl)
+		if col == "" {
+			fmt.Fprintf(&b, "%s %s cl=%d\n", tbl, pk, cl) // sentinel metadata may differ; its life may not
+		} else {
+			fmt.Fprintf(&b, "%s %s %s=%s @%d/%s cl=%d\n", tbl, pk, col, val, hlc, site, cl)
+		}
+	}
+	return b.String()
+}
+
+// TestMergeConvergesOnRandomHistories: random inserts, updates of random
+// columns, deletes, re-inserts and REPLACEs on several replicas, with some
+// exchanges in between so writes build on remote state; then every
+// message is delivered to every replica in a random order with duplicates
+// (and some anti-entropy exchanges): every replica ends with the same table.
+func TestMergeConvergesOnRandomHistories(t *testing.T) {
+	ctx := context.Background()
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 42))
+			dir := t.TempDir()
+			n := 3 + rng.IntN(2)
+			reps := make([]*replica, n)
+			for i := range reps {
+				reps[i] = &replica{s: openT(t, filepath.Join(dir, fmt.Sprintf("r%d.db", i)))}
+			}
+			var msgs []Segment
+			ids := []string{"a", "b", "c"}
+			cols := []string{"app", "region", "weight", "port", "deleted"}
+			for step := 0; step < 60; step++ {
+				r := reps[rng.IntN(n)]
+				id := ids[rng.IntN(len(ids))]
+				switch rng.IntN(6) {
+				case 0, 1:
+					r.exec(t, `INSERT INTO backends (id, app, region, weight) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+						id, fmt.Sprint("app", rng.IntN(3)), fmt.Sprint("r", rng.IntN(3)), rng.IntN(5))
+				case 2, 3:
+					c := cols[rng.IntN(len(cols))]
+					var v any = rng.IntN(100)
+					if c == "app" || c == "region" {
+						v = fmt.Sprint(c, rng.IntN(100))
+					}
+					r.exec(t, fmt.Sprintf(`UPDATE backends SET %s = ? WHERE id = ?`, c), v, id)
+				case 4:
+					r.exec(t, `DELETE FROM backends WHERE id = ?`, id)
+				case 5:
+					r.exec(t, `INSERT OR REPLACE INTO backends (id, app, port) VALUES (?, ?, ?)`, id, fmt.Sprint("rep", rng.IntN(9)), rng.IntN(9))
+				}
+				msgs = append(msgs, r.own(t))
+				// Some deliveries and anti-entropy mid-history.
+				if rng.IntN(3) == 0 {
+					to := reps[rng.IntN(n)]
+					m := msgs[rng.IntN(len(msgs))]
+					if _, err := to.s.Apply(ctx, []Segment{m}, time.Now()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if rng.IntN(8) == 0 {
+					from, to := reps[rng.IntN(n)], reps[rng.IntN(n)]
+					vec, _ := to.s.Vector(ctx)
+					segs, err := from.s.Missing(ctx, vec, 1+rng.IntN(5), 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if _, err := to.s.Apply(ctx, segs, time.Now()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, r := range reps {
+				order := append([]Segment(nil), msgs...)
+				for i := 0; i < len(msgs)/3; i++ {
+					order = append(order, msgs[rng.IntN(len(msgs))])
+				}
+				rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+				for _, m := range order {
+					if res, err := r.s.Apply(ctx, []Segment{m}, time.Now()); err != nil || len(res.Refused) > 0 {
+						t.Fatalf("apply: %v %+v", err, res.Refused)
+					}
+				}
+			}
+			want := dump(t, reps[0].s)
+			if seed == 0 {
+				t.Logf("converged table:\n%s", want)
+			}
+			for i, r := range reps[1:] {
+				if got := dump(t, r.s); got != want {
+					t.Fatalf("replica %d differs from replica 0:\n%s\nvs\n%s", i+1, got, want)
+				}
+			}
+			// Anti-entropy rounds then complete every vector without
+			// changing the table.
+			for range 2 {
+				for _, from := range reps {
+					for _, to := range reps {
+						vec, _ := to.s.Vector(ctx)
+						segs, err := from.s.Missing(ctx, vec, 4, 0)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if _, err := to.s.Apply(ctx, segs, time.Now()); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			for i, r := range reps[1:] {
+				if got := dump(t, r.s); got != want {
+					t.Fatalf("replica %d differs from replica 0:\n%s\nvs\n%s", i+1, got, want)
+				}
+			}
+			// With every message delivered, every vector knows every origin fully.
+			for _, r := range reps {
+				vec, _ := r.s.Vector(ctx)
+				for _, o := range reps {
+					if vec[o.s.SiteID()] != o.last {
+						t.Fatalf("vector %v misses %s up to %d", vec, o.s.SiteID(), o.last)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Anti-entropy leaves out changes younger than notAfter, and its segment
+// claims only what it carries.
+func TestMissingLeavesOutRecentChanges(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, filepath.Join(t.TempDir(), "r.db"))
+	s.DB().Exec(`INSERT INTO backends (id, app) VALUES ('old','a')`)
+	time.Sleep(20 * time.Millisecond)
+	cut := MakeHLC(time.Now(), 0)
+	time.Sleep(20 * time.Millisecond)
+	s.DB().Exec(`INSERT INTO backends (id, app) VALUES ('new','a')`)
+	segs, err := s.Missing(ctx, Vector{}, 100, cut)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("%v %+v", err, segs)
+	}
+	if segs[0].To != 1 {
+		t.Fatalf("segment claims up to %d, want 1", segs[0].To)
+	}
+	for _, c := range segs[0].Changes {
+		if c.PK != `["old"]` {
+			t.Fatalf("recent change included: %+v", c)
+		}
+	}
+	all, _ := s.Missing(ctx, Vector{}, 100, 0)
+	if all[0].To != 2 {
+		t.Fatalf("without a limit: to %d", all[0].To)
+	}
+}
+
+// A merge raises the local clock to the remote HLC it accepts (within the
+// skew bound), so a later local write orders after what was seen; and a
+// remote write ordered after a local one wins that column.
+func TestHLCFollowsMergedClocks(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "r.db")
+	s := openT(t, path)
+	sqlite(t, path, `INSERT INTO backends (id, app, weight) VALUES ('b','local',1)`)
+	ahead := MakeHLC(time.Now().Add(400*time.Millisecond), 7)
+	res, err := s.Apply(ctx, []Segment{{Origin: "peer", From: 0, To: 1, Changes: []Change{
+		{Table: "backends", PK: `["b"]`, Column: "weight", Value: int64(5), HLC: ahead, Seq: 1, CL: 1},
+	}}}, time.Now())
+	if err != nil || res.Applied != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if got := sqlite(t, path, `SELECT app, weight FROM backends`); got != "local|5" {
+		t.Fatalf("after merge: %q", got)
+	}
+	sqlite(t, path, `UPDATE backends SET weight = 6 WHERE id = 'b'`)
+	var hlc int64
+	s.DB().QueryRow(`SELECT hlc FROM crdt_clock WHERE col = 'weight'`).Scan(&hlc)
+	if uint64(hlc) <= ahead {
+		t.Fatalf("local write after the merge has HLC %d, not after the merged %d", hlc, ahead)
+	}
+	// The older remote write of the same column loses, whatever the order.
+	res, _ = s.Apply(ctx, []Segment{{Origin: "peer", From: 1, To: 2, Changes: []Change{
+		{Table: "backends", PK: `["b"]`, Column: "weight", Value: int64(99), HLC: ahead - 1, Seq: 2, CL: 1},
+	}}}, time.Now())
+	if res.Applied != 0 || res.Stale != 1 || sqlite(t, path, `SELECT weight FROM backends`) != "6" {
+		t.Fatalf("older write won: %+v", res)
+	}
+}
