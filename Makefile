@@ -35,6 +35,8 @@ vet:
 bench: build bench-deps
 	CADDY=$(BIN)/caddy bash bench/proxy.sh
 	COREDNS=$(BIN)/coredns bash bench/dns/run.sh
+	$(GO) run ./bench/cluster -caddy $(BIN)/caddy -pops 3,10
+	CADDY=$(BIN)/caddy bash bench/registry/run.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
 
 # deps installs what the tests need when it is missing (as root, on Debian).

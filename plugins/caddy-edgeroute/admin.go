@@ -48,6 +48,9 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{
 		{Pattern: "/edgeroute/backends", Handler: caddy.AdminHandlerFunc(a.backends)},
 		{Pattern: "/edgeroute/route", Handler: caddy.AdminHandlerFunc(a.route)},
+		{Pattern: "/edgeroute/cluster", Handler: caddy.AdminHandlerFunc(a.clusterStatus)}, // admin_cluster.go
+		{Pattern: "/edgeroute/backends/", Handler: caddy.AdminHandlerFunc(a.backendByID)}, // admin_backends.go
+		{Pattern: "/edgeroute/health", Handler: caddy.AdminHandlerFunc(a.healthView)},
 	}
 }
 
@@ -103,6 +106,9 @@ func (a *adminAPI) ready() error {
 }
 
 func (a *adminAPI) backends(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodPost {
+		return a.registerBackend(w, r) // admin_backends.go
+	}
 	if r.Method != http.MethodGet {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
 	}

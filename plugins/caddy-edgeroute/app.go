@@ -62,6 +62,7 @@ type App struct {
 	geo     *geo.Resolver
 	rt      *runtime
 	logger  *zap.Logger
+	health  *healthManager // health.go
 }
 
 // CaddyModule returns the Caddy module information.

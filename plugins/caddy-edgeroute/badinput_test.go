@@ -122,7 +122,15 @@ func TestAppWithNoBackends(t *testing.T) {
 	if !strings.Contains(p.logs(), `"app":"ghost"`) || !strings.Contains(p.logs(), "no backends") {
 		t.Fatalf("no load-time warning for an app without backends:\n%s", p.logs())
 	}
-	before := atoi(p.metric(`edgeroute_refused_connections_total{app="ghost"}`))
+	// startPOP's readiness probe is itself refused; wait until it is counted.
+	refused := func() int { return atoi(p.metric(`edgeroute_refused_connections_total{app="ghost"}`)) }
+	eventually(t, 2*time.Second, func() string {
+		if refused() == 0 {
+			return "the readiness probe's refusal was not counted"
+		}
+		return ""
+	})
+	before := refused()
 	c, err := net.Dial("tcp", p.listen)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +142,7 @@ func TestAppWithNoBackends(t *testing.T) {
 	if n != 0 || err == nil || time.Since(start) > 500*time.Millisecond {
 		t.Fatalf("client not closed at once: n=%d err=%v after %v", n, err, time.Since(start))
 	}
-	if after := atoi(p.metric(`edgeroute_refused_connections_total{app="ghost"}`)); after != before+1 {
+	if after := refused(); after != before+1 {
 		t.Fatalf("refused counter %d -> %d", before, after)
 	}
 }

@@ -67,20 +67,24 @@ func TestUnmarshalHandlerCaddyfile(t *testing.T) {
 
 func TestUnmarshalRejectsBadInput(t *testing.T) {
 	for input, want := range map[string]string{
-		"edgeroute {\n db\n}":                        "db takes exactly one value",
-		"edgeroute {\n db a b\n}":                    "db takes exactly one value",
-		"edgeroute extra":                            "wrong argument count",
-		"edgeroute {\n affinity -5m\n}":              "must be positive",
-		"edgeroute {\n region_map {\n FR\n }\n}":     "FR needs exactly one region",
-		"edgeroute {\n cluster {\n bind x\n }\n}":    "not available",
-		"edgeroute {\n nodes x\n}":                   `unknown option "nodes"`,
-		"edgeroute myapp other":                      `unexpected argument "other"`,
-		"edgeroute myapp {\n tries many\n}":          `tries "many"`,
-		"edgeroute myapp {\n idle_timeout\n}":        "idle_timeout takes exactly one value",
-		"edgeroute myapp {\n proxy_protocol true\n}": `proxy_protocol "true"`,
-		"edgeroute myapp {\n dial_timeout 0s\n}":     "must be positive",
-		"edgeroute myapp {\n bogus\n}":               "bogus takes exactly one value",
-		"edgeroute myapp {\n bogus 1\n}":             `unknown option "bogus"`,
+		"edgeroute {\n db\n}":                                  "db takes exactly one value",
+		"edgeroute {\n db a b\n}":                              "db takes exactly one value",
+		"edgeroute extra":                                      "wrong argument count",
+		"edgeroute {\n affinity -5m\n}":                        "must be positive",
+		"edgeroute {\n region_map {\n FR\n }\n}":               "FR needs exactly one region",
+		"edgeroute {\n cluster {\n join\n }\n}":                "join needs at least one",
+		"edgeroute {\n cluster {\n name x\n }\n}":              "bind <host:port> is required",
+		"edgeroute {\n cluster {\n bind a:1\n gossip x\n }\n}": `unknown option "gossip"`,
+		"edgeroute {\n cluster {\n bind a:1 b:2\n }\n}":        "bind takes exactly one value",
+		"edgeroute {\n cluster {\n bind a:1\n key\n }\n}":      "key needs a base64 key",
+		"edgeroute {\n nodes x\n}":                             `unknown option "nodes"`,
+		"edgeroute myapp other":                                `unexpected argument "other"`,
+		"edgeroute myapp {\n tries many\n}":                    `tries "many"`,
+		"edgeroute myapp {\n idle_timeout\n}":                  "idle_timeout takes exactly one value",
+		"edgeroute myapp {\n proxy_protocol true\n}":           `proxy_protocol "true"`,
+		"edgeroute myapp {\n dial_timeout 0s\n}":               "must be positive",
+		"edgeroute myapp {\n bogus\n}":                         "bogus takes exactly one value",
+		"edgeroute myapp {\n bogus 1\n}":                       `unknown option "bogus"`,
 	} {
 		var err error
 		d := caddyfile.NewTestDispenser(input)

@@ -1,18 +1,190 @@
 package edgeroute
 
 import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // ClusterConfig is the `cluster` block: replication of the routing table
-// between POPs. Not implemented yet.
-type ClusterConfig struct{}
+// between POPs (memberlist membership, CRDT merge of the SQLite rows).
+// Without it nothing listens and the POP runs alone.
+type ClusterConfig struct {
+	// Bind is the host:port of the cluster listener (TCP and UDP).
+	Bind string `json:"bind"`
+	// Advertise is the host:port other POPs reach this one at, if it
+	// differs from Bind (NAT).
+	Advertise string `json:"advertise,omitempty"`
+	// Join lists host:port of other POPs. Joined at start and retried in
+	// the background while they are not members.
+	Join []string `json:"join,omitempty"`
+	// Keys are base64 AES keys of 16, 24 or 32 bytes, placeholders such as
+	// {env.EDGE_CLUSTER_KEY} allowed. The first encrypts; every one is
+	// accepted when decrypting (key rotation). With a key, unencrypted or
+	// unauthenticated gossip is refused.
+	Keys []string `json:"keys,omitempty"`
+	// Name labels the cluster: POPs with another name are ignored.
+	Name string `json:"name,omitempty"`
+	// SyncInterval is the anti-entropy period (default 500ms).
+	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+	// RejoinInterval is how often lost members and seeds are rejoined
+	// (default 2s).
+	RejoinInterval caddy.Duration `json:"rejoin_interval,omitempty"`
+	// TombstoneAge is how long a deleted row's tombstone is kept at least,
+	// after every member has it (default 10m).
+	TombstoneAge caddy.Duration `json:"tombstone_age,omitempty"`
 
-func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
-	return d.Err("edgeroute: cluster: replication between POPs is not available in this build yet")
+	keys [][]byte
 }
 
-func (a *App) provisionCluster(ctx caddy.Context) error { return nil }
-func (a *App) startCluster() error                      { return nil }
-func (a *App) stopCluster() error                       { return nil }
+// unmarshalCluster parses, with the dispenser on the `cluster` token:
+//
+//	cluster {
+//		bind      <host:port>
+//		advertise <host:port>
+//		join      <host:port>...
+//		key       <base64> [<older base64>...]
+//		name      <cluster name>
+//		sync_interval   <duration>
+//		rejoin_interval <duration>
+//		tombstone_age   <duration>
+//	}
+func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.Errf("edgeroute: cluster: unexpected argument %q: options go in a block", d.Val())
+	}
+	if a.Cluster != nil {
+		return d.Err("edgeroute: cluster: only one cluster block is allowed")
+	}
+	c := new(ClusterConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		switch opt {
+		case "bind", "advertise", "name":
+			if len(args) != 1 {
+				return d.Errf("edgeroute: cluster: %s takes exactly one value", opt)
+			}
+			switch opt {
+			case "bind":
+				c.Bind = args[0]
+			case "advertise":
+				c.Advertise = args[0]
+			default:
+				c.Name = args[0]
+			}
+		case "join":
+			if len(args) == 0 {
+				return d.Err("edgeroute: cluster: join needs at least one host:port")
+			}
+			c.Join = append(c.Join, args...)
+		case "key":
+			if len(args) == 0 {
+				return d.Err("edgeroute: cluster: key needs a base64 key (the first encrypts; more are accepted for rotation)")
+			}
+			c.Keys = append(c.Keys, args...)
+		case "sync_interval", "rejoin_interval", "tombstone_age":
+			if len(args) != 1 {
+				return d.Errf("edgeroute: cluster: %s takes exactly one duration", opt)
+			}
+			dur, err := parseDuration(args[0], false)
+			if err != nil {
+				return d.Errf("edgeroute: cluster: %s: %v", opt, err)
+			}
+			switch opt {
+			case "sync_interval":
+				c.SyncInterval = dur
+			case "rejoin_interval":
+				c.RejoinInterval = dur
+			default:
+				c.TombstoneAge = dur
+			}
+		default:
+			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age)", opt)
+		}
+	}
+	if c.Bind == "" {
+		return d.Err("edgeroute: cluster: bind <host:port> is required")
+	}
+	a.Cluster = c
+	return nil
+}
+
+func checkHostPort(what, s string) error {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("edgeroute: cluster: %s %q: use host:port (%v)", what, s, err)
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("edgeroute: cluster: %s %q: bad port", what, s)
+	}
+	if what == "advertise" && (h == "" || net.ParseIP(h) == nil) {
+		return fmt.Errorf("edgeroute: cluster: advertise %q: must be an IP address and port", s)
+	}
+	return nil
+}
+
+// validate checks addresses and decodes the keys (after placeholders).
+func (c *ClusterConfig) validate() error {
+	if c.Bind == "" {
+		return fmt.Errorf("edgeroute: cluster: bind <host:port> is required")
+	}
+	if err := checkHostPort("bind", c.Bind); err != nil {
+		return err
+	}
+	if c.Advertise != "" {
+		if err := checkHostPort("advertise", c.Advertise); err != nil {
+			return err
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkHostPort("join", j); err != nil {
+			return err
+		}
+	}
+	if c.SyncInterval < 0 || c.RejoinInterval < 0 || c.TombstoneAge < 0 {
+		return fmt.Errorf("edgeroute: cluster: durations must be positive")
+	}
+	repl := caddy.NewReplacer()
+	c.keys = nil
+	for i, k := range c.Keys {
+		v := strings.TrimSpace(repl.ReplaceAll(k, ""))
+		if v == "" {
+			return fmt.Errorf("edgeroute: cluster: key %d is empty (is the environment variable set?)", i+1)
+		}
+		raw, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			return fmt.Errorf("edgeroute: cluster: key %d is not base64: %v", i+1, err)
+		}
+		if l := len(raw); l != 16 && l != 24 && l != 32 {
+			return fmt.Errorf("edgeroute: cluster: key %d is %d bytes; it must be 16, 24 or 32 (e.g. `openssl rand -base64 32`)", i+1, l)
+		}
+		c.keys = append(c.keys, raw)
+	}
+	return nil
+}
+
+func (a *App) provisionCluster(ctx caddy.Context) error {
+	if a.Cluster == nil {
+		return nil
+	}
+	if err := a.Cluster.validate(); err != nil {
+		return err
+	}
+	return registerClusterMetrics(ctx, a.rt)
+}
+
+func (a *App) startCluster() error {
+	return a.rt.setCluster(a, time.Now())
+}
+
+// stopCluster does nothing: the cluster belongs to the routing table's
+// runtime, which outlives config reloads; it stops when the runtime is
+// released or a new config drops or changes the cluster block.
+func (a *App) stopCluster() error { return nil }

@@ -18,7 +18,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "edgeroute",
-		Usage: "route|backends [--app <app>] [--client <ip>] [--address <admin>]",
+		Usage: "route|backends|register [--app <app>] [--client <ip>] [--address <admin>]",
 		Short: "Asks a running edgeProxy POP how it routes",
 		Long: `
 Asks the running Caddy, through its admin API, how it routes.
@@ -31,12 +31,14 @@ Asks the running Caddy, through its admin API, how it routes.
       lists the routing table as routing sees it, with live connection counts.
 
 --address is the admin endpoint (default localhost:2019, or $CADDY_ADMIN).
---json prints the raw JSON answer.`,
+--json prints the raw JSON answer.
+` + registerUsage,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("app", "", "app name")
 			cmd.Flags().String("client", "", "client IP address")
 			cmd.Flags().String("address", "", "admin API address")
 			cmd.Flags().Bool("json", false, "print JSON")
+			registerFlags(cmd) // register_command.go
 			cmd.Args = cobra.ExactArgs(1)
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runCommand)
 		},
@@ -48,6 +50,8 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 	app, client := fl.String("app"), fl.String("client")
 	var path string
 	switch sub {
+	case "register":
+		return runRegister(fl) // register_command.go
 	case "route":
 		if app == "" || client == "" {
 			return exitFailure, fmt.Errorf("route needs --app and --client")
@@ -59,7 +63,7 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 			path += "?" + url.Values{"app": {app}}.Encode()
 		}
 	default:
-		return exitFailure, fmt.Errorf("unknown subcommand %q: use route or backends", sub)
+		return exitFailure, fmt.Errorf("unknown subcommand %q: use route, backends or register", sub)
 	}
 	body, err := adminGet(fl.String("address"), path)
 	if err != nil {

@@ -1,9 +1,11 @@
 package edgeroute
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -45,6 +47,7 @@ type Handler struct {
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
 
 	app    *App
+	scorer routing.Scorer
 	stats  *appStats
 	dialer net.Dialer
 	logger *zap.Logger
@@ -88,6 +91,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("edgeroute handler: %v", err)
 	}
 	h.app = appIface.(*App)
+	h.scorer = h.app.scorerFor(h.App)
 	h.stats = h.app.rt.stats.forApp(h.App)
 	if len(h.app.Table().App(h.App)) == 0 {
 		h.logger.Warn("app has no backends yet; its connections are refused until one is added",
@@ -106,7 +110,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	var skipBuf [maxTries]*routing.Backend
 	skip := skipBuf[:0]
 	for range h.Tries {
-		d := h.app.scorer.Acquire(tbl, rt.affinity, h.App, ip, client, skip)
+		d := h.scorer.Acquire(tbl, rt.affinity, h.App, ip, client, skip)
 		b := d.Backend
 		if b == nil {
 			break
@@ -123,12 +127,18 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 			skip = append(skip, b)
 			continue
 		}
-		defer b.Load.Release()
-		in, out, err := h.proxy(cx, up.(*net.TCPConn))
-		b.Load.AddBytes(uint64(in), uint64(out))
-		if err != nil && h.logger.Core().Enabled(zap.DebugLevel) {
-			h.logger.Debug("connection ended with an error", zap.String("backend", b.ID), zap.Error(err))
-		}
+		b.Load.DialSucceeded()
+		backendID := b.ID
+		h.proxy(cx, up.(*net.TCPConn), func(in, out int64, err error) {
+			b.Load.AddBytes(uint64(in), uint64(out))
+			if out == 0 && errors.Is(err, syscall.ECONNRESET) {
+				b.Load.ConnReset() // reset before sending a byte: counts against it
+			}
+			b.Load.Release()
+			if err != nil && h.logger.Core().Enabled(zap.DebugLevel) {
+				h.logger.Debug("connection ended with an error", zap.String("backend", backendID), zap.Error(err))
+			}
+		})
 		return nil
 	}
 	h.stats.refused.Add(1)

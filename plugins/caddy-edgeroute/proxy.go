@@ -10,38 +10,60 @@ import (
 
 	"github.com/mholt/caddy-l4/layer4"
 	"github.com/pires/go-proxyproto"
+
+	"github.com/edgeproxy/edgeproxy/relay"
 )
 
-// proxy copies bytes both ways until both directions are done and returns
-// how many went to the backend (in) and to the client (out).
+// proxy copies bytes both ways until both directions are done, then calls
+// done with how many went to the backend (in) and to the client (out).
 //
-// When the client side is the raw *net.TCPConn the listener accepted, both
-// directions are relayed socket to socket by relayTCP: small messages with
-// a read and a write, bulk transfers with splice(2). Bytes a matcher already
-// read are sent first. Behind a wrapping handler (TLS termination, say) the
-// copy goes through the wrapped connection.
+// When the client side is the raw *net.TCPConn the listener accepted, the
+// pair is handed to the shared relay engine: the handler's goroutine
+// returns at once, and an idle connection costs no goroutine, buffer or
+// pipe; small messages are copied with a read and a write, bulk transfers
+// with splice(2). Bytes a matcher already read are sent first. Behind a
+// wrapping handler (TLS termination, say) the copy runs here, through the
+// wrapped connection, with two goroutines.
 //
 // Each direction ends with a half-close, so a client that shuts down its
 // write side still receives the whole response, and the reverse.
-func (h *Handler) proxy(cx *layer4.Connection, up *net.TCPConn) (in, out int64, err error) {
-	defer up.Close()
+func (h *Handler) proxy(cx *layer4.Connection, up *net.TCPConn, done func(in, out int64, err error)) {
 	if h.ProxyProtocol != "" {
 		if err := writeProxyHeader(up, h.ProxyProtocol, cx.RemoteAddr(), cx.LocalAddr()); err != nil {
-			return 0, 0, err
+			up.Close()
+			done(0, 0, err)
+			return
 		}
 	}
-
+	var in int64
 	var down io.ReadWriter = cx
 	if raw, ok := cx.Conn.(*net.TCPConn); ok {
 		if pending := cx.MatchingBytes(); len(pending) > 0 {
 			n, err := up.Write(pending)
 			in += int64(n)
 			if err != nil {
-				return in, 0, err
+				up.Close()
+				done(in, 0, err)
+				return
+			}
+		}
+		if eng, err := relay.Shared(); err == nil {
+			err := eng.Relay(raw, up, time.Duration(h.IdleTimeout), func(r relay.Result) {
+				done(in+r.ClientToBackend, r.BackendToClient, r.Err)
+			})
+			if err == nil {
+				return
 			}
 		}
 		down = raw
 	}
+	upBytes, out, err := h.copyBothWays(down, up)
+	done(in+upBytes, out, err)
+}
+
+// copyBothWays relays with one goroutine per direction.
+func (h *Handler) copyBothWays(down io.ReadWriter, up *net.TCPConn) (in, out int64, err error) {
+	defer up.Close()
 
 	p := pipe{idle: time.Duration(h.IdleTimeout)}
 	p.touch()
@@ -65,7 +87,7 @@ func (h *Handler) proxy(cx *layer4.Connection, up *net.TCPConn) (in, out int64, 
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
-	return in + upBytes, out, err
+	return upBytes, out, err
 }
 
 func writeProxyHeader(w io.Writer, version string, client, local net.Addr) error {

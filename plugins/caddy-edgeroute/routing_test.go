@@ -96,6 +96,7 @@ func TestAffinityHoldsWhileEligible(t *testing.T) {
 	a, b := startBackend(t, "fr-a"), startBackend(t, "fr-b")
 	p.addBackend(a, "myapp", "eu", "FR", 10, 100)
 	p.addBackend(b, "myapp", "eu", "FR", 10, 100)
+	p.waitBackends(2)
 	var first *conn
 	eventually(t, 2*time.Second, func() string {
 		if first = p.connect(clientFR); first.backend != "fr-a" {

@@ -23,7 +23,9 @@ type runtime struct {
 	affinity *routing.Affinity
 	stats    *stats
 	logger   atomic.Pointer[zap.Logger]
-	ttl      atomic.Int64 // affinity TTL of the newest config, nanoseconds
+	ttl      atomic.Int64                 // affinity TTL of the newest config, nanoseconds
+	cluster  atomic.Pointer[clusterState] // cluster.go; nil when the POP runs alone
+	wake     chan struct{}                // cluster.go: reload now
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -43,7 +45,7 @@ func openRuntime(path string, logger *zap.Logger) (*runtime, error) {
 		st.Close()
 		return nil, err
 	}
-	rt := &runtime{store: st, stats: newStats(), done: make(chan struct{})}
+	rt := &runtime{store: st, stats: newStats(), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	rt.logger.Store(logger)
 	rt.affinity = routing.NewAffinity(time.Duration(1<<62), nil)
 	rt.table.Store(tbl)
@@ -62,6 +64,7 @@ func (rt *runtime) start(interval time.Duration) {
 		first := true
 		rt.store.Watch(ctx, store.Watcher{
 			Interval: interval,
+			Wake:     rt.wake, // cluster.go: replicated merges
 			OnTable: func(t *routing.Table, warnings []string) {
 				prev := rt.table.Swap(t)
 				rt.logWarnings(warnings)
@@ -107,6 +110,7 @@ func (rt *runtime) logWarnings(warnings []string) {
 
 // Destruct stops the watcher and closes the file once no config uses it.
 func (rt *runtime) Destruct() error {
+	rt.stopCluster() // cluster.go
 	if rt.cancel != nil {
 		rt.cancel()
 		<-rt.done

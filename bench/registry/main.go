@@ -1,0 +1,424 @@
+// Command registry measures issue 4's two figures against the built Caddy:
+//
+//	registry -caddy bin/caddy register [-for 10s] [-workers 32]
+//	    registrations per second through the edgeroute_api HTTP API,
+//	    sustained, each a distinct backend written to the routing table;
+//
+//	registry -caddy bin/caddy health [-backends 1000] [-interval 1s] [-for 30s] [-check tcp|http]
+//	    CPU the Caddy process spends checking that many real backends,
+//	    as a share of one core, next to the same process idle.
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+const token = "bench-token"
+
+func main() {
+	caddy := flag.String("caddy", "bin/caddy", "Caddy binary built with the edgeroute plugin")
+	dur := flag.Duration("for", 0, "measurement length (default 10s for register, 30s for health)")
+	workers := flag.Int("workers", 32, "register: concurrent clients")
+	n := flag.Int("backends", 1000, "health: backends to check")
+	interval := flag.Duration("interval", time.Second, "health: check interval")
+	check := flag.String("check", "tcp", "health: tcp or http")
+	flag.Parse()
+	sub := flag.Arg(0)
+	if flag.NArg() > 1 { // flags after the subcommand
+		flag.CommandLine.Parse(flag.Args()[1:])
+		if flag.NArg() > 0 {
+			fmt.Fprintln(os.Stderr, "registry: unexpected arguments:", flag.Args())
+			os.Exit(2)
+		}
+	}
+	var err error
+	switch sub {
+	case "register":
+		err = benchRegister(*caddy, orDefault(*dur, 10*time.Second), *workers)
+	case "health":
+		err = benchHealth(*caddy, orDefault(*dur, 30*time.Second), *n, *interval, *check)
+	default:
+		err = fmt.Errorf("usage: registry -caddy BIN register|health")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "registry:", err)
+		os.Exit(1)
+	}
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+type server struct {
+	cmd   *exec.Cmd
+	dir   string
+	db    string
+	api   string
+	admin string
+	log   bytes.Buffer
+}
+
+// startCaddy starts Caddy, trying again when a port picked for it was taken
+// meanwhile (other work on the machine opens connections too).
+func startCaddy(caddy, global, site string) (*server, error) {
+	var err error
+	for range 3 {
+		var s *server
+		if s, err = startCaddyOnce(caddy, global, site); err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
+}
+
+func startCaddyOnce(caddy, global, site string) (*server, error) {
+	dir, err := os.MkdirTemp("", "edgeroute-bench")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{dir: dir, db: filepath.Join(dir, "routing.db"),
+		api: fmt.Sprintf("127.0.0.1:%d", freePort()), admin: fmt.Sprintf("127.0.0.1:%d", freePort())}
+	cfg := fmt.Sprintf(`{
+	admin %s
+	metrics
+	edgeroute {
+		db %s
+		node bench
+		region eu
+		country DE
+		%s
+	}
+	log {
+		level WARN
+	}
+}
+http://%s {
+	edgeroute_api {
+		token %s
+		heartbeat_ttl 60s
+	}
+}
+%s
+`, s.admin, s.db, global, s.api, token, site)
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(caddy, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
+	s.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	s.cmd.Stdout, s.cmd.Stderr = &s.log, &s.log
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		resp, err := http.Get("http://" + s.api + "/health")
+		if err == nil {
+			resp.Body.Close()
+			return s, nil
+		}
+		if time.Now().After(deadline) || exited(s.cmd) {
+			log := s.log.String()
+			s.stop()
+			return nil, fmt.Errorf("caddy did not start: %s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func exited(cmd *exec.Cmd) bool {
+	return cmd.Process.Signal(syscall.Signal(0)) != nil
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+	os.RemoveAll(s.dir)
+}
+
+// cpuTicks is the process's user+system time in clock ticks (1/100 s).
+func cpuTicks(pid int) (int64, error) {
+	u, s, err := cpuSplit(pid)
+	return u + s, err
+}
+
+// cpuSplit is the process's user and system time in clock ticks.
+func cpuSplit(pid int) (int64, int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	sys, _ := strconv.ParseInt(f[12], 10, 64)
+	return u, sys, nil
+}
+
+func benchRegister(caddy string, dur time.Duration, workers int) error {
+	s, err := startCaddy(caddy, "", "")
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	var (
+		ok, failed atomic.Int64
+		mu         sync.Mutex
+		lat        []time.Duration
+		next       atomic.Int64
+		perSecond  = make([]atomic.Int64, int(dur/time.Second)+2)
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				i := next.Add(1)
+				body := fmt.Sprintf(`{"id":"bench-%d","app":"bench%d","region":"eu","ip":"10.%d.%d.%d","port":%d}`,
+					i, w%8, (i>>16)&255, (i>>8)&255, i&255, 1+i%65535)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.api+"/api/v1/register", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					failed.Add(1)
+					continue
+				}
+				ok.Add(1)
+				mine = append(mine, time.Since(t0))
+				perSecond[int(time.Since(start)/time.Second)].Add(1)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
+	db, err := sql.Open("sqlite3", "file:"+s.db+"?mode=ro")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var rows int64
+	if err := db.QueryRow("SELECT count(*) FROM backends").Scan(&rows); err != nil {
+		return err
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	minSec := int64(1 << 62)
+	for i := range int(dur / time.Second) {
+		minSec = min(minSec, perSecond[i].Load())
+	}
+	fmt.Printf("registrations through POST /api/v1/register, %d clients, %v:\n", workers, elapsed.Round(time.Millisecond))
+	fmt.Printf("  %d registered (%d failed), %.0f/s mean, slowest whole second %d/s\n", ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds(), minSec)
+	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
+	fmt.Printf("  routing table rows: %d; caddy CPU %.0f%% of one core\n", rows, float64(cpu1-cpu0)/elapsed.Seconds())
+	// A request cut off by the end of the run may have been written.
+	if rows < ok.Load() || rows > ok.Load()+int64(workers) {
+		return fmt.Errorf("table holds %d rows, %d registrations answered 201", rows, ok.Load())
+	}
+	return nil
+}
+
+func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration, check string) error {
+	// Real backends: n listeners answering TCP connects or HTTP GETs.
+	lns := make([]net.Listener, n)
+	var accepted atomic.Int64
+	httpSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { accepted.Add(1) })}
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("listener %d: %v (raise ulimit -n)", i, err)
+		}
+		lns[i] = ln
+		if check == "http" {
+			go httpSrv.Serve(ln)
+			continue
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted.Add(1)
+				c.Close()
+			}
+		}()
+	}
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	measure := func(withChecks bool) (float64, int64, error) {
+		global := ""
+		if withChecks {
+			kind := "tcp"
+			if check == "http" {
+				kind = "http / 200"
+			}
+			global = fmt.Sprintf("health bench {\n\t\t\t%s\n\t\t\tinterval %v\n\t\t\ttimeout 500ms\n\t\t}", kind, interval)
+		}
+		s, err := startCaddy(caddy, global, "")
+		if err != nil {
+			return 0, 0, err
+		}
+		defer s.stop()
+		db, err := sql.Open("sqlite3", "file:"+s.db)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer db.Close()
+		tx, _ := db.Begin()
+		for i, ln := range lns {
+			port := ln.Addr().(*net.TCPAddr).Port
+			if _, err := tx.Exec(`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES (?, 'bench', 'eu', 'DE', '127.0.0.1', ?)`,
+				fmt.Sprintf("b%04d", i), port); err != nil {
+				return 0, 0, err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, 0, err
+		}
+		time.Sleep(3 * time.Second) // table reload, checks spread over the interval
+		if out := os.Getenv("BENCH_PPROF"); out != "" && withChecks {
+			go func() {
+				resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.admin, int(dur/time.Second)-1))
+				if err == nil {
+					f, _ := os.Create(out)
+					io.Copy(f, resp.Body)
+					f.Close()
+					resp.Body.Close()
+				}
+			}()
+		}
+		a0 := accepted.Load()
+		u0, s0, _ := cpuSplit(s.cmd.Process.Pid)
+		t0 := time.Now()
+		time.Sleep(dur)
+		u1, s1, _ := cpuSplit(s.cmd.Process.Pid)
+		el := time.Since(t0)
+		c0, c1 := u0+s0, u1+s1
+		if withChecks {
+			fmt.Printf("  (caddy with checks: user %.1f%%, system %.1f%% of one core)\n", float64(u1-u0)/el.Seconds(), float64(s1-s0)/el.Seconds())
+		}
+		checks := accepted.Load() - a0
+		return float64(c1-c0) / el.Seconds(), int64(float64(checks) / el.Seconds()), nil
+	}
+	idle, _, err := measure(false)
+	if err != nil {
+		return err
+	}
+	busy, rate, err := measure(true)
+	if err != nil {
+		return err
+	}
+	hap, hapRate, hapErr := measureHAProxy(lns, dur, interval, check, &accepted)
+	fmt.Printf("active %s checks of %d real backends every %v, measured over %v:\n", check, n, interval, dur)
+	fmt.Printf("  %d checks/s reached the backends\n", rate)
+	fmt.Printf("  caddy CPU: %.1f%% of one core with checks, %.1f%% idle with the same table: %.1f%% for the checks\n", busy, idle, busy-idle)
+	if hapErr != nil {
+		fmt.Printf("  haproxy anchor skipped: %v\n", hapErr)
+	} else {
+		fmt.Printf("  anchor: HAProxy 2 threads, same backends and interval: %.1f%% of one core (%d checks/s)\n", hap, hapRate)
+	}
+	return nil
+}
+
+// measureHAProxy runs HAProxy's own checks (`check inter`) against the same
+// backends, for a side-by-side figure on this machine.
+func measureHAProxy(lns []net.Listener, dur, interval time.Duration, check string, accepted *atomic.Int64) (float64, int64, error) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/haproxy"); serr != nil {
+			return 0, 0, err
+		}
+		bin = "/usr/sbin/haproxy"
+	}
+	dir, err := os.MkdirTemp("", "haproxy-checks")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "global\n    nbthread 2\ndefaults\n    mode tcp\n    timeout connect 500ms\n    timeout check 500ms\n    timeout client 5s\n    timeout server 5s\n")
+	fmt.Fprintf(&cfg, "listen bench\n    bind 127.0.0.1:%d\n", freePort())
+	if check == "http" {
+		cfg.WriteString("    option httpchk GET /\n")
+	}
+	for i, ln := range lns {
+		fmt.Fprintf(&cfg, "    server s%d %s check inter %dms\n", i, ln.Addr(), interval.Milliseconds())
+	}
+	path := filepath.Join(dir, "haproxy.cfg")
+	os.WriteFile(path, []byte(cfg.String()), 0o644)
+	cmd := exec.Command(bin, "-f", path, "-q")
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	time.Sleep(3 * time.Second)
+	a0 := accepted.Load()
+	c0, err := cpuTicks(cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(dur)
+	c1, _ := cpuTicks(cmd.Process.Pid)
+	el := time.Since(t0)
+	return float64(c1-c0) / el.Seconds(), int64(float64(accepted.Load()-a0) / el.Seconds()), nil
+}
