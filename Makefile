@@ -10,9 +10,9 @@ BIN     := $(CURDIR)/bin
 RUN     := $(CURDIR)/.run
 
 # Debian packages the tests and benchmarks drive as real peers.
-TEST_PACKAGES := sqlite3 dnsutils
+TEST_PACKAGES := sqlite3 dnsutils nftables
 BENCH_PACKAGES := haproxy nginx-light wrk dnsperf
-TEST_TOOLS := sqlite3 dig
+TEST_TOOLS := sqlite3 dig nft
 
 .PHONY: all build run test bench deps bench-deps vet fmt clean
 
