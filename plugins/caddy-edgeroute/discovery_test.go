@@ -1,6 +1,6 @@
 package edgeroute_test
 
-// Issue 4 through the built binary: v1's Auto-Discovery API on a Caddy site,
+// Through the built binary: v1's Auto-Discovery API on a Caddy site,
 // the admin API's write side, heartbeat expiry, the register CLI.
 
 import (
@@ -8,13 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,50 +42,6 @@ http://%s {
 	return &discoveryPOP{pop: startPOPWith(t, c, site, "EDGE_API_TOKEN="+apiToken), api: "http://" + apiAddr}
 }
 
-// startPOPWith is startPOP with extra Caddyfile text after the global
-// options and extra environment.
-func startPOPWith(t *testing.T, c popConfig, extra string, env ...string) *pop {
-	t.Helper()
-	dir := t.TempDir()
-	p := &pop{t: t, dir: dir, db: filepath.Join(dir, "routing.db"),
-		admin:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		log:    new(bytes.Buffer), logMu: new(sync.Mutex)}
-	if c.region == "" {
-		c.region = "sa"
-	}
-	if c.country == "" {
-		c.country = "BR"
-	}
-	cfg := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(cfg, []byte(caddyfile(p, c, writeGeoIP(t, dir))+extra), 0o644)
-	p.cmd = exec.Command(caddyBin, "run", "--config", cfg, "--adapter", "caddyfile")
-	p.cmd.Env = append(append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir), env...)
-	w := &lockedWriter{mu: p.logMu, w: p.log}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
-		if t.Failed() {
-			t.Logf("caddy log:\n%s", p.logs())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", p.listen); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) || p.cmd.ProcessState != nil {
-			t.Fatalf("caddy did not start listening on %s:\n%s", p.listen, p.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return p
-}
 
 // curl runs the real curl, as v1's documentation does, and returns the
 // status code and body.

@@ -172,6 +172,13 @@ func caddyfile(p *pop, c popConfig, geoip string) string {
 
 func startPOP(t *testing.T, c popConfig) *pop {
 	t.Helper()
+	return startPOPWith(t, c, "")
+}
+
+// startPOPWith is startPOP with extra Caddyfile text after the global
+// options (a site, say) and extra environment variables.
+func startPOPWith(t *testing.T, c popConfig, extra string, env ...string) *pop {
+	t.Helper()
 	dir := t.TempDir()
 	p := &pop{t: t, dir: dir, db: filepath.Join(dir, "routing.db"),
 		admin:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -187,9 +194,9 @@ func startPOP(t *testing.T, c popConfig) *pop {
 		c.country = "BR"
 	}
 	cfg := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(cfg, []byte(caddyfile(p, c, writeGeoIP(t, dir))), 0o644)
+	os.WriteFile(cfg, []byte(caddyfile(p, c, writeGeoIP(t, dir))+extra), 0o644)
 	p.cmd = exec.Command(caddyBin, "run", "--config", cfg, "--adapter", "caddyfile")
-	p.cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	p.cmd.Env = append(append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir), env...)
 	w := &lockedWriter{mu: p.logMu, w: p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	if err := p.cmd.Start(); err != nil {
