@@ -42,7 +42,6 @@ http://%s {
 	return &discoveryPOP{pop: startPOPWith(t, c, site, "EDGE_API_TOKEN="+apiToken), api: "http://" + apiAddr}
 }
 
-
 // curl runs the real curl, as v1's documentation does, and returns the
 // status code and body.
 func curl(t *testing.T, args ...string) (int, string) {
