@@ -97,6 +97,24 @@ func (e *Engine) Relay(client, backend *net.TCPConn, idle time.Duration, done fu
 	return nil
 }
 
+// RelayFD is Relay for a backend socket from Dial, which the engine takes
+// as it is (switched to non-blocking).
+func (e *Engine) RelayFD(client *net.TCPConn, backendFD int, idle time.Duration, done func(Result)) error {
+	if err := unix.SetNonblock(backendFD, true); err != nil {
+		return err
+	}
+	cfd, err := dupFD(client)
+	if err != nil {
+		return err
+	}
+	client.Close()
+	l := e.loops[e.next.Add(1)%uint32(len(e.loops))]
+	if err := l.add(cfd, backendFD, idle, done); err != nil {
+		done(Result{Err: err})
+	}
+	return nil
+}
+
 // dupFD returns a close-on-exec duplicate of the socket, which shares its
 // non-blocking open file description.
 func dupFD(c *net.TCPConn) (int, error) {

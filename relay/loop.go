@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -139,7 +140,13 @@ func (l *loop) run() {
 		if scan > 0 {
 			timeout = int(max(scan-time.Since(lastScan), time.Millisecond) / time.Millisecond)
 		}
-		n, err := unix.EpollWait(l.epfd, l.events, timeout)
+		// Under load events are already waiting: collect them without
+		// entering a blocking system call, which would make the runtime hand
+		// this thread's P to another thread and take it back afterwards.
+		n, err := epollPoll(l.epfd, l.events)
+		if n == 0 && err == nil {
+			n, err = unix.EpollWait(l.epfd, l.events, timeout)
+		}
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return
 		}
@@ -369,29 +376,41 @@ func (l *loop) putPipe(p *pipe) {
 	unix.Close(p.w)
 }
 
+// The sockets and pipes are non-blocking, so their system calls return at
+// once: they are made raw, without telling the scheduler about a system
+// call that will never block.
+
 func readRetry(fd int, b []byte) (int, error) {
-	for {
-		n, err := unix.Read(fd, b)
-		if err != unix.EINTR {
-			return n, err
-		}
-	}
+	return rawRetry(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
 }
 
 func writeRetry(fd int, b []byte) (int, error) {
+	return rawRetry(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
+}
+
+func spliceRetry(in, out, n int) (int, error) {
+	return rawRetry(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
+}
+
+func rawRetry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
 	for {
-		n, err := unix.Write(fd, b)
-		if err != unix.EINTR {
-			return n, err
+		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return -1, errno
 		}
 	}
 }
 
-func spliceRetry(in, out, n int) (int, error) {
-	for {
-		m, err := unix.Splice(in, nil, out, nil, n, spliceFlags)
-		if err != unix.EINTR {
-			return int(m), err
-		}
+// epollPoll collects ready events without waiting.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
 	}
+	return int(r), nil
 }

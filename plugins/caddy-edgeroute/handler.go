@@ -13,6 +13,7 @@ import (
 	"github.com/mholt/caddy-l4/layer4"
 	"go.uber.org/zap"
 
+	"github.com/edgeproxy/edgeproxy/relay"
 	"github.com/edgeproxy/edgeproxy/routing"
 )
 
@@ -107,6 +108,13 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 	ip := clientAddr(cx.RemoteAddr())
 	client := h.app.Locate(ip)
 
+	// A plain TCP client is relayed by the shared event-loop engine; its
+	// backend is then dialled straight into the engine too.
+	var eng *relay.Engine
+	if _, raw := cx.Conn.(*net.TCPConn); raw {
+		eng, _ = relay.Shared()
+	}
+
 	var skipBuf [maxTries]*routing.Backend
 	skip := skipBuf[:0]
 	for range h.Tries {
@@ -116,7 +124,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 			break
 		}
 		h.stats.decisions[d.Tier].Add(1)
-		up, err := h.dialer.DialContext(cx.Context, "tcp", b.Addr.String())
+		up, err := h.dial(cx, b, eng != nil)
 		if err != nil {
 			b.Load.Release()
 			b.Load.DialFailed()
@@ -129,7 +137,7 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		}
 		b.Load.DialSucceeded()
 		backendID := b.ID
-		h.proxy(cx, up.(*net.TCPConn), func(in, out int64, err error) {
+		h.proxy(cx, eng, up, func(in, out int64, err error) {
 			b.Load.AddBytes(uint64(in), uint64(out))
 			if out == 0 && errors.Is(err, syscall.ECONNRESET) {
 				b.Load.ConnReset() // reset before sending a byte: counts against it
@@ -152,6 +160,25 @@ func (h *Handler) Handle(cx *layer4.Connection, _ layer4.Handler) error {
 		zap.String("client_country", client.Country),
 		zap.Int("tried", len(skip)))
 	return nil
+}
+
+// upstream is a dialled backend: a raw socket for the relay engine, or a Go
+// connection for copying with goroutines.
+type upstream struct {
+	fd   int
+	conn *net.TCPConn
+}
+
+func (h *Handler) dial(cx *layer4.Connection, b *routing.Backend, forEngine bool) (upstream, error) {
+	if forEngine {
+		fd, err := relay.Dial(b.Addr, time.Duration(h.DialTimeout))
+		return upstream{fd: fd}, err
+	}
+	c, err := h.dialer.DialContext(cx.Context, "tcp", b.Addr.String())
+	if err != nil {
+		return upstream{}, err
+	}
+	return upstream{fd: -1, conn: c.(*net.TCPConn)}, nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,38 +28,50 @@ import (
 //
 // Each direction ends with a half-close, so a client that shuts down its
 // write side still receives the whole response, and the reverse.
-func (h *Handler) proxy(cx *layer4.Connection, up *net.TCPConn, done func(in, out int64, err error)) {
+func (h *Handler) proxy(cx *layer4.Connection, eng *relay.Engine, up upstream, done func(in, out int64, err error)) {
+	var head []byte
 	if h.ProxyProtocol != "" {
-		if err := writeProxyHeader(up, h.ProxyProtocol, cx.RemoteAddr(), cx.LocalAddr()); err != nil {
-			up.Close()
+		var err error
+		if head, err = proxyHeader(h.ProxyProtocol, cx.RemoteAddr(), cx.LocalAddr()); err != nil {
+			up.close()
 			done(0, 0, err)
 			return
 		}
 	}
-	var in int64
-	var down io.ReadWriter = cx
-	if raw, ok := cx.Conn.(*net.TCPConn); ok {
-		if pending := cx.MatchingBytes(); len(pending) > 0 {
-			n, err := up.Write(pending)
-			in += int64(n)
-			if err != nil {
-				up.Close()
-				done(in, 0, err)
-				return
-			}
+	if up.conn == nil { // dialled for the engine: the client is plain TCP
+		head = append(head, cx.MatchingBytes()...)
+		if err := relay.WriteAll(up.fd, head); err != nil {
+			up.close()
+			done(0, 0, err)
+			return
 		}
-		if eng, err := relay.Shared(); err == nil {
-			err := eng.Relay(raw, up, time.Duration(h.IdleTimeout), func(r relay.Result) {
-				done(in+r.ClientToBackend, r.BackendToClient, r.Err)
-			})
-			if err == nil {
-				return
-			}
+		in := int64(len(head))
+		err := eng.RelayFD(cx.Conn.(*net.TCPConn), up.fd, time.Duration(h.IdleTimeout), func(r relay.Result) {
+			done(in+r.ClientToBackend, r.BackendToClient, r.Err)
+		})
+		if err != nil {
+			up.close()
+			done(in, 0, err)
 		}
-		down = raw
+		return
 	}
-	upBytes, out, err := h.copyBothWays(down, up)
-	done(in+upBytes, out, err)
+	if len(head) > 0 {
+		if _, err := up.conn.Write(head); err != nil {
+			up.close()
+			done(0, 0, err)
+			return
+		}
+	}
+	upBytes, out, err := h.copyBothWays(cx, up.conn)
+	done(upBytes, out, err)
+}
+
+func (u upstream) close() {
+	if u.conn != nil {
+		u.conn.Close()
+	} else {
+		relay.CloseFD(u.fd)
+	}
 }
 
 // copyBothWays relays with one goroutine per direction.
@@ -90,13 +103,12 @@ func (h *Handler) copyBothWays(down io.ReadWriter, up *net.TCPConn) (in, out int
 	return upBytes, out, err
 }
 
-func writeProxyHeader(w io.Writer, version string, client, local net.Addr) error {
+func proxyHeader(version string, client, local net.Addr) ([]byte, error) {
 	v := byte(1)
 	if version == "v2" {
 		v = 2
 	}
-	_, err := proxyproto.HeaderProxyFromAddrs(v, client, local).WriteTo(w)
-	return err
+	return proxyproto.HeaderProxyFromAddrs(v, client, local).Format()
 }
 
 func closeWrite(c any) {
@@ -157,16 +169,13 @@ func (p *pipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int64, 
 	}
 }
 
-// copyOnce relays between plain TCP sockets with relayTCP, and otherwise
-// (behind a TLS handler, say) copies through a pooled buffer.
+// copyBufs are the buffers of connections copied with goroutines.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyOnce copies through a pooled buffer.
 func copyOnce(dst io.Writer, src io.Reader) (int64, error) {
-	d, dok := dst.(*net.TCPConn)
-	s, sok := src.(*net.TCPConn)
-	if dok && sok {
-		return relayTCP(d, s)
-	}
-	bufp := relayBufs.Get().(*[]byte)
-	defer relayBufs.Put(bufp)
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
 	return io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bufp)
 }
 
