@@ -55,10 +55,14 @@ var (
 	sharedOnce sync.Once
 )
 
-// Shared is the process-wide engine, started on first use. It is never
-// closed: connections in flight outlive any one configuration.
+// Shared is the process-wide engine, started on first use with a loop for
+// every two cores: the other half runs what comes before relaying (accept,
+// routing, dialling), and on two cores one loop batches more events per
+// wait than two (measured: 25 µs of CPU per keep-alive request with one
+// loop, 34 µs with two, HAProxy 21-26 µs). It is never closed: connections
+// in flight outlive any one configuration.
 func Shared() (*Engine, error) {
-	sharedOnce.Do(func() { shared, sharedErr = New(0) })
+	sharedOnce.Do(func() { shared, sharedErr = New(max(1, runtime.GOMAXPROCS(0)/2)) })
 	return shared, sharedErr
 }
 
