@@ -4,6 +4,7 @@ package relay
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,10 @@ const (
 // guards the maps against add.
 type loop struct {
 	epfd, wakefd int
+	// pollFile is epfd registered with the Go runtime's poller: the loop
+	// waits for its own epoll set to become ready by parking its goroutine,
+	// not by blocking a thread in epoll_wait.
+	pollFile *os.File
 	mu           sync.Mutex
 	socks        map[int32]*sock
 	pairs        map[*pair]struct{}
@@ -79,8 +84,13 @@ func newLoop() (*loop, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
 	return &loop{
-		epfd: epfd, wakefd: wakefd,
+		epfd: epfd, wakefd: wakefd, pollFile: os.NewFile(uintptr(epfd), "relay-epoll"),
 		socks:   map[int32]*sock{},
 		pairs:   map[*pair]struct{}{},
 		scratch: make([]byte, scratchSize),
@@ -131,23 +141,36 @@ func (l *loop) stop() {
 
 func (l *loop) run() {
 	defer close(l.stopped)
+	rc, err := l.pollFile.SyscallConn()
+	if err != nil {
+		return
+	}
 	lastScan := time.Now()
+	var deadline time.Time
 	for {
-		timeout := -1
 		l.mu.Lock()
 		scan := l.scan
 		l.mu.Unlock()
+		var want time.Time
 		if scan > 0 {
-			timeout = int(max(scan-time.Since(lastScan), time.Millisecond) / time.Millisecond)
+			want = lastScan.Add(scan)
 		}
-		// Under load events are already waiting: collect them without
-		// entering a blocking system call, which would make the runtime hand
-		// this thread's P to another thread and take it back afterwards.
-		n, err := epollPoll(l.epfd, l.events)
-		if n == 0 && err == nil {
-			n, err = unix.EpollWait(l.epfd, l.events, timeout)
+		if !want.Equal(deadline) {
+			deadline = want
+			l.pollFile.SetReadDeadline(deadline)
 		}
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		var (
+			n    int
+			perr error
+		)
+		err := rc.Read(func(uintptr) bool {
+			n, perr = epollPoll(l.epfd, l.events)
+			return n > 0 || (perr != nil && perr != unix.EINTR)
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // the poll file was closed
+		}
+		if perr != nil && perr != unix.EINTR {
 			return
 		}
 		l.mu.Lock()
@@ -350,7 +373,7 @@ func (l *loop) closeAll() {
 		unix.Close(pp.r)
 		unix.Close(pp.w)
 	}
-	unix.Close(l.epfd)
+	l.pollFile.Close() // closes epfd
 	unix.Close(l.wakefd)
 }
 
