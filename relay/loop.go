@@ -28,15 +28,15 @@ type loop struct {
 	// waits for its own epoll set to become ready by parking its goroutine,
 	// not by blocking a thread in epoll_wait.
 	pollFile *os.File
-	mu           sync.Mutex
-	socks        map[int32]*sock
-	pairs        map[*pair]struct{}
-	scan         time.Duration // idle check interval, 0 when no pair has an idle timeout
-	scratch      []byte
-	pipes        []pipe
-	events       []unix.EpollEvent
-	closing      atomic.Bool
-	stopped      chan struct{}
+	mu       sync.Mutex
+	socks    map[int32]*sock
+	pairs    map[*pair]struct{}
+	scan     time.Duration // idle check interval, 0 when no pair has an idle timeout
+	scratch  []byte
+	pipes    []pipe
+	events   []unix.EpollEvent
+	closing  atomic.Bool
+	stopped  chan struct{}
 }
 
 type pipe struct{ r, w int }
