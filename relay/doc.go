@@ -4,8 +4,10 @@
 //
 // A connection handed to an Engine costs a small struct and two map
 // entries while it is idle: no goroutine stack, no buffer, no pipe. Each
-// loop waits in epoll_wait (level-triggered) and, when a socket is readable,
-// reads it into the loop's scratch buffer and writes to the peer; only what
+// loop owns a level-triggered epoll set; its goroutine parks in the Go
+// runtime's poller on that set's descriptor (no thread blocks in
+// epoll_wait) and collects events without waiting. When a socket is readable,
+// the loop reads it into its scratch buffer and writes to the peer; only what
 // the peer cannot take yet is kept, and reading from that side pauses until
 // it drains. A read that fills the scratch buffer marks a bulk transfer,
 // which then moves through a pipe with splice(2) and never enters user
