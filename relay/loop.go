@@ -299,6 +299,12 @@ func (l *loop) drain(src *sock) bool {
 	}
 	if d.eof && !d.blocked() && !d.shut {
 		d.shut = true
+		if dst.out.shut {
+			// Both directions are through: closing sends the last FIN,
+			// a shutdown first would only cost a system call.
+			l.finish(src.pair, nil)
+			return false
+		}
 		unix.Shutdown(dst.fd, unix.SHUT_WR)
 	}
 	if d.shut && dst.out.shut {
