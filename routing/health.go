@@ -40,6 +40,7 @@ func (l *Load) SetDown(reason uint32, down bool) bool {
 			return false
 		}
 		if l.health.down.CompareAndSwap(old, nw) {
+			l.changed()
 			return true
 		}
 	}

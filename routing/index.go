@@ -1,14 +1,35 @@
 package routing
 
-import "math"
+import (
+	"math"
+	"sync/atomic"
+)
 
 // appIndex groups one app's routable backends the way scoring asks for them,
 // so a decision scans the client's country first and stops at the first tier
 // that has an eligible backend, instead of scoring the whole app.
 type appIndex struct {
-	all       []slot
-	byCountry map[string][]slot
-	byRegion  map[string][]slot
+	all       *group
+	byCountry map[string]*group
+	byRegion  map[string]*group
+}
+
+// group is the backends of one tier for some clients, in table order. A
+// large group is cut into chunks that each remember their least loaded
+// backend, refreshed whenever one of their backends' load or health
+// changes, so a decision reads one slot per chunk instead of every slot.
+type group struct {
+	slots  []slot
+	chunks []chunk
+}
+
+// chunkSize balances the refresh (a scan of one chunk on every acquire and
+// release) against the decision (a read per chunk).
+const chunkSize = 32
+
+type chunk struct {
+	slots []slot
+	best  atomic.Int32 // index in slots of the least loaded eligible slot, -1 for none
 }
 
 // slot is a backend with what the scan needs precomputed: the reciprocal of
@@ -21,7 +42,15 @@ type slot struct {
 }
 
 func buildAppIndex(backends []*Backend) *appIndex {
-	ix := &appIndex{byCountry: map[string][]slot{}, byRegion: map[string][]slot{}}
+	ix := &appIndex{all: &group{}, byCountry: map[string]*group{}, byRegion: map[string]*group{}}
+	add := func(m map[string]*group, key string, s slot) {
+		g := m[key]
+		if g == nil {
+			g = &group{}
+			m[key] = g
+		}
+		g.slots = append(g.slots, s)
+	}
 	for _, b := range backends {
 		if !b.staticRoutable() {
 			continue
@@ -30,15 +59,99 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		if s.hard <= 0 {
 			s.hard = math.MaxInt64
 		}
-		ix.all = append(ix.all, s)
+		ix.all.slots = append(ix.all.slots, s)
 		if b.Country != "" {
-			ix.byCountry[b.Country] = append(ix.byCountry[b.Country], s)
+			add(ix.byCountry, b.Country, s)
 		}
 		if b.Region != "" {
-			ix.byRegion[b.Region] = append(ix.byRegion[b.Region], s)
+			add(ix.byRegion, b.Region, s)
 		}
 	}
+	watched := map[*Load][]*chunk{}
+	for _, g := range ix.groups() {
+		g.cut(watched)
+	}
+	for l, cs := range watched {
+		l.chunks.Store(&cs)
+	}
 	return ix
+}
+
+func (ix *appIndex) groups() []*group {
+	out := []*group{ix.all}
+	for _, g := range ix.byCountry {
+		out = append(out, g)
+	}
+	for _, g := range ix.byRegion {
+		out = append(out, g)
+	}
+	return out
+}
+
+// cut splits a large group into chunks and notes which chunks each
+// backend's load must refresh.
+func (g *group) cut(watched map[*Load][]*chunk) {
+	if len(g.slots) <= 2*chunkSize {
+		return
+	}
+	g.chunks = make([]chunk, (len(g.slots)+chunkSize-1)/chunkSize)
+	for i := range g.chunks {
+		c := &g.chunks[i]
+		c.slots = g.slots[i*chunkSize : min((i+1)*chunkSize, len(g.slots))]
+		c.refresh()
+		for _, s := range c.slots {
+			watched[s.load] = append(watched[s.load], c)
+		}
+	}
+}
+
+// value is the slot's load term, or +Inf when it cannot take a connection.
+func (s *slot) value() float64 {
+	n := s.load.active.Load()
+	if n >= s.hard || s.load.health.down.Load() != 0 {
+		return math.Inf(1)
+	}
+	return float64(n) * s.inv
+}
+
+// refresh finds the chunk's least loaded eligible slot again.
+func (c *chunk) refresh() {
+	bi, bv := int32(-1), math.Inf(1)
+	for i := range c.slots {
+		if v := c.slots[i].value(); v < bv {
+			bi, bv = int32(i), v
+		}
+	}
+	c.best.Store(bi)
+}
+
+// best returns the least loaded eligible backend of the group (first on
+// ties) and its load term, or nil. The chunks answer when nothing else is
+// asked of the choice; a chunk whose remembered backend turned ineligible
+// since (another connection took its last slot a moment ago) is scanned.
+func (g *group) best(skip []*Backend, preferRTT bool) (*Backend, float64) {
+	if g.chunks == nil || len(skip) > 0 || preferRTT {
+		return best(g.slots, skip, preferRTT)
+	}
+	var (
+		winner *Backend
+		min    = math.Inf(1)
+	)
+	for i := range g.chunks {
+		c := &g.chunks[i]
+		var b *Backend
+		v := math.Inf(1)
+		if j := c.best.Load(); j >= 0 {
+			b, v = c.slots[j].b, c.slots[j].value()
+		}
+		if math.IsInf(v, 1) {
+			b, v = best(c.slots, nil, false)
+		}
+		if b != nil && v < min {
+			winner, min = b, v
+		}
+	}
+	return winner, min
 }
 
 // best returns the least loaded eligible slot of a group (first on ties) and
@@ -73,9 +186,9 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 		return nil, 0
 	}
 	groups := [...]struct {
-		slots []slot
-		tier  Tier
-		use   bool
+		g    *group
+		tier Tier
+		use  bool
 	}{
 		{ix.byCountry[c.Country], TierCountry, c.Country != ""},
 		{ix.byRegion[c.Region], TierRegion, c.Region != ""},
@@ -83,10 +196,10 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 		{ix.all, TierElsewhere, true},
 	}
 	for _, g := range groups {
-		if !g.use || len(g.slots) == 0 {
+		if !g.use || g.g == nil || len(g.g.slots) == 0 {
 			continue
 		}
-		b, v := best(g.slots, skip, s.PreferRTT)
+		b, v := g.g.best(skip, s.PreferRTT)
 		if b == nil {
 			continue
 		}
@@ -101,9 +214,9 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 }
 
 func allBackends(ix *appIndex) []*Backend {
-	out := make([]*Backend, len(ix.all))
-	for i := range ix.all {
-		out[i] = ix.all[i].b
+	out := make([]*Backend, len(ix.all.slots))
+	for i := range ix.all.slots {
+		out[i] = ix.all.slots[i].b
 	}
 	return out
 }

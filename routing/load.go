@@ -14,6 +14,18 @@ type Load struct {
 	bytesOut atomic.Uint64 // backend to client
 	failures atomic.Uint64 // dial failures
 	health   liveHealth    // the POP's own health view (health.go)
+	// chunks of the newest table whose remembered best backend depends
+	// on this load (index.go); refreshed on every change.
+	chunks atomic.Pointer[[]*chunk]
+}
+
+// changed refreshes the chunks this load belongs to.
+func (l *Load) changed() {
+	if cs := l.chunks.Load(); cs != nil {
+		for _, c := range *cs {
+			c.refresh()
+		}
+	}
 }
 
 // Active is the number of connections currently proxied to the backend.
@@ -42,13 +54,17 @@ func (l *Load) TryAcquire(hardLimit int) bool {
 		}
 		if l.active.CompareAndSwap(n, n+1) {
 			l.total.Add(1)
+			l.changed()
 			return true
 		}
 	}
 }
 
 // Release returns a slot taken by TryAcquire.
-func (l *Load) Release() { l.active.Add(-1) }
+func (l *Load) Release() {
+	l.active.Add(-1)
+	l.changed()
+}
 
 // AddBytes records traffic copied in each direction.
 func (l *Load) AddBytes(in, out uint64) {

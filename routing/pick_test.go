@@ -283,3 +283,42 @@ func BenchmarkDecision1000Backends(b *testing.B) {
 func BenchmarkDecision1000BackendsOneCountry(b *testing.B) {
 	benchmarkAcquire(b, []string{"FR"})
 }
+
+// Large groups are answered from chunks that remember their least loaded
+// backend. After every change of load or health made through Load, the
+// answer must equal the plain scan of v1's formula.
+func TestChunkedPickEqualsScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	countries := []string{"FR", "DE", "BR", "US"}
+	regions := DefaultRegions()
+	list := make([]*Backend, 400)
+	for i := range list {
+		cc := countries[rng.IntN(len(countries))]
+		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1+rng.IntN(3), 1+rng.IntN(20), rng.IntN(6))
+	}
+	tbl := NewTable(1, time.Now(), list, nil)
+	ix := tbl.index["myapp"]
+	if len(ix.all.chunks) == 0 || len(ix.byCountry["FR"].chunks) == 0 {
+		t.Fatal("the test table should have chunked groups")
+	}
+	for step := range 5000 {
+		b := list[rng.IntN(len(list))]
+		switch rng.IntN(5) {
+		case 0, 1:
+			b.Load.TryAcquire(b.HardLimit)
+		case 2, 3:
+			if b.Load.Active() > 0 {
+				b.Load.Release()
+			}
+		case 4:
+			b.Load.SetDown(DownEjected, !b.Load.Down())
+		}
+		s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
+		c := client(countries[rng.IntN(len(countries))])
+		want, wantTier := s.Pick(list, c, nil)
+		got, gotTier := s.pick(ix, c, nil)
+		if got != want || (want != nil && gotTier != wantTier) {
+			t.Fatalf("step %d: chunked %s/%v, scan %s/%v", step, idOf(got), gotTier, idOf(want), wantTier)
+		}
+	}
+}
