@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -67,15 +68,17 @@ func coredns(t *testing.T) string {
 // are closed before CoreDNS binds them, so the kernel may offer one again.
 var handedOut sync.Map
 
-// freePort returns a loopback port free for both UDP and TCP.
+// freePort returns a loopback port free for both UDP and TCP, below the
+// kernel's ephemeral range (32768 and up) so that no outgoing connection
+// takes it as its source port before CoreDNS binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		pc.Close()
 		if err != nil {

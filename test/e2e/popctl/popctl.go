@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -60,12 +61,14 @@ type POP struct {
 
 // FreePort returns a port free for TCP and UDP on ip.
 func FreePort(ip string) (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	// Below the kernel's ephemeral range (32768 and up), so the port cannot
+	// be taken as the source port of an outgoing connection meanwhile.
+	for range 1000 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip, fmt.Sprint(port)))
 		if err != nil {
-			return 0, err
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, fmt.Sprint(port)))
 		ln.Close()
 		if err == nil {
