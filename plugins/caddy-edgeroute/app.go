@@ -187,7 +187,7 @@ func (a *App) Locate(ip netip.Addr) routing.Client {
 // connection from that address would be routed now.
 func (a *App) Explain(app string, ip netip.Addr) (routing.Client, []routing.Candidate) {
 	c := a.Locate(ip)
-	return c, a.scorer.Explain(a.Table().App(app), c)
+	return c, a.scorerFor(app).Explain(a.Table().App(app), c)
 }
 
 func isLetters(s string) bool {

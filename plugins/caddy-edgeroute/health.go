@@ -64,7 +64,7 @@ func newHealthManager(a *App) *healthManager {
 	return m
 }
 
-// scorer is the scorer for one app's connections.
+// scorerFor is the scorer of one app: its connections and its explanations.
 func (a *App) scorerFor(app string) routing.Scorer {
 	s := a.scorer
 	if hc := a.Health[app]; hc != nil && hc.PreferRTT {

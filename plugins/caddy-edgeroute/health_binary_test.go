@@ -363,6 +363,12 @@ func TestPreferRTT(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond) // the last connection's slot is released
 		}
+		// The explanation names the backend the connections went to.
+		var route struct{ Chosen string }
+		p.adminGet("/edgeroute/route?app=myapp&client="+clientFR, &route)
+		if route.Chosen != want {
+			t.Errorf("prefer_rtt=%v: /edgeroute/route chose %q, connections went to %q", prefer, route.Chosen, want)
+		}
 		if prefer {
 			if v := p.metric(`edgeroute_health_rtt_seconds{app="myapp",backend="slow"}`); !strings.HasPrefix(v, "0.03") {
 				t.Errorf("smoothed RTT of the slow backend: %s", v)
