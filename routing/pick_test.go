@@ -209,6 +209,22 @@ func TestAcquireNeverExceedsHardLimitConcurrently(t *testing.T) {
 	}
 }
 
+// randomBackends returns n backends of random countries, weights, limits,
+// health and loads, for property tests.
+func randomBackends(rng *rand.Rand, n int, countries []string) []*Backend {
+	regions := DefaultRegions()
+	list := make([]*Backend, n)
+	for i := range list {
+		cc := countries[rng.IntN(len(countries))]
+		b := backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, rng.IntN(4), rng.IntN(3), rng.IntN(6))
+		b.Healthy = rng.IntN(5) > 0
+		b.Deleted = rng.IntN(8) == 0
+		setActive(b, rng.IntN(300))
+		list[i] = b
+	}
+	return list
+}
+
 func idOf(b *Backend) string {
 	if b == nil {
 		return "<nil>"
@@ -221,20 +237,9 @@ func idOf(b *Backend) string {
 func TestIndexedPickEqualsScan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	countries := []string{"FR", "DE", "BR", "AR", "US", "JP", ""}
-	regions := DefaultRegions()
 	for round := range 2000 {
 		n := 1 + rng.IntN(12)
-		list := make([]*Backend, n)
-		for i := range list {
-			cc := countries[rng.IntN(len(countries))]
-			b := backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, rng.IntN(4), rng.IntN(3), rng.IntN(6))
-			b.Healthy = rng.IntN(5) > 0
-			b.Deleted = rng.IntN(8) == 0
-			for range rng.IntN(300) {
-				b.Load.active.Add(1)
-			}
-			list[i] = b
-		}
+		list := randomBackends(rng, n, countries)
 		tbl := NewTable(1, time.Now(), list, nil)
 		s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
 		c := client(countries[rng.IntN(len(countries))])

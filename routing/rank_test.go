@@ -49,18 +49,8 @@ func TestRankOrdersByTierThenLoadAndSkipsIneligible(t *testing.T) {
 func TestRankEqualsRepeatedPick(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	countries := []string{"FR", "DE", "BR", "AR", "US", "JP", ""}
-	regions := DefaultRegions()
 	for round := range 1000 {
-		n := 1 + rng.IntN(10)
-		list := make([]*Backend, n)
-		for i := range list {
-			cc := countries[rng.IntN(len(countries))]
-			b := backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, rng.IntN(4), rng.IntN(3), rng.IntN(6))
-			b.Healthy = rng.IntN(5) > 0
-			b.Deleted = rng.IntN(8) == 0
-			setActive(b, rng.IntN(300))
-			list[i] = b
-		}
+		list := randomBackends(rng, 1+rng.IntN(10), countries)
 		s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
 		c := client(countries[rng.IntN(len(countries))])
 		ranked := s.Rank(list, c)
