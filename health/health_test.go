@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,14 +277,101 @@ func TestSyncAddsRemovesAndRestarts(t *testing.T) {
 	}
 }
 
-// A TCP check of an address that never answers fails by its timeout and
-// leaves nothing behind.
+// A TCP check of a backend that never completes the handshake (its accept
+// queue is full, so the kernel drops the SYN) fails by its timeout.
 func TestTCPCheckTimeout(t *testing.T) {
+	addr := hungListener(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := TCP{}.Probe(netip.MustParseAddrPort("192.0.2.1:9")).Check(ctx)
+	err := TCP{}.Probe(addr).Check(ctx)
 	if err == nil || time.Since(start) > time.Second {
-		t.Fatalf("check of a black hole: %v after %v", err, time.Since(start))
+		t.Fatalf("check of a hung backend: %v after %v", err, time.Since(start))
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("check of a hung backend failed with %v, want a timeout", err)
+	}
+}
+
+// hungListener listens with the smallest backlog and fills it, so further
+// SYNs are dropped: a backend that is up but never answers.
+func hungListener(t *testing.T) netip.AddrPort {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, _ := syscall.Getsockname(fd)
+	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
+	for range 4 {
+		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
+		if err != nil {
+			return addr // full
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	t.Skip("the kernel kept accepting handshakes on a full backlog")
+	return addr
+}
+
+// The TCP check over IPv6, and a refused connection named as such.
+func TestTCPCheckIPv6AndRefused(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	p := TCP{}.Probe(addr)
+	if err := p.Check(t.Context()); err != nil {
+		t.Fatalf("check of a listening [::1] port: %v", err)
+	}
+	ln.Close()
+	err = p.Check(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), addr.String()) {
+		t.Fatalf("check of a closed port: %v, want connection refused naming %s", err, addr)
+	}
+}
+
+// Checks keep their period over many rounds, and checks falling due close
+// together start together: 200 backends checked every 200 ms need far
+// fewer wake-ups than checks.
+func TestScheduleKeepsPeriodAndBatches(t *testing.T) {
+	srv := startServer(t, "tcp")
+	const n, interval, run = 200, 200 * time.Millisecond, 2 * time.Second
+	var mu sync.Mutex
+	starts := map[int64]bool{} // check start times, to 5 ms
+	m := NewMonitor(Config{Interval: interval, Timeout: 100 * time.Millisecond}, func(st Status, _ bool) {
+		mu.Lock()
+		starts[st.LastCheck.UnixMilli()/5] = true
+		mu.Unlock()
+	})
+	defer m.Stop()
+	targets := make([]Target, n)
+	for i := range targets {
+		targets[i] = Target{ID: fmt.Sprintf("b%03d", i), Addr: srv.addr}
+	}
+	m.Sync(targets)
+	time.Sleep(run)
+	total := uint64(0)
+	for _, st := range m.Statuses() {
+		// 10 periods in the run, less the first check's random offset,
+		// plus at most one check started a tenth of an interval early.
+		if st.Checks < 8 || st.Checks > 11 || !st.Healthy {
+			t.Fatalf("%s: %d checks in %v at %v intervals (healthy %v, %s)", st.ID, st.Checks, run, interval, st.Healthy, st.LastError)
+		}
+		total += st.Checks
+	}
+	mu.Lock()
+	moments := len(starts)
+	mu.Unlock()
+	t.Logf("%d checks started at %d distinct moments (5 ms resolution)", total, moments)
+	if moments > int(total)/10 {
+		t.Fatalf("%d checks started at %d distinct moments: not batched", total, moments)
 	}
 }

@@ -84,6 +84,7 @@ type Monitor struct {
 	// checking goroutine, one call at a time per target.
 	onCheck func(st Status, changed bool)
 
+	sched  *scheduler
 	ctx    context.Context
 	cancel context.CancelFunc
 	mu     sync.Mutex
@@ -92,17 +93,29 @@ type Monitor struct {
 }
 
 type target struct {
-	mu     sync.Mutex
-	st     Status
-	probe  Probe
+	m      *Monitor
+	ctx    context.Context
 	cancel context.CancelFunc
+	probe  Probe
+
+	// busy is held while a check runs: the scheduler skips a target
+	// whose previous check is still going, and the probe is closed only
+	// once no check uses it.
+	busy sync.Mutex
+
+	mu sync.Mutex
+	st Status
+
+	// Owned by the scheduler, under its lock.
+	due   time.Time
+	index int
 }
 
 // NewMonitor returns a monitor; nothing runs until Sync adds targets.
 func NewMonitor(cfg Config, onCheck func(st Status, changed bool)) *Monitor {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Monitor{cfg: cfg, onCheck: onCheck, ctx: ctx, cancel: cancel, tgts: map[string]*target{}}
+	return &Monitor{cfg: cfg, onCheck: onCheck, sched: processScheduler, ctx: ctx, cancel: cancel, tgts: map[string]*target{}}
 }
 
 // Config is the monitor's configuration with defaults applied.
@@ -124,14 +137,14 @@ func (m *Monitor) Sync(targets []Target) {
 			if old.st.Addr == t.Addr {
 				continue
 			}
-			old.cancel()
+			m.drop(old)
 			delete(m.tgts, t.ID)
 		}
 		m.start(t)
 	}
 	for id, t := range m.tgts {
 		if !keep[id] {
-			t.cancel()
+			m.drop(t)
 			delete(m.tgts, id)
 		}
 	}
@@ -140,42 +153,63 @@ func (m *Monitor) Sync(targets []Target) {
 func (m *Monitor) start(t Target) {
 	ctx, cancel := context.WithCancel(m.ctx)
 	tg := &target{
-		st:     Status{ID: t.ID, Addr: t.Addr, Healthy: !t.Down, Since: time.Now()},
-		probe:  m.cfg.Checker.Probe(t.Addr),
+		m:      m,
+		ctx:    ctx,
 		cancel: cancel,
+		probe:  m.cfg.Checker.Probe(t.Addr),
+		st:     Status{ID: t.ID, Addr: t.Addr, Healthy: !t.Down, Since: time.Now()},
+		index:  -1,
 	}
 	m.tgts[t.ID] = tg
-	m.wg.Add(1)
-	go m.run(ctx, tg)
+	first := time.Duration(rand.Int64N(int64(min(m.cfg.Interval, time.Second))))
+	m.sched.add(tg, time.Now().Add(first))
 }
 
-func (m *Monitor) run(ctx context.Context, tg *target) {
-	defer m.wg.Done()
-	defer tg.probe.Close()
-	first := time.Duration(rand.Int64N(int64(min(m.cfg.Interval, time.Second))))
-	timer := time.NewTimer(first)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
+// drop stops checking tg and closes its probe once a check in flight,
+// cancelled here, has returned.
+func (m *Monitor) drop(tg *target) {
+	m.sched.remove(tg)
+	tg.cancel()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		tg.busy.Lock()
+		tg.probe.Close()
+		tg.busy.Unlock()
+	}()
+}
+
+// launch runs one check of tg in its own goroutine, unless the last one
+// is still running.
+func (m *Monitor) launch(tg *target) {
+	if !tg.busy.TryLock() {
+		return
+	}
+	// Under m.mu, so Stop's Wait never races a new check, and a target
+	// dropped (its probe closed) since the scheduler picked it is seen.
+	m.mu.Lock()
+	if tg.ctx.Err() != nil {
+		m.mu.Unlock()
+		tg.busy.Unlock()
+		return
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		defer tg.busy.Unlock()
 		start := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
+		cctx, cancel := context.WithTimeout(tg.ctx, m.cfg.Timeout)
 		err := tg.probe.Check(cctx)
 		cancel()
-		if ctx.Err() != nil {
+		if tg.ctx.Err() != nil {
 			return
 		}
 		st, changed := tg.record(start, time.Since(start), err, m.cfg)
 		if m.onCheck != nil {
 			m.onCheck(st, changed)
 		}
-		// Next check one interval after this one started, so slow
-		// checks do not stretch the period.
-		timer.Reset(max(time.Until(start.Add(m.cfg.Interval)), m.cfg.Interval/10))
-	}
+	}()
 }
 
 // record applies one result to the state machine.
@@ -243,6 +277,9 @@ func (m *Monitor) Len() int {
 func (m *Monitor) Stop() {
 	m.mu.Lock()
 	m.cancel()
+	for _, tg := range m.tgts {
+		m.drop(tg)
+	}
 	m.tgts = map[string]*target{}
 	m.mu.Unlock()
 	m.wg.Wait()
