@@ -3,54 +3,101 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Dial connects to a backend and returns the socket ready for RelayFD.
+// Dial connects to a backend and returns the non-blocking socket, ready
+// for RelayFD.
 //
-// The connect is a plain blocking one, bounded by SO_SNDTIMEO, on a socket
-// the Go runtime never sees: a connection handed to the engine anyway would
-// otherwise be registered with the runtime's poller, duplicated and
-// unregistered again, which costs more system calls than the proxying of a
-// short connection.
+// The socket is one the Go runtime never sees: a connection handed to the
+// engine anyway would otherwise be registered with the runtime's poller,
+// duplicated and unregistered again, which costs more system calls than the
+// proxying of a short connection. The connect itself is non-blocking and
+// made without telling the scheduler: to a nearby backend the handshake is
+// over when it returns, and only a connect still in flight waits, in a poll
+// bounded by timeout, as an ordinary blocking system call.
 func Dial(addr netip.AddrPort, timeout time.Duration) (int, error) {
-	family, sa := unix.AF_INET, unix.Sockaddr(nil)
+	var (
+		family = unix.AF_INET
+		sa4    unix.RawSockaddrInet4
+		sa6    unix.RawSockaddrInet6
+		sa     unsafe.Pointer
+		salen  uintptr
+	)
 	if ip := addr.Addr().Unmap(); ip.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
+		sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
+		putPort(&sa4.Port, addr.Port())
+		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
 	} else {
 		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: ip.As16()}
+		sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
+		putPort(&sa6.Port, addr.Port())
+		sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
 		return -1, dialError(addr, err)
 	}
-	if timeout > 0 {
-		tv := unix.NsecToTimeval(timeout.Nanoseconds())
-		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	for {
-		err = unix.Connect(fd, sa)
-		if err != unix.EINTR {
-			break
-		}
+	_, err = rawRetry(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), salen, 0, 0, 0)
+	runtime.KeepAlive(&sa4)
+	runtime.KeepAlive(&sa6)
+	if err == unix.EINPROGRESS {
+		err = waitWritable(fd, timeout)
 	}
 	if err != nil {
 		unix.Close(fd)
-		if errors.Is(err, unix.EINPROGRESS) || errors.Is(err, unix.EAGAIN) {
-			err = os.ErrDeadlineExceeded // SO_SNDTIMEO expired
-		}
 		return -1, dialError(addr, err)
 	}
 	return fd, nil
+}
+
+// waitWritable waits, at most timeout (zero for no limit), for a connect
+// in flight to end, and returns its outcome.
+func waitWritable(fd int, timeout time.Duration) error {
+	ms := -1
+	if timeout > 0 {
+		ms = int(max(timeout.Milliseconds(), 1))
+	}
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		n, err := unix.Poll(pfd, ms)
+		if err == unix.EINTR {
+			continue // a restart waits the whole timeout again, at worst
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return os.ErrDeadlineExceeded
+		}
+		break
+	}
+	if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0 {
+		return nil
+	}
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if v == 0 {
+		return unix.ECONNRESET // hung up without a pending error
+	}
+	return unix.Errno(v)
+}
+
+// putPort stores a port in network byte order.
+func putPort(p *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 func dialError(addr netip.AddrPort, err error) error {
@@ -58,20 +105,28 @@ func dialError(addr netip.AddrPort, err error) error {
 }
 
 // WriteAll writes b to a socket from Dial before it is handed over (a
-// PROXY protocol header, bytes a matcher already read).
+// PROXY protocol header, bytes a matcher already read). A fresh
+// connection's send buffer takes that at once; should it not, WriteAll
+// waits up to writeAllTimeout for room.
 func WriteAll(fd int, b []byte) error {
 	for len(b) > 0 {
 		n, err := unix.Write(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
+		switch err {
+		case nil:
+			b = b[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			if err := waitWritable(fd, writeAllTimeout); err != nil {
+				return fmt.Errorf("relay: writing to the backend: %w", err)
+			}
+		default:
 			return fmt.Errorf("relay: writing to the backend: %w", err)
 		}
-		b = b[n:]
 	}
 	return nil
 }
+
+const writeAllTimeout = 10 * time.Second
 
 // CloseFD closes a socket from Dial that was not handed over.
 func CloseFD(fd int) { unix.Close(fd) }

@@ -102,11 +102,8 @@ func (e *Engine) Relay(client, backend *net.TCPConn, idle time.Duration, done fu
 }
 
 // RelayFD is Relay for a backend socket from Dial, which the engine takes
-// as it is (switched to non-blocking).
+// as it is: it must be non-blocking, as Dial's are.
 func (e *Engine) RelayFD(client *net.TCPConn, backendFD int, idle time.Duration, done func(Result)) error {
-	if err := unix.SetNonblock(backendFD, true); err != nil {
-		return err
-	}
 	cfd, err := dupFD(client)
 	if err != nil {
 		return err
