@@ -9,13 +9,8 @@ package health
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -52,86 +47,6 @@ type tcpProbe struct{ addr netip.AddrPort }
 func (p tcpProbe) Check(ctx context.Context) error { return tcpConnect(ctx, p.addr) }
 
 func (tcpProbe) Close() {}
-
-// HTTP passes when GET Path answers Status (any 2xx or 3xx when 0).
-type HTTP struct {
-	Path   string
-	Status int
-	// Host is sent as the Host header; default the backend address.
-	Host string
-	// TLS checks over HTTPS without verifying the certificate (backends
-	// are addressed by IP on the private network).
-	TLS bool
-
-	transport *http.Transport
-}
-
-// NewHTTP returns an HTTP checker with its own connection pool.
-func NewHTTP(path string, status int, host string, useTLS bool) *HTTP {
-	if path == "" {
-		path = "/"
-	}
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{}).DialContext,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: true},
-	}
-	return &HTTP{Path: path, Status: status, Host: host, TLS: useTLS, transport: tr}
-}
-
-// Close drops the checker's idle connections.
-func (h *HTTP) Close() { h.transport.CloseIdleConnections() }
-
-func (h *HTTP) String() string {
-	want := "2xx/3xx"
-	if h.Status != 0 {
-		want = strconv.Itoa(h.Status)
-	}
-	return fmt.Sprintf("http GET %s expecting %s", h.Path, want)
-}
-
-// Probe implements Checker.
-func (h *HTTP) Probe(addr netip.AddrPort) Probe {
-	scheme := "http"
-	if h.TLS {
-		scheme = "https"
-	}
-	return &httpProbe{h: h, url: scheme + "://" + addr.String() + h.Path}
-}
-
-type httpProbe struct {
-	h   *HTTP
-	url string
-}
-
-func (p *httpProbe) Check(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", "edgeroute-health/2")
-	if p.h.Host != "" {
-		req.Host = p.h.Host
-	}
-	resp, err := p.h.transport.RoundTrip(req)
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if p.h.Status != 0 && resp.StatusCode != p.h.Status {
-		return fmt.Errorf("status %d, want %d", resp.StatusCode, p.h.Status)
-	}
-	if p.h.Status == 0 && (resp.StatusCode < 200 || resp.StatusCode >= 400) {
-		return fmt.Errorf("status %d, want 2xx or 3xx", resp.StatusCode)
-	}
-	return nil
-}
-
-func (p *httpProbe) Close() {}
 
 // GRPC passes when grpc.health.v1.Health/Check for Service answers SERVING
 // ("" asks about the server as a whole).
