@@ -6,7 +6,9 @@
 //
 //	registry -caddy bin/caddy health [-backends 1000] [-interval 1s] [-for 30s] [-check tcp|http]
 //	    CPU the Caddy process spends checking that many real backends,
-//	    as a share of one core, next to the same process idle.
+//	    as a share of one core, next to the same process idle, to HAProxy
+//	    checking the same backends and, for TCP, to a bare loop of the same
+//	    connects (the kernel's share, which no checker avoids).
 package main
 
 import (
@@ -30,6 +32,7 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3"
+	"golang.org/x/sys/unix"
 )
 
 const token = "bench-token"
@@ -56,6 +59,8 @@ func main() {
 		err = benchRegister(*caddy, orDefault(*dur, 10*time.Second), *workers)
 	case "health":
 		err = benchHealth(*caddy, orDefault(*dur, 30*time.Second), *n, *interval, *check)
+	case "connect-floor": // started by health -check tcp
+		err = connectFloor(os.Getenv("FLOOR_PORTS"), *interval)
 	default:
 		err = fmt.Errorf("usage: registry -caddy BIN register|health")
 	}
@@ -368,6 +373,12 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 		return err
 	}
 	hap, hapRate, hapErr := measureHAProxy(lns, dur, interval, check, &accepted)
+	var floor float64
+	var floorRate int64
+	var floorErr error
+	if check == "tcp" {
+		floor, floorRate, floorErr = measureFloor(lns, dur, interval, &accepted)
+	}
 	fmt.Printf("active %s checks of %d real backends every %v, measured over %v:\n", check, n, interval, dur)
 	fmt.Printf("  %d checks/s reached the backends\n", rate)
 	fmt.Printf("  caddy CPU: %.1f%% of one core with checks, %.1f%% idle with the same table: %.1f%% for the checks\n", busy, idle, busy-idle)
@@ -376,7 +387,77 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 	} else {
 		fmt.Printf("  anchor: HAProxy 2 threads, same backends and interval: %.1f%% of one core (%d checks/s)\n", hap, hapRate)
 	}
+	if check == "tcp" {
+		if floorErr != nil {
+			fmt.Printf("  floor skipped: %v\n", floorErr)
+		} else {
+			fmt.Printf("  floor: a bare loop of the same connects and resets, in batches, no checker around it: %.1f%% of one core (%d connects/s)\n", floor, floorRate)
+		}
+	}
 	return nil
+}
+
+// measureFloor runs connectFloor in a child process against the same
+// backends: the kernel's share of a TCP check, which no checker avoids.
+func measureFloor(lns []net.Listener, dur, interval time.Duration, accepted *atomic.Int64) (float64, int64, error) {
+	ports := make([]string, len(lns))
+	for i, ln := range lns {
+		ports[i] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	}
+	cmd := exec.Command(os.Args[0], "-interval", interval.String(), "connect-floor")
+	cmd.Env = append(os.Environ(), "FLOOR_PORTS="+strings.Join(ports, ","))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	time.Sleep(2 * time.Second)
+	a0 := accepted.Load()
+	c0, err := cpuTicks(cmd.Process.Pid)
+	if err != nil {
+		return 0, 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(dur)
+	c1, _ := cpuTicks(cmd.Process.Pid)
+	el := time.Since(t0)
+	return float64(c1-c0) / el.Seconds(), int64(float64(accepted.Load()-a0) / el.Seconds()), nil
+}
+
+// connectFloor connects to every port once per interval, in ten batches
+// per interval, with nothing but the system calls: socket, SO_LINGER 0,
+// a non-blocking connect, poll, close.
+func connectFloor(list string, interval time.Duration) error {
+	var ports []int
+	for _, p := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("FLOOR_PORTS: %v", err)
+		}
+		ports = append(ports, n)
+	}
+	const batches = 10
+	per := (len(ports) + batches - 1) / batches
+	tick := time.NewTicker(interval / batches)
+	pfd := make([]unix.PollFd, 0, 1)
+	for next := 0; ; {
+		<-tick.C
+		for range per {
+			port := ports[next%len(ports)]
+			next++
+			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+			err = syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+			if err == syscall.EINPROGRESS {
+				pfd = append(pfd[:0], unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT})
+				unix.Poll(pfd, 500)
+			}
+			syscall.Close(fd)
+		}
+	}
 }
 
 // measureHAProxy runs HAProxy's own checks (`check inter`) against the same

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4 figures: registrations/s through the HTTP API (10 s, target
+# Registrations/s through the HTTP API (10 s, target
 # >= 1,000/s) and the CPU of checking 1,000 backends every second (target
 # < 5% of one core), with HAProxy's own checks as the anchor when
 # installed. CADDY is the built binary.
