@@ -39,15 +39,6 @@ type TCP struct{}
 
 func (TCP) String() string { return "tcp connect" }
 
-// Probe implements Checker.
-func (TCP) Probe(addr netip.AddrPort) Probe { return tcpProbe{addr} }
-
-type tcpProbe struct{ addr netip.AddrPort }
-
-func (p tcpProbe) Check(ctx context.Context) error { return tcpConnect(ctx, p.addr) }
-
-func (tcpProbe) Close() {}
-
 // GRPC passes when grpc.health.v1.Health/Check for Service answers SERVING
 // ("" asks about the server as a whole).
 type GRPC struct {

@@ -1,16 +1,13 @@
 package health
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -275,49 +272,6 @@ func TestSyncAddsRemovesAndRestarts(t *testing.T) {
 	if st := m.Statuses(); len(st) != 1 || st[0].ID != "b" || st[0].Healthy {
 		t.Fatalf("after sync %+v", st)
 	}
-}
-
-// A TCP check of a backend that never completes the handshake (its accept
-// queue is full, so the kernel drops the SYN) fails by its timeout.
-func TestTCPCheckTimeout(t *testing.T) {
-	addr := hungListener(t)
-	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := TCP{}.Probe(addr).Check(ctx)
-	if err == nil || time.Since(start) > time.Second {
-		t.Fatalf("check of a hung backend: %v after %v", err, time.Since(start))
-	}
-	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("check of a hung backend failed with %v, want a timeout", err)
-	}
-}
-
-// hungListener listens with the smallest backlog and fills it, so further
-// SYNs are dropped: a backend that is up but never answers.
-func hungListener(t *testing.T) netip.AddrPort {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := syscall.Getsockname(fd)
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*syscall.SockaddrInet4).Port))
-	for range 4 {
-		c, err := net.DialTimeout("tcp", addr.String(), 100*time.Millisecond)
-		if err != nil {
-			return addr // full
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	t.Skip("the kernel kept accepting handshakes on a full backlog")
-	return addr
 }
 
 // The TCP check over IPv6, and a refused connection named as such.

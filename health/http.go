@@ -131,6 +131,7 @@ func (p *httpProbe) dial(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c = quiet(c)
 	if p.h.TLS {
 		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: serverName(p.h.Host)})
 		if err := tc.HandshakeContext(ctx); err != nil {

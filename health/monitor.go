@@ -179,8 +179,10 @@ func (m *Monitor) drop(tg *target) {
 	}()
 }
 
-// launch runs one check of tg in its own goroutine, unless the last one
-// is still running.
+// launch runs one check of tg, unless the last one is still running. A
+// probe that can finish without waiting (a TCP connect to a nearby
+// backend) runs right here, on the scheduler's goroutine; the rest, and
+// the wait of a probe that has to, run in a goroutine of their own.
 func (m *Monitor) launch(tg *target) {
 	if !tg.busy.TryLock() {
 		return
@@ -195,21 +197,47 @@ func (m *Monitor) launch(tg *target) {
 	}
 	m.wg.Add(1)
 	m.mu.Unlock()
-	go func() {
-		defer m.wg.Done()
-		defer tg.busy.Unlock()
-		start := time.Now()
-		cctx, cancel := context.WithTimeout(tg.ctx, m.cfg.Timeout)
-		err := tg.probe.Check(cctx)
-		cancel()
-		if tg.ctx.Err() != nil {
+	start := time.Now()
+	qp, quick := tg.probe.(quickProbe)
+	if quick {
+		if done, err := qp.start(); done {
+			m.finish(tg, start, err)
 			return
 		}
-		st, changed := tg.record(start, time.Since(start), err, m.cfg)
-		if m.onCheck != nil {
-			m.onCheck(st, changed)
+	}
+	go func() {
+		cctx, cancel := context.WithTimeout(tg.ctx, m.cfg.Timeout)
+		var err error
+		if quick {
+			err = qp.wait(cctx)
+		} else {
+			err = tg.probe.Check(cctx)
 		}
+		cancel()
+		m.finish(tg, start, err)
 	}()
+}
+
+// quickProbe is a Probe whose check often ends without waiting: start
+// ends it (done) or leaves a wait in flight for wait, which must then be
+// called, bounded by ctx.
+type quickProbe interface {
+	Probe
+	start() (done bool, err error)
+	wait(ctx context.Context) error
+}
+
+// finish records the result of a check launched at start and releases tg.
+func (m *Monitor) finish(tg *target, start time.Time, err error) {
+	defer m.wg.Done()
+	defer tg.busy.Unlock()
+	if tg.ctx.Err() != nil {
+		return
+	}
+	st, changed := tg.record(start, time.Since(start), err, m.cfg)
+	if m.onCheck != nil {
+		m.onCheck(st, changed)
+	}
 }
 
 // record applies one result to the state machine.

@@ -11,49 +11,75 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
-// tcpConnect opens a TCP connection to addr and resets it at once.
+// Probe implements Checker.
+func (TCP) Probe(addr netip.AddrPort) Probe {
+	return &tcpProbe{addr: addr, sa: rawsock.NewSockaddr(addr, zoneID(addr.Addr().Zone())), fd: -1}
+}
+
+// tcpProbe opens a TCP connection to the backend and resets it at once.
 //
 // It speaks to the kernel directly: a non-blocking connect, then a poll
 // with no timeout, which on a nearby backend already sees the handshake
-// done. Only a connect still in flight is handed to the runtime's poller.
-// Go's dialer would register every socket with the poller, set options,
-// ask for both addresses and unregister it again, which costs more than
-// the handshake itself when a thousand backends are checked every second.
-func tcpConnect(ctx context.Context, addr netip.AddrPort) error {
-	family, sa := unix.AF_INET, unix.Sockaddr(nil)
-	if ip := addr.Addr().Unmap(); ip.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: ip.As4()}
-	} else {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: ip.As16(), ZoneId: zoneID(addr.Addr().Zone())}
+// done. None of these calls can block, so none goes through the
+// scheduler's system call bookkeeping (see internal/rawsock), and the
+// monitor runs them on its own goroutine; only a connect still in flight
+// is handed to the runtime's poller. Go's dialer would register every
+// socket with the poller, set options, ask for both addresses and
+// unregister it again, which costs more than the handshake itself when a
+// thousand backends are checked every second.
+type tcpProbe struct {
+	addr netip.AddrPort
+	sa   *rawsock.Sockaddr
+	fd   int // a connect in flight between start and wait, else -1
+}
+
+func (p *tcpProbe) Check(ctx context.Context) error {
+	if done, err := p.start(); done {
+		return err
 	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	return p.wait(ctx)
+}
+
+func (p *tcpProbe) start() (bool, error) {
+	fd, err := rawsock.Socket(p.sa)
 	if err != nil {
-		return connectError(addr, "socket", err)
+		return true, connectError(p.addr, "socket", err)
 	}
 	// Close with a reset rather than a FIN: one packet instead of four,
 	// and no TIME_WAIT left behind for every check.
-	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
-	err = unix.Connect(fd, sa)
-	for err == unix.EINTR {
-		err = unix.Connect(fd, sa)
-	}
-	switch {
+	rawsock.ResetOnClose(fd)
+	switch err = rawsock.Connect(fd, p.sa); {
 	case err == nil:
-		unix.Close(fd)
-		return nil
+		rawsock.Close(fd)
+		return true, nil
 	case err != unix.EINPROGRESS:
-		unix.Close(fd)
-		return connectError(addr, "connect", err)
+		rawsock.Close(fd)
+		return true, connectError(p.addr, "connect", err)
 	}
 	if connected(fd) {
-		err = soError(fd)
-		unix.Close(fd)
-		return connectError(addr, "connect", err)
+		err = rawsock.Error(fd)
+		rawsock.Close(fd)
+		return true, connectError(p.addr, "connect", err)
 	}
-	return waitConnect(ctx, fd, addr)
+	p.fd = fd
+	return false, nil
+}
+
+func (p *tcpProbe) wait(ctx context.Context) error {
+	fd := p.fd
+	p.fd = -1
+	return waitConnect(ctx, fd, p.addr)
+}
+
+func (p *tcpProbe) Close() {
+	if p.fd >= 0 {
+		rawsock.Close(p.fd)
+		p.fd = -1
+	}
 }
 
 // waitConnect waits for a connect in flight through the runtime's poller,
@@ -75,7 +101,7 @@ func waitConnect(ctx context.Context, fd int, addr netip.AddrPort) error {
 		if !connected(int(fd)) {
 			return false // not yet: wait for the poller
 		}
-		connErr = soError(int(fd))
+		connErr = rawsock.Error(int(fd))
 		return true
 	})
 	if werr != nil {
@@ -89,23 +115,7 @@ func waitConnect(ctx context.Context, fd int, addr netip.AddrPort) error {
 
 // connected reports whether a connect in flight has ended, either way: the
 // socket is writable, or failed.
-func connected(fd int) bool {
-	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	n, _ := unix.Poll(pfd, 0)
-	return n == 1
-}
-
-// soError is the socket's pending error: nil once the connection is up.
-func soError(fd int) error {
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
-		return err
-	}
-	if v != 0 {
-		return unix.Errno(v)
-	}
-	return nil
-}
+func connected(fd int) bool { return rawsock.Ready(fd, unix.POLLOUT) != 0 }
 
 func connectError(addr netip.AddrPort, op string, err error) error {
 	if err == nil {

@@ -8,6 +8,15 @@ import (
 	"net/netip"
 )
 
+// Probe implements Checker.
+func (TCP) Probe(addr netip.AddrPort) Probe { return tcpProbe{addr} }
+
+type tcpProbe struct{ addr netip.AddrPort }
+
+func (p tcpProbe) Check(ctx context.Context) error { return tcpConnect(ctx, p.addr) }
+
+func (tcpProbe) Close() {}
+
 // tcpDialer skips keep-alive setup: the connection closes at once.
 var tcpDialer = net.Dialer{KeepAlive: -1}
 

@@ -7,11 +7,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
 // Dial connects to a backend and returns the non-blocking socket, ready
@@ -25,31 +25,13 @@ import (
 // over when it returns, and only a connect still in flight waits, in a poll
 // bounded by timeout, as an ordinary blocking system call.
 func Dial(addr netip.AddrPort, timeout time.Duration) (int, error) {
-	var (
-		family = unix.AF_INET
-		sa4    unix.RawSockaddrInet4
-		sa6    unix.RawSockaddrInet6
-		sa     unsafe.Pointer
-		salen  uintptr
-	)
-	if ip := addr.Addr().Unmap(); ip.Is4() {
-		sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
-		putPort(&sa4.Port, addr.Port())
-		sa, salen = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
-	} else {
-		family = unix.AF_INET6
-		sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
-		putPort(&sa6.Port, addr.Port())
-		sa, salen = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	sa := rawsock.NewSockaddr(addr, 0)
+	fd, err := rawsock.Socket(sa)
 	if err != nil {
 		return -1, dialError(addr, err)
 	}
-	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	_, err = rawRetry(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), salen, 0, 0, 0)
-	runtime.KeepAlive(&sa4)
-	runtime.KeepAlive(&sa6)
+	rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	err = rawsock.Connect(fd, sa)
 	if err == unix.EINPROGRESS {
 		err = waitWritable(fd, timeout)
 	}
@@ -92,12 +74,6 @@ func waitWritable(fd int, timeout time.Duration) error {
 		return unix.ECONNRESET // hung up without a pending error
 	}
 	return unix.Errno(v)
-}
-
-// putPort stores a port in network byte order.
-func putPort(p *uint16, port uint16) {
-	b := (*[2]byte)(unsafe.Pointer(p))
-	b[0], b[1] = byte(port>>8), byte(port)
 }
 
 func dialError(addr netip.AddrPort, err error) error {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/edgeproxy/edgeproxy/internal/testnet"
 )
 
 // Dial reaches IPv4 and IPv6 backends, and RelayFD relays through the
@@ -81,28 +81,9 @@ func TestDialRefusedNamesTheAddress(t *testing.T) {
 // A backend whose accept queue is full never completes the handshake:
 // Dial gives up after its timeout and says so.
 func TestDialTimesOutOnAHungBackend(t *testing.T) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	addr := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	for range 4 { // fill the queue
-		c, err := Dial(addr, 100*time.Millisecond)
-		if err != nil {
-			break
-		}
-		defer CloseFD(c)
-	}
+	addr := testnet.HungListener(t)
 	start := time.Now()
-	_, err = Dial(addr, 200*time.Millisecond)
+	_, err := Dial(addr, 200*time.Millisecond)
 	took := time.Since(start)
 	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || took < 150*time.Millisecond || took > 2*time.Second {
 		t.Fatalf("dial of a hung backend: %v after %v, want a timeout after 200ms", err, took)

@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
 const (
@@ -410,29 +412,15 @@ func (l *loop) putPipe(p *pipe) {
 // call that will never block.
 
 func readRetry(fd int, b []byte) (int, error) {
-	return rawRetry(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
+	return rawsock.Retry(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
 }
 
 func writeRetry(fd int, b []byte) (int, error) {
-	return rawRetry(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
+	return rawsock.Retry(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
 }
 
 func spliceRetry(in, out, n int) (int, error) {
-	return rawRetry(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
-}
-
-func rawRetry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
-	for {
-		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
-		switch errno {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		default:
-			return -1, errno
-		}
-	}
+	return rawsock.Retry(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
 }
 
 // epollPoll collects ready events without waiting.

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,8 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
 const token = "bench-token"
@@ -425,37 +428,35 @@ func measureFloor(lns []net.Listener, dur, interval time.Duration, accepted *ato
 }
 
 // connectFloor connects to every port once per interval, in ten batches
-// per interval, with nothing but the system calls: socket, SO_LINGER 0,
-// a non-blocking connect, poll, close.
+// per interval, with nothing but the system calls (socket, SO_LINGER 0, a
+// non-blocking connect, poll, close), made as edgeroute's checks make them.
 func connectFloor(list string, interval time.Duration) error {
-	var ports []int
+	var addrs []*rawsock.Sockaddr
 	for _, p := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(p)
 		if err != nil {
 			return fmt.Errorf("FLOOR_PORTS: %v", err)
 		}
-		ports = append(ports, n)
+		addrs = append(addrs, rawsock.NewSockaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(n)), 0))
 	}
 	const batches = 10
-	per := (len(ports) + batches - 1) / batches
+	per := (len(addrs) + batches - 1) / batches
 	tick := time.NewTicker(interval / batches)
-	pfd := make([]unix.PollFd, 0, 1)
 	for next := 0; ; {
 		<-tick.C
 		for range per {
-			port := ports[next%len(ports)]
+			sa := addrs[next%len(addrs)]
 			next++
-			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+			fd, err := rawsock.Socket(sa)
 			if err != nil {
 				return err
 			}
-			syscall.SetsockoptLinger(fd, syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
-			err = syscall.Connect(fd, &syscall.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
-			if err == syscall.EINPROGRESS {
-				pfd = append(pfd[:0], unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT})
+			rawsock.ResetOnClose(fd)
+			if err := rawsock.Connect(fd, sa); err == unix.EINPROGRESS && rawsock.Ready(fd, unix.POLLOUT) == 0 {
+				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
 				unix.Poll(pfd, 500)
 			}
-			syscall.Close(fd)
+			rawsock.Close(fd)
 		}
 	}
 }

@@ -1,0 +1,158 @@
+//go:build linux
+
+// Package rawsock makes the system calls of a non-blocking socket without
+// telling the Go scheduler about them.
+//
+// A system call made through the syscall package enters and leaves the
+// scheduler's "in a system call" state, and entering it wakes the
+// runtime's monitor thread whenever the process was idle; the monitor then
+// polls every 20 µs for a millisecond and more. For calls that cannot block
+// (on a non-blocking socket, a connect whose handshake the kernel finishes
+// inside the call, a close after SO_LINGER 0, a poll with no timeout) that
+// bookkeeping costs more than the call. Calls that may block must not come
+// here.
+package rawsock
+
+import (
+	"net/netip"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sockaddr is a socket address in the kernel's layout.
+type Sockaddr struct {
+	family int
+	in4    unix.RawSockaddrInet4
+	in6    unix.RawSockaddrInet6
+}
+
+// NewSockaddr returns addr in the kernel's layout; zone is the interface
+// index of a link-local IPv6 address (0 for none).
+func NewSockaddr(addr netip.AddrPort, zone uint32) *Sockaddr {
+	sa := &Sockaddr{}
+	if ip := addr.Addr().Unmap(); ip.Is4() {
+		sa.family = unix.AF_INET
+		sa.in4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.As4()}
+		putPort(&sa.in4.Port, addr.Port())
+	} else {
+		sa.family = unix.AF_INET6
+		sa.in6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16(), Scope_id: zone}
+		putPort(&sa.in6.Port, addr.Port())
+	}
+	return sa
+}
+
+// Family is AF_INET or AF_INET6.
+func (sa *Sockaddr) Family() int { return sa.family }
+
+func (sa *Sockaddr) raw() (unsafe.Pointer, uintptr) {
+	if sa.family == unix.AF_INET {
+		return unsafe.Pointer(&sa.in4), unix.SizeofSockaddrInet4
+	}
+	return unsafe.Pointer(&sa.in6), unix.SizeofSockaddrInet6
+}
+
+// putPort stores a port in network byte order.
+func putPort(p *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(p))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
+// Socket opens a non-blocking, close-on-exec TCP socket of sa's family.
+func Socket(sa *Sockaddr) (int, error) {
+	return Retry(unix.SYS_SOCKET, uintptr(sa.family), unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP, 0, 0, 0)
+}
+
+// Connect starts connecting fd to sa: nil or EINPROGRESS on the way.
+func Connect(fd int, sa *Sockaddr) error {
+	p, n := sa.raw()
+	_, err := Retry(unix.SYS_CONNECT, uintptr(fd), uintptr(p), n, 0, 0, 0)
+	runtime.KeepAlive(sa)
+	return err
+}
+
+// SetInt sets an integer socket option.
+func SetInt(fd, level, opt, value int) error {
+	v := int32(value)
+	_, err := Retry(unix.SYS_SETSOCKOPT, uintptr(fd), uintptr(level), uintptr(opt), uintptr(unsafe.Pointer(&v)), 4, 0)
+	return err
+}
+
+// ResetOnClose sets SO_LINGER to zero: close sends a reset, at once,
+// instead of a FIN, and leaves no TIME_WAIT behind.
+func ResetOnClose(fd int) error {
+	l := unix.Linger{Onoff: 1, Linger: 0}
+	_, err := Retry(unix.SYS_SETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_LINGER, uintptr(unsafe.Pointer(&l)), unsafe.Sizeof(l), 0)
+	return err
+}
+
+// Error is the socket's pending error (SO_ERROR): nil once a connect has
+// succeeded.
+func Error(fd int) error {
+	var v int32
+	n := uint32(4)
+	if _, err := Retry(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_ERROR, uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&n)), 0); err != nil {
+		return err
+	}
+	if v != 0 {
+		return unix.Errno(v)
+	}
+	return nil
+}
+
+// Ready reports, without waiting, the poll events of fd among events
+// (POLLOUT for a connect that has ended either way).
+func Ready(fd int, events int16) int16 {
+	pfd := unix.PollFd{Fd: int32(fd), Events: events}
+	n, err := Retry(unix.SYS_POLL, uintptr(unsafe.Pointer(&pfd)), 1, 0, 0, 0, 0)
+	if err != nil || n == 0 {
+		return 0
+	}
+	return pfd.Revents
+}
+
+// Close closes fd. With a reset on close, or on a socket with nothing left
+// to send, it does not block.
+// Not retried: Linux releases the descriptor even when interrupted.
+func Close(fd int) error {
+	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// Retry makes a system call without the scheduler's bookkeeping, again
+// while it is interrupted.
+func Retry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
+	for {
+		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return -1, errno
+		}
+	}
+}
+
+// Read reads from a non-blocking fd: EAGAIN when nothing is there.
+func Read(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, err := Retry(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	return max(n, 0), err
+}
+
+// Write writes to a non-blocking fd: EAGAIN when there is no room.
+func Write(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n, err := Retry(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	return max(n, 0), err
+}
