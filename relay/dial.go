@@ -33,7 +33,11 @@ func Dial(addr netip.AddrPort, timeout time.Duration) (int, error) {
 	rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	err = rawsock.Connect(fd, sa)
 	if err == unix.EINPROGRESS {
-		err = waitWritable(fd, timeout)
+		if rawsock.Ready(fd, unix.POLLOUT) == unix.POLLOUT {
+			err = nil // the handshake is over already
+		} else {
+			err = waitWritable(fd, timeout)
+		}
 	}
 	if err != nil {
 		unix.Close(fd)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
 // Result is what one relayed connection moved, and why it ended (nil for a
@@ -126,7 +128,7 @@ func dupFD(c *net.TCPConn) (int, error) {
 	nfd := -1
 	var derr error
 	if err := rc.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		nfd, derr = rawsock.Retry(unix.SYS_FCNTL, fd, unix.F_DUPFD_CLOEXEC, 0, 0, 0, 0)
 	}); err != nil {
 		return -1, err
 	}
