@@ -5,6 +5,7 @@ package health
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -50,4 +51,56 @@ func TestMonitorTakesOutAHungBackend(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatalf("a hung backend was never taken out: %+v", m.Statuses())
 	}
+}
+
+// Every TCP check is a new connection the backend accepts, yet the probe
+// holds one socket between checks instead of one per check; a refused
+// check costs the kept socket, and the next one starts afresh.
+func TestTCPCheckReusesItsSocket(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().(*net.TCPAddr).AddrPort()
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	p := TCP{}.Probe(addr)
+	before := fds()
+	for i := range 20 {
+		if err := p.Check(t.Context()); err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+		select {
+		case <-accepted:
+		case <-time.After(time.Second):
+			t.Fatalf("check %d passed but the backend accepted no connection", i)
+		}
+	}
+	if held := fds() - before; held != 1 {
+		t.Fatalf("the probe holds %d descriptors after 20 checks, want 1", held)
+	}
+	ln.Close()
+	if err := p.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("check of a closed port: %v", err)
+	}
+	if held := fds() - (before - 1); held != 0 { // less the listener
+		t.Fatalf("the probe holds %d descriptors after a refused check, want 0", held)
+	}
+	p.Close()
 }

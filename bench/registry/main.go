@@ -428,8 +428,9 @@ func measureFloor(lns []net.Listener, dur, interval time.Duration, accepted *ato
 }
 
 // connectFloor connects to every port once per interval, in ten batches
-// per interval, with nothing but the system calls (socket, SO_LINGER 0, a
-// non-blocking connect, poll, close), made as edgeroute's checks make them.
+// per interval, with nothing but the system calls, made as edgeroute's
+// checks make them: a non-blocking connect on a kept socket, poll, and a
+// disconnect that resets the connection.
 func connectFloor(list string, interval time.Duration) error {
 	var addrs []*rawsock.Sockaddr
 	for _, p := range strings.Split(list, ",") {
@@ -439,24 +440,30 @@ func connectFloor(list string, interval time.Duration) error {
 		}
 		addrs = append(addrs, rawsock.NewSockaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(n)), 0))
 	}
+	fds := make([]int, len(addrs))
+	for i, sa := range addrs {
+		fd, err := rawsock.Socket(sa)
+		if err != nil {
+			return err
+		}
+		rawsock.ResetOnClose(fd)
+		fds[i] = fd
+	}
 	const batches = 10
 	per := (len(addrs) + batches - 1) / batches
 	tick := time.NewTicker(interval / batches)
 	for next := 0; ; {
 		<-tick.C
 		for range per {
-			sa := addrs[next%len(addrs)]
+			i := next % len(addrs)
 			next++
-			fd, err := rawsock.Socket(sa)
-			if err != nil {
-				return err
-			}
-			rawsock.ResetOnClose(fd)
-			if err := rawsock.Connect(fd, sa); err == unix.EINPROGRESS && rawsock.Ready(fd, unix.POLLOUT) == 0 {
-				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			if err := rawsock.Connect(fds[i], addrs[i]); err == unix.EINPROGRESS && rawsock.Ready(fds[i], unix.POLLOUT) == 0 {
+				pfd := []unix.PollFd{{Fd: int32(fds[i]), Events: unix.POLLOUT}}
 				unix.Poll(pfd, 500)
 			}
-			rawsock.Close(fd)
+			if err := rawsock.Disconnect(fds[i]); err != nil {
+				return fmt.Errorf("disconnect: %v", err)
+			}
 		}
 	}
 }
