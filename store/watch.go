@@ -10,12 +10,26 @@ import (
 )
 
 // DefaultWatchInterval keeps a commit routing within the 200 ms promise with
-// room to spare; one poll is a read of an in-memory counter.
+// room to spare where the file cannot be watched for changes; one poll is a
+// read of an in-memory counter.
 const DefaultWatchInterval = 50 * time.Millisecond
 
+// watchSafetyPoll is how often the file is polled anyway when the kernel
+// reports its changes: a safety net for changes it would not report (a
+// writer on another host of a network filesystem, which SQLite does not
+// support in any case).
+const watchSafetyPoll = time.Second
+
 // Watcher reports a new snapshot whenever the file changes.
+//
+// Where the kernel reports changes to the file (Linux), a commit by any
+// process is read at once, and at most once per Interval while commits
+// keep coming; the file is also polled every second. Elsewhere it is
+// polled every Interval.
 type Watcher struct {
-	// Interval between data_version polls; DefaultWatchInterval if zero.
+	// Interval between data_version polls where changes are not
+	// reported, and the least time between two reloads of the table
+	// where they are; DefaultWatchInterval if zero.
 	Interval time.Duration
 	// OnTable receives every new snapshot with its load warnings.
 	OnTable func(t *routing.Table, warnings []string)
@@ -28,7 +42,7 @@ type Watcher struct {
 	Wake <-chan struct{}
 }
 
-// Watch polls the file until ctx ends. It does not deliver the initial
+// Watch follows the file until ctx ends. It does not deliver the initial
 // snapshot: take that with Snapshot before calling Watch, so configuration
 // errors surface at load time.
 func (s *Store) Watch(ctx context.Context, w Watcher) {
@@ -36,8 +50,14 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	if interval <= 0 {
 		interval = DefaultWatchInterval
 	}
-	ticker := time.NewTicker(interval)
+	poll := interval
+	changed, err := notifyChanges(ctx, s.path)
+	if err == nil {
+		poll = max(interval, watchSafetyPoll)
+	}
+	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
+	var lastPoll time.Time
 
 	var (
 		conn    *sql.Conn
@@ -55,7 +75,18 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			return
 		case <-ticker.C:
 		case <-w.Wake:
+		case <-changed:
+			// Commits in a burst each report a change: read the table
+			// at most once per interval meanwhile.
+			if wait := interval - time.Since(lastPoll); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
+		lastPoll = time.Now()
 		// data_version is per connection, so every poll must use the
 		// same one; it is reopened only after an error.
 		if conn == nil {

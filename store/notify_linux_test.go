@@ -1,0 +1,89 @@
+//go:build linux
+
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// With the kernel reporting writes to the file, a sqlite3 commit routes at
+// once even though the poll interval is far longer; a burst of commits is
+// read at most once per interval.
+func TestWatchIsToldOfCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "routing.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tables := make(chan *routing.Table, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const interval = 5 * time.Second
+	go s.Watch(ctx, Watcher{Interval: interval, OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+	time.Sleep(100 * time.Millisecond)
+
+	start := time.Now()
+	sqlite(t, path, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('x','myapp','eu','10.0.0.9',80)`)
+	for {
+		select {
+		case tbl := <-tables:
+			if tbl.Backend("x") == nil {
+				continue
+			}
+			if took := time.Since(start); took > 200*time.Millisecond {
+				t.Fatalf("sqlite3 insert routed after %v, want within 200ms", took)
+			}
+			t.Logf("sqlite3 insert routed after %v with a %v poll interval", time.Since(start).Round(time.Millisecond), interval)
+		case <-time.After(time.Second):
+			t.Fatalf("a sqlite3 insert was not seen within a second (poll interval %v): no change notification", interval)
+		}
+		break
+	}
+
+	// A burst of commits: with a 300 ms interval between reloads, 2 s of
+	// commits make at most about 7 reloads, and the last commit is seen.
+	cancel()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	tables = make(chan *routing.Table, 1000)
+	go s.Watch(ctx2, Watcher{Interval: 300 * time.Millisecond, OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+	time.Sleep(100 * time.Millisecond)
+	for len(tables) > 0 {
+		<-tables
+	}
+	burst := time.Now()
+	n := 0
+	for time.Since(burst) < 2*time.Second {
+		if _, err := s.db.Exec(`INSERT INTO backends (id, app, region, wg_ip, port) VALUES (?,'myapp','eu','10.0.0.9',80)`, fmt.Sprintf("b%d", n)); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		time.Sleep(5 * time.Millisecond)
+	}
+	last := fmt.Sprintf("b%d", n-1)
+	deadline := time.After(2 * time.Second)
+	reloads := 0
+	for {
+		select {
+		case tbl := <-tables:
+			reloads++
+			if tbl.Backend(last) == nil {
+				continue
+			}
+			if reloads > 9 {
+				t.Fatalf("%d commits in 2s made %d reloads, want at most one per 300ms", n, reloads)
+			}
+			t.Logf("%d commits in 2s: %d reloads", n, reloads)
+			return
+		case <-deadline:
+			t.Fatalf("the last of %d commits never routed (%d reloads)", n, reloads)
+		}
+	}
+}
