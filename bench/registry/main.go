@@ -410,21 +410,7 @@ func measureFloor(lns []net.Listener, dur, interval time.Duration, accepted *ato
 	cmd := exec.Command(os.Args[0], "-interval", interval.String(), "connect-floor")
 	cmd.Env = append(os.Environ(), "FLOOR_PORTS="+strings.Join(ports, ","))
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return 0, 0, err
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	time.Sleep(2 * time.Second)
-	a0 := accepted.Load()
-	c0, err := cpuTicks(cmd.Process.Pid)
-	if err != nil {
-		return 0, 0, err
-	}
-	t0 := time.Now()
-	time.Sleep(dur)
-	c1, _ := cpuTicks(cmd.Process.Pid)
-	el := time.Since(t0)
-	return float64(c1-c0) / el.Seconds(), int64(float64(accepted.Load()-a0) / el.Seconds()), nil
+	return measurePeer(cmd, 2*time.Second, dur, accepted)
 }
 
 // connectFloor connects to every port once per interval, in ten batches
@@ -495,11 +481,17 @@ func measureHAProxy(lns []net.Listener, dur, interval time.Duration, check strin
 	path := filepath.Join(dir, "haproxy.cfg")
 	os.WriteFile(path, []byte(cfg.String()), 0o644)
 	cmd := exec.Command(bin, "-f", path, "-q")
+	return measurePeer(cmd, 3*time.Second, dur, accepted)
+}
+
+// measurePeer starts cmd, lets it settle, and returns its CPU as a share
+// of one core over dur and the checks per second the backends saw.
+func measurePeer(cmd *exec.Cmd, settle, dur time.Duration, accepted *atomic.Int64) (float64, int64, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	time.Sleep(3 * time.Second)
+	time.Sleep(settle)
 	a0 := accepted.Load()
 	c0, err := cpuTicks(cmd.Process.Pid)
 	if err != nil {
