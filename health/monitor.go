@@ -84,7 +84,6 @@ type Monitor struct {
 	// checking goroutine, one call at a time per target.
 	onCheck func(st Status, changed bool)
 
-	sched  *scheduler
 	ctx    context.Context
 	cancel context.CancelFunc
 	mu     sync.Mutex
@@ -115,7 +114,7 @@ type target struct {
 func NewMonitor(cfg Config, onCheck func(st Status, changed bool)) *Monitor {
 	cfg.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Monitor{cfg: cfg, onCheck: onCheck, sched: processScheduler, ctx: ctx, cancel: cancel, tgts: map[string]*target{}}
+	return &Monitor{cfg: cfg, onCheck: onCheck, ctx: ctx, cancel: cancel, tgts: map[string]*target{}}
 }
 
 // Config is the monitor's configuration with defaults applied.
@@ -162,13 +161,13 @@ func (m *Monitor) start(t Target) {
 	}
 	m.tgts[t.ID] = tg
 	first := time.Duration(rand.Int64N(int64(min(m.cfg.Interval, time.Second))))
-	m.sched.add(tg, time.Now().Add(first))
+	processScheduler.add(tg, time.Now().Add(first))
 }
 
 // drop stops checking tg and closes its probe once a check in flight,
 // cancelled here, has returned.
 func (m *Monitor) drop(tg *target) {
-	m.sched.remove(tg)
+	processScheduler.remove(tg)
 	tg.cancel()
 	m.wg.Add(1)
 	go func() {

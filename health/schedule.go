@@ -27,11 +27,7 @@ type scheduler struct {
 	runs  bool
 }
 
-var processScheduler = newScheduler()
-
-func newScheduler() *scheduler {
-	return &scheduler{kick: make(chan struct{}, 1)}
-}
+var processScheduler = &scheduler{kick: make(chan struct{}, 1)}
 
 // add queues tg for its first check at due.
 func (s *scheduler) add(tg *target, due time.Time) {

@@ -5,7 +5,6 @@ package health
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -17,7 +16,7 @@ import (
 
 // Probe implements Checker.
 func (TCP) Probe(addr netip.AddrPort) Probe {
-	return &tcpProbe{addr: addr, sa: rawsock.NewSockaddr(addr, zoneID(addr.Addr().Zone())), fd: -1, spare: -1}
+	return &tcpProbe{addr: addr, sa: rawsock.NewSockaddr(addr), fd: -1, spare: -1}
 }
 
 // tcpProbe opens a TCP connection to the backend and resets it at once.
@@ -55,7 +54,7 @@ func (p *tcpProbe) start() (bool, error) {
 	if fd < 0 {
 		var err error
 		if fd, err = rawsock.Socket(p.sa); err != nil {
-			return true, connectError(p.addr, "socket", err)
+			return true, rawsock.DialError(p.addr, "socket", err)
 		}
 		// Close with a reset rather than a FIN: one packet instead of
 		// four, and no TIME_WAIT left behind for every check.
@@ -71,7 +70,7 @@ func (p *tcpProbe) start() (bool, error) {
 	}
 	if err != nil {
 		rawsock.Close(fd)
-		return true, connectError(p.addr, "connect", err)
+		return true, rawsock.DialError(p.addr, "connect", err)
 	}
 	p.keep(fd)
 	return true, nil
@@ -114,7 +113,7 @@ func waitConnect(ctx context.Context, fd int, addr netip.AddrPort) error {
 	defer stop()
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return connectError(addr, "connect", err)
+		return rawsock.DialError(addr, "connect", err)
 	}
 	var connErr error
 	werr := rc.Write(func(fd uintptr) bool {
@@ -128,31 +127,11 @@ func waitConnect(ctx context.Context, fd int, addr netip.AddrPort) error {
 		if ctx.Err() != nil && !errors.Is(werr, os.ErrDeadlineExceeded) {
 			werr = ctx.Err()
 		}
-		return connectError(addr, "connect", werr)
+		return rawsock.DialError(addr, "connect", werr)
 	}
-	return connectError(addr, "connect", connErr)
+	return rawsock.DialError(addr, "connect", connErr)
 }
 
 // connected reports whether a connect in flight has ended, either way: the
 // socket is writable, or failed.
 func connected(fd int) bool { return rawsock.Ready(fd, unix.POLLOUT) != 0 }
-
-func connectError(addr netip.AddrPort, op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errno, ok := err.(unix.Errno); ok {
-		err = os.NewSyscallError(op, errno)
-	}
-	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
-}
-
-func zoneID(zone string) uint32 {
-	if zone == "" {
-		return 0
-	}
-	if ifi, err := net.InterfaceByName(zone); err == nil {
-		return uint32(ifi.Index)
-	}
-	return 0
-}

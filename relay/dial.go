@@ -4,7 +4,6 @@ package relay
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"time"
@@ -25,10 +24,10 @@ import (
 // over when it returns, and only a connect still in flight waits, in a poll
 // bounded by timeout, as an ordinary blocking system call.
 func Dial(addr netip.AddrPort, timeout time.Duration) (int, error) {
-	sa := rawsock.NewSockaddr(addr, 0)
+	sa := rawsock.NewSockaddr(addr)
 	fd, err := rawsock.Socket(sa)
 	if err != nil {
-		return -1, dialError(addr, err)
+		return -1, rawsock.DialError(addr, "connect", err)
 	}
 	rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	err = rawsock.Connect(fd, sa)
@@ -41,7 +40,7 @@ func Dial(addr netip.AddrPort, timeout time.Duration) (int, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
-		return -1, dialError(addr, err)
+		return -1, rawsock.DialError(addr, "connect", err)
 	}
 	return fd, nil
 }
@@ -70,18 +69,10 @@ func waitWritable(fd int, timeout time.Duration) error {
 	if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP) == 0 {
 		return nil
 	}
-	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err != nil {
+	if err := rawsock.Error(fd); err != nil {
 		return err
 	}
-	if v == 0 {
-		return unix.ECONNRESET // hung up without a pending error
-	}
-	return unix.Errno(v)
-}
-
-func dialError(addr netip.AddrPort, err error) error {
-	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: os.NewSyscallError("connect", err)}
+	return unix.ECONNRESET // hung up without a pending error
 }
 
 // WriteAll writes b to a socket from Dial before it is handed over (a

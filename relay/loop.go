@@ -236,7 +236,7 @@ func (l *loop) read(src *sock) bool {
 	if d.pipe != nil {
 		n, err = spliceRetry(src.fd, d.pipe.w, scratchSize)
 	} else {
-		n, err = readRetry(src.fd, l.scratch)
+		n, err = rawsock.Read(src.fd, l.scratch)
 	}
 	switch {
 	case err == unix.EAGAIN:
@@ -253,12 +253,11 @@ func (l *loop) read(src *sock) bool {
 	if d.pipe != nil {
 		d.inPipe += n
 	} else {
-		w, err := writeRetry(dst.fd, l.scratch[:n])
+		w, err := rawsock.Write(dst.fd, l.scratch[:n])
 		if err != nil && err != unix.EAGAIN {
 			l.finish(src.pair, err)
 			return false
 		}
-		w = max(w, 0)
 		d.bytes += int64(w)
 		if w < n {
 			d.pending = append(d.pending[:0], l.scratch[w:n]...)
@@ -273,12 +272,11 @@ func (l *loop) read(src *sock) bool {
 func (l *loop) drain(src *sock) bool {
 	d, dst := &src.out, src.peer
 	if len(d.pending) > 0 {
-		w, err := writeRetry(dst.fd, d.pending)
+		w, err := rawsock.Write(dst.fd, d.pending)
 		if err != nil && err != unix.EAGAIN {
 			l.finish(src.pair, err)
 			return false
 		}
-		w = max(w, 0)
 		d.bytes += int64(w)
 		d.pending = d.pending[w:]
 		if len(d.pending) == 0 {
@@ -407,18 +405,8 @@ func (l *loop) putPipe(p *pipe) {
 	unix.Close(p.w)
 }
 
-// The sockets and pipes are non-blocking, so their system calls return at
-// once: they are made raw, without telling the scheduler about a system
-// call that will never block.
-
-func readRetry(fd int, b []byte) (int, error) {
-	return rawsock.Retry(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
-}
-
-func writeRetry(fd int, b []byte) (int, error) {
-	return rawsock.Retry(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
-}
-
+// spliceRetry moves up to n bytes from a socket into a pipe or out of it.
+// Both are non-blocking, so the call is made raw (see internal/rawsock).
 func spliceRetry(in, out, n int) (int, error) {
 	return rawsock.Retry(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
 }

@@ -424,7 +424,7 @@ func connectFloor(list string, interval time.Duration) error {
 		if err != nil {
 			return fmt.Errorf("FLOOR_PORTS: %v", err)
 		}
-		addrs = append(addrs, rawsock.NewSockaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(n)), 0))
+		addrs = append(addrs, rawsock.NewSockaddr(netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(n))))
 	}
 	fds := make([]int, len(addrs))
 	for i, sa := range addrs {

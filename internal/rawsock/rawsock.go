@@ -14,7 +14,9 @@
 package rawsock
 
 import (
+	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"unsafe"
 
@@ -28,9 +30,10 @@ type Sockaddr struct {
 	in6    unix.RawSockaddrInet6
 }
 
-// NewSockaddr returns addr in the kernel's layout; zone is the interface
-// index of a link-local IPv6 address (0 for none).
-func NewSockaddr(addr netip.AddrPort, zone uint32) *Sockaddr {
+// NewSockaddr returns addr in the kernel's layout. The zone of a
+// link-local IPv6 address names an interface; one that does not exist
+// leaves the scope unset and the connect fails.
+func NewSockaddr(addr netip.AddrPort) *Sockaddr {
 	sa := &Sockaddr{}
 	if ip := addr.Addr().Unmap(); ip.Is4() {
 		sa.family = unix.AF_INET
@@ -38,14 +41,33 @@ func NewSockaddr(addr netip.AddrPort, zone uint32) *Sockaddr {
 		putPort(&sa.in4.Port, addr.Port())
 	} else {
 		sa.family = unix.AF_INET6
-		sa.in6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16(), Scope_id: zone}
+		sa.in6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16(), Scope_id: zoneIndex(addr.Addr().Zone())}
 		putPort(&sa.in6.Port, addr.Port())
 	}
 	return sa
 }
 
-// Family is AF_INET or AF_INET6.
-func (sa *Sockaddr) Family() int { return sa.family }
+func zoneIndex(zone string) uint32 {
+	if zone == "" {
+		return 0
+	}
+	if ifi, err := net.InterfaceByName(zone); err == nil {
+		return uint32(ifi.Index)
+	}
+	return 0
+}
+
+// DialError describes a failed connect to addr the way Go's dialer does
+// ("dial tcp 10.0.0.1:80: connect: connection refused"); nil stays nil.
+func DialError(addr netip.AddrPort, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errno, ok := err.(unix.Errno); ok {
+		err = os.NewSyscallError(op, errno)
+	}
+	return &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(addr), Err: err}
+}
 
 func (sa *Sockaddr) raw() (unsafe.Pointer, uintptr) {
 	if sa.family == unix.AF_INET {
@@ -114,8 +136,8 @@ func Ready(fd int, events int16) int16 {
 }
 
 // Close closes fd. With a reset on close, or on a socket with nothing left
-// to send, it does not block.
-// Not retried: Linux releases the descriptor even when interrupted.
+// to send, it does not block. It is not retried: Linux releases the
+// descriptor even when interrupted.
 func Close(fd int) error {
 	if _, _, errno := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
 		return errno
