@@ -22,6 +22,9 @@ type Result struct {
 	ClientToBackend int64
 	BackendToClient int64
 	Err             error
+	// DialFailed is set when the backend never answered: Err says why,
+	// and no byte moved.
+	DialFailed bool
 }
 
 // ErrIdle ends a connection on which no byte moved for the idle timeout.
@@ -66,6 +69,21 @@ var (
 func Shared() (*Engine, error) {
 	sharedOnce.Do(func() { shared, sharedErr = New(max(1, runtime.GOMAXPROCS(0)/2)) })
 	return shared, sharedErr
+}
+
+var (
+	serving     *Engine
+	servingErr  error
+	servingOnce sync.Once
+)
+
+// Serving is the process-wide engine for Listeners, started on first use
+// with a loop per core: each loop accepts, routes, dials and relays on its
+// own, so no other thread takes a share of the work. Like Shared, it is
+// never closed.
+func Serving() (*Engine, error) {
+	servingOnce.Do(func() { serving, servingErr = New(runtime.GOMAXPROCS(0)) })
+	return serving, servingErr
 }
 
 // Close stops the loops and closes every connection they hold.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 )
 
@@ -14,6 +15,7 @@ type Result struct {
 	ClientToBackend int64
 	BackendToClient int64
 	Err             error
+	DialFailed      bool
 }
 
 // ErrIdle ends a connection on which no byte moved for the idle timeout.
@@ -27,6 +29,45 @@ type Engine struct{}
 
 // Shared reports that no engine is available here.
 func Shared() (*Engine, error) { return nil, errUnsupported }
+
+// Serving reports that no engine is available here.
+func Serving() (*Engine, error) { return nil, errUnsupported }
+
+// Router picks backends for a Listener (Linux only).
+type Router interface {
+	Route(c *Client) (Target, bool)
+}
+
+// Client is an accepted connection waiting for a backend.
+type Client struct {
+	Addr  netip.AddrPort
+	Tried int
+	State any
+}
+
+// Local is unavailable off Linux.
+func (c *Client) Local() netip.AddrPort { return netip.AddrPort{} }
+
+// Target is a backend chosen by a Router.
+type Target struct {
+	Addr        netip.AddrPort
+	DialTimeout time.Duration
+	IdleTimeout time.Duration
+	Head        []byte
+	Done        func(Result)
+}
+
+// Listener is unavailable off Linux.
+type Listener struct{}
+
+// ListenFile is never reached: Serving fails.
+func (e *Engine) ListenFile(f *os.File, r Router) (*Listener, error) { return nil, errUnsupported }
+
+// Addr is unavailable off Linux.
+func (ln *Listener) Addr() netip.AddrPort { return netip.AddrPort{} }
+
+// Close is unavailable off Linux.
+func (ln *Listener) Close() error { return nil }
 
 // RelayFD is never reached: Shared fails.
 func (e *Engine) RelayFD(client *net.TCPConn, backendFD int, idle time.Duration, done func(Result)) error {

@@ -4,6 +4,7 @@ package relay
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -29,16 +30,18 @@ type loop struct {
 	// pollFile is epfd registered with the Go runtime's poller: the loop
 	// waits for its own epoll set to become ready by parking its goroutine,
 	// not by blocking a thread in epoll_wait.
-	pollFile *os.File
-	mu       sync.Mutex
-	socks    map[int32]*sock
-	pairs    map[*pair]struct{}
-	scan     time.Duration // idle check interval, 0 when no pair has an idle timeout
-	scratch  []byte
-	pipes    []pipe
-	events   []unix.EpollEvent
-	closing  atomic.Bool
-	stopped  chan struct{}
+	pollFile  *os.File
+	mu        sync.Mutex
+	socks     map[int32]*sock
+	pairs     map[*pair]struct{}
+	listeners map[int32]*listening
+	dialing   []*pair       // connects in flight, for their timeouts
+	scan      time.Duration // idle check interval, 0 when no pair has an idle timeout
+	scratch   []byte
+	pipes     []pipe
+	events    []unix.EpollEvent
+	closing   atomic.Bool
+	stopped   chan struct{}
 }
 
 type pipe struct{ r, w int }
@@ -69,6 +72,30 @@ type pair struct {
 	idle            time.Duration
 	last            time.Time
 	done            func(Result)
+
+	// For a connection a Listener accepted: its router, the client as the
+	// router sees it, and the backend being dialled.
+	lis        *Listener
+	from       Client
+	target     netip.AddrPort
+	deadline   time.Time // of the connect in flight; zero for none
+	headLen    int       // bytes of the target's head at the start of client.out.pending
+	dialing    bool      // the backend's handshake is not known to be over
+	start      bool      // the client's first bytes are still to be read
+	registered bool      // the client is in the epoll set
+}
+
+// newPair allocates a pair and both its sockets at once.
+func newPair(cfd, bfd int) *pair {
+	m := &struct {
+		p    pair
+		c, b sock
+	}{}
+	p := &m.p
+	m.c = sock{fd: cfd, pair: p, peer: &m.b}
+	m.b = sock{fd: bfd, pair: p, peer: &m.c}
+	p.client, p.backend = &m.c, &m.b
+	return p
 }
 
 func newLoop() (*loop, error) {
@@ -81,7 +108,7 @@ func newLoop() (*loop, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+	if err := rawsock.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, unix.EPOLLIN); err != nil {
 		unix.Close(epfd)
 		unix.Close(wakefd)
 		return nil, err
@@ -93,41 +120,45 @@ func newLoop() (*loop, error) {
 	}
 	return &loop{
 		epfd: epfd, wakefd: wakefd, pollFile: os.NewFile(uintptr(epfd), "relay-epoll"),
-		socks:   map[int32]*sock{},
-		pairs:   map[*pair]struct{}{},
-		scratch: make([]byte, scratchSize),
-		events:  make([]unix.EpollEvent, 256),
-		stopped: make(chan struct{}),
+		socks:     map[int32]*sock{},
+		pairs:     map[*pair]struct{}{},
+		listeners: map[int32]*listening{},
+		scratch:   make([]byte, scratchSize),
+		events:    make([]unix.EpollEvent, 256),
+		stopped:   make(chan struct{}),
 	}, nil
 }
 
 func (l *loop) add(cfd, bfd int, idle time.Duration, done func(Result)) error {
-	p := &pair{idle: idle, last: time.Now(), done: done}
-	p.client = &sock{fd: cfd, pair: p}
-	p.backend = &sock{fd: bfd, pair: p}
-	p.client.peer, p.backend.peer = p.backend, p.client
+	p := newPair(cfd, bfd)
+	p.idle, p.last, p.done, p.registered = idle, time.Now(), done, true
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, s := range []*sock{p.client, p.backend} {
 		s.interest = unix.EPOLLIN | unix.EPOLLRDHUP
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, &unix.EpollEvent{Events: s.interest, Fd: int32(s.fd)}); err != nil {
+		if err := rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, s.interest); err != nil {
 			if s == p.backend {
-				unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, cfd, nil)
+				rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, cfd, 0)
 			}
-			unix.Close(cfd)
-			unix.Close(bfd)
+			rawsock.Close(cfd)
+			rawsock.Close(bfd)
 			return err
 		}
 	}
 	l.socks[int32(cfd)], l.socks[int32(bfd)] = p.client, p.backend
 	l.pairs[p] = struct{}{}
 	if idle > 0 {
-		if step := max(idle/4, 10*time.Millisecond); l.scan == 0 || step < l.scan {
-			l.scan = step
-			l.wake() // shorten the loop's current wait
-		}
+		l.watchIdle(idle)
 	}
 	return nil
+}
+
+// watchIdle makes the loop check for idle pairs often enough for idle.
+func (l *loop) watchIdle(idle time.Duration) {
+	if step := max(idle/4, 10*time.Millisecond); l.scan == 0 || step < l.scan {
+		l.scan = step
+		l.wake() // shorten the loop's current wait
+	}
 }
 
 func (l *loop) wake() {
@@ -152,10 +183,15 @@ func (l *loop) run() {
 	for {
 		l.mu.Lock()
 		scan := l.scan
-		l.mu.Unlock()
 		var want time.Time
+		if len(l.dialing) > 0 {
+			want = l.expireDials(time.Now())
+		}
+		l.mu.Unlock()
 		if scan > 0 {
-			want = lastScan.Add(scan)
+			if next := lastScan.Add(scan); want.IsZero() || next.Before(want) {
+				want = next
+			}
 		}
 		if !want.Equal(deadline) {
 			deadline = want
@@ -190,6 +226,8 @@ func (l *loop) run() {
 			}
 			if s := l.socks[ev.Fd]; s != nil {
 				l.handle(s, ev.Events)
+			} else if ls := l.listeners[ev.Fd]; ls != nil {
+				l.accept(ls)
 			}
 		}
 		if scan > 0 && time.Since(lastScan) >= scan {
@@ -202,17 +240,40 @@ func (l *loop) run() {
 
 func (l *loop) handle(s *sock, events uint32) {
 	p := s.pair
+	if p.dialing && s == p.backend {
+		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			err := rawsock.Error(s.fd)
+			if err == nil {
+				err = unix.ECONNRESET
+			}
+			l.redial(p, err)
+			return
+		}
+		if events&unix.EPOLLOUT == 0 {
+			return
+		}
+		l.connected(p)
+	}
 	if events&unix.EPOLLERR != 0 {
-		errno, _ := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-		l.finish(p, unix.Errno(errno))
+		l.broken(s, rawsock.Error(s.fd))
 		return
 	}
 	if events&unix.EPOLLOUT != 0 && !l.flush(s) {
 		return
 	}
-	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 && !s.out.eof && !s.out.blocked() {
-		if !l.read(s) {
-			return
+	if events&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLRDHUP) != 0 {
+		switch {
+		case !s.out.eof && !s.out.blocked():
+			if !l.read(s, events&unix.EPOLLRDHUP != 0) {
+				return
+			}
+		case s.out.eof && events&unix.EPOLLHUP == 0 && l.want(s) != s.interest:
+			// A source at its end stays readable, and setInterest left
+			// it watched: stop watching now that it is seen to matter.
+			if err := l.modify(s, l.want(s)); err != nil {
+				l.broken(s, err)
+				return
+			}
 		}
 	}
 	if events&unix.EPOLLHUP != 0 && s.out.eof {
@@ -224,9 +285,9 @@ func (l *loop) handle(s *sock, events uint32) {
 
 func (d *direction) blocked() bool { return len(d.pending) > 0 || d.inPipe > 0 }
 
-// read moves what src has to its peer. It reports false when the pair is
-// gone.
-func (l *loop) read(src *sock) bool {
+// read moves what src has to its peer; hup tells that src's peer has shut
+// down its side. It reports false when the pair is gone.
+func (l *loop) read(src *sock, hup bool) bool {
 	d, dst := &src.out, src.peer
 	if d.pipe == nil && d.bulk {
 		d.pipe = l.getPipe()
@@ -242,20 +303,30 @@ func (l *loop) read(src *sock) bool {
 	case err == unix.EAGAIN:
 		return true
 	case err != nil:
-		l.finish(src.pair, err)
+		l.broken(src, err)
 		return false
 	case n == 0:
 		d.eof = true
 		return l.drain(src) && l.update(src)
 	}
-	src.pair.last = time.Now()
+	if src.pair.idle > 0 {
+		src.pair.last = time.Now()
+	}
 	d.bulk = n == scratchSize
 	if d.pipe != nil {
 		d.inPipe += n
 	} else {
-		w, err := rawsock.Write(dst.fd, l.scratch[:n])
+		flags := 0
+		if hup && n < len(l.scratch) {
+			// The source's FIN came before this read, so the read took
+			// all it will ever send: the half-close follows at once, and
+			// MSG_MORE lets the FIN leave in the same segment.
+			d.eof = true
+			flags = unix.MSG_MORE
+		}
+		w, err := rawsock.Send(dst.fd, l.scratch[:n], flags)
 		if err != nil && err != unix.EAGAIN {
-			l.finish(src.pair, err)
+			l.broken(dst, err)
 			return false
 		}
 		d.bytes += int64(w)
@@ -273,8 +344,8 @@ func (l *loop) drain(src *sock) bool {
 	d, dst := &src.out, src.peer
 	if len(d.pending) > 0 {
 		w, err := rawsock.Write(dst.fd, d.pending)
-		if err != nil && err != unix.EAGAIN {
-			l.finish(src.pair, err)
+		if err != nil && err != unix.EAGAIN && err != unix.ENOTCONN {
+			l.broken(dst, err)
 			return false
 		}
 		d.bytes += int64(w)
@@ -286,7 +357,7 @@ func (l *loop) drain(src *sock) bool {
 	if d.inPipe > 0 {
 		w, err := spliceRetry(d.pipe.r, dst.fd, d.inPipe)
 		if err != nil && err != unix.EAGAIN {
-			l.finish(src.pair, err)
+			l.broken(dst, err)
 			return false
 		}
 		w = max(w, 0)
@@ -297,7 +368,7 @@ func (l *loop) drain(src *sock) bool {
 		l.putPipe(d.pipe)
 		d.pipe = nil
 	}
-	if d.eof && !d.blocked() && !d.shut {
+	if d.eof && !d.blocked() && !d.shut && !(src.pair.dialing && dst == src.pair.backend) {
 		d.shut = true
 		if dst.out.shut {
 			// Both directions are through: closing sends the last FIN,
@@ -305,7 +376,7 @@ func (l *loop) drain(src *sock) bool {
 			l.finish(src.pair, nil)
 			return false
 		}
-		unix.Shutdown(dst.fd, unix.SHUT_WR)
+		rawsock.Shutdown(dst.fd, unix.SHUT_WR)
 	}
 	if d.shut && dst.out.shut {
 		l.finish(src.pair, nil)
@@ -326,22 +397,55 @@ func (l *loop) flush(dst *sock) bool {
 // peer; watch a socket for writability while bytes wait for it.
 func (l *loop) update(src *sock) bool {
 	for _, s := range [2]*sock{src, src.peer} {
-		var want uint32
-		if !s.out.eof && !s.out.blocked() {
-			want |= unix.EPOLLIN | unix.EPOLLRDHUP
-		}
-		if s.peer.out.blocked() {
-			want |= unix.EPOLLOUT
-		}
-		if want != s.interest {
-			s.interest = want
-			if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, s.fd, &unix.EpollEvent{Events: want, Fd: int32(s.fd)}); err != nil {
-				l.finish(s.pair, err)
-				return false
-			}
+		if err := l.setInterest(s); err != nil {
+			l.broken(s, err)
+			return false
 		}
 	}
 	return true
+}
+
+// want is the epoll interest s's state calls for. A backend whose
+// handshake is in flight is watched for writability, which tells that it
+// is over.
+func (l *loop) want(s *sock) uint32 {
+	var want uint32
+	if !s.out.eof && !s.out.blocked() {
+		want |= unix.EPOLLIN | unix.EPOLLRDHUP
+	}
+	if s.peer.out.blocked() || (s.pair.dialing && s == s.pair.backend) {
+		want |= unix.EPOLLOUT
+	}
+	return want
+}
+
+func (l *loop) setInterest(s *sock) error {
+	want := l.want(s)
+	if want == s.interest {
+		return nil
+	}
+	if s.out.eof && want == s.interest&^(unix.EPOLLIN|unix.EPOLLRDHUP) {
+		// Reading stops at the source's end, but most pairs are finished
+		// before its lingering readability would wake the loop; handle
+		// drops the interest if it does.
+		return nil
+	}
+	return l.modify(s, want)
+}
+
+func (l *loop) modify(s *sock, want uint32) error {
+	s.interest = want
+	return rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, s.fd, want)
+}
+
+// broken ends s's pair after an error on s; on a backend that has not
+// answered yet, the client is routed to the next one instead.
+func (l *loop) broken(s *sock, err error) {
+	if p := s.pair; p.dialing && s == p.backend {
+		l.redial(p, err)
+		return
+	}
+	l.finish(s.pair, err)
 }
 
 func (l *loop) finish(p *pair, err error) {
@@ -349,12 +453,18 @@ func (l *loop) finish(p *pair, err error) {
 		return
 	}
 	delete(l.pairs, p)
+	if p.dialing {
+		l.undial(p)
+	}
 	for _, s := range [2]*sock{p.client, p.backend} {
+		if s.fd < 0 {
+			continue
+		}
 		delete(l.socks, int32(s.fd))
-		unix.Close(s.fd) // also leaves the epoll set
+		rawsock.Close(s.fd) // also leaves the epoll set
 		if s.out.pipe != nil {
-			unix.Close(s.out.pipe.r)
-			unix.Close(s.out.pipe.w)
+			rawsock.Close(s.out.pipe.r)
+			rawsock.Close(s.out.pipe.w)
 			s.out.pipe = nil
 		}
 	}
@@ -401,8 +511,8 @@ func (l *loop) putPipe(p *pipe) {
 		l.pipes = append(l.pipes, *p)
 		return
 	}
-	unix.Close(p.r)
-	unix.Close(p.w)
+	rawsock.Close(p.r)
+	rawsock.Close(p.w)
 }
 
 // spliceRetry moves up to n bytes from a socket into a pipe or out of it.

@@ -147,6 +147,12 @@ func Close(fd int) error {
 
 // Retry makes a system call without the scheduler's bookkeeping, again
 // while it is interrupted.
+//
+// Callers pass pointers to their own stack variables as uintptr. It must
+// not split its stack: a stack grown between the conversion and the call
+// would move those variables and leave the kernel the old addresses.
+//
+//go:nosplit
 func Retry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
 	for {
 		r, _, errno := unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
@@ -161,21 +167,29 @@ func Retry(trap, a1, a2, a3, a4, a5, a6 uintptr) (int, error) {
 	}
 }
 
-// Read reads from a non-blocking fd: EAGAIN when nothing is there.
+// Read reads from a non-blocking socket: EAGAIN when nothing is there.
+// recvfrom skips the file layer a read(2) goes through.
 func Read(fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, err := Retry(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	n, err := Retry(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
 	return max(n, 0), err
 }
 
-// Write writes to a non-blocking fd: EAGAIN when there is no room.
+// Write writes to a non-blocking socket: EAGAIN when there is no room. A
+// peer that reset the connection gives EPIPE, without a SIGPIPE.
 func Write(fd int, b []byte) (int, error) {
+	return Send(fd, b, 0)
+}
+
+// Send is Write with send(2) flags: MSG_MORE holds a short segment back
+// for the FIN a shutdown or close about to follow will send with it.
+func Send(fd int, b []byte, flags int) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, err := Retry(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	n, err := Retry(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(flags|unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT), 0, 0)
 	return max(n, 0), err
 }
 
@@ -186,5 +200,69 @@ func Disconnect(fd int) error {
 	sa := unix.RawSockaddr{Family: unix.AF_UNSPEC}
 	_, err := Retry(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sa)), unsafe.Sizeof(sa), 0, 0, 0)
 	runtime.KeepAlive(&sa)
+	return err
+}
+
+// Acceptor takes connections off one non-blocking listening socket. It
+// holds the address buffer the kernel fills, so it belongs to one
+// goroutine.
+type Acceptor struct {
+	fd  int
+	rsa unix.RawSockaddrAny
+}
+
+// NewAcceptor accepts on the listening socket fd.
+func NewAcceptor(fd int) *Acceptor { return &Acceptor{fd: fd} }
+
+// Accept returns the next waiting connection, non-blocking and
+// close-on-exec, with its peer's address; EAGAIN when none is waiting.
+func (a *Acceptor) Accept() (int, netip.AddrPort, error) {
+	n := uint32(unsafe.Sizeof(a.rsa))
+	fd, err := Retry(unix.SYS_ACCEPT4, uintptr(a.fd), uintptr(unsafe.Pointer(&a.rsa)), uintptr(unsafe.Pointer(&n)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if err != nil {
+		return -1, netip.AddrPort{}, err
+	}
+	return fd, AddrPort(&a.rsa), nil
+}
+
+// AddrPort converts an IPv4 or IPv6 socket address; anything else is the
+// zero AddrPort.
+func AddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		in := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(in.Addr), port(in.Port))
+	case unix.AF_INET6:
+		in := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom16(in.Addr), port(in.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// LocalAddr is the address a socket is bound to (getsockname).
+func LocalAddr(fd int) netip.AddrPort {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unsafe.Sizeof(rsa))
+	if _, err := Retry(unix.SYS_GETSOCKNAME, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)), 0, 0, 0); err != nil {
+		return netip.AddrPort{}
+	}
+	return AddrPort(&rsa)
+}
+
+func port(p uint16) uint16 {
+	b := (*[2]byte)(unsafe.Pointer(&p))
+	return uint16(b[0])<<8 | uint16(b[1])
+}
+
+// EpollCtl adds, changes (events) or removes fd in the epoll set epfd.
+func EpollCtl(epfd, op, fd int, events uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+	_, err := Retry(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	return err
+}
+
+// Shutdown shuts down part of a full-duplex connection.
+func Shutdown(fd, how int) error {
+	_, err := Retry(unix.SYS_SHUTDOWN, uintptr(fd), uintptr(how), 0, 0, 0, 0)
 	return err
 }

@@ -56,6 +56,9 @@ type App struct {
 	Cluster *ClusterConfig `json:"cluster,omitempty"`
 	// Health configures active health checks per app.
 	Health map[string]*HealthConfig `json:"health,omitempty"`
+	// Listeners are ports the app accepts on itself, each for one app's
+	// backends (see Listener).
+	Listeners []*Listener `json:"listeners,omitempty"`
 
 	scorer  routing.Scorer
 	regions routing.RegionMap
@@ -129,6 +132,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionHealth(ctx); err != nil {
 		return err
 	}
+	for i, ls := range a.Listeners {
+		if err := ls.provision(ctx, a, i); err != nil {
+			return err
+		}
+	}
 	return registerMetrics(ctx, a)
 }
 
@@ -142,6 +150,12 @@ func (a *App) Start() error {
 	}
 	if err := a.startHealth(); err != nil {
 		return err
+	}
+	for _, ls := range a.Listeners {
+		if err := ls.start(); err != nil {
+			a.stopListeners()
+			return err
+		}
 	}
 	tbl := a.rt.table.Load()
 	a.logger.Info("edgeroute started",
@@ -158,7 +172,15 @@ func (a *App) Start() error {
 // Stop stops what belongs to this config alone. The table outlives the
 // config so that a reload does not lose it; Cleanup releases it.
 func (a *App) Stop() error {
-	return errors.Join(a.stopHealth(), a.stopCluster())
+	return errors.Join(a.stopListeners(), a.stopHealth(), a.stopCluster())
+}
+
+func (a *App) stopListeners() error {
+	var errs []error
+	for _, ls := range a.Listeners {
+		errs = append(errs, ls.stop())
+	}
+	return errors.Join(errs...)
 }
 
 // Cleanup releases the routing table file once no config uses it.

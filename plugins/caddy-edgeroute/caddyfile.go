@@ -40,6 +40,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //			<country> <region>
 //			...
 //		}
+//		cluster { ... }             # see CLUSTER.md
+//		health <app> { ... }        # see DISCOVERY.md
+//		listen <address...> {
+//			app            <app>
+//			dial_timeout   <duration>
+//			tries          <n>
+//			proxy_protocol v1|v2
+//			idle_timeout   <duration>
+//		}
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -103,8 +112,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := a.unmarshalHealth(d); err != nil {
 				return err
 			}
+		case "listen":
+			if err := a.unmarshalListener(d); err != nil {
+				return err
+			}
 		default:
-			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, region_map, cluster, health)", opt)
+			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, region_map, cluster, health, listen)", opt)
 		}
 	}
 	return nil
