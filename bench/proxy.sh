@@ -36,12 +36,15 @@ P_NGINX=$((BASE + 0))
 P_HAPROXY=$((BASE + 1))
 P_L4=$((BASE + 2))
 P_EDGE=$((BASE + 3))
+P_LISTEN=$((BASE + 4))
 P_IDLE_BACKEND=$((BASE + 10))
 P_HAPROXY_IDLE=$((BASE + 11))
 P_L4_IDLE=$((BASE + 12))
 P_EDGE_IDLE=$((BASE + 13))
+P_LISTEN_IDLE=$((BASE + 14))
 P_L4_ADMIN=$((BASE + 18))
 P_EDGE_ADMIN=$((BASE + 19))
+P_LISTEN_ADMIN=$((BASE + 17))
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "FATAL: $*"; exit 1; }
@@ -123,7 +126,7 @@ HAPROXY_MAXCONN=$((IDLE_N + 50))
 
 port_listening() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
-for p in $P_NGINX $P_HAPROXY $P_L4 $P_EDGE $P_IDLE_BACKEND $P_HAPROXY_IDLE $P_L4_IDLE $P_EDGE_IDLE $P_L4_ADMIN $P_EDGE_ADMIN; do
+for p in $P_NGINX $P_HAPROXY $P_L4 $P_EDGE $P_LISTEN $P_LISTEN_IDLE $P_LISTEN_ADMIN $P_IDLE_BACKEND $P_HAPROXY_IDLE $P_L4_IDLE $P_EDGE_IDLE $P_L4_ADMIN $P_EDGE_ADMIN; do
 	port_listening "$p" && die "port $p is already in use (set BENCH_PORT_BASE)"
 done
 
@@ -296,6 +299,28 @@ cat >"$WORK/edgeroute.caddyfile" <<EOF
 }
 EOF
 
+cat >"$WORK/edgeroute-listen.caddyfile" <<EOF
+{
+	admin 127.0.0.1:$P_LISTEN_ADMIN
+	log {
+		output file $WORK/edgeroute-listen.log
+		level WARN
+	}
+	edgeroute {
+		db      $WORK/routing.db
+		node    bench-2
+		region  eu
+		country FR
+		listen 127.0.0.1:$P_LISTEN {
+			app bench
+		}
+		listen 127.0.0.1:$P_LISTEN_IDLE {
+			app idle
+		}
+	}
+}
+EOF
+
 sqlite3 "$WORK/routing.db" <<EOF
 CREATE TABLE backends (id TEXT PRIMARY KEY, app TEXT, region TEXT, country TEXT, wg_ip TEXT, port INTEGER,
 	healthy INTEGER, weight INTEGER, soft_limit INTEGER, hard_limit INTEGER, deleted INTEGER DEFAULT 0);
@@ -308,10 +333,13 @@ EOF
 export XDG_DATA_HOME=$WORK/xdg/data XDG_CONFIG_HOME=$WORK/xdg/config GOMAXPROCS=2
 
 declare -A PID FAIL
-ROWS=(direct haproxy caddy-l4 edgeroute)
-declare -A LABEL=([direct]="direct" [haproxy]="haproxy" [caddy-l4]="caddy-l4 proxy" [edgeroute]="edgeroute")
-declare -A PORT=([direct]=$P_NGINX [haproxy]=$P_HAPROXY [caddy-l4]=$P_L4 [edgeroute]=$P_EDGE)
-declare -A IDLE_PORT=([haproxy]=$P_HAPROXY_IDLE [caddy-l4]=$P_L4_IDLE [edgeroute]=$P_EDGE_IDLE)
+# Two edgeroute rows, each its own Caddy: the layer4 handler, and a port the
+# edgeroute app listens on itself (`listen`), accepted on the relay loops.
+ROWS=(direct haproxy caddy-l4 edgeroute edgeroute-listen)
+PROXIES=(haproxy caddy-l4 edgeroute edgeroute-listen)
+declare -A LABEL=([direct]="direct" [haproxy]="haproxy" [caddy-l4]="caddy-l4 proxy" [edgeroute]="edgeroute (layer4 handler)" [edgeroute-listen]="edgeroute (own listener)")
+declare -A PORT=([direct]=$P_NGINX [haproxy]=$P_HAPROXY [caddy-l4]=$P_L4 [edgeroute]=$P_EDGE [edgeroute-listen]=$P_LISTEN)
+declare -A IDLE_PORT=([haproxy]=$P_HAPROXY_IDLE [caddy-l4]=$P_L4_IDLE [edgeroute]=$P_EDGE_IDLE [edgeroute-listen]=$P_LISTEN_IDLE)
 
 log "starting nginx on :$P_NGINX"
 nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx.conf" >"$WORK/nginx/stdout.log" 2>&1 &
@@ -346,8 +374,15 @@ if [ "$HAVE_EDGEROUTE" = 1 ]; then
 	PIDS+=("$!")
 	wait_listen "${PID[edgeroute]}" "$P_EDGE" "$P_EDGE_IDLE" ||
 		FAIL[edgeroute]="caddy did not start: $(tail -n 3 "$WORK/edgeroute.stderr" | tr '\n' ' ')"
+	log "starting edgeroute's own listener on :$P_LISTEN ($CADDY)"
+	"$CADDY" run --config "$WORK/edgeroute-listen.caddyfile" --adapter caddyfile >"$WORK/edgeroute-listen.stderr" 2>&1 &
+	PID[edgeroute-listen]=$!
+	PIDS+=("$!")
+	wait_listen "${PID[edgeroute-listen]}" "$P_LISTEN" "$P_LISTEN_IDLE" ||
+		FAIL[edgeroute-listen]="caddy did not start: $(tail -n 3 "$WORK/edgeroute-listen.stderr" | tr '\n' ' ')"
 else
 	FAIL[edgeroute]="$CADDY lacks layer4.handlers.edgeroute"
+	FAIL[edgeroute-listen]=${FAIL[edgeroute]}
 fi
 
 # ---------------------------------------------------------------- idle connections (memory)
@@ -356,7 +391,7 @@ fi
 # grown by the throughput runs.
 declare -A M_BEFORE M_AFTER M_HELD M_FDS M_CAPPED M_WHY
 kv() { { grep -o "\b$1=[0-9.]*" "$2" || true; } | head -n 1 | cut -d= -f2; }
-for row in haproxy caddy-l4 edgeroute; do
+for row in "${PROXIES[@]}"; do
 	[ -n "${FAIL[$row]:-}" ] && continue
 	# Wait for the previous round's backend connections to be gone.
 	for _ in $(seq 100); do
@@ -484,7 +519,7 @@ notes=()
 if [ "$IDLE_N" != "$IDLE_WANT" ]; then
 	notes+=("RLIMIT_NOFILE here is $NOFILE and cannot be raised, and a proxy needs at least 2 descriptors per connection: $IDLE_N connections were attempted instead of $IDLE_WANT.")
 fi
-for row in haproxy caddy-l4 edgeroute; do
+for row in "${PROXIES[@]}"; do
 	if [ -n "${M_CAPPED[$row]:-}" ]; then
 		notes+=("${LABEL[$row]} uses ${M_FDS[$row]} descriptors per connection, so only ${M_HELD[$row]} fit under its RLIMIT_NOFILE ($NOFILE).")
 	fi
@@ -497,7 +532,7 @@ fi
 echo
 echo "| | conns held | fds/conn | RSS before | RSS holding | delta | MB per 1k conns | delta at $IDLE_WANT |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-for row in haproxy caddy-l4 edgeroute; do
+for row in "${PROXIES[@]}"; do
 	if [ -z "${M_AFTER[$row]:-}" ]; then
 		why=${M_WHY[$row]:-${FAIL[$row]:-not run}}
 		echo "| ${LABEL[$row]} | FAILED: ${why//|/\\|} | | | | | | |"

@@ -14,5 +14,13 @@
 // space. Each direction ends with a half-close (shutdown SHUT_WR), so a
 // client that finishes sending still receives the whole answer.
 //
+// A Listener goes further: the loops accept its connections themselves, ask
+// a Router for the backend, start a non-blocking connect and send the
+// client's first bytes at once (to a nearby backend the handshake is over
+// when connect returns), trying the next backend when a connect fails or
+// outlasts its timeout. A new connection then costs the system calls the
+// kernel needs and nothing else: no goroutine, no hand-off between
+// threads, no registration with the Go runtime's poller.
+//
 // The package imports neither Caddy nor CoreDNS.
 package relay

@@ -87,3 +87,8 @@ func CloseFD(fd int) {}
 func (e *Engine) Relay(client, backend *net.TCPConn, idle time.Duration, done func(Result)) error {
 	return errUnsupported
 }
+
+// AcceptErrorReporter is a Router told of accept failures (Linux only).
+type AcceptErrorReporter interface {
+	AcceptFailed(addr netip.AddrPort, err error, pause time.Duration)
+}

@@ -72,9 +72,18 @@ type Listener struct {
 	local  netip.AddrPort
 	closed atomic.Bool
 	// Errors counts accept failures other than an empty queue (out of
-	// descriptors, say); the loops retry at their next wake.
+	// descriptors, say).
 	Errors atomic.Uint64
 }
+
+// AcceptErrorReporter is a Router told of accept failures (out of
+// descriptors, say). The loop that met one stops accepting for
+// acceptPause, rather than spin on a queue it cannot empty.
+type AcceptErrorReporter interface {
+	AcceptFailed(addr netip.AddrPort, err error, pause time.Duration)
+}
+
+const acceptPause = 100 * time.Millisecond
 
 // ErrDialTimeout ends a dial that outlasted its Target's DialTimeout.
 var ErrDialTimeout = errors.New("relay: dial timeout")
@@ -127,19 +136,54 @@ func (ln *Listener) Close() error {
 
 // listening is a Listener as one loop sees it.
 type listening struct {
-	ln  *Listener
-	acc *rawsock.Acceptor
+	ln     *Listener
+	acc    *rawsock.Acceptor
+	resume time.Time // while paused after an accept failure
 }
 
 func (l *loop) addListener(ln *Listener) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(ln.fd)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, &ev); err != nil {
+	if err := rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ln.fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, 0); err != nil {
 		return err
 	}
 	l.listeners[int32(ln.fd)] = &listening{ln: ln, acc: rawsock.NewAcceptor(ln.fd)}
 	return nil
+}
+
+// pause stops accepting from ls on this loop for acceptPause.
+func (l *loop) pause(ls *listening, err error) {
+	ls.ln.Errors.Add(1)
+	rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ls.ln.fd, 0, 0)
+	ls.resume = time.Now().Add(acceptPause)
+	l.paused = append(l.paused, ls)
+	if r, ok := ls.ln.router.(AcceptErrorReporter); ok {
+		r.AcceptFailed(ls.ln.local, err, acceptPause)
+	}
+}
+
+// resumeListeners accepts again from the listeners whose pause is over and
+// returns when the next one's ends.
+func (l *loop) resumeListeners(now time.Time) time.Time {
+	var next time.Time
+	kept := l.paused[:0]
+	for _, ls := range l.paused {
+		switch {
+		case l.listeners[int32(ls.ln.fd)] != ls:
+			// closed while paused
+		case !now.Before(ls.resume):
+			ls.resume = time.Time{}
+			rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, ls.ln.fd, unix.EPOLLIN|unix.EPOLLEXCLUSIVE, 0)
+		default:
+			kept = append(kept, ls)
+			if next.IsZero() || ls.resume.Before(next) {
+				next = ls.resume
+			}
+		}
+	}
+	clear(l.paused[len(kept):])
+	l.paused = kept
+	return next
 }
 
 func (l *loop) removeListener(ln *Listener) {
@@ -147,7 +191,7 @@ func (l *loop) removeListener(ln *Listener) {
 	defer l.mu.Unlock()
 	if _, ok := l.listeners[int32(ln.fd)]; ok {
 		delete(l.listeners, int32(ln.fd))
-		rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, 0)
+		rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ln.fd, 0, 0)
 	}
 }
 
@@ -165,7 +209,7 @@ func (l *loop) accept(ls *listening) {
 		case unix.ECONNABORTED, unix.EPERM:
 			continue // gone before it was taken; firewalled
 		default:
-			ls.ln.Errors.Add(1)
+			l.pause(ls, err)
 			return
 		}
 		rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
@@ -292,7 +336,7 @@ func (l *loop) begin(p *pair) {
 func (l *loop) register(p *pair) error {
 	if !p.registered {
 		p.client.interest = l.want(p.client)
-		if err := rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, p.client.fd, p.client.interest); err != nil {
+		if err := l.watch(p.client); err != nil {
 			return err
 		}
 		l.socks[int32(p.client.fd)] = p.client
@@ -301,7 +345,7 @@ func (l *loop) register(p *pair) error {
 		return err
 	}
 	p.backend.interest = l.want(p.backend)
-	if err := rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, p.backend.fd, p.backend.interest); err != nil {
+	if err := l.watch(p.backend); err != nil {
 		return err
 	}
 	l.socks[int32(p.backend.fd)] = p.backend

@@ -36,6 +36,8 @@ type loop struct {
 	pairs     map[*pair]struct{}
 	listeners map[int32]*listening
 	dialing   []*pair       // connects in flight, for their timeouts
+	tags      uint32        // the last socket tag given out (see watch)
+	paused    []*listening  // listeners this loop stopped accepting from for a while
 	scan      time.Duration // idle check interval, 0 when no pair has an idle timeout
 	scratch   []byte
 	pipes     []pipe
@@ -53,6 +55,7 @@ type sock struct {
 	peer     *sock
 	out      direction
 	interest uint32 // current epoll events
+	tag      uint32 // see watch
 }
 
 // direction is the flow of bytes read from one socket and written to its
@@ -108,7 +111,7 @@ func newLoop() (*loop, error) {
 		unix.Close(epfd)
 		return nil, err
 	}
-	if err := rawsock.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, unix.EPOLLIN); err != nil {
+	if err := rawsock.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, unix.EPOLLIN, 0); err != nil {
 		unix.Close(epfd)
 		unix.Close(wakefd)
 		return nil, err
@@ -136,9 +139,9 @@ func (l *loop) add(cfd, bfd int, idle time.Duration, done func(Result)) error {
 	defer l.mu.Unlock()
 	for _, s := range []*sock{p.client, p.backend} {
 		s.interest = unix.EPOLLIN | unix.EPOLLRDHUP
-		if err := rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, s.interest); err != nil {
+		if err := l.watch(s); err != nil {
 			if s == p.backend {
-				rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, cfd, 0)
+				rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, cfd, 0, 0)
 			}
 			rawsock.Close(cfd)
 			rawsock.Close(bfd)
@@ -187,6 +190,11 @@ func (l *loop) run() {
 		if len(l.dialing) > 0 {
 			want = l.expireDials(time.Now())
 		}
+		if len(l.paused) > 0 {
+			if next := l.resumeListeners(time.Now()); !next.IsZero() && (want.IsZero() || next.Before(want)) {
+				want = next
+			}
+		}
 		l.mu.Unlock()
 		if scan > 0 {
 			if next := lastScan.Add(scan); want.IsZero() || next.Before(want) {
@@ -224,7 +232,7 @@ func (l *loop) run() {
 				}
 				continue
 			}
-			if s := l.socks[ev.Fd]; s != nil {
+			if s := l.socks[ev.Fd]; s != nil && s.tag == uint32(ev.Pad) {
 				l.handle(s, ev.Events)
 			} else if ls := l.listeners[ev.Fd]; ls != nil {
 				l.accept(ls)
@@ -435,7 +443,18 @@ func (l *loop) setInterest(s *sock) error {
 
 func (l *loop) modify(s *sock, want uint32) error {
 	s.interest = want
-	return rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, s.fd, want)
+	return rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, s.fd, want, s.tag)
+}
+
+// watch adds s to the epoll set with its interest, under a tag no socket
+// of the loop had before. The loop accepts, closes and connects while it
+// works through a batch of events, so a descriptor closed early in the
+// batch can be a new socket by the time the batch reaches an event of the
+// old one; the tag tells them apart.
+func (l *loop) watch(s *sock) error {
+	l.tags++
+	s.tag = l.tags
+	return rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.fd, s.interest, s.tag)
 }
 
 // broken ends s's pair after an error on s; on a backend that has not

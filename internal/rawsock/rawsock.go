@@ -255,8 +255,9 @@ func port(p uint16) uint16 {
 }
 
 // EpollCtl adds, changes (events) or removes fd in the epoll set epfd.
-func EpollCtl(epfd, op, fd int, events uint32) error {
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+// Its events come back with fd and tag (in EpollEvent.Pad).
+func EpollCtl(epfd, op, fd int, events, tag uint32) error {
+	ev := unix.EpollEvent{Events: events, Fd: int32(fd), Pad: int32(tag)}
 	_, err := Retry(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 	return err
 }

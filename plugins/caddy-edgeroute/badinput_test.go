@@ -83,6 +83,10 @@ func TestConfigErrorsAtLoadTime(t *testing.T) {
 			[]string{"tries"}},
 		{"handler bad proxy protocol", "db " + db, "edgeroute myapp {\n proxy_protocol v3\n}",
 			[]string{"proxy_protocol", "v3"}},
+		{"listen on udp", "db " + db + "\nlisten udp/127.0.0.1:9 {\n app myapp\n}", "edgeroute myapp",
+			[]string{"listener 0", "udp/127.0.0.1:9", "only TCP"}},
+		{"listen bad address", "db " + db + "\nlisten 127.0.0.1:port {\n app myapp\n}", "edgeroute myapp",
+			[]string{"listener 0", "port"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,8 +121,10 @@ func lastLines(s string, n int) string {
 
 // An app with no backends loads with a warning naming it; its connections
 // are closed at once and counted.
-func TestAppWithNoBackends(t *testing.T) {
-	p := startPOP(t, popConfig{app: "ghost"})
+func TestAppWithNoBackends(t *testing.T) { frontends(t, testAppWithNoBackends) }
+
+func testAppWithNoBackends(t *testing.T, listener bool) {
+	p := startPOP(t, popConfig{app: "ghost", listener: listener})
 	if !strings.Contains(p.logs(), `"app":"ghost"`) || !strings.Contains(p.logs(), "no backends") {
 		t.Fatalf("no load-time warning for an app without backends:\n%s", p.logs())
 	}
@@ -149,8 +155,10 @@ func TestAppWithNoBackends(t *testing.T) {
 
 // Garbage on the port is just bytes to a TCP proxy: it reaches the backend
 // untouched, and nothing crashes.
-func TestGarbageOnThePort(t *testing.T) {
-	p := startPOP(t, popConfig{region: "eu", country: "FR"})
+func TestGarbageOnThePort(t *testing.T) { frontends(t, testGarbageOnThePort) }
+
+func testGarbageOnThePort(t *testing.T, listener bool) {
+	p := startPOP(t, popConfig{region: "eu", country: "FR", listener: listener})
 	b := startBackend(t, "fr-1")
 	p.addBackend(b, "myapp", "eu", "FR", 100, 200)
 	p.waitBackends(1)
@@ -189,7 +197,9 @@ func TestGarbageOnThePort(t *testing.T) {
 
 // Half-close: a client that finishes sending and shuts down its write side
 // still receives the whole answer.
-func TestHalfClose(t *testing.T) {
+func TestHalfClose(t *testing.T) { frontends(t, testHalfClose) }
+
+func testHalfClose(t *testing.T, listener bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +218,7 @@ func TestHalfClose(t *testing.T) {
 			}()
 		}
 	}()
-	p := startPOP(t, popConfig{region: "eu", country: "FR"})
+	p := startPOP(t, popConfig{region: "eu", country: "FR", listener: listener})
 	p.sql(fmt.Sprintf(`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('counter','myapp','eu','FR','127.0.0.1',%d)`,
 		ln.Addr().(*net.TCPAddr).Port))
 	p.waitBackends(1)

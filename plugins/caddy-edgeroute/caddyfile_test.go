@@ -65,6 +65,32 @@ func TestUnmarshalHandlerCaddyfile(t *testing.T) {
 	}
 }
 
+func TestUnmarshalListenBlock(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`edgeroute {
+		region eu
+		listen :8080 tcp6/[::]:8080 {
+			app            myapp
+			dial_timeout   2s
+			tries          2
+			proxy_protocol v1
+			idle_timeout   1m
+		}
+		listen 10.0.0.1:5432 {
+			app db
+		}
+	}`)
+	var a App
+	if err := a.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(a.Listeners)
+	want := `[{"listen":[":8080","tcp6/[::]:8080"],"app":"myapp","dial_timeout":2000000000,"tries":2,"proxy_protocol":"v1","idle_timeout":60000000000},` +
+		`{"listen":["10.0.0.1:5432"],"app":"db"}]`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
 func TestUnmarshalRejectsBadInput(t *testing.T) {
 	for input, want := range map[string]string{
 		"edgeroute {\n db\n}":                                  "db takes exactly one value",
@@ -85,6 +111,11 @@ func TestUnmarshalRejectsBadInput(t *testing.T) {
 		"edgeroute myapp {\n dial_timeout 0s\n}":               "must be positive",
 		"edgeroute myapp {\n bogus\n}":                         "bogus takes exactly one value",
 		"edgeroute myapp {\n bogus 1\n}":                       `unknown option "bogus"`,
+		"edgeroute {\n listen\n}":                              "listen needs at least one address",
+		"edgeroute {\n listen :1 {\n tries 2\n }\n}":           "no app",
+		"edgeroute {\n listen :1 {\n app\n }\n}":               "app takes exactly one value",
+		"edgeroute {\n listen :1 {\n app a\n port 3\n }\n}":    `unknown option "port"`,
+		"edgeroute {\n listen :1 {\n app a\n tries 99\n }\n}":  `tries "99"`,
 	} {
 		var err error
 		d := caddyfile.NewTestDispenser(input)
@@ -104,6 +135,7 @@ func TestUnmarshalRejectsBadInput(t *testing.T) {
 func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("edgeroute {\n db x\n region_map {\n FR eu\n }\n}")
 	f.Add("edgeroute myapp {\n tries 3\n}")
+	f.Add("edgeroute {\n listen :1 {\n app a\n tries 2\n }\n}")
 	f.Add("edgeroute {\n region_map {\n")
 	f.Fuzz(func(t *testing.T, input string) {
 		new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

@@ -277,10 +277,12 @@ func TestHealthRowWritten(t *testing.T) {
 
 // Without any health block, repeated dial failures eject a backend for a
 // backoff; it comes back when the ejection ends.
-func TestPassiveEjection(t *testing.T) {
+func TestPassiveEjection(t *testing.T) { frontends(t, testPassiveEjection) }
+
+func testPassiveEjection(t *testing.T, listener bool) {
 	a := startKillable(t, "tcp", "fr-a")
 	b := startKillable(t, "tcp", "de-b")
-	p := startPOP(t, popConfig{region: "eu", country: "DE", extraGlobal: "affinity off"})
+	p := startPOP(t, popConfig{region: "eu", country: "DE", extraGlobal: "affinity off", listener: listener})
 	p.sql(fmt.Sprintf(`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES
 		('fr-a','myapp','eu','FR','127.0.0.1',%d), ('de-b','myapp','eu','DE','127.0.0.1',%d)`, a.port, b.port))
 	p.waitBackends(2)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -216,3 +217,11 @@ func (a *App) unmarshalListener(d *caddyfile.Dispenser) error {
 }
 
 var _ relay.Router = (*router)(nil)
+
+// AcceptFailed reports an accept failure (out of descriptors, say): the
+// loop that met it stops accepting on that socket for pause.
+func (r *router) AcceptFailed(addr netip.AddrPort, err error, pause time.Duration) {
+	r.logger.Error("accept failed; pausing the listener", zap.Stringer("addr", addr), zap.Error(err), zap.Duration("pause", pause))
+}
+
+var _ relay.AcceptErrorReporter = (*router)(nil)

@@ -158,6 +158,16 @@ type popConfig struct {
 	extraGlobal     string // lines inside edgeroute { }
 	handlerOpts     string // lines inside edgeroute <app> { }
 	app             string
+	// listener serves the POP's port with the app's own `listen` block
+	// instead of the layer4 handler.
+	listener bool
+}
+
+// frontends runs a test once through the layer4 handler and once through
+// the app's own listener: both must route, count and relay alike.
+func frontends(t *testing.T, test func(t *testing.T, listener bool)) {
+	t.Run("layer4", func(t *testing.T) { test(t, false) })
+	t.Run("listener", func(t *testing.T) { test(t, true) })
 }
 
 func caddyfile(p *pop, c popConfig, geoip string) string {
@@ -165,9 +175,16 @@ func caddyfile(p *pop, c popConfig, geoip string) string {
 	if app == "" {
 		app = "myapp"
 	}
-	opts := ""
-	if c.handlerOpts != "" {
-		opts = " {\n" + c.handlerOpts + "\n}"
+	// The POP's port: a listen block of the app, or a layer4 route.
+	listen, layer4 := "", ""
+	if c.listener {
+		listen = fmt.Sprintf("listen %s {\n\t\t\tapp %s\n\t\t\t%s\n\t\t}", p.listen, app, c.handlerOpts)
+	} else {
+		opts := ""
+		if c.handlerOpts != "" {
+			opts = " {\n" + c.handlerOpts + "\n}"
+		}
+		layer4 = fmt.Sprintf("layer4 {\n\t\t%s {\n\t\t\troute {\n\t\t\t\tedgeroute %s%s\n\t\t\t}\n\t\t}\n\t}", p.listen, app, opts)
 	}
 	return fmt.Sprintf(`{
 	admin %s
@@ -178,16 +195,11 @@ func caddyfile(p *pop, c popConfig, geoip string) string {
 		country %s
 		geoip %s
 		%s
+		%s
 	}
-	layer4 {
-		%s {
-			route {
-				edgeroute %s%s
-			}
-		}
-	}
+	%s
 }
-`, p.admin, p.db, c.region, c.country, geoip, c.extraGlobal, p.listen, app, opts)
+`, p.admin, p.db, c.region, c.country, geoip, c.extraGlobal, listen, layer4)
 }
 
 func startPOP(t *testing.T, c popConfig) *pop {

@@ -38,7 +38,9 @@ func (p *pop) addPort(id string, port int) {
 }
 
 // The backend sees the client's address in a PROXY protocol header.
-func TestProxyProtocolHeader(t *testing.T) {
+func TestProxyProtocolHeader(t *testing.T) { frontends(t, testProxyProtocolHeader) }
+
+func testProxyProtocolHeader(t *testing.T, listener bool) {
 	for _, version := range []string{"v1", "v2"} {
 		t.Run(version, func(t *testing.T) {
 			headers := make(chan []byte, 1)
@@ -48,7 +50,7 @@ func TestProxyProtocolHeader(t *testing.T) {
 				n, _ := c.Read(buf)
 				headers <- buf[:n]
 			})
-			p := startPOP(t, popConfig{region: "eu", country: "FR", handlerOpts: "proxy_protocol " + version})
+			p := startPOP(t, popConfig{region: "eu", country: "FR", handlerOpts: "proxy_protocol " + version, listener: listener})
 			p.addPort("pp", port)
 			c := p.connect(clientFR)
 			defer c.Close()
@@ -74,7 +76,9 @@ func TestProxyProtocolHeader(t *testing.T) {
 
 // idle_timeout closes a connection on which nothing moves, and only such a
 // connection: a download that outlasts the timeout is not cut.
-func TestIdleTimeout(t *testing.T) {
+func TestIdleTimeout(t *testing.T) { frontends(t, testIdleTimeout) }
+
+func testIdleTimeout(t *testing.T, listener bool) {
 	port := serve(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		for {
@@ -92,7 +96,7 @@ func TestIdleTimeout(t *testing.T) {
 			io.WriteString(c, line)
 		}
 	})
-	p := startPOP(t, popConfig{region: "eu", country: "FR", handlerOpts: "idle_timeout 400ms"})
+	p := startPOP(t, popConfig{region: "eu", country: "FR", handlerOpts: "idle_timeout 400ms", listener: listener})
 	p.addPort("idle", port)
 
 	c, err := net.Dial("tcp", p.listen)

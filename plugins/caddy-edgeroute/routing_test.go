@@ -9,8 +9,8 @@ import (
 )
 
 // The four-POP table of v1's documentation, seen from a POP in South America.
-func worldTable(t *testing.T) (*pop, map[string]*backend) {
-	p := startPOP(t, popConfig{region: "sa", country: "BR"})
+func worldTable(t *testing.T, listener bool) (*pop, map[string]*backend) {
+	p := startPOP(t, popConfig{region: "sa", country: "BR", listener: listener})
 	bs := map[string]*backend{}
 	for _, spec := range []struct{ name, region, country string }{
 		{"us-1", "us", "US"}, {"fr-1", "eu", "FR"}, {"de-1", "eu", "DE"}, {"br-1", "sa", "BR"},
@@ -22,8 +22,10 @@ func worldTable(t *testing.T) (*pop, map[string]*backend) {
 	return p, bs
 }
 
-func TestClientsLandWhereV1RulesSay(t *testing.T) {
-	p, _ := worldTable(t)
+func TestClientsLandWhereV1RulesSay(t *testing.T) { frontends(t, testClientsLandWhereV1RulesSay) }
+
+func testClientsLandWhereV1RulesSay(t *testing.T, listener bool) {
+	p, _ := worldTable(t, listener)
 	for _, c := range []struct{ from, want, why string }{
 		{clientFR, "fr-1", "same country"},
 		{clientDE, "de-1", "same country"},
@@ -63,7 +65,7 @@ func TestClientsLandWhereV1RulesSay(t *testing.T) {
 }
 
 func TestSqlite3EditsRouteWithin200ms(t *testing.T) {
-	p, _ := worldTable(t)
+	p, _ := worldTable(t, false)
 	p.sql(`UPDATE backends SET healthy=0 WHERE id='fr-1'`)
 	took := eventually(t, 200*time.Millisecond+100*time.Millisecond, func() string {
 		if got := p.via(clientFR2); got != "de-1" {
@@ -91,8 +93,10 @@ func TestSqlite3EditsRouteWithin200ms(t *testing.T) {
 	})
 }
 
-func TestAffinityHoldsWhileEligible(t *testing.T) {
-	p := startPOP(t, popConfig{region: "eu", country: "FR"})
+func TestAffinityHoldsWhileEligible(t *testing.T) { frontends(t, testAffinityHoldsWhileEligible) }
+
+func testAffinityHoldsWhileEligible(t *testing.T, listener bool) {
+	p := startPOP(t, popConfig{region: "eu", country: "FR", listener: listener})
 	a, b := startBackend(t, "fr-a"), startBackend(t, "fr-b")
 	p.addBackend(a, "myapp", "eu", "FR", 10, 100)
 	p.addBackend(b, "myapp", "eu", "FR", 10, 100)
@@ -136,8 +140,10 @@ func TestAffinityHoldsWhileEligible(t *testing.T) {
 	}
 }
 
-func TestHardLimitNeverExceeded(t *testing.T) {
-	p := startPOP(t, popConfig{region: "eu", country: "FR", extraGlobal: "affinity off"})
+func TestHardLimitNeverExceeded(t *testing.T) { frontends(t, testHardLimitNeverExceeded) }
+
+func testHardLimitNeverExceeded(t *testing.T, listener bool) {
+	p := startPOP(t, popConfig{region: "eu", country: "FR", extraGlobal: "affinity off", listener: listener})
 	a := startBackend(t, "fr-a")
 	p.addBackend(a, "myapp", "eu", "FR", 1, 3)
 	p.waitBackends(1)
@@ -196,8 +202,10 @@ func TestHardLimitNeverExceeded(t *testing.T) {
 	})
 }
 
-func TestDialFailureRetriesNextBackend(t *testing.T) {
-	p := startPOP(t, popConfig{region: "eu", country: "FR", handlerOpts: "dial_timeout 1s\ntries 2"})
+func TestDialFailureRetriesNextBackend(t *testing.T) { frontends(t, testDialFailureRetriesNextBackend) }
+
+func testDialFailureRetriesNextBackend(t *testing.T, listener bool) {
+	p := startPOP(t, popConfig{region: "eu", country: "FR", handlerOpts: "dial_timeout 1s\ntries 2", listener: listener})
 	dead := startBackend(t, "fr-dead")
 	dead.ln.Close() // its port now refuses connections
 	alive := startBackend(t, "de-1")

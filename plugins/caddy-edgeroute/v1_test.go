@@ -63,8 +63,10 @@ func TestV1RoutingDBRoutesUnchanged(t *testing.T) {
 
 // A config reload does not cut a connection in flight, and the new config
 // routes new connections.
-func TestReloadKeepsLiveConnections(t *testing.T) {
-	p := startPOP(t, popConfig{region: "eu", country: "FR"})
+func TestReloadKeepsLiveConnections(t *testing.T) { frontends(t, testReloadKeepsLiveConnections) }
+
+func testReloadKeepsLiveConnections(t *testing.T, listener bool) {
+	p := startPOP(t, popConfig{region: "eu", country: "FR", listener: listener})
 	a := startBackend(t, "fr-a")
 	p.addBackend(a, "myapp", "eu", "FR", 100, 200)
 	var live *conn
