@@ -24,25 +24,35 @@ import (
 // over when it returns, and only a connect still in flight waits, in a poll
 // bounded by timeout, as an ordinary blocking system call.
 func Dial(addr netip.AddrPort, timeout time.Duration) (int, error) {
-	sa := rawsock.NewSockaddr(addr)
-	fd, err := rawsock.Socket(sa)
+	fd, inFlight, err := startConnect(addr)
 	if err != nil {
 		return -1, rawsock.DialError(addr, "connect", err)
 	}
-	rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	err = rawsock.Connect(fd, sa)
-	if err == unix.EINPROGRESS {
-		if rawsock.Ready(fd, unix.POLLOUT) == unix.POLLOUT {
-			err = nil // the handshake is over already
-		} else {
-			err = waitWritable(fd, timeout)
+	if inFlight && rawsock.Ready(fd, unix.POLLOUT) != unix.POLLOUT {
+		if err := waitWritable(fd, timeout); err != nil {
+			unix.Close(fd)
+			return -1, rawsock.DialError(addr, "connect", err)
 		}
 	}
-	if err != nil {
-		unix.Close(fd)
-		return -1, rawsock.DialError(addr, "connect", err)
-	}
 	return fd, nil
+}
+
+// startConnect opens a non-blocking socket to addr, with TCP_NODELAY, and
+// starts its handshake; inFlight tells that the connect has not ended yet.
+func startConnect(addr netip.AddrPort) (fd int, inFlight bool, err error) {
+	sa := rawsock.NewSockaddr(addr)
+	if fd, err = rawsock.Socket(sa); err != nil {
+		return -1, false, err
+	}
+	rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	switch err = rawsock.Connect(fd, sa); err {
+	case nil:
+		return fd, false, nil
+	case unix.EINPROGRESS:
+		return fd, true, nil
+	}
+	rawsock.Close(fd)
+	return -1, false, err
 }
 
 // waitWritable waits, at most timeout (zero for no limit), for a connect

@@ -71,9 +71,6 @@ type Listener struct {
 	eng    *Engine
 	local  netip.AddrPort
 	closed atomic.Bool
-	// Errors counts accept failures other than an empty queue (out of
-	// descriptors, say).
-	Errors atomic.Uint64
 }
 
 // AcceptErrorReporter is a Router told of accept failures (out of
@@ -153,7 +150,6 @@ func (l *loop) addListener(ln *Listener) error {
 
 // pause stops accepting from ls on this loop for acceptPause.
 func (l *loop) pause(ls *listening, err error) {
-	ls.ln.Errors.Add(1)
 	rawsock.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ls.ln.fd, 0, 0)
 	ls.resume = time.Now().Add(acceptPause)
 	l.paused = append(l.paused, ls)
@@ -219,15 +215,15 @@ func (l *loop) accept(ls *listening) {
 		p.dialing = true
 		p.start = true
 		l.pairs[p] = struct{}{}
-		l.route(p, nil)
+		l.route(p)
 	}
 }
 
-// route asks the router for p's next backend and connects to it; cause is
-// why the previous one failed. The client's first bytes, read right
-// after the connect starts, usually go out with no wait: to a nearby
-// backend the handshake is over when connect returns.
-func (l *loop) route(p *pair, cause error) {
+// route asks the router for p's next backend and connects to it. The
+// client's first bytes, read right after the connect starts, usually go
+// out with no wait: to a nearby backend the handshake is over when connect
+// returns.
+func (l *loop) route(p *pair) {
 	for {
 		t, ok := p.lis.router.Route(&p.from)
 		if !ok {
@@ -235,13 +231,12 @@ func (l *loop) route(p *pair, cause error) {
 			l.closeUnrouted(p)
 			return
 		}
-		fd, err := l.connect(t.Addr)
+		fd, _, err := startConnect(t.Addr)
 		if err != nil {
 			if t.Done != nil {
 				t.Done(Result{Err: rawsock.DialError(t.Addr, "connect", err), DialFailed: true})
 			}
 			p.from.Tried++
-			cause = err
 			continue
 		}
 		p.backend.fd = fd
@@ -264,21 +259,6 @@ func (l *loop) route(p *pair, cause error) {
 		l.begin(p)
 		return
 	}
-}
-
-// connect opens a non-blocking socket to addr and starts its handshake.
-func (l *loop) connect(addr netip.AddrPort) (int, error) {
-	sa := rawsock.NewSockaddr(addr)
-	fd, err := rawsock.Socket(sa)
-	if err != nil {
-		return -1, err
-	}
-	rawsock.SetInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	if err := rawsock.Connect(fd, sa); err != nil && err != unix.EINPROGRESS {
-		rawsock.Close(fd)
-		return -1, err
-	}
-	return fd, nil
 }
 
 // begin relays p with its backend's connect in flight: it sends what it
@@ -390,7 +370,7 @@ func (l *loop) redial(p *pair, err error) {
 		p.done = nil
 	}
 	p.from.Tried++
-	l.route(p, err)
+	l.route(p)
 }
 
 // closeUnrouted closes a client no backend took.

@@ -88,6 +88,10 @@ type pair struct {
 	registered bool      // the client is in the epoll set
 }
 
+// connecting tells that s is a backend whose handshake is not known to be
+// over.
+func (s *sock) connecting() bool { return s.pair.dialing && s == s.pair.backend }
+
 // newPair allocates a pair and both its sockets at once.
 func newPair(cfd, bfd int) *pair {
 	m := &struct {
@@ -248,7 +252,7 @@ func (l *loop) run() {
 
 func (l *loop) handle(s *sock, events uint32) {
 	p := s.pair
-	if p.dialing && s == p.backend {
+	if s.connecting() {
 		if events&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			err := rawsock.Error(s.fd)
 			if err == nil {
@@ -376,7 +380,7 @@ func (l *loop) drain(src *sock) bool {
 		l.putPipe(d.pipe)
 		d.pipe = nil
 	}
-	if d.eof && !d.blocked() && !d.shut && !(src.pair.dialing && dst == src.pair.backend) {
+	if d.eof && !d.blocked() && !d.shut && !dst.connecting() {
 		d.shut = true
 		if dst.out.shut {
 			// Both directions are through: closing sends the last FIN,
@@ -421,7 +425,7 @@ func (l *loop) want(s *sock) uint32 {
 	if !s.out.eof && !s.out.blocked() {
 		want |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	if s.peer.out.blocked() || (s.pair.dialing && s == s.pair.backend) {
+	if s.peer.out.blocked() || s.connecting() {
 		want |= unix.EPOLLOUT
 	}
 	return want
@@ -460,8 +464,8 @@ func (l *loop) watch(s *sock) error {
 // broken ends s's pair after an error on s; on a backend that has not
 // answered yet, the client is routed to the next one instead.
 func (l *loop) broken(s *sock, err error) {
-	if p := s.pair; p.dialing && s == p.backend {
-		l.redial(p, err)
+	if s.connecting() {
+		l.redial(s.pair, err)
 		return
 	}
 	l.finish(s.pair, err)

@@ -99,7 +99,7 @@ type upstream struct {
 
 func (h *Handler) dial(cx *layer4.Connection, b *routing.Backend, forEngine bool) (upstream, error) {
 	if forEngine {
-		fd, err := relay.Dial(b.Addr, h.r.dialTimeout())
+		fd, err := relay.Dial(b.Addr, time.Duration(h.DialTimeout))
 		return upstream{fd: fd}, err
 	}
 	c, err := h.dialer.DialContext(cx.Context, "tcp", b.Addr.String())

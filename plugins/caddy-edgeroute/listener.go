@@ -31,8 +31,9 @@ type Listener struct {
 	Listen []string `json:"listen"`
 	Options
 
-	r   *router
-	lns []*relay.Listener
+	addrs []caddy.NetworkAddress
+	r     *router
+	lns   []*relay.Listener
 }
 
 // listenerEngine is where listeners are served, on Linux.
@@ -51,6 +52,7 @@ func (ls *Listener) provision(ctx caddy.Context, a *App, i int) error {
 		if !isTCPNetwork(na.Network) && !caddy.IsFdNetwork(na.Network) {
 			return fmt.Errorf("%s: %s: only TCP addresses can be listened on", what, addr)
 		}
+		ls.addrs = append(ls.addrs, na)
 	}
 	if err := ls.validate(what); err != nil {
 		return err
@@ -67,22 +69,18 @@ func (ls *Listener) start() error {
 	if err != nil {
 		return fmt.Errorf("edgeroute: listen %v: %v", ls.Listen, err)
 	}
-	for _, addr := range ls.Listen {
-		na, err := caddy.ParseNetworkAddress(addr)
-		if err != nil {
-			return err
-		}
+	for i, na := range ls.addrs {
 		for port := uint(0); port < na.PortRangeSize(); port++ {
 			f, err := listenFile(na, port)
 			if err != nil {
-				return fmt.Errorf("edgeroute: listen %s: %v", addr, err)
+				return fmt.Errorf("edgeroute: listen %s: %v", ls.Listen[i], err)
 			}
 			rl, err := eng.ListenFile(f, ls.r)
 			if !caddy.IsFdNetwork(na.Network) {
 				f.Close() // an inherited socket stays open for the next config
 			}
 			if err != nil {
-				return fmt.Errorf("edgeroute: listen %s: %v", addr, err)
+				return fmt.Errorf("edgeroute: listen %s: %v", ls.Listen[i], err)
 			}
 			ls.lns = append(ls.lns, rl)
 			ls.r.logger.Info("listening", zap.String("app", ls.App), zap.Stringer("addr", rl.Addr()))

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -164,5 +163,3 @@ func (r *router) refuse(ip netip.Addr, client routing.Client, tried int) {
 		zap.String("client_country", client.Country),
 		zap.Int("tried", tried))
 }
-
-func (r *router) dialTimeout() time.Duration { return time.Duration(r.DialTimeout) }
