@@ -42,93 +42,144 @@ type Watcher struct {
 	Wake <-chan struct{}
 }
 
-// Watch follows the file until ctx ends. It does not deliver the initial
-// snapshot: take that with Snapshot before calling Watch, so configuration
-// errors surface at load time.
+// Watch follows the file until ctx ends. Its first delivery, made at once,
+// is a baseline, normally the table the caller already has: take that with
+// Snapshot before calling Watch, so configuration errors surface at load
+// time.
 func (s *Store) Watch(ctx context.Context, w Watcher) {
 	interval := w.Interval
 	if interval <= 0 {
 		interval = DefaultWatchInterval
 	}
 	poll := interval
-	changed, err := notifyChanges(ctx, s.path)
+	changed, err := changeNotifier(ctx, s.path)
 	if err == nil {
 		poll = max(interval, watchSafetyPoll)
 	}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
-	var lastPoll time.Time
+	check := time.NewTimer(0) // the baseline
+	defer check.Stop()
 
+	f := follower{s: s, w: w, last: -1}
+	defer f.close()
 	var (
-		conn    *sql.Conn
-		last    int64  = -1
-		failing string // the last error reported, so a lasting fault is logged once
+		lastReload time.Time // zero until after the baseline, which must not hold back the first commit
+		baseline   = true
+		settle     time.Duration
 	)
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		case <-w.Wake:
+		case <-check.C:
 		case <-changed:
-			// Commits in a burst each report a change: read the table
-			// at most once per interval meanwhile.
-			if wait := interval - time.Since(lastPoll); wait > 0 {
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
+			settle = settleFirst
+		}
+		moved, ok := f.moved(ctx)
+		if !ok {
+			continue
+		}
+		if !moved {
+			// The kernel reports a commit's WAL write before the commit
+			// is visible; a writer with synchronous=FULL syncs the WAL
+			// in between. Look again shortly, backing off.
+			if settle > 0 && settle <= settleLast {
+				check.Reset(settle)
+				settle *= 2
 			}
-		}
-		lastPoll = time.Now()
-		// data_version is per connection, so every poll must use the
-		// same one; it is reopened only after an error.
-		if conn == nil {
-			c, err := s.db.Conn(ctx)
-			if err != nil {
-				s.report(w, &failing, s.wrap(err))
-				continue
-			}
-			conn, last = c, -1
-		}
-		var v int64
-		if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-			conn.Close()
-			conn = nil
-			s.report(w, &failing, s.wrap(err))
 			continue
 		}
-		if v == last && failing == "" {
+		settle = 0
+		// Commits in a burst each report a change: read the table at
+		// most once per interval meanwhile.
+		if wait := interval - time.Since(lastReload); !lastReload.IsZero() && wait > 0 {
+			check.Reset(wait)
 			continue
 		}
-		t, warnings, err := s.Snapshot(ctx)
-		if err != nil {
-			s.report(w, &failing, err)
-			continue
+		if f.reload(ctx) && !baseline {
+			lastReload = time.Now()
 		}
-		last, failing = v, ""
-		if w.OnTable != nil {
-			w.OnTable(t, warnings)
-		}
+		baseline = false
 	}
 }
 
-func (s *Store) report(w Watcher, failing *string, err error) {
+// changeNotifier is the kernel's report of writes to the file; a test
+// swaps it to deliver a report early, as a slow sync does.
+var changeNotifier = notifyChanges
+
+// A notification that shows no new commit is looked at again after 2, 4,
+// ... 256 ms: half a second in all, past a slow disk's sync.
+const (
+	settleFirst = 2 * time.Millisecond
+	settleLast  = 256 * time.Millisecond
+)
+
+// follower reads data_version on one connection, since the counter is per
+// connection, and reloads the table when it moves. The connection is
+// reopened only after an error.
+type follower struct {
+	s       *Store
+	w       Watcher
+	conn    *sql.Conn
+	last    int64  // data_version at the last reload; -1 forces one
+	seen    int64  // data_version at the last look
+	failing string // the last error reported, so a lasting fault is logged once
+}
+
+// moved reports whether the file has changed since the last reload, or a
+// failure is still to be cleared. ok is false after an error, which has
+// been reported.
+func (f *follower) moved(ctx context.Context) (moved, ok bool) {
+	if f.conn == nil {
+		c, err := f.s.db.Conn(ctx)
+		if err != nil {
+			f.report(f.s.wrap(err))
+			return false, false
+		}
+		f.conn, f.last = c, -1
+	}
+	if err := f.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&f.seen); err != nil {
+		f.close()
+		f.report(f.s.wrap(err))
+		return false, false
+	}
+	return f.seen != f.last || f.failing != "", true
+}
+
+// reload reads and delivers the table, reporting whether it did.
+func (f *follower) reload(ctx context.Context) bool {
+	t, warnings, err := f.s.Snapshot(ctx)
+	if err != nil {
+		f.report(err)
+		return false
+	}
+	f.last, f.failing = f.seen, ""
+	if f.w.OnTable != nil {
+		f.w.OnTable(t, warnings)
+	}
+	return true
+}
+
+func (f *follower) close() {
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
+}
+
+func (f *follower) report(err error) {
 	if errors.Is(err, context.Canceled) {
 		return
 	}
 	msg := err.Error()
-	if msg == *failing {
+	if msg == f.failing {
 		return
 	}
-	*failing = msg
-	if w.OnError != nil {
-		w.OnError(err)
+	f.failing = msg
+	if f.w.OnError != nil {
+		f.w.OnError(err)
 	}
 }
