@@ -97,8 +97,10 @@ func TestWatchServesEditsAndSurvivesAnUnreadableTable(t *testing.T) {
 	// in use and the fault is logged once, however many polls meet it.
 	errorsBefore := counterValue(t, reloadErrors.WithLabelValues(db))
 	serial := in.snap.Load().serial
-	// The pops table becomes a view without the columns the store reads.
-	sqlite(t, db, `ALTER TABLE pops RENAME TO pops_saved; CREATE VIEW pops AS SELECT node FROM pops_saved`)
+	// The pops table becomes a view without the columns the store reads,
+	// in one transaction: a file without pops at all is a v1 file, which
+	// is served.
+	sqlite(t, db, `BEGIN; ALTER TABLE pops RENAME TO pops_saved; CREATE VIEW pops AS SELECT node FROM pops_saved; COMMIT`)
 	time.Sleep(400 * time.Millisecond) // eight polls
 	if got := answerAddrs(t, in, "web.internal."); got != "10.50.1.1" {
 		t.Fatalf("unreadable table: answers %q, want the last good snapshot's", got)
@@ -117,7 +119,7 @@ func TestWatchServesEditsAndSurvivesAnUnreadableTable(t *testing.T) {
 	}
 
 	// Repaired: served again, and said so.
-	sqlite(t, db, `DROP VIEW pops; ALTER TABLE pops_saved RENAME TO pops; UPDATE backends SET healthy = 1 WHERE id = 'fr1'`)
+	sqlite(t, db, `BEGIN; DROP VIEW pops; ALTER TABLE pops_saved RENAME TO pops; UPDATE backends SET healthy = 1 WHERE id = 'fr1'; COMMIT`)
 	eventually(t, in, "web.internal.", "10.50.3.1 10.50.1.1", "repaired table")
 	if !strings.Contains(logs.String(), "readable again") {
 		t.Fatalf("recovery not logged:\n%s", logs)
