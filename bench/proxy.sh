@@ -7,7 +7,8 @@
 # Environment:
 #   CADDY                   Caddy binary with caddy-l4 + edgeroute (default: build ./builds/caddy)
 #   CADDY_L4                Caddy binary for the stock caddy-l4 `proxy` row (default: $CADDY)
-#   BENCH_DURATION          wrk duration of each throughput run (default 10s)
+#   BENCH_DURATION          wrk duration of each throughput run (default 5s)
+#   BENCH_ROUNDS            throughput rounds, rows taking turns; medians are reported (default 3)
 #   BENCH_WARMUP            wrk warmup before each row (default 2s)
 #   BENCH_LATENCY_DURATION  wrk duration of one one-connection latency run (default 2s)
 #   BENCH_LATENCY_ROUNDS    latency runs per row, interleaved; the median is reported (default 5)
@@ -23,7 +24,8 @@ PATH=$PATH:/usr/sbin:/sbin
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-DURATION=${BENCH_DURATION:-10s}
+DURATION=${BENCH_DURATION:-5s}
+ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-2s}
 LAT_DURATION=${BENCH_LATENCY_DURATION:-2s}
 LAT_ROUNDS=${BENCH_LATENCY_ROUNDS:-5}
@@ -143,6 +145,8 @@ wait_listen() {
 	done
 	return 1
 }
+
+fmt_int() { if [ -n "$1" ]; then awk -v v="$1" 'BEGIN { printf "%.0f", v }'; fi; }
 
 # to_us VALUE: wrk time ("812.00us", "1.23ms", "1.01s") to microseconds.
 to_us() {
@@ -420,30 +424,64 @@ done
 
 # ---------------------------------------------------------------- throughput and latency
 
-declare -A NEW KA P50 P99
+# Throughput rows take turns: every round runs each row for DURATION with
+# `Connection: close`, then each row with keep-alive, starting one row later
+# than the round before. On a shared machine a row's figure drifts by tens
+# of percent over a minute; taking turns exposes every row to the same
+# drift, and each row's ratio to HAProxy is taken within a round. The
+# proxy's own CPU time per request (user + system from /proc/PID/stat) is
+# recorded alongside.
+TICKS=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A NEW KA NEW_CPU KA_CPU NEW_VS KA_VS P50 P99 RPS CPU
 for row in "${ROWS[@]}"; do
 	[ -n "${FAIL[$row]:-}" ] && { log "skipping ${LABEL[$row]}: ${FAIL[$row]}"; continue; }
-	url="http://127.0.0.1:${PORT[$row]}/"
 	log "${LABEL[$row]}: warmup $WARMUP"
-	run_wrk "$WORK/wrk-$row-warmup.txt" "$url" -t"$THREADS" -c"$CONNS" -d"$WARMUP" || true
-
-	log "${LABEL[$row]}: new connections (Connection: close), $DURATION"
-	if run_wrk "$WORK/wrk-$row-close.txt" "$url" -t"$THREADS" -c"$CONNS" -d"$DURATION" -H "Connection: close"; then
-		NEW[$row]=$W_RPS
-	else
-		FAIL[$row]="new connections: $W_WHY"
-		log "${LABEL[$row]}: ${FAIL[$row]}"
-		continue
-	fi
-
-	log "${LABEL[$row]}: keep-alive, $DURATION"
-	if run_wrk "$WORK/wrk-$row-keepalive.txt" "$url" -t"$THREADS" -c"$CONNS" -d"$DURATION"; then
-		KA[$row]=$W_RPS
-	else
-		FAIL[$row]="keep-alive: $W_WHY"
-		log "${LABEL[$row]}: ${FAIL[$row]}"
-		continue
-	fi
+	run_wrk "$WORK/wrk-$row-warmup.txt" "http://127.0.0.1:${PORT[$row]}/" -t"$THREADS" -c"$CONNS" -d"$WARMUP" || true
+done
+for round in $(seq "$ROUNDS"); do
+	shift_by=$(((round - 1) % ${#ROWS[@]}))
+	order=("${ROWS[@]:shift_by}" "${ROWS[@]:0:shift_by}")
+	for mode in close keepalive; do
+		log "round $round/$ROUNDS, $mode: ${order[*]}, $DURATION each"
+		for row in "${order[@]}"; do
+			[ -n "${FAIL[$row]:-}" ] && continue
+			hdr=()
+			[ "$mode" = close ] && hdr=(-H "Connection: close")
+			c0=$(cpu_ticks "${PID[$row]}")
+			if ! run_wrk "$WORK/wrk-$row-$mode-$round.txt" "http://127.0.0.1:${PORT[$row]}/" \
+				-t"$THREADS" -c"$CONNS" -d"$DURATION" "${hdr[@]}"; then
+				FAIL[$row]="$mode, round $round: $W_WHY"
+				log "${LABEL[$row]}: ${FAIL[$row]}"
+				continue
+			fi
+			c1=$(cpu_ticks "${PID[$row]}")
+			RPS[$row,$mode,$round]=$W_RPS
+			CPU[$row,$mode,$round]=$(awk -v c=$((c1 - c0)) -v t="$TICKS" -v r="$W_REQ" 'BEGIN { printf "%.1f", c * 1e6 / t / r }')
+		done
+	done
+done
+# median VALUES...: the middle value, or the mean of the middle two.
+median() { printf '%s\n' "$@" | awk NF | sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+declare -A ROUND_VS
+for row in "${ROWS[@]}"; do
+	[ -n "${FAIL[$row]:-}" ] && continue
+	for mode in close keepalive; do
+		rps=() cpu=() vs=()
+		for round in $(seq "$ROUNDS"); do
+			rps+=("${RPS[$row,$mode,$round]}")
+			cpu+=("${CPU[$row,$mode,$round]}")
+			if [ -n "${RPS[haproxy,$mode,$round]:-}" ]; then
+				vs+=("$(awk -v a="${RPS[$row,$mode,$round]}" -v b="${RPS[haproxy,$mode,$round]}" 'BEGIN { printf "%.2f", a / b }')")
+			fi
+		done
+		ROUND_VS[$row,$mode]="${vs[*]:-}"
+		if [ "$mode" = close ]; then
+			NEW[$row]=$(median "${rps[@]}") NEW_CPU[$row]=$(median "${cpu[@]}") NEW_VS[$row]=$(median "${vs[@]:-}")
+		else
+			KA[$row]=$(median "${rps[@]}") KA_CPU[$row]=$(median "${cpu[@]}") KA_VS[$row]=$(median "${vs[@]:-}")
+		fi
+	done
 done
 
 # One request in flight, rows interleaved round by round; the median over the
@@ -463,20 +501,16 @@ for round in $(seq "$LAT_ROUNDS"); do
 		fi
 	done
 done
-median() { tr ' ' '\n' | awk NF | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
 for row in "${ROWS[@]}"; do
 	[ -n "${FAIL[$row]:-}" ] && continue
-	P50[$row]=$(median <<<"${P50S[$row]:-}")
-	P99[$row]=$(median <<<"${P99S[$row]:-}")
+	# shellcheck disable=SC2086 # the lists are space-separated numbers
+	P50[$row]=$(fmt_int "$(median ${P50S[$row]:-})")
+	# shellcheck disable=SC2086
+	P99[$row]=$(fmt_int "$(median ${P99S[$row]:-})")
 done
 
 # ---------------------------------------------------------------- report
 
-fmt_int() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
-ratio() { # value reference
-	if [ -z "$1" ] || [ -z "$2" ]; then printf 'n/a'; return; fi
-	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }'
-}
 us() { [ -n "$1" ] && printf '%s µs' "$1" || printf 'n/a'; }
 added() { # value direct
 	if [ -z "$1" ] || [ -z "$2" ]; then printf 'n/a'; return; fi
@@ -489,15 +523,19 @@ echo "## TCP proxy benchmark"
 echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r)."
 echo "$(haproxy -v | head -n 1 | cut -d' ' -f1-3), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2), caddy $("$CADDY" version 2>/dev/null | cut -d' ' -f1)."
-echo "wrk -t$THREADS -c$CONNS -d$DURATION (after a $WARMUP warmup) through each proxy to one nginx (\`return 200\`, 2 workers);"
-echo "every proxy has 2 threads (HAProxy \`nbthread 2\`, Caddy \`GOMAXPROCS=2\`). wrk, proxy and nginx share the same cores."
+echo "Throughput: wrk -t$THREADS -c$CONNS through each proxy to one nginx (\`return 200\`, 2 workers), $ROUNDS rounds in which the rows take turns,"
+echo "$DURATION per row and mode (after a $WARMUP warmup per row). Each figure is the median over the rounds; \"vs haproxy\" is the median of the"
+echo "row's ratio to HAProxy within each round. \"CPU\" is the proxy's own user + system time per request (/proc/PID/stat), also a median."
+echo "Every proxy has 2 threads (HAProxy \`nbthread 2\`, Caddy \`GOMAXPROCS=2\`). wrk, proxy and nginx share the same cores."
 echo "Latency: wrk -t1 -c1 -d$LAT_DURATION keep-alive (one request in flight), median of $LAT_ROUNDS interleaved rounds; \"added\" is relative to direct."
 echo
-echo "| | new conn/s (\`Connection: close\`) | vs haproxy | keep-alive req/s | vs haproxy | p50 | p99 | added p50 | added p99 |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| | new conn/s (\`Connection: close\`) | vs haproxy | CPU | keep-alive req/s | vs haproxy | CPU | p50 | p99 | added p50 | added p99 |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+cpu_us() { [ -n "$1" ] && [ "$2" != direct ] && printf '%s µs' "$1" || printf 'n/a'; }
+vs() { [ -n "$1" ] && printf '%.2fx' "$1" || printf 'n/a'; }
 for row in "${ROWS[@]}"; do
-	if [ -n "${FAIL[$row]:-}" ] && [ -z "${NEW[$row]:-}" ]; then
-		echo "| ${LABEL[$row]} | FAILED | | | | | | | |"
+	if [ -z "${NEW[$row]:-}" ]; then
+		echo "| ${LABEL[$row]} | FAILED | | | | | | | | | |"
 		continue
 	fi
 	add50=n/a add99=n/a
@@ -505,10 +543,17 @@ for row in "${ROWS[@]}"; do
 		add50=$(added "${P50[$row]:-}" "${P50[direct]:-}")
 		add99=$(added "${P99[$row]:-}" "${P99[direct]:-}")
 	fi
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$row]}" \
-		"$(fmt_int "${NEW[$row]:-0}")" "$(ratio "${NEW[$row]:-}" "${NEW[haproxy]:-}")" \
-		"$( [ -n "${KA[$row]:-}" ] && fmt_int "${KA[$row]}" || echo FAILED)" "$(ratio "${KA[$row]:-}" "${KA[haproxy]:-}")" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$row]}" \
+		"$(fmt_int "${NEW[$row]}")" "$(vs "${NEW_VS[$row]:-}")" "$(cpu_us "${NEW_CPU[$row]:-}" "$row")" \
+		"$(fmt_int "${KA[$row]}")" "$(vs "${KA_VS[$row]:-}")" "$(cpu_us "${KA_CPU[$row]:-}" "$row")" \
 		"$(us "${P50[$row]:-}")" "$(us "${P99[$row]:-}")" "$add50" "$add99"
+done
+echo
+echo "Ratio to HAProxy in each round (new connections / keep-alive):"
+echo
+for row in "${ROWS[@]}"; do
+	[ "$row" = haproxy ] || [ -z "${ROUND_VS[$row,close]:-}" ] && continue
+	echo "- ${LABEL[$row]}: ${ROUND_VS[$row,close]// /, } / ${ROUND_VS[$row,keepalive]// /, }"
 done
 echo
 echo "### Memory: idle proxied TCP connections"
