@@ -34,7 +34,6 @@ vet:
 
 bench: build bench-deps
 	CADDY=$(BIN)/caddy bash bench/proxy.sh
-	CADDY=$(BIN)/caddy bash bench/proxy-cpu.sh
 	COREDNS=$(BIN)/coredns bash bench/dns/run.sh
 	$(GO) run ./bench/cluster -caddy $(BIN)/caddy -pops 3,10
 	CADDY=$(BIN)/caddy bash bench/registry/run.sh
