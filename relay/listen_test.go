@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -85,8 +87,12 @@ func upperBackend(t *testing.T) netip.AddrPort {
 	go func() {
 		for {
 			c, err := ln.Accept()
-			if err != nil {
+			if errors.Is(err, net.ErrClosed) {
 				return
+			}
+			if err != nil { // out of descriptors, as net/http's server does
+				time.Sleep(5 * time.Millisecond)
+				continue
 			}
 			go func() {
 				defer c.Close()
@@ -270,4 +276,115 @@ func TestListenerUnderManyClients(t *testing.T) {
 			t.Fatalf("%d results for 200 clients", len(results))
 		}
 	}
+}
+
+// failures is a scripted Router that also hears of accept failures.
+type failures struct {
+	*scripted
+	mu   sync.Mutex
+	errs []error
+}
+
+func (f *failures) AcceptFailed(_ netip.AddrPort, err error, _ time.Duration) {
+	f.mu.Lock()
+	f.errs = append(f.errs, err)
+	f.mu.Unlock()
+}
+
+func (f *failures) count() (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.errs) == 0 {
+		return 0, nil
+	}
+	return len(f.errs), f.errs[0]
+}
+
+// Out of descriptors, a loop cannot take a waiting connection off the
+// queue, and the listener stays readable: the loop stops accepting for a
+// while instead of spinning, reports why, and takes the connection once
+// descriptors are free again.
+func TestListenerPausesWhileOutOfDescriptors(t *testing.T) {
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	r := &failures{scripted: &scripted{targets: []netip.AddrPort{upperBackend(t)}}}
+	_, addr := serveRouter(t, e, r)
+
+	// Lower the limit to just above the descriptors in use and fill it.
+	var fillers []*os.File
+	release := func() {
+		for _, f := range fillers {
+			f.Close()
+		}
+		fillers = nil
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &limit)
+	}
+	defer release()
+	low := limit
+	low.Cur = uint64(highestFD(t) + 32)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			if !errors.Is(err, syscall.EMFILE) {
+				t.Fatal(err)
+			}
+			break
+		}
+		fillers = append(fillers, f)
+	}
+	// One descriptor for the client; the loop's accept gets none.
+	fillers[len(fillers)-1].Close()
+	fillers = fillers[:len(fillers)-1]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	time.Sleep(500 * time.Millisecond)
+	n, first := r.count()
+	if !errors.Is(first, syscall.EMFILE) {
+		t.Fatalf("accept failure reported: %v, want EMFILE", first)
+	}
+	// A loop spinning on the readable listener would fail thousands of
+	// times; one that pauses 100 ms between tries, about five.
+	if n > 10 {
+		t.Fatalf("%d accept failures in 500 ms: the loop spins instead of pausing", n)
+	}
+	t.Logf("%d accept failures reported in 500 ms out of descriptors", n)
+
+	release()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "served after all")
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "SERVED AFTER ALL" {
+		t.Fatalf("once descriptors are free: got %q, %v", got, err)
+	}
+}
+
+// highestFD is the highest descriptor the process has open.
+func highestFD(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	high := 0
+	for _, e := range entries {
+		if n, err := strconv.Atoi(e.Name()); err == nil && n > high {
+			high = n
+		}
+	}
+	return high
 }
