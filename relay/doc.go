@@ -5,8 +5,8 @@
 // A connection handed to an Engine costs a small struct and two map
 // entries while it is idle: no goroutine stack, no buffer, no pipe. Each
 // loop owns a level-triggered epoll set; its goroutine parks in the Go
-// runtime's poller on that set's descriptor and collects events without
-// waiting, so an idle loop holds no thread. When a socket is readable,
+// runtime's poller on that set's descriptor (no thread blocks in
+// epoll_wait) and collects events without waiting. When a socket is readable,
 // the loop reads it into its scratch buffer and writes to the peer; only what
 // the peer cannot take yet is kept, and reading from that side pauses until
 // it drains. A read that fills the scratch buffer marks a bulk transfer,
@@ -20,10 +20,7 @@
 // when connect returns), trying the next backend when a connect fails or
 // outlasts its timeout. A new connection then costs the system calls the
 // kernel needs and nothing else: no goroutine, no hand-off between
-// threads, no registration with the Go runtime's poller. The loops that
-// serve Listeners have a core each, and one that runs out of events waits
-// a millisecond in epoll_pwait before it parks: under load the next event
-// wakes its thread directly.
+// threads, no registration with the Go runtime's poller.
 //
 // The package imports neither Caddy nor CoreDNS.
 package relay

@@ -37,17 +37,13 @@ type Engine struct {
 }
 
 // New starts n event loops (GOMAXPROCS when n < 1).
-func New(n int) (*Engine, error) { return start(n, 0) }
-
-// start starts n loops that wait up to spin in the kernel before parking
-// (see loop.spin).
-func start(n int, spin time.Duration) (*Engine, error) {
+func New(n int) (*Engine, error) {
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
 	}
 	e := &Engine{}
 	for range n {
-		l, err := newLoop(spin)
+		l, err := newLoop()
 		if err != nil {
 			e.Close()
 			return nil, err
@@ -83,10 +79,10 @@ var (
 
 // Serving is the process-wide engine for Listeners, started on first use
 // with a loop per core: each loop accepts, routes, dials and relays on its
-// own, so no other thread takes a share of the work, and an idle loop waits
-// briefly in the kernel before it parks. Like Shared, it is never closed.
+// own, so no other thread takes a share of the work. Like Shared, it is
+// never closed.
 func Serving() (*Engine, error) {
-	servingOnce.Do(func() { serving, servingErr = start(runtime.GOMAXPROCS(0), servingSpin) })
+	servingOnce.Do(func() { serving, servingErr = New(runtime.GOMAXPROCS(0)) })
 	return serving, servingErr
 }
 

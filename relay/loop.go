@@ -44,10 +44,6 @@ type loop struct {
 	events    []unix.EpollEvent
 	closing   atomic.Bool
 	stopped   chan struct{}
-	// spin is how long the loop, finding nothing to do, waits in
-	// epoll_pwait before parking its goroutine in the runtime's poller.
-	// The wait keeps the loop's P, as a running goroutine would.
-	spin time.Duration
 }
 
 type pipe struct{ r, w int }
@@ -109,7 +105,7 @@ func newPair(cfd, bfd int) *pair {
 	return p
 }
 
-func newLoop(spin time.Duration) (*loop, error) {
+func newLoop() (*loop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -137,7 +133,6 @@ func newLoop(spin time.Duration) (*loop, error) {
 		scratch:   make([]byte, scratchSize),
 		events:    make([]unix.EpollEvent, 256),
 		stopped:   make(chan struct{}),
-		spin:      spin,
 	}, nil
 }
 
@@ -214,15 +209,23 @@ func (l *loop) run() {
 			deadline = want
 			l.pollFile.SetReadDeadline(deadline)
 		}
-		n, perr := epollWait(l.epfd, l.events, l.spinFor(deadline))
-		if n == 0 && (perr == nil || perr == unix.EINTR) {
-			err := rc.Read(func(uintptr) bool {
-				n, perr = epollWait(l.epfd, l.events, 0)
-				return n > 0 || (perr != nil && perr != unix.EINTR)
-			})
-			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-				return // the poll file was closed
-			}
+		var (
+			n    int
+			perr error
+		)
+		// The loop parks as soon as it finds nothing to do. Waiting in
+		// epoll_pwait while holding its P instead (for 1 ms, or 100 µs
+		// with epoll_pwait2) showed no gain in CPU per request beyond the
+		// noise of alternating rounds against HAProxy, and made the rest
+		// of the process wait for a P: a loopback ping between two other
+		// goroutines went from 50 µs to 230 µs (1.25 ms) at the median
+		// while the loops saw light traffic.
+		err := rc.Read(func(uintptr) bool {
+			n, perr = epollPoll(l.epfd, l.events)
+			return n > 0 || (perr != nil && perr != unix.EINTR)
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // the poll file was closed
 		}
 		if perr != nil && perr != unix.EINTR {
 			return
@@ -548,33 +551,9 @@ func spliceRetry(in, out, n int) (int, error) {
 	return rawsock.Retry(unix.SYS_SPLICE, uintptr(in), 0, uintptr(out), 0, uintptr(n), spliceFlags)
 }
 
-// servingSpin is the Serving engine's spin. There each loop has a P of its
-// own and does all the work of its connections, so under load the next
-// event comes within microseconds, and a thread woken straight from the
-// kernel costs one system call where a parked goroutine costs the
-// runtime's poll, a scheduler pass, often a thread wake-up, and the loop's
-// own poll: about 5% less CPU per request, measured against HAProxy on
-// keep-alive and new connections. The Shared engine does not spin: its
-// loops share the Ps with the goroutines that accept and dial, which
-// a held P would starve (measured: 30 µs of CPU per keep-alive request
-// instead of 21).
-const servingSpin = time.Millisecond
-
-// spinFor is how many milliseconds to wait in the kernel now, bounded by
-// the loop's next deadline.
-func (l *loop) spinFor(deadline time.Time) int {
-	wait := l.spin
-	if !deadline.IsZero() {
-		wait = min(wait, time.Until(deadline))
-	}
-	return int(max(0, wait/time.Millisecond))
-}
-
-// epollWait collects ready events, waiting up to ms milliseconds. It is a
-// raw system call: the wait keeps the loop's P, as a running goroutine
-// would, and ends early when the runtime's preemption signal arrives.
-func epollWait(epfd int, events []unix.EpollEvent, ms int) (int, error) {
-	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
+// epollPoll collects ready events without waiting.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
