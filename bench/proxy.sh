@@ -364,26 +364,22 @@ PIDS+=("$!")
 wait_listen "${PID[haproxy]}" "$P_HAPROXY" "$P_HAPROXY_IDLE" ||
 	FAIL[haproxy]="haproxy did not start: $(tail -n 3 "$WORK/haproxy.log" | tr '\n' ' ')"
 
-log "starting caddy-l4 proxy on :$P_L4 ($CADDY_L4)"
-"$CADDY_L4" run --config "$WORK/caddy-l4.caddyfile" --adapter caddyfile >"$WORK/caddy-l4.stderr" 2>&1 &
-PID[caddy-l4]=$!
-PIDS+=("$!")
-wait_listen "${PID[caddy-l4]}" "$P_L4" "$P_L4_IDLE" ||
-	FAIL[caddy-l4]="caddy did not start: $(tail -n 3 "$WORK/caddy-l4.stderr" | tr '\n' ' ')"
-
+# start_caddy ROW BINARY PORT...: runs BINARY on $WORK/ROW.caddyfile and waits
+# until it listens on every PORT.
+start_caddy() {
+	local row=$1 bin=$2
+	shift 2
+	log "starting ${LABEL[$row]} on :$1 ($bin)"
+	"$bin" run --config "$WORK/$row.caddyfile" --adapter caddyfile >"$WORK/$row.stderr" 2>&1 &
+	PID[$row]=$!
+	PIDS+=("$!")
+	wait_listen "${PID[$row]}" "$@" ||
+		FAIL[$row]="caddy did not start: $(tail -n 3 "$WORK/$row.stderr" | tr '\n' ' ')"
+}
+start_caddy caddy-l4 "$CADDY_L4" "$P_L4" "$P_L4_IDLE"
 if [ "$HAVE_EDGEROUTE" = 1 ]; then
-	log "starting edgeroute on :$P_EDGE ($CADDY)"
-	"$CADDY" run --config "$WORK/edgeroute.caddyfile" --adapter caddyfile >"$WORK/edgeroute.stderr" 2>&1 &
-	PID[edgeroute]=$!
-	PIDS+=("$!")
-	wait_listen "${PID[edgeroute]}" "$P_EDGE" "$P_EDGE_IDLE" ||
-		FAIL[edgeroute]="caddy did not start: $(tail -n 3 "$WORK/edgeroute.stderr" | tr '\n' ' ')"
-	log "starting edgeroute's own listener on :$P_LISTEN ($CADDY)"
-	"$CADDY" run --config "$WORK/edgeroute-listen.caddyfile" --adapter caddyfile >"$WORK/edgeroute-listen.stderr" 2>&1 &
-	PID[edgeroute-listen]=$!
-	PIDS+=("$!")
-	wait_listen "${PID[edgeroute-listen]}" "$P_LISTEN" "$P_LISTEN_IDLE" ||
-		FAIL[edgeroute-listen]="caddy did not start: $(tail -n 3 "$WORK/edgeroute-listen.stderr" | tr '\n' ' ')"
+	start_caddy edgeroute "$CADDY" "$P_EDGE" "$P_EDGE_IDLE"
+	start_caddy edgeroute-listen "$CADDY" "$P_LISTEN" "$P_LISTEN_IDLE"
 else
 	FAIL[edgeroute]="$CADDY lacks layer4.handlers.edgeroute"
 	FAIL[edgeroute-listen]=${FAIL[edgeroute]}

@@ -3,7 +3,6 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"runtime"
@@ -15,20 +14,6 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
-
-// Result is what one relayed connection moved, and why it ended (nil for a
-// clean close of both directions).
-type Result struct {
-	ClientToBackend int64
-	BackendToClient int64
-	Err             error
-	// DialFailed is set when the backend never answered: Err says why,
-	// and no byte moved.
-	DialFailed bool
-}
-
-// ErrIdle ends a connection on which no byte moved for the idle timeout.
-var ErrIdle = errors.New("relay: idle timeout")
 
 // Engine runs the event loops. Its zero value is not usable; see New.
 type Engine struct {

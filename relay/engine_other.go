@@ -10,17 +10,6 @@ import (
 	"time"
 )
 
-// Result is what one relayed connection moved, and why it ended.
-type Result struct {
-	ClientToBackend int64
-	BackendToClient int64
-	Err             error
-	DialFailed      bool
-}
-
-// ErrIdle ends a connection on which no byte moved for the idle timeout.
-var ErrIdle = errors.New("relay: idle timeout")
-
 var errUnsupported = errors.New("relay: the event-loop engine needs Linux")
 
 // Engine is unavailable off Linux; callers fall back to copying with
@@ -33,29 +22,8 @@ func Shared() (*Engine, error) { return nil, errUnsupported }
 // Serving reports that no engine is available here.
 func Serving() (*Engine, error) { return nil, errUnsupported }
 
-// Router picks backends for a Listener (Linux only).
-type Router interface {
-	Route(c *Client) (Target, bool)
-}
-
-// Client is an accepted connection waiting for a backend.
-type Client struct {
-	Addr  netip.AddrPort
-	Tried int
-	State any
-}
-
 // Local is unavailable off Linux.
 func (c *Client) Local() netip.AddrPort { return netip.AddrPort{} }
-
-// Target is a backend chosen by a Router.
-type Target struct {
-	Addr        netip.AddrPort
-	DialTimeout time.Duration
-	IdleTimeout time.Duration
-	Head        []byte
-	Done        func(Result)
-}
 
 // Listener is unavailable off Linux.
 type Listener struct{}
@@ -86,9 +54,4 @@ func CloseFD(fd int) {}
 // Relay is never reached: Shared fails.
 func (e *Engine) Relay(client, backend *net.TCPConn, idle time.Duration, done func(Result)) error {
 	return errUnsupported
-}
-
-// AcceptErrorReporter is a Router told of accept failures (Linux only).
-type AcceptErrorReporter interface {
-	AcceptFailed(addr netip.AddrPort, err error, pause time.Duration)
 }

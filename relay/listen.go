@@ -15,51 +15,12 @@ import (
 	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
-// Router picks the backends for the connections a Listener accepts. Route
-// runs on an event loop, so it must neither block nor take long.
-type Router interface {
-	// Route returns where the client's connection goes, or false to close
-	// it at once. After a backend fails to answer (its Target's Done
-	// reported DialFailed), Route is asked again with c.Tried one
-	// higher.
-	Route(c *Client) (Target, bool)
-}
-
-// Client is an accepted connection waiting for a backend.
-type Client struct {
-	// Addr is the client's address.
-	Addr netip.AddrPort
-	// Tried counts the backends that failed to answer this client.
-	Tried int
-	// State is the router's own, kept across the tries of one client.
-	State any
-
-	fd    int
-	local netip.AddrPort
-}
-
 // Local is the address the client connected to.
 func (c *Client) Local() netip.AddrPort {
 	if !c.local.Addr().IsValid() || c.local.Addr().IsUnspecified() {
 		c.local = rawsock.LocalAddr(c.fd)
 	}
 	return c.local
-}
-
-// Target is a backend chosen by a Router.
-type Target struct {
-	Addr netip.AddrPort
-	// DialTimeout bounds the connect (zero: the kernel's own limit).
-	DialTimeout time.Duration
-	// IdleTimeout ends the connection when no byte moves either way for
-	// this long (zero: never).
-	IdleTimeout time.Duration
-	// Head is sent to the backend before the client's bytes (a PROXY
-	// protocol header).
-	Head []byte
-	// Done runs on the loop once: when the relay ends, or when the
-	// backend did not answer (Result.DialFailed).
-	Done func(Result)
 }
 
 // Listener is a listening socket whose connections the engine accepts,
@@ -71,13 +32,6 @@ type Listener struct {
 	eng    *Engine
 	local  netip.AddrPort
 	closed atomic.Bool
-}
-
-// AcceptErrorReporter is a Router told of accept failures (out of
-// descriptors, say). The loop that met one stops accepting for
-// acceptPause, rather than spin on a queue it cannot empty.
-type AcceptErrorReporter interface {
-	AcceptFailed(addr netip.AddrPort, err error, pause time.Duration)
 }
 
 const acceptPause = 100 * time.Millisecond

@@ -5,7 +5,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,12 +15,8 @@ import (
 // once even though the poll interval is far longer; a burst of commits is
 // read at most once per interval.
 func TestWatchIsToldOfCommits(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "routing.db")
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
+	path := s.Path()
 	probe, stop := context.WithCancel(context.Background())
 	if _, err := notifyChanges(probe, path); err != nil {
 		t.Fatalf("watching %s for changes: %v", path, err)
@@ -98,12 +93,8 @@ func TestWatchIsToldOfCommits(t *testing.T) {
 // 30 ms early and is the only one; the commit still routes promptly instead
 // of waiting for the next poll.
 func TestWatchLooksAgainAfterAnEarlyNotification(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "routing.db")
-	s, err := Open(context.Background(), path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
+	path := s.Path()
 	early := make(chan struct{}, 1)
 	changeNotifier = func(context.Context, string) (<-chan struct{}, error) { return early, nil }
 	defer func() { changeNotifier = notifyChanges }()
