@@ -24,7 +24,8 @@ type POP interface {
 	Signal() Signal
 	// Watch delivers the newest signal after every change, starting with
 	// the current one. Deliveries coalesce: a slow reader gets the newest
-	// signal, never a backlog. stop ends the subscription.
+	// signal, never a backlog. stop ends the subscription and closes the
+	// channel, as does the release of the POP's runtime.
 	Watch() (updates <-chan Signal, stop func())
 	// Table is the current routing table snapshot (backends and pops).
 	Table() *routing.Table

@@ -23,6 +23,7 @@ func init() {
 //
 //	GET /edgeroute/backends                      the table as routing sees it, with live counts
 //	GET /edgeroute/route?app=A&client=IP         a routing decision, explained
+//	GET /edgeroute/pop, POST /edgeroute/drain|undrain   the POP's signal (admin_pop.go)
 type adminAPI struct {
 	app *App
 }
@@ -51,6 +52,9 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 		{Pattern: "/edgeroute/cluster", Handler: caddy.AdminHandlerFunc(a.clusterStatus)}, // admin_cluster.go
 		{Pattern: "/edgeroute/backends/", Handler: caddy.AdminHandlerFunc(a.backendByID)}, // admin_backends.go
 		{Pattern: "/edgeroute/health", Handler: caddy.AdminHandlerFunc(a.healthView)},
+		{Pattern: "/edgeroute/pop", Handler: caddy.AdminHandlerFunc(a.popStatus)}, // admin_pop.go
+		{Pattern: "/edgeroute/drain", Handler: caddy.AdminHandlerFunc(a.drain)},
+		{Pattern: "/edgeroute/undrain", Handler: caddy.AdminHandlerFunc(a.undrain)},
 	}
 }
 
@@ -117,7 +121,7 @@ func (a *adminAPI) backends(w http.ResponseWriter, r *http.Request) error {
 	}
 	t := a.app.Table()
 	app := r.URL.Query().Get("app")
-	view := TableView{Node: a.app.Node, Region: a.app.Region, DB: a.app.rt.store.Path(),
+	view := TableView{Node: a.app.Node, Region: a.app.Region, DB: a.app.rt.Store().Path(),
 		Generation: t.Generation, LoadedAt: t.LoadedAt, Backends: []BackendView{}}
 	for _, b := range t.Backends() {
 		if app != "" && b.App != app {
@@ -156,7 +160,7 @@ func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("app %q has no backends", app)}
 	}
 	view := RouteView{App: app, Client: ip.String(), ClientCountry: client.Country, ClientRegion: client.Region,
-		PopRegion: a.app.Region, AffinityTo: a.app.rt.affinity.Peek(app, ip)}
+		PopRegion: a.app.Region, AffinityTo: a.app.rt.Affinity().Peek(app, ip)}
 	for _, c := range cands {
 		view.Candidates = append(view.Candidates, c)
 		if c.Chosen {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/edgeproxy/edgeproxy/discovery"
 )
@@ -28,7 +29,7 @@ func apiErr(status int, format string, args ...any) error {
 
 func (a *adminAPI) discoveryAPI() *discovery.API {
 	app := a.app
-	return &discovery.API{Store: app.rt.store, Now: time.Now,
+	return &discovery.API{Store: app.rt.Store(), Now: time.Now,
 		Down: func(id string) bool {
 			b := app.Table().Backend(id)
 			return b != nil && b.Load.Down()
@@ -63,7 +64,7 @@ func (a *adminAPI) registerBackend(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
-	if _, err := a.app.rt.store.Register(r.Context(), reg, ttl, time.Now()); err != nil {
+	if _, err := a.app.rt.Store().Register(r.Context(), reg, ttl, time.Now()); err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
 	a.app.logger.Info("backend registered through the admin API", zapBackend(reg.ID))
@@ -90,7 +91,7 @@ func (a *adminAPI) backendByID(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusBadRequest, "backend id in the path: %v", err)
 	}
-	st := a.app.rt.store
+	st := a.app.rt.Store()
 	ctx := r.Context()
 	switch {
 	case heartbeat && r.Method == http.MethodPost:
@@ -142,8 +143,7 @@ func (a *adminAPI) healthView(w http.ResponseWriter, r *http.Request) error {
 	if err := a.ready(); err != nil {
 		return err
 	}
-	if a.app.health == nil {
-		return apiErr(http.StatusNotFound, "health checks are not set up")
-	}
-	return writeJSON(w, a.app.health.view(r.URL.Query().Get("app")))
+	return writeJSON(w, a.app.rt.HealthView(r.URL.Query().Get("app")))
 }
+
+func zapBackend(id string) zap.Field { return zap.String("backend", id) }

@@ -29,13 +29,12 @@ func (a *adminAPI) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 	if err := a.ready(); err != nil {
 		return err
 	}
-	cur := a.app.rt.cluster.Load()
-	if cur == nil {
+	n := a.app.rt.Cluster()
+	if n == nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: errors.New("this POP runs alone: edgeroute has no cluster block")}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	n := cur.node
 	view := ClusterView{Status: n.Status(ctx),
 		Changes: map[string]uint64{"sent": n.Stats.ChangesSent.Load(), "applied": n.Stats.ChangesApplied.Load(),
 			"stale": n.Stats.ChangesStale.Load(), "refused": n.Stats.ChangesRefused.Load()},

@@ -77,7 +77,7 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 	}
 	app := appIface.(*App)
 	h.api = &discovery.API{
-		Store:   app.rt.store,
+		Store:   app.rt.Store(),
 		Token:   token,
 		TTL:     time.Duration(h.HeartbeatTTL),
 		Country: app.geo.Country,
@@ -119,8 +119,12 @@ func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := options{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if err := seen.once(d, "edgeroute_api"); err != nil {
+			return err
+		}
 		var v string
 		if !d.AllArgs(&v) {
 			return d.Errf("edgeroute_api: %s takes exactly one value", opt)

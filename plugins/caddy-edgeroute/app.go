@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgeproxy/edgeproxy/geo"
+	"github.com/edgeproxy/edgeproxy/pop"
 	"github.com/edgeproxy/edgeproxy/routing"
 )
 
@@ -23,7 +24,7 @@ func init() {
 
 // DefaultAffinity is how long a client keeps its backend without using it,
 // as in edgeProxy v1.
-const DefaultAffinity = 10 * time.Minute
+var DefaultAffinity = pop.DefaultConfig().Affinity
 
 // App is the routing table of this POP: where it is, which file holds the
 // table and how clients are located. Handlers named `edgeroute` route
@@ -51,6 +52,14 @@ type App struct {
 	// WatchInterval is how often the file is checked for commits.
 	// Default 50ms.
 	WatchInterval caddy.Duration `json:"watch_interval,omitempty"`
+	// DrainFile drains the POP while the file exists (a maintenance
+	// file): anycast announcements are drained and withdrawn while
+	// listeners keep serving.
+	DrainFile string `json:"drain_file,omitempty"`
+	// StopDelay keeps listeners open this long after the process is told
+	// to stop, with the POP signalling `stopping`, so routers and load
+	// balancers move clients away first. Default 0.
+	StopDelay caddy.Duration `json:"stop_delay,omitempty"`
 	// Cluster replicates the routing table with other POPs. Without it
 	// nothing listens and the POP runs alone.
 	Cluster *ClusterConfig `json:"cluster,omitempty"`
@@ -65,7 +74,6 @@ type App struct {
 	geo     *geo.Resolver
 	rt      *runtime
 	logger  *zap.Logger
-	health  *healthManager // health.go
 }
 
 // CaddyModule returns the Caddy module information.
@@ -116,16 +124,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("edgeroute: %v", err)
 	}
 
+	if a.StopDelay < 0 {
+		return fmt.Errorf("edgeroute: stop_delay must not be negative")
+	}
+	if a.DrainFile != "" {
+		a.DrainFile = filepath.Clean(a.DrainFile)
+	}
 	val, _, err := runtimes.LoadOrNew(a.DB, func() (caddy.Destructor, error) {
-		return openRuntime(a.DB, a.logger)
+		rt, err := pop.Open(a.DB, a.logger)
+		if err != nil {
+			return nil, err
+		}
+		return &runtime{Runtime: rt, stats: newStats()}, nil
 	})
 	if err != nil {
 		a.geo.Close()
 		return fmt.Errorf("edgeroute: %v", err)
 	}
 	a.rt = val.(*runtime)
-	a.rt.logger.Store(a.logger)
-	a.rt.affinity.SetTTL(time.Duration(a.Affinity))
 	if err := a.provisionCluster(ctx); err != nil {
 		return err
 	}
@@ -140,16 +156,26 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return registerMetrics(ctx, a)
 }
 
-// Start begins following the routing table file.
+// popConfig is what this config asks of the POP's runtime.
+func (a *App) popConfig() pop.Config {
+	affinity := time.Duration(a.Affinity)
+	return pop.Config{
+		Identity:      pop.Identity{Node: a.Node, Region: a.Region, Country: a.Country},
+		Affinity:      affinity,
+		WatchInterval: time.Duration(a.WatchInterval),
+		DrainFile:     a.DrainFile,
+		StopDelay:     time.Duration(a.StopDelay),
+		Cluster:       a.Cluster.popConfig(),
+		Health:        a.healthSpecs(),
+		Logger:        a.logger,
+	}
+}
+
+// Start applies this config to the POP's runtime (the first config starts
+// it) and opens the app's own listeners.
 func (a *App) Start() error {
-	if a.rt.cancel == nil {
-		a.rt.start(time.Duration(a.WatchInterval))
-	}
-	if err := a.startCluster(); err != nil {
-		return err
-	}
-	if err := a.startHealth(); err != nil {
-		return err
+	if err := a.rt.Apply(a.popConfig()); err != nil {
+		return fmt.Errorf("edgeroute: %v", err)
 	}
 	for _, ls := range a.Listeners {
 		if err := ls.start(); err != nil {
@@ -157,22 +183,29 @@ func (a *App) Start() error {
 			return err
 		}
 	}
-	tbl := a.rt.table.Load()
+	tbl := a.rt.Table()
 	a.logger.Info("edgeroute started",
 		zap.String("node", a.Node),
 		zap.String("region", a.Region),
 		zap.String("country", a.Country),
-		zap.String("db", a.rt.store.Path()),
+		zap.String("db", a.rt.Store().Path()),
 		zap.String("geoip", a.geo.Source()),
 		zap.Int("backends", len(tbl.Backends())),
 		zap.Strings("apps", tbl.Apps()))
 	return nil
 }
 
-// Stop stops what belongs to this config alone. The table outlives the
-// config so that a reload does not lose it; Cleanup releases it.
+// Stop stops what belongs to this config alone. The POP's runtime outlives
+// the config so that a reload does not lose it; Cleanup releases it. When
+// the process exits, the POP signals `stopping` first and keeps its
+// listeners open for the stop delay and while apps that announce it (bgp)
+// drain.
 func (a *App) Stop() error {
-	return errors.Join(a.stopListeners(), a.stopHealth(), a.stopCluster())
+	if caddy.Exiting() {
+		a.rt.BeginStop("the process is exiting (caddy stop or a signal)")
+		a.rt.WaitStop()
+	}
+	return a.stopListeners()
 }
 
 func (a *App) stopListeners() error {
@@ -197,7 +230,16 @@ func (a *App) Cleanup() error {
 }
 
 // Table is the current routing table snapshot.
-func (a *App) Table() *routing.Table { return a.rt.table.Load() }
+func (a *App) Table() *routing.Table { return a.rt.Table() }
+
+// scorerFor is the scorer of one app: its connections and its explanations.
+func (a *App) scorerFor(app string) routing.Scorer {
+	s := a.scorer
+	if hc := a.Health[app]; hc != nil && hc.PreferRTT {
+		s.PreferRTT = true
+	}
+	return s
+}
 
 // Locate maps a client address to its country and region.
 func (a *App) Locate(ip netip.Addr) routing.Client {
@@ -241,4 +283,5 @@ var (
 	_ caddy.App          = (*App)(nil)
 	_ caddy.Provisioner  = (*App)(nil)
 	_ caddy.CleanerUpper = (*App)(nil)
+	_ pop.POP            = (*App)(nil)
 )

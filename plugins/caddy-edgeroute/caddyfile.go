@@ -36,6 +36,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		geoip          <path to .mmdb>
 //		affinity       <duration>|off
 //		watch_interval <duration>
+//		drain_file     <path>       # the POP drains while this file exists
+//		stop_delay     <duration>   # listeners stay open this long on exit
 //		region_map {
 //			<country> <region>
 //			...
@@ -55,9 +57,31 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := options{}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt != "health" && opt != "listen" {
+			if err := seen.once(d, "edgeroute"); err != nil {
+				return err
+			}
+		}
 		switch opt {
+		case "drain_file":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Err("edgeroute: drain_file takes exactly one path")
+			}
+			a.DrainFile = v
+		case "stop_delay":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Err("edgeroute: stop_delay takes exactly one duration")
+			}
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur < 0 {
+				return d.Errf("edgeroute: stop_delay %q: not a duration of 0 or more", v)
+			}
+			a.StopDelay = caddy.Duration(dur)
 		case "db", "node", "region", "country", "geoip":
 			var v string
 			if !d.AllArgs(&v) {
@@ -96,8 +120,13 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if a.Regions == nil {
 				a.Regions = map[string]string{}
 			}
+			countries := options{}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				country := d.Val()
+				country := strings.ToUpper(d.Val())
+				if countries[country] {
+					return d.Errf("edgeroute: region_map: %s given twice", country)
+				}
+				countries[country] = true
 				var region string
 				if !d.AllArgs(&region) {
 					return d.Errf("edgeroute: region_map: %s needs exactly one region", country)
@@ -117,7 +146,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		default:
-			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, region_map, cluster, health, listen)", opt)
+			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, drain_file, stop_delay, region_map, cluster, health, listen)", opt)
 		}
 	}
 	return nil
@@ -139,5 +168,18 @@ func parseDuration(s string, offAllowed bool) (caddy.Duration, error) {
 }
 
 var errPositive = errors.New("must be positive")
+
+// options remembers which options a block has given: an option given twice
+// is an error, as in caddy-l4, rather than the last one silently winning.
+type options map[string]bool
+
+func (o options) once(d *caddyfile.Dispenser, where string) error {
+	opt := d.Val()
+	if o[opt] {
+		return d.Errf("%s: %s given twice", where, opt)
+	}
+	o[opt] = true
+	return nil
+}
 
 var _ caddyfile.Unmarshaler = (*App)(nil)

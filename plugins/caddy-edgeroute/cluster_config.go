@@ -10,6 +10,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/edgeproxy/edgeproxy/pop"
 )
 
 // ClusterConfig is the `cluster` block: replication of the routing table
@@ -39,6 +42,10 @@ type ClusterConfig struct {
 	// TombstoneAge is how long a deleted row's tombstone is kept at least,
 	// after every member has it (default 10m).
 	TombstoneAge caddy.Duration `json:"tombstone_age,omitempty"`
+	// Insecure allows a cluster without a key on an address other than
+	// loopback: anyone who reaches the port can then rewrite where
+	// traffic goes. For labs only; a warning is logged at every start.
+	Insecure bool `json:"insecure,omitempty"`
 
 	keys [][]byte
 }
@@ -54,7 +61,11 @@ type ClusterConfig struct {
 //		sync_interval   <duration>
 //		rejoin_interval <duration>
 //		tombstone_age   <duration>
+//		insecure
 //	}
+//
+// A cluster whose bind address is not loopback needs a key; `insecure`
+// runs it in clear anyway.
 func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("edgeroute: cluster: unexpected argument %q: options go in a block", d.Val())
@@ -63,10 +74,20 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 		return d.Err("edgeroute: cluster: only one cluster block is allowed")
 	}
 	c := new(ClusterConfig)
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("edgeroute: cluster: %s given twice (join and key take several values on one line)", opt)
+		}
+		seen[opt] = true
 		args := d.RemainingArgs()
 		switch opt {
+		case "insecure":
+			if len(args) != 0 {
+				return d.Err("edgeroute: cluster: insecure takes no value")
+			}
+			c.Insecure = true
 		case "bind", "advertise", "name":
 			if len(args) != 1 {
 				return d.Errf("edgeroute: cluster: %s takes exactly one value", opt)
@@ -106,7 +127,7 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 				c.TombstoneAge = dur
 			}
 		default:
-			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age)", opt)
+			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age, insecure)", opt)
 		}
 	}
 	if c.Bind == "" {
@@ -167,7 +188,36 @@ func (c *ClusterConfig) validate() error {
 		}
 		c.keys = append(c.keys, raw)
 	}
+	if len(c.keys) == 0 && !c.Insecure && !loopbackBind(c.Bind) {
+		return fmt.Errorf("edgeroute: cluster: bind %s is not a loopback address and the cluster has no key: "+
+			"anyone who reaches it could rewrite the routing table; set key (e.g. key {env.EDGE_CLUSTER_KEY}, "+
+			"made with `openssl rand -base64 32`) or, for a lab, insecure", c.Bind)
+	}
 	return nil
+}
+
+// loopbackBind reports whether a bind address is reachable from this host
+// only.
+func loopbackBind(hostport string) bool {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// popConfig is the cluster block as the POP runtime takes it.
+func (c *ClusterConfig) popConfig() *pop.ClusterConfig {
+	if c == nil {
+		return nil
+	}
+	return &pop.ClusterConfig{Bind: c.Bind, Advertise: c.Advertise, Join: c.Join, Keys: c.keys, Name: c.Name,
+		SyncInterval: time.Duration(c.SyncInterval), RejoinInterval: time.Duration(c.RejoinInterval),
+		TombstoneAge: time.Duration(c.TombstoneAge)}
 }
 
 func (a *App) provisionCluster(ctx caddy.Context) error {
@@ -177,14 +227,9 @@ func (a *App) provisionCluster(ctx caddy.Context) error {
 	if err := a.Cluster.validate(); err != nil {
 		return err
 	}
+	if a.Cluster.Insecure && len(a.Cluster.keys) == 0 {
+		a.logger.Warn("cluster runs without a key (insecure): replication is in clear and unauthenticated; anyone who reaches the bind address can rewrite where traffic goes",
+			zap.String("bind", a.Cluster.Bind))
+	}
 	return registerClusterMetrics(ctx, a.rt)
 }
-
-func (a *App) startCluster() error {
-	return a.rt.setCluster(a, time.Now())
-}
-
-// stopCluster does nothing: the cluster belongs to the routing table's
-// runtime, which outlives config reloads; it stops when the runtime is
-// released or a new config drops or changes the cluster block.
-func (a *App) stopCluster() error { return nil }

@@ -1,6 +1,7 @@
 package edgeroute
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +19,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "edgeroute",
-		Usage: "route|backends|register [--app <app>] [--client <ip>] [--address <admin>]",
+		Usage: "route|backends|pop|drain|undrain|register [--app <app>] [--client <ip>] [--reason <text>] [--address <admin>]",
 		Short: "Asks a running edgeProxy POP how it routes",
 		Long: `
 Asks the running Caddy, through its admin API, how it routes.
@@ -30,6 +31,16 @@ Asks the running Caddy, through its admin API, how it routes.
   caddy edgeroute backends [--app myapp]
       lists the routing table as routing sees it, with live connection counts.
 
+  caddy edgeroute pop
+      shows the POP's health signal: serving, draining or stopping, whether
+      the table is stale, and each app's routable backends, with reasons.
+
+  caddy edgeroute drain [--reason "kernel upgrade"]
+  caddy edgeroute undrain
+      drains the POP (anycast announcements are drained, then withdrawn;
+      listeners keep serving) and ends the drain. A drain lasts until
+      undrain or a restart; for one that survives restarts use drain_file.
+
 --address is the admin endpoint (default localhost:2019, or $CADDY_ADMIN).
 --json prints the raw JSON answer.
 ` + registerUsage,
@@ -38,6 +49,7 @@ Asks the running Caddy, through its admin API, how it routes.
 			cmd.Flags().String("client", "", "client IP address")
 			cmd.Flags().String("address", "", "admin API address")
 			cmd.Flags().Bool("json", false, "print JSON")
+			cmd.Flags().String("reason", "", "why the POP is drained (drain)")
 			registerFlags(cmd) // register_command.go
 			cmd.Args = cobra.ExactArgs(1)
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runCommand)
@@ -52,6 +64,8 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 	switch sub {
 	case "register":
 		return runRegister(fl) // register_command.go
+	case "pop", "drain", "undrain":
+		return runPop(fl, sub)
 	case "route":
 		if app == "" || client == "" {
 			return exitFailure, fmt.Errorf("route needs --app and --client")
@@ -63,7 +77,7 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 			path += "?" + url.Values{"app": {app}}.Encode()
 		}
 	default:
-		return exitFailure, fmt.Errorf("unknown subcommand %q: use route, backends or register", sub)
+		return exitFailure, fmt.Errorf("unknown subcommand %q: use route, backends, pop, drain, undrain or register", sub)
 	}
 	body, err := adminGet(fl.String("address"), path)
 	if err != nil {
@@ -92,6 +106,10 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 const exitFailure = 1
 
 func adminGet(address, path string) ([]byte, error) {
+	return adminDo(http.MethodGet, address, path, nil)
+}
+
+func adminDo(method, address, path string, payload []byte) ([]byte, error) {
 	if address == "" {
 		address = os.Getenv("CADDY_ADMIN")
 	}
@@ -102,9 +120,16 @@ func adminGet(address, path string) ([]byte, error) {
 		address = "http://" + address
 	}
 	c := http.Client{Timeout: 10 * time.Second}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(address, "/")+path, nil)
+	var body io.Reader
+	if payload != nil {
+		body = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequest(method, strings.TrimSuffix(address, "/")+path, body)
 	if err != nil {
 		return nil, err
+	}
+	if payload != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	// The admin endpoint checks Origin against its own address.
 	req.Header.Set("Origin", req.URL.Scheme+"://"+req.URL.Host)
@@ -113,18 +138,18 @@ func adminGet(address, path string) ([]byte, error) {
 		return nil, fmt.Errorf("asking the running Caddy at %s: %v (is it running, and is --address its admin endpoint?)", address, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		if json.Unmarshal(out, &e) == nil && e.Error != "" {
 			return nil, fmt.Errorf("%s", e.Error)
 		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(out)))
 	}
-	return body, nil
+	return out, nil
 }
 
 func printRoute(w io.Writer, v RouteView) {
@@ -164,4 +189,48 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// runPop shows, drains or undrains the POP.
+func runPop(fl caddycmd.Flags, sub string) (int, error) {
+	var (
+		body []byte
+		err  error
+	)
+	switch sub {
+	case "pop":
+		body, err = adminGet(fl.String("address"), "/edgeroute/pop")
+	case "drain":
+		payload, _ := json.Marshal(drainRequest{Reason: fl.String("reason")})
+		body, err = adminDo(http.MethodPost, fl.String("address"), "/edgeroute/drain", payload)
+	default:
+		body, err = adminDo(http.MethodPost, fl.String("address"), "/edgeroute/undrain", []byte{})
+	}
+	if err != nil {
+		return exitFailure, err
+	}
+	if fl.Bool("json") {
+		os.Stdout.Write(body)
+		return 0, nil
+	}
+	var v PopView
+	if err := json.Unmarshal(body, &v); err != nil {
+		return exitFailure, err
+	}
+	printPop(os.Stdout, v)
+	return 0, nil
+}
+
+func printPop(w io.Writer, v PopView) {
+	fmt.Fprintf(w, "node %s, region %s: %s (%s)\n", v.Node, orDash(v.Region), v.State, orDash(v.StateReason))
+	if v.Stale {
+		fmt.Fprintf(w, "table stale: %s\n", v.StaleReason)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tROUTABLE\tBACKENDS\tWHY")
+	for _, app := range v.AppNames() {
+		a := v.Apps[app]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", app, a.Routable, a.Backends, orDash(a.Reason))
+	}
+	tw.Flush()
 }

@@ -126,7 +126,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("edgeroute: unexpected argument %q after the app name", d.Val())
 	}
+	seen := options{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.once(d, "edgeroute "+h.App); err != nil {
+			return err
+		}
 		if err := h.unmarshalOption(d, "dial_timeout, tries, proxy_protocol, idle_timeout"); err != nil {
 			return err
 		}

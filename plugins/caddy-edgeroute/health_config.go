@@ -1,6 +1,7 @@
 package edgeroute
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/edgeproxy/edgeproxy/health"
+	"github.com/edgeproxy/edgeproxy/pop"
 )
 
 // HealthConfig is a `health <app>` block: active health checks of one app's
@@ -78,8 +80,12 @@ func (a *App) unmarshalHealth(d *caddyfile.Dispenser) error {
 	}
 	hc := new(HealthConfig)
 	kinds := 0
+	seen := options{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if err := seen.once(d, "edgeroute: health "+app); err != nil {
+			return err
+		}
 		args := d.RemainingArgs()
 		bad := func(format string, v ...any) error {
 			return d.Errf("edgeroute: health %s: %s: %s", app, opt, fmt.Sprintf(format, v...))
@@ -216,12 +222,23 @@ func (hc *HealthConfig) validate(app string) error {
 	return nil
 }
 
-func (hc *HealthConfig) monitorConfig() health.Config {
-	return health.Config{Checker: hc.checker, Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout), Rise: hc.Rise, Fall: hc.Fall}
-}
-
-func (hc *HealthConfig) outlierConfig() health.OutlierConfig {
-	return health.OutlierConfig{Failures: hc.EjectAfter, Base: time.Duration(hc.EjectFor), Max: time.Duration(hc.MaxEject)}
+// healthSpecs is the config's health settings as the POP runtime takes
+// them. Every app in the table gets passive ejection with the defaults
+// unless its block turns it off.
+func (a *App) healthSpecs() map[string]pop.HealthSpec {
+	specs := make(map[string]pop.HealthSpec, len(a.Health))
+	for app, hc := range a.Health {
+		desc, _ := json.Marshal(hc)
+		spec := pop.HealthSpec{PreferRTT: hc.PreferRTT, Describe: string(desc)}
+		mc := health.Config{Checker: hc.checker, Interval: time.Duration(hc.Interval), Timeout: time.Duration(hc.Timeout), Rise: hc.Rise, Fall: hc.Fall}
+		spec.Monitor = &mc
+		if hc.EjectAfter >= 0 {
+			oc := health.OutlierConfig{Failures: hc.EjectAfter, Base: time.Duration(hc.EjectFor), Max: time.Duration(hc.MaxEject)}
+			spec.Outliers = &oc
+		}
+		specs[app] = spec
+	}
+	return specs
 }
 
 func (a *App) provisionHealth(ctx caddy.Context) error {
@@ -233,20 +250,5 @@ func (a *App) provisionHealth(ctx caddy.Context) error {
 			return err
 		}
 	}
-	a.health = newHealthManager(a)
-	return registerHealthMetrics(ctx, a.health)
-}
-
-func (a *App) startHealth() error {
-	if a.health != nil {
-		a.health.start()
-	}
-	return nil
-}
-
-func (a *App) stopHealth() error {
-	if a.health != nil {
-		a.health.stop()
-	}
-	return nil
+	return registerHealthMetrics(ctx, a.rt)
 }

@@ -5,8 +5,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/edgeproxy/edgeproxy/routing"
 )
 
 var (
@@ -26,7 +24,7 @@ var (
 		"Backends removed because no heartbeat arrived within their TTL, since the config loaded.", nil, nil)
 )
 
-type healthCollector struct{ m *healthManager }
+type healthCollector struct{ rt *runtime }
 
 func (c healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descChecks, descCheckHealthy, descRTT, descEjected, descEjections, descEjectionsAll, descExpired} {
@@ -35,45 +33,44 @@ func (c healthCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.m
-	for app, mon := range m.monitors {
-		for _, st := range mon.Statuses() {
-			ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(st.Checks-st.Failures), app, st.ID, "ok")
-			ch <- prometheus.MustNewConstMetric(descChecks, prometheus.CounterValue, float64(st.Failures), app, st.ID, "fail")
-			healthy := 0.0
-			if st.Healthy {
-				healthy = 1
+	v := c.rt.HealthView("")
+	gauge := func(d *prometheus.Desc, x float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, x, labels...)
+	}
+	counter := func(d *prometheus.Desc, x uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(x), labels...)
+	}
+	for _, app := range v.Apps {
+		for _, b := range app.Backends {
+			if b.Checked {
+				counter(descChecks, b.Checks-b.Failures, app.App, b.ID, "ok")
+				counter(descChecks, b.Failures, app.App, b.ID, "fail")
+				gauge(descCheckHealthy, boolGauge(b.Healthy), app.App, b.ID)
+				gauge(descRTT, b.RTTMs/1000, app.App, b.ID)
 			}
-			ch <- prometheus.MustNewConstMetric(descCheckHealthy, prometheus.GaugeValue, healthy, app, st.ID)
-			ch <- prometheus.MustNewConstMetric(descRTT, prometheus.GaugeValue, st.RTT.Seconds(), app, st.ID)
+			if b.Ejecting {
+				gauge(descEjected, boolGauge(b.Ejection.Ejected), app.App, b.ID)
+				counter(descEjections, b.Ejection.Total, app.App, b.ID)
+			}
 		}
 	}
-	for _, b := range m.a.Table().Backends() {
-		o, configured := m.outliers[b.App]
-		if !configured {
-			o = m.defaultO
-		}
-		if o == nil {
-			continue
-		}
-		info := o.Info(b.ID)
-		ejected := 0.0
-		if b.Load.DownReasons()&routing.DownEjected != 0 {
-			ejected = 1
-		}
-		ch <- prometheus.MustNewConstMetric(descEjected, prometheus.GaugeValue, ejected, b.App, b.ID)
-		ch <- prometheus.MustNewConstMetric(descEjections, prometheus.CounterValue, float64(info.Total), b.App, b.ID)
-	}
-	ch <- prometheus.MustNewConstMetric(descEjectionsAll, prometheus.CounterValue, float64(m.ejections.Load()))
-	ch <- prometheus.MustNewConstMetric(descExpired, prometheus.CounterValue, float64(m.expired.Load()))
+	counter(descEjectionsAll, v.Ejections)
+	counter(descExpired, v.HeartbeatsExpired)
 }
 
-func registerHealthMetrics(ctx caddy.Context, m *healthManager) error {
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func registerHealthMetrics(ctx caddy.Context, rt *runtime) error {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil
 	}
-	err := reg.Register(healthCollector{m})
+	err := reg.Register(healthCollector{rt})
 	var already prometheus.AlreadyRegisteredError
 	if err != nil && !errors.As(err, &already) {
 		return err

@@ -196,7 +196,11 @@ func (a *App) unmarshalListener(d *caddyfile.Dispenser) error {
 	if len(ls.Listen) == 0 {
 		return d.Err("edgeroute: listen needs at least one address")
 	}
+	seen := options{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := seen.once(d, "edgeroute: listen"); err != nil {
+			return err
+		}
 		if d.Val() == "app" {
 			if !d.AllArgs(&ls.App) {
 				return d.Err("edgeroute: app takes exactly one value")

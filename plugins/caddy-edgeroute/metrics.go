@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgeproxy/edgeproxy/pop"
 	"github.com/edgeproxy/edgeproxy/routing"
 )
 
@@ -16,9 +17,8 @@ import (
 // Per-backend counts live in routing.Load; everything is read at scrape
 // time, so a connection pays for atomics only, never for a metric lookup.
 type stats struct {
-	mu           sync.Mutex
-	apps         map[string]*appStats
-	reloadErrors atomic.Uint64
+	mu   sync.Mutex
+	apps map[string]*appStats
 }
 
 type appStats struct {
@@ -60,6 +60,12 @@ var (
 		"Seconds since the routing table snapshot in use was loaded.", nil, nil)
 	descReloadErrors = prometheus.NewDesc("edgeroute_table_reload_errors_total",
 		"Failed attempts to read the routing table file.", nil, nil)
+	descPopState = prometheus.NewDesc("edgeroute_pop_state",
+		"1 for the state the POP is in (serving, draining, stopping), 0 for the others.", []string{"state"}, nil)
+	descStale = prometheus.NewDesc("edgeroute_table_stale",
+		"1 while the table file cannot be read and routing uses the last good snapshot.", nil, nil)
+	descAppRoutable = prometheus.NewDesc("edgeroute_app_routable_backends",
+		"Backends of an app a connection could go to now (healthy, not deleted, under the hard limit, not ejected).", []string{"app"}, nil)
 )
 
 // collector exposes one runtime's counters.
@@ -67,7 +73,7 @@ type collector struct{ rt *runtime }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDecisions, descRefused, descActive, descConns, descBytes,
-		descDialFailures, descEligible, descGeneration, descAge, descReloadErrors} {
+		descDialFailures, descEligible, descGeneration, descAge, descReloadErrors, descPopState, descStale, descAppRoutable} {
 		ch <- d
 	}
 }
@@ -88,7 +94,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.rt.stats.mu.Unlock()
 
-	t := c.rt.table.Load()
+	t := c.rt.Table()
 	for _, b := range t.Backends() {
 		gauge(descActive, float64(b.Load.Active()), b.App, b.ID)
 		counter(descConns, b.Load.Total(), b.App, b.ID)
@@ -103,7 +109,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descGeneration, float64(t.Generation))
 	gauge(descAge, time.Since(t.LoadedAt).Seconds())
-	counter(descReloadErrors, c.rt.stats.reloadErrors.Load())
+	counter(descReloadErrors, c.rt.ReloadErrors.Load())
+	sig := c.rt.Signal()
+	for _, st := range []pop.State{pop.Serving, pop.Draining, pop.Stopping} {
+		gauge(descPopState, boolGauge(sig.State == st), string(st))
+	}
+	gauge(descStale, boolGauge(sig.Stale))
+	for app, a := range sig.Apps {
+		gauge(descAppRoutable, float64(a.Routable), app)
+	}
 }
 
 // registerMetrics adds the app's collector to the config's registry, which

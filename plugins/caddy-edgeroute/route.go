@@ -110,7 +110,7 @@ func (a *App) router(r *Options, logger *zap.Logger) *router {
 	rt := &router{Options: r, app: a, scorer: a.scorerFor(r.App), stats: a.rt.stats.forApp(r.App), logger: logger}
 	if len(a.Table().App(r.App)) == 0 {
 		logger.Warn("app has no backends yet; its connections are refused until one is added",
-			zap.String("app", r.App), zap.String("db", a.rt.store.Path()))
+			zap.String("app", r.App), zap.String("db", a.rt.Store().Path()))
 	}
 	return rt
 }
@@ -118,7 +118,7 @@ func (a *App) router(r *Options, logger *zap.Logger) *router {
 // acquire picks the best eligible backend for a client, not one in skip,
 // and counts a connection on it; nil when there is none.
 func (r *router) acquire(ip netip.Addr, client routing.Client, skip []*routing.Backend) *routing.Backend {
-	d := r.scorer.Acquire(r.app.rt.table.Load(), r.app.rt.affinity, r.App, ip, client, skip)
+	d := r.scorer.Acquire(r.app.rt.Table(), r.app.rt.Affinity(), r.App, ip, client, skip)
 	if d.Backend != nil {
 		r.stats.decisions[d.Tier].Add(1)
 	}
@@ -130,7 +130,7 @@ func (r *router) acquire(ip netip.Addr, client routing.Client, skip []*routing.B
 func (r *router) dialFailed(b *routing.Backend, ip netip.Addr, err error) {
 	b.Load.Release()
 	b.Load.DialFailed()
-	r.app.rt.affinity.Forget(r.App, ip)
+	r.app.rt.Affinity().Forget(r.App, ip)
 	r.logger.Warn("dial failed; trying the next backend",
 		zap.String("app", r.App), zap.String("backend", b.ID),
 		zap.Stringer("addr", b.Addr), zap.Error(err))

@@ -1,7 +1,8 @@
-package edgeroute
+package pop
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,24 +15,12 @@ import (
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
-// How often the health manager looks at the table (new backends to check,
-// ejections to start or end) and removes backends whose heartbeat expired.
-const (
-	healthTick      = 100 * time.Millisecond
-	expiryTick      = 250 * time.Millisecond
-	healthFlushTick = 200 * time.Millisecond
-	// healthRefresh rewrites every checked backend's health row this often
-	// even without a state change, so rtt_us and checked_at stay current
-	// without a write per check.
-	healthRefresh = 30 * time.Second
-)
-
-// healthManager applies one config's health settings to the routing table
-// of its App: one active-check monitor per app with a `health` block,
-// passive ejection for every app, heartbeat expiry, and the health rows
-// this POP owns.
+// healthManager applies one config's health settings to the routing table:
+// one active-check monitor per app with checks, passive ejection for every
+// app, heartbeat expiry, and the health rows this POP owns.
 type healthManager struct {
-	a        *App
+	rt       *Runtime
+	specs    map[string]HealthSpec
 	monitors map[string]*health.Monitor // by app
 	outliers map[string]*health.Outliers
 	defaultO *health.Outliers // apps without a health block
@@ -47,16 +36,17 @@ type healthManager struct {
 	done   chan struct{}
 }
 
-func newHealthManager(a *App) *healthManager {
-	m := &healthManager{a: a, monitors: map[string]*health.Monitor{}, outliers: map[string]*health.Outliers{},
+func newHealthManager(rt *Runtime, specs map[string]HealthSpec) *healthManager {
+	m := &healthManager{rt: rt, specs: specs, monitors: map[string]*health.Monitor{}, outliers: map[string]*health.Outliers{},
 		defaultO: health.NewOutliers(health.OutlierConfig{}), pending: map[string]store.HealthRow{}}
-	for app, hc := range a.Health {
-		app := app
-		m.monitors[app] = health.NewMonitor(hc.monitorConfig(), func(st health.Status, changed bool) {
-			m.checked(app, st, changed)
-		})
-		if hc.EjectAfter >= 0 {
-			m.outliers[app] = health.NewOutliers(hc.outlierConfig())
+	for app, hs := range specs {
+		if hs.Monitor != nil {
+			m.monitors[app] = health.NewMonitor(*hs.Monitor, func(st health.Status, changed bool) {
+				m.checked(app, st, changed)
+			})
+		}
+		if hs.Outliers != nil {
+			m.outliers[app] = health.NewOutliers(*hs.Outliers)
 		} else {
 			m.outliers[app] = nil
 		}
@@ -64,16 +54,56 @@ func newHealthManager(a *App) *healthManager {
 	return m
 }
 
-// scorerFor is the scorer of one app: its connections and its explanations.
-func (a *App) scorerFor(app string) routing.Scorer {
-	s := a.scorer
-	if hc := a.Health[app]; hc != nil && hc.PreferRTT {
-		s.PreferRTT = true
+// healthFingerprint is what must stay equal for a reload to keep the
+// running checks.
+func healthFingerprint(specs map[string]HealthSpec) string {
+	type shape struct {
+		Describe  string
+		PreferRTT bool
+		Outliers  *health.OutlierConfig
+		Checked   bool
+		Interval  time.Duration
+		Timeout   time.Duration
+		Rise      int
+		Fall      int
 	}
-	return s
+	m := make(map[string]shape, len(specs))
+	for app, s := range specs {
+		sh := shape{Describe: s.Describe, PreferRTT: s.PreferRTT, Outliers: s.Outliers, Checked: s.Monitor != nil}
+		if s.Monitor != nil {
+			sh.Interval, sh.Timeout, sh.Rise, sh.Fall = s.Monitor.Interval, s.Monitor.Timeout, s.Monitor.Rise, s.Monitor.Fall
+		}
+		m[app] = sh
+	}
+	b, _ := json.Marshal(m) // map keys are sorted
+	return string(b)
 }
 
-func (m *healthManager) logger() *zap.Logger { return m.a.logger }
+// setHealth replaces the health manager when the config's health settings
+// differ from the running ones. Its caller holds applyMu.
+func (rt *Runtime) setHealth(specs map[string]HealthSpec) {
+	fp := healthFingerprint(specs)
+	if cur := rt.health.Load(); cur != nil && rt.healthF == fp {
+		return
+	}
+	next := newHealthManager(rt, specs)
+	next.start()
+	if old := rt.health.Swap(next); old != nil {
+		old.stop()
+	}
+	rt.healthF = fp
+}
+
+// PreferRTT reports whether ties between equally scored backends of app
+// are broken by measured round-trip time.
+func (rt *Runtime) PreferRTT(app string) bool {
+	if m := rt.health.Load(); m != nil {
+		return m.specs[app].PreferRTT
+	}
+	return false
+}
+
+func (m *healthManager) logger() *zap.Logger { return m.rt.log() }
 
 func (m *healthManager) start() {
 	if m.cancel != nil {
@@ -87,7 +117,7 @@ func (m *healthManager) start() {
 	go func() { defer wg.Done(); m.flushLoop(ctx) }()
 	go func() {
 		defer wg.Done()
-		discovery.RunExpiry(ctx, m.a.rt.store, expiryTick,
+		discovery.RunExpiry(ctx, m.rt.st, defaults.ExpiryTick,
 			func(ids []string) {
 				m.expired.Add(uint64(len(ids)))
 				m.logger().Info("backends removed: no heartbeat within their TTL", zap.Strings("backends", ids))
@@ -111,11 +141,11 @@ func (m *healthManager) stop() {
 
 // watch follows the table: targets for the monitors, passive ejections.
 func (m *healthManager) watch(ctx context.Context) {
-	t := time.NewTicker(healthTick)
+	t := time.NewTicker(defaults.HealthTick)
 	defer t.Stop()
 	var gen uint64
 	for {
-		tbl := m.a.Table()
+		tbl := m.rt.Table()
 		if tbl.Generation != gen {
 			gen = tbl.Generation
 			m.sync(tbl)
@@ -171,7 +201,7 @@ func (m *healthManager) sync(tbl *routing.Table) {
 
 // checked applies one active check result.
 func (m *healthManager) checked(app string, st health.Status, changed bool) {
-	b := m.a.Table().Backend(st.ID)
+	b := m.rt.Table().Backend(st.ID)
 	if b == nil {
 		return
 	}
@@ -187,6 +217,7 @@ func (m *healthManager) checked(app string, st health.Status, changed bool) {
 		return
 	}
 	b.Load.SetDown(routing.DownActive, !st.Healthy)
+	m.rt.signal.kick()
 	if st.Healthy {
 		m.logger().Info("backend passed its health checks: back in rotation",
 			zap.String("app", app), zap.String("backend", st.ID), zap.Stringer("addr", st.Addr),
@@ -224,6 +255,7 @@ func (m *healthManager) passive(tbl *routing.Table, now time.Time) {
 		switch action {
 		case health.Eject:
 			b.Load.SetDown(routing.DownEjected, true)
+			m.rt.signal.kick()
 			m.ejections.Add(1)
 			m.logger().Warn("backend ejected after repeated connection failures",
 				zap.String("app", b.App), zap.String("backend", b.ID), zap.Stringer("addr", b.Addr),
@@ -231,6 +263,7 @@ func (m *healthManager) passive(tbl *routing.Table, now time.Time) {
 		case health.Readmit:
 			b.Load.ResetFailures()
 			b.Load.SetDown(routing.DownEjected, false)
+			m.rt.signal.kick()
 			m.logger().Info("ejection over: backend back in rotation",
 				zap.String("app", b.App), zap.String("backend", b.ID))
 		}
@@ -251,7 +284,7 @@ func othersRoutable(tbl *routing.Table, b *routing.Backend) bool {
 // flushLoop writes queued health rows, and refreshes every checked row
 // periodically, in one transaction per tick.
 func (m *healthManager) flushLoop(ctx context.Context) {
-	t := time.NewTicker(healthFlushTick)
+	t := time.NewTicker(defaults.HealthFlush)
 	defer t.Stop()
 	lastRefresh := time.Now()
 	for {
@@ -261,7 +294,7 @@ func (m *healthManager) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if time.Since(lastRefresh) >= healthRefresh {
+		if time.Since(lastRefresh) >= defaults.HealthRefresh {
 			lastRefresh = time.Now()
 			m.mu.Lock()
 			for _, mon := range m.monitors {
@@ -290,93 +323,7 @@ func (m *healthManager) flush(ctx context.Context) {
 	gone := m.gone
 	m.pending, m.gone = map[string]store.HealthRow{}, nil
 	m.mu.Unlock()
-	if err := m.a.rt.store.WriteHealth(ctx, m.a.Node, rows, gone); err != nil && ctx.Err() == nil {
+	if err := m.rt.st.WriteHealth(ctx, m.rt.Identity().Node, rows, gone); err != nil && ctx.Err() == nil {
 		m.logger().Error("writing this POP's health rows", zap.Error(err))
 	}
 }
-
-// AppHealthView is one app in GET /edgeroute/health.
-type AppHealthView struct {
-	App       string              `json:"app"`
-	Check     string              `json:"check,omitempty"`
-	Interval  string              `json:"interval,omitempty"`
-	Timeout   string              `json:"timeout,omitempty"`
-	Rise      int                 `json:"rise,omitempty"`
-	Fall      int                 `json:"fall,omitempty"`
-	PreferRTT bool                `json:"prefer_rtt"`
-	Backends  []BackendHealthView `json:"backends"`
-}
-
-// BackendHealthView is one backend's health as this POP sees it.
-type BackendHealthView struct {
-	ID       string  `json:"id"`
-	Addr     string  `json:"addr"`
-	Routable bool    `json:"routable"`
-	Checked  bool    `json:"checked"`
-	Healthy  bool    `json:"healthy"` // active verdict (true when unchecked)
-	RTTMs    float64 `json:"rtt_ms"`
-	LastRTT  float64 `json:"last_rtt_ms"`
-	Checks   uint64  `json:"checks"`
-	Failures uint64  `json:"failures"`
-	Streak   int     `json:"streak"`
-	// LastError of the last failed check, when the last check failed.
-	LastError           string              `json:"last_error,omitempty"`
-	LastCheck           *time.Time          `json:"last_check,omitempty"`
-	ConsecutiveFailures uint32              `json:"consecutive_connection_failures"`
-	Ejection            health.EjectionInfo `json:"ejection"`
-}
-
-// HealthView is the body of GET /edgeroute/health.
-type HealthView struct {
-	Node              string          `json:"node"`
-	Ejections         uint64          `json:"ejections_total"`
-	HeartbeatsExpired uint64          `json:"heartbeat_expirations_total"`
-	Apps              []AppHealthView `json:"apps"`
-}
-
-func (m *healthManager) view(onlyApp string) HealthView {
-	v := HealthView{Node: m.a.Node, Ejections: m.ejections.Load(), HeartbeatsExpired: m.expired.Load(), Apps: []AppHealthView{}}
-	tbl := m.a.Table()
-	for _, app := range tbl.Apps() {
-		if onlyApp != "" && app != onlyApp {
-			continue
-		}
-		av := AppHealthView{App: app, Backends: []BackendHealthView{}}
-		statuses := map[string]health.Status{}
-		if hc := m.a.Health[app]; hc != nil {
-			mon := m.monitors[app]
-			av.Check, av.Interval, av.Timeout = hc.checker.String(), time.Duration(hc.Interval).String(), time.Duration(hc.Timeout).String()
-			av.Rise, av.Fall, av.PreferRTT = hc.Rise, hc.Fall, hc.PreferRTT
-			for _, st := range mon.Statuses() {
-				statuses[st.ID] = st
-			}
-		}
-		o, configured := m.outliers[app]
-		if !configured {
-			o = m.defaultO
-		}
-		for _, b := range tbl.App(app) {
-			bv := BackendHealthView{ID: b.ID, Addr: b.Addr.String(), Routable: b.Routable(), Healthy: true,
-				ConsecutiveFailures: b.Load.ConsecutiveFailures()}
-			if st, ok := statuses[b.ID]; ok {
-				bv.Checked, bv.Healthy = true, st.Healthy
-				bv.RTTMs, bv.LastRTT = ms(st.RTT), ms(st.LastRTT)
-				bv.Checks, bv.Failures, bv.Streak, bv.LastError = st.Checks, st.Failures, st.Streak, st.LastError
-				if !st.LastCheck.IsZero() {
-					lc := st.LastCheck
-					bv.LastCheck = &lc
-				}
-			}
-			if o != nil {
-				bv.Ejection = o.Info(b.ID)
-			}
-			av.Backends = append(av.Backends, bv)
-		}
-		v.Apps = append(v.Apps, av)
-	}
-	return v
-}
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func zapBackend(id string) zap.Field { return zap.String("backend", id) }

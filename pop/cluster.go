@@ -1,0 +1,160 @@
+package pop
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/edgeproxy/edgeproxy/cluster"
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// clusterState is the running cluster node of a runtime. It lives as long as
+// the runtime, across reloads that keep its settings.
+type clusterState struct {
+	node        *cluster.Node
+	fingerprint string // what a reload must match to keep the node running
+	keys        [][]byte
+}
+
+// clusterFingerprint is what must stay equal for a reload to keep the node:
+// keys may change in place (rotation), but turning encryption on or off
+// restarts it.
+func clusterFingerprint(node string, c *ClusterConfig) string {
+	cc := *c
+	cc.Keys = nil
+	b, _ := json.Marshal(struct {
+		Node      string
+		C         ClusterConfig
+		Encrypted bool
+	}{node, cc, len(c.Keys) > 0})
+	return string(b)
+}
+
+// Cluster is the running cluster node, nil when the POP runs alone.
+func (rt *Runtime) Cluster() *cluster.Node {
+	if cur := rt.cluster.Load(); cur != nil {
+		return cur.node
+	}
+	return nil
+}
+
+// setCluster makes the cluster match cfg: started, kept (keys rotated in
+// place), restarted with new settings, or stopped. Its caller holds
+// applyMu.
+func (rt *Runtime) setCluster(cfg Config) error {
+	log := rt.log()
+	cur := rt.cluster.Load()
+	if cfg.Cluster == nil {
+		if cur != nil {
+			rt.cluster.Store(nil)
+			log.Info("cluster block removed: leaving the cluster")
+			if err := cur.node.Stop(); err != nil {
+				return err
+			}
+		}
+		return rt.publishPop(cfg, "")
+	}
+	fp := clusterFingerprint(cfg.Identity.Node, cfg.Cluster)
+	if cur != nil && cur.fingerprint == fp {
+		if err := rotateKeys(cur, cfg.Cluster.Keys); err != nil {
+			return fmt.Errorf("cluster: rotating keys: %v", err)
+		}
+		return rt.publishPop(cfg, cur.node.Addr())
+	}
+	if cur != nil {
+		rt.cluster.Store(nil)
+		log.Info("cluster settings changed: restarting the cluster listener")
+		if err := cur.node.Stop(); err != nil {
+			log.Warn("leaving the cluster", zap.Error(err))
+		}
+	}
+	c := cfg.Cluster
+	node, err := cluster.Start(rt.st, cluster.Config{
+		Name:           cfg.Identity.Node,
+		Bind:           c.Bind,
+		Advertise:      c.Advertise,
+		Join:           c.Join,
+		Keys:           c.Keys,
+		Cluster:        c.Name,
+		Logger:         slog.New(zapslog.NewHandler(log.Named("cluster").Core())),
+		SyncInterval:   c.SyncInterval,
+		RejoinInterval: c.RejoinInterval,
+		TombstoneAge:   c.TombstoneAge,
+		OnMerge:        rt.kick,
+	})
+	if err != nil {
+		return err
+	}
+	if from := rt.st.CopiedFrom(); from != "" {
+		log.Warn("this routing table file is a copy of another POP's: it replicates under a new site id",
+			zap.String("db", rt.st.Path()), zap.String("site", rt.st.SiteID()), zap.String("copied_from", from))
+	}
+	rt.cluster.Store(&clusterState{node: node, fingerprint: fp, keys: c.Keys})
+	return rt.publishPop(cfg, node.Addr())
+}
+
+// rotateKeys installs a new key list on a running node: new keys are added,
+// the first becomes the one that encrypts, keys no longer listed go.
+func rotateKeys(st *clusterState, keys [][]byte) error {
+	if slices.EqualFunc(keys, st.keys, bytes.Equal) {
+		return nil
+	}
+	kr := st.node.Keyring()
+	if kr == nil || len(keys) == 0 {
+		return errors.New("turning encryption on or off needs a restart of the cluster: change bind or restart Caddy")
+	}
+	for _, k := range keys {
+		if err := kr.AddKey(k); err != nil {
+			return err
+		}
+	}
+	if err := kr.UseKey(keys[0]); err != nil {
+		return err
+	}
+	for _, old := range kr.GetKeys() {
+		if !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, old) }) {
+			if err := kr.RemoveKey(old); err != nil {
+				return err
+			}
+		}
+	}
+	st.keys = keys
+	return nil
+}
+
+// publishPop writes this POP's own pops row (where it is and how the
+// cluster reaches it); the triggers replicate it. A POP running alone keeps
+// the row without a cluster address only when it has a node name.
+func (rt *Runtime) publishPop(cfg Config, nodeAddr string) error {
+	if cfg.Identity.Node == "" || cfg.Cluster == nil {
+		return nil
+	}
+	addr := cfg.Cluster.Advertise
+	if addr == "" {
+		addr = nodeAddr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := rt.st.SetPop(ctx, cfg.Identity.Node, store.PopUpdate{
+		Region: store.Str(cfg.Identity.Region), Country: store.Str(cfg.Identity.Country), Addr: store.Str(addr)})
+	if err != nil {
+		return fmt.Errorf("publishing this POP's row: %v", err)
+	}
+	return nil
+}
+
+// stopCluster leaves the cluster when the runtime is released.
+func (rt *Runtime) stopCluster() {
+	if cur := rt.cluster.Swap(nil); cur != nil {
+		cur.node.Stop()
+	}
+}

@@ -1,0 +1,208 @@
+package pop
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// Runtime is the long-lived state of one POP and its routing table file:
+// the snapshot connections read, affinity, health checks, the cluster node
+// and the health signal. It outlives configuration reloads; each config is
+// applied to it as a difference.
+type Runtime struct {
+	st       *store.Store
+	table    atomic.Pointer[routing.Table]
+	affinity *routing.Affinity
+	logger   atomic.Pointer[zap.Logger]
+	ident    atomic.Pointer[Identity]
+
+	// ReloadErrors counts failed reads of the table file.
+	ReloadErrors atomic.Uint64
+
+	wake chan struct{} // the replicator's merges: reload now
+
+	applyMu sync.Mutex // one Apply at a time
+	cluster atomic.Pointer[clusterState]
+	health  atomic.Pointer[healthManager]
+	healthF string // fingerprint of the running health config
+	signal  signalState
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Open opens the table file and takes its first snapshot, so that a bad file
+// is an error when the config loads rather than at the first connection.
+func Open(path string, logger *zap.Logger) (*Runtime, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	tbl, warnings, err := st.Snapshot(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	rt := &Runtime{st: st, wake: make(chan struct{}, 1)}
+	rt.logger.Store(logger)
+	rt.ident.Store(&Identity{})
+	rt.affinity = routing.NewAffinity(defaults.Affinity, nil)
+	rt.table.Store(tbl)
+	rt.signal.init(rt)
+	rt.logWarnings(warnings)
+	return rt, nil
+}
+
+// Apply makes the runtime follow cfg: the first call starts it, later ones
+// change only what differs.
+func (rt *Runtime) Apply(cfg Config) error {
+	rt.applyMu.Lock()
+	defer rt.applyMu.Unlock()
+	if cfg.Logger != nil {
+		rt.logger.Store(cfg.Logger)
+	}
+	id := cfg.Identity
+	rt.ident.Store(&id)
+	switch {
+	case cfg.Affinity == 0:
+		rt.affinity.SetTTL(defaults.Affinity)
+	default:
+		rt.affinity.SetTTL(cfg.Affinity)
+	}
+	if rt.cancel == nil {
+		rt.start(cfg.WatchInterval)
+	}
+	rt.signal.configure(cfg.DrainFile, cfg.StopDelay)
+	if err := rt.setCluster(cfg); err != nil {
+		return err
+	}
+	rt.setHealth(cfg.Health)
+	rt.signal.kick()
+	return nil
+}
+
+func (rt *Runtime) log() *zap.Logger { return rt.logger.Load() }
+
+// start begins following the file, sweeping affinity and keeping the
+// signal current.
+func (rt *Runtime) start(interval time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.cancel, rt.done = cancel, make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); rt.watch(ctx, interval) }()
+	go func() { defer wg.Done(); rt.sweep(ctx) }()
+	go func() { defer wg.Done(); rt.signal.run(ctx) }()
+	go func() { wg.Wait(); close(rt.done) }()
+}
+
+func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
+	// The watcher's first delivery is its baseline, normally the table
+	// Open already loaded: not worth an info line.
+	first := true
+	rt.st.Watch(ctx, store.Watcher{
+		Interval: interval,
+		Wake:     rt.wake,
+		OnTable: func(t *routing.Table, warnings []string) {
+			prev := rt.table.Swap(t)
+			rt.logWarnings(warnings)
+			log := rt.log().Info
+			if first {
+				log, first = rt.log().Debug, false
+			}
+			log("routing table reloaded",
+				zap.String("db", rt.st.Path()),
+				zap.Uint64("generation", t.Generation),
+				zap.Int("backends", len(t.Backends())),
+				zap.Int("previous_backends", len(prev.Backends())))
+			rt.st.Loads().Forget(func(id string) bool { return t.Backend(id) != nil })
+			rt.signal.setStale("")
+		},
+		OnError: func(err error) {
+			rt.ReloadErrors.Add(1)
+			rt.log().Error("reading routing table; still routing with the last good snapshot",
+				zap.String("db", rt.st.Path()), zap.Error(err))
+			rt.signal.setStale(err.Error())
+		},
+	})
+}
+
+func (rt *Runtime) sweep(ctx context.Context) {
+	t := time.NewTicker(defaults.AffinitySweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rt.affinity.Sweep()
+		}
+	}
+}
+
+func (rt *Runtime) logWarnings(warnings []string) {
+	for _, w := range warnings {
+		rt.log().Warn("routing table row ignored", zap.String("db", rt.st.Path()), zap.String("problem", w))
+	}
+}
+
+// Destruct stops everything and closes the file; the plugin calls it once
+// no config uses the runtime.
+func (rt *Runtime) Destruct() error {
+	rt.applyMu.Lock()
+	defer rt.applyMu.Unlock()
+	if h := rt.health.Swap(nil); h != nil {
+		h.stop()
+	}
+	rt.stopCluster()
+	if rt.cancel != nil {
+		rt.cancel()
+		<-rt.done
+	}
+	rt.signal.close()
+	return rt.st.Close()
+}
+
+// Table is the current routing table snapshot.
+func (rt *Runtime) Table() *routing.Table { return rt.table.Load() }
+
+// Store is the open table file.
+func (rt *Runtime) Store() *store.Store { return rt.st }
+
+// Affinity is the client-to-backend binding of this POP.
+func (rt *Runtime) Affinity() *routing.Affinity { return rt.affinity }
+
+// Identity names this POP as the newest config does.
+func (rt *Runtime) Identity() Identity { return *rt.ident.Load() }
+
+// SetPop writes columns of this POP's own pops row.
+func (rt *Runtime) SetPop(ctx context.Context, u store.PopUpdate) error {
+	node := rt.Identity().Node
+	if node == "" {
+		return errors.New("this POP has no node name")
+	}
+	return rt.st.SetPop(ctx, node, u)
+}
+
+// kick makes the table follow a replicated merge at once.
+func (rt *Runtime) kick() {
+	select {
+	case rt.wake <- struct{}{}:
+	default:
+	}
+}
+
+var _ POP = (*Runtime)(nil)

@@ -1,0 +1,348 @@
+package pop
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// signalState computes the POP's signal and hands it to subscribers. The
+// signal is recomputed at once after a table load, a health verdict or an
+// operator action, and every DrainFilePoll for what changes without an
+// event (the maintenance file, backends reaching their hard limit).
+type signalState struct {
+	rt    *Runtime
+	kicks chan struct{}
+
+	mu        sync.Mutex
+	cur       Signal
+	subs      map[int]chan Signal
+	nextSub   int
+	drain     string // operator's drain reason; "" when not drained
+	drainFile string
+	fileSeen  bool
+	stopping  string // why the POP is stopping; "" while it is not
+	stopAt    time.Time
+	stopDelay time.Duration
+	stale     string
+	holds     map[int]*hold
+	nextHold  int
+	closed    bool
+}
+
+type hold struct {
+	name     string
+	max      time.Duration
+	released chan struct{}
+	once     sync.Once
+}
+
+func (s *signalState) init(rt *Runtime) {
+	s.rt = rt
+	s.kicks = make(chan struct{}, 1)
+	s.subs = map[int]chan Signal{}
+	s.holds = map[int]*hold{}
+	now := time.Now()
+	s.cur = Signal{State: Serving, StateReason: "serving since start", Apps: map[string]AppSignal{}, Changed: now, Since: now}
+	s.recompute()
+}
+
+func (s *signalState) configure(drainFile string, stopDelay time.Duration) {
+	s.mu.Lock()
+	s.drainFile, s.stopDelay = drainFile, stopDelay
+	s.mu.Unlock()
+}
+
+func (s *signalState) kick() {
+	select {
+	case s.kicks <- struct{}{}:
+	default:
+	}
+}
+
+func (s *signalState) run(ctx context.Context) {
+	t := time.NewTicker(defaults.DrainFilePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kicks:
+		case <-t.C:
+		}
+		s.recompute()
+	}
+}
+
+func (s *signalState) setStale(reason string) {
+	s.mu.Lock()
+	changed := s.stale != reason
+	s.stale = reason
+	s.mu.Unlock()
+	if changed {
+		s.recompute()
+	}
+}
+
+// recompute builds the signal from the table and the operator's state and
+// publishes it when it says something new.
+func (s *signalState) recompute() {
+	tbl := s.rt.table.Load()
+	apps := appSignals(tbl)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drainFile != "" {
+		_, err := os.Stat(s.drainFile)
+		present := err == nil
+		if present != s.fileSeen {
+			s.fileSeen = present
+			verb := "removed: the POP serves again unless drained otherwise"
+			if present {
+				verb = "found: draining the POP"
+			}
+			s.rt.log().Warn("maintenance file "+verb, zap.String("drain_file", s.drainFile))
+		}
+	} else {
+		s.fileSeen = false
+	}
+	next := s.cur
+	next.Node = s.rt.Identity().Node
+	next.Apps = apps
+	next.Generation = tbl.Generation
+	next.Stale, next.StaleReason = s.stale != "", ""
+	if next.Stale {
+		next.StaleReason = "the table file could not be read (" + s.stale + "); routing goes on with the snapshot of generation " +
+			fmt.Sprint(tbl.Generation) + " loaded at " + tbl.LoadedAt.UTC().Format(time.RFC3339)
+	}
+	switch {
+	case s.stopping != "":
+		next.State, next.StateReason = Stopping, s.stopping
+	case s.drain != "":
+		next.State, next.StateReason = Draining, s.drain
+	case s.fileSeen:
+		next.State, next.StateReason = Draining, "maintenance file "+s.drainFile+" exists"
+	default:
+		next.State = Serving
+		if s.cur.State != Serving {
+			next.StateReason = "serving: no drain in effect"
+		}
+	}
+	if sameContent(next, s.cur) {
+		return
+	}
+	now := time.Now()
+	if next.State != s.cur.State {
+		next.Since = now
+		s.rt.log().Info("POP state changed", zap.String("state", string(next.State)),
+			zap.String("previous", string(s.cur.State)), zap.String("reason", next.StateReason))
+	}
+	next.Seq, next.Changed = s.cur.Seq+1, now
+	s.cur = next
+	if s.closed {
+		return
+	}
+	for _, ch := range s.subs {
+		deliver(ch, next)
+	}
+}
+
+// deliver replaces whatever the subscriber has not read yet.
+func deliver(ch chan Signal, sig Signal) {
+	select {
+	case <-ch:
+	default:
+	}
+	select {
+	case ch <- sig:
+	default:
+	}
+}
+
+// appSignals counts each app's routable backends and says why the others
+// are not.
+func appSignals(tbl *routing.Table) map[string]AppSignal {
+	type tally struct {
+		AppSignal
+		reasons map[string]int
+	}
+	acc := map[string]*tally{}
+	for _, b := range tbl.Backends() {
+		t := acc[b.App]
+		if t == nil {
+			t = &tally{reasons: map[string]int{}}
+			acc[b.App] = t
+		}
+		if b.Deleted {
+			continue
+		}
+		t.Backends++
+		switch {
+		case !b.Healthy:
+			t.reasons["marked unhealthy in the table"]++
+		case !b.Addr.IsValid():
+			t.reasons["no valid address"]++
+		case b.Load != nil && b.Load.DownReasons()&routing.DownActive != 0:
+			t.reasons["failing active health checks"]++
+		case b.Load != nil && b.Load.DownReasons()&routing.DownEjected != 0:
+			t.reasons["ejected after connection failures"]++
+		case b.Load != nil && b.Load.Down():
+			t.reasons["down"]++
+		case b.AtHardLimit():
+			t.reasons["at hard limit"]++
+		default:
+			t.Routable++
+		}
+	}
+	out := make(map[string]AppSignal, len(acc))
+	for app, t := range acc {
+		a := t.AppSignal
+		switch {
+		case a.Backends == 0:
+			a.Reason = "every backend of the app is deleted"
+		case a.Routable < a.Backends:
+			parts := make([]string, 0, len(t.reasons))
+			for r, n := range t.reasons {
+				parts = append(parts, fmt.Sprintf("%d %s", n, r))
+			}
+			sort.Strings(parts)
+			a.Reason = fmt.Sprintf("%d of %d routable: %s", a.Routable, a.Backends, strings.Join(parts, ", "))
+		}
+		out[app] = a
+	}
+	return out
+}
+
+// Signal is the POP's health now.
+func (rt *Runtime) Signal() Signal {
+	rt.signal.mu.Lock()
+	defer rt.signal.mu.Unlock()
+	return rt.signal.cur
+}
+
+// Watch delivers the newest signal after every change, the current one
+// first. The channel is closed by stop, or when the runtime is released.
+func (rt *Runtime) Watch() (<-chan Signal, func()) {
+	s := &rt.signal
+	ch := make(chan Signal, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch <- s.cur
+	if s.closed {
+		close(ch)
+		return ch, func() {}
+	}
+	id := s.nextSub
+	s.nextSub++
+	s.subs[id] = ch
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[id]; ok {
+			delete(s.subs, id)
+			close(ch)
+		}
+	}
+}
+
+// close ends every subscription: the runtime is gone.
+func (s *signalState) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for id, ch := range s.subs {
+		delete(s.subs, id)
+		close(ch)
+	}
+}
+
+// Drain moves the POP to Draining for the reason given; Undrain ends an
+// operator's drain (the maintenance file, if present, keeps it draining).
+func (rt *Runtime) Drain(reason string) {
+	rt.signal.mu.Lock()
+	rt.signal.drain = reason
+	rt.signal.mu.Unlock()
+	rt.signal.recompute()
+}
+
+// Undrain ends an operator's drain and reports whether one was in effect.
+func (rt *Runtime) Undrain() bool {
+	rt.signal.mu.Lock()
+	was := rt.signal.drain != ""
+	rt.signal.drain = ""
+	rt.signal.mu.Unlock()
+	rt.signal.recompute()
+	return was
+}
+
+// BeginStop moves the POP to Stopping; the first reason given stays.
+func (rt *Runtime) BeginStop(reason string) {
+	rt.signal.mu.Lock()
+	if rt.signal.stopping == "" {
+		rt.signal.stopping = reason
+		rt.signal.stopAt = time.Now()
+	}
+	rt.signal.mu.Unlock()
+	rt.signal.recompute()
+}
+
+// Hold keeps a stopping POP's listeners open until release or max.
+func (rt *Runtime) Hold(name string, max time.Duration) func() {
+	s := &rt.signal
+	if max <= 0 || max > defaults.MaxHold {
+		max = defaults.MaxHold
+	}
+	h := &hold{name: name, max: max, released: make(chan struct{})}
+	s.mu.Lock()
+	id := s.nextHold
+	s.nextHold++
+	s.holds[id] = h
+	s.mu.Unlock()
+	return func() {
+		h.once.Do(func() {
+			close(h.released)
+			s.mu.Lock()
+			delete(s.holds, id)
+			s.mu.Unlock()
+		})
+	}
+}
+
+// WaitStop returns once a stopping POP may close its listeners: after the
+// configured stop delay and once every hold is released or out of time.
+// It returns at once when the POP is not stopping.
+func (rt *Runtime) WaitStop() {
+	s := &rt.signal
+	s.mu.Lock()
+	if s.stopping == "" {
+		s.mu.Unlock()
+		return
+	}
+	start, delay := s.stopAt, s.stopDelay
+	holds := make([]*hold, 0, len(s.holds))
+	for _, h := range s.holds {
+		holds = append(holds, h)
+	}
+	s.mu.Unlock()
+	if d := time.Until(start.Add(delay)); d > 0 {
+		rt.log().Info("stopping: keeping listeners open for the stop delay", zap.Duration("for", d))
+		time.Sleep(d)
+	}
+	for _, h := range holds {
+		t := time.NewTimer(time.Until(start.Add(h.max)))
+		select {
+		case <-h.released:
+		case <-t.C:
+			rt.log().Warn("stopping: an app did not finish within its hold; closing anyway", zap.String("app", h.name), zap.Duration("hold", h.max))
+		}
+		t.Stop()
+	}
+}
