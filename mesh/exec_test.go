@@ -1,0 +1,5 @@
+package mesh
+
+import "os/exec"
+
+var execLookPath = exec.LookPath
