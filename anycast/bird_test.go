@@ -1,0 +1,230 @@
+package anycast
+
+// The speaker against a real BIRD 2 in a sibling network namespace. The
+// test process itself runs in a namespace of its own (birdtest.Main), so
+// GoBGP's sockets never touch the host's network.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/edgeproxy/edgeproxy/anycast/birdtest"
+	"github.com/edgeproxy/edgeproxy/pop"
+)
+
+func TestMain(m *testing.M) { os.Exit(birdtest.Main(m, "bgpcore")) }
+
+// source is a POP signal a test sets by hand: the signal is the input of
+// the speaker, and the real POP is exercised by the plugin's binary tests.
+type source struct {
+	mu   sync.Mutex
+	sig  pop.Signal
+	subs []chan pop.Signal
+}
+
+func newSource(s pop.Signal) *source { return &source{sig: s} }
+
+func (s *source) Signal() pop.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sig
+}
+
+func (s *source) Watch() (<-chan pop.Signal, func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan pop.Signal, 1)
+	ch <- s.sig
+	s.subs = append(s.subs, ch)
+	return ch, func() {}
+}
+
+func (s *source) set(state pop.State, routable int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sig.Seq++
+	s.sig.State = state
+	s.sig.Apps = map[string]pop.AppSignal{"myapp": {Routable: routable, Backends: 2}}
+	for _, ch := range s.subs {
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- s.sig
+	}
+}
+
+const routerConf = `
+router id 198.51.100.1;
+timeformat protocol iso long;
+protocol device { scan time 1; }
+filter from_pop {
+	if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
+	accept;
+}
+protocol static s4 { ipv4; route 203.0.113.0/24 blackhole; }
+protocol static s6 { ipv6; route 2001:db8:ffff::/48 blackhole; }
+protocol bgp pop4 {
+	local 198.51.100.1 as 65000;
+	neighbor 198.51.100.2 as 65101;
+	hold time 9;
+	%s
+	ipv4 { import filter from_pop; export where proto = "s4"; };
+}
+protocol bgp pop6 {
+	local 2001:db8:1::1 as 65000;
+	neighbor 2001:db8:1::2 as 65101;
+	hold time 9;
+	ipv6 { import filter from_pop; export where proto = "s6"; };
+}
+`
+
+type rig struct {
+	t    *testing.T
+	bird *birdtest.Bird
+	m    *Manager
+	src  *source
+	cfg  Config
+}
+
+// newRig joins this process's namespace to a router namespace running
+// BIRD and starts a manager with cfg (peers filled in).
+func newRig(t *testing.T, birdExtra string, mutate func(c *Config)) *rig {
+	birdtest.Skip(t)
+	if birdtest.Inside() == "" {
+		t.Skip("needs the test namespace that TestMain creates when run as root")
+	}
+	rtr := birdtest.NS(t, fmt.Sprintf("bgpcore%d-r", os.Getpid()))
+	birdtest.Veth(t, "", "vp0", []string{"198.51.100.2/24", "2001:db8:1::2/64"},
+		rtr, "vr0", []string{"198.51.100.1/24", "2001:db8:1::1/64"})
+	bird := birdtest.StartBird(t, rtr, fmt.Sprintf(routerConf, birdExtra))
+	d := DefaultConfig()
+	peer := func(addr string, f Family) Peer {
+		return Peer{Address: netip.MustParseAddr(addr), RemoteAS: 65000, Port: d.Port, Hold: 9 * time.Second,
+			ConnectRetry: time.Second, Families: []Family{f}}
+	}
+	cfg := Config{
+		ASN: 65101, RouterID: netip.MustParseAddr("198.51.100.2"),
+		Peers: []Peer{peer("198.51.100.1", IPv4), peer("2001:db8:1::1", IPv6)},
+		Announces: []Announce{{
+			Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8:100::1/128")},
+			When:     "myapp", Min: 1, Rise: 1, Fall: 1,
+			MED: 50, HasMED: true,
+			Communities:      []Community{65101<<16 | 100},
+			LargeCommunities: []LargeCommunity{{65101, 1, 2}},
+			Assign:           "lo",
+		}},
+		Drain: Drain{Communities: []Community{GracefulShutdown}, Wait: 2 * time.Second},
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r := &rig{t: t, bird: bird, m: NewManager(d), src: newSource(pop.Signal{Node: "gru-1", State: pop.Serving, Seq: 1,
+		Apps: map[string]pop.AppSignal{"myapp": {Routable: 2, Backends: 2}}}), cfg: cfg}
+	r.apply()
+	t.Cleanup(func() { r.m.Shutdown(context.Background()) })
+	return r
+}
+
+func (r *rig) apply() {
+	r.t.Helper()
+	if _, err := r.m.Apply(context.Background(), r.cfg, r.src, Options{Logger: zaptest.NewLogger(r.t, zaptest.Level(zap.WarnLevel))}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) routes() map[string]birdtest.Route {
+	r.t.Helper()
+	routes, err := r.bird.Routes()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return routes
+}
+
+func (r *rig) waitRoute(net string, present bool, timeout time.Duration) time.Duration {
+	r.t.Helper()
+	took, ok := birdtest.Wait(timeout, func() bool {
+		_, has := r.routes()[net]
+		return has == present
+	})
+	if !ok {
+		r.t.Fatalf("BIRD: %s present=%v not reached in %v:\n%s", net, present, timeout, r.bird.MustC("show", "route", "all"))
+	}
+	return took
+}
+
+func TestBirdSessionsRoutesAndImportRejected(t *testing.T) {
+	r := newRig(t, "", nil)
+	r.bird.WaitEstablished(15*time.Second, "pop4", "pop6")
+	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+	r.waitRoute("2001:db8:100::1/128", true, 5*time.Second)
+	routes := r.routes()
+	for net, nh := range map[string]string{"192.0.2.1/32": "198.51.100.2", "2001:db8:100::1/128": "2001:db8:1::2"} {
+		rt := routes[net]
+		if !strings.HasPrefix(rt.Attrs["BGP.next_hop"], nh) {
+			t.Errorf("%s: next hop %q, want %s", net, rt.Attrs["BGP.next_hop"], nh)
+		}
+		if rt.Attrs["BGP.med"] != "50" {
+			t.Errorf("%s: med %q, want 50", net, rt.Attrs["BGP.med"])
+		}
+		if rt.Attrs["BGP.community"] != "(65101,100)" {
+			t.Errorf("%s: communities %q", net, rt.Attrs["BGP.community"])
+		}
+		if rt.Attrs["BGP.large_community"] != "(65101, 1, 2)" {
+			t.Errorf("%s: large communities %q", net, rt.Attrs["BGP.large_community"])
+		}
+		if rt.Attrs["BGP.as_path"] != "65101" {
+			t.Errorf("%s: as path %q", net, rt.Attrs["BGP.as_path"])
+		}
+	}
+
+	// BIRD sends its static routes; the POP receives them and installs none.
+	ctx := context.Background()
+	for _, fam := range []Family{IPv4, IPv6} {
+		var adjIn, global []string
+		birdtest.Wait(5*time.Second, func() bool {
+			adjIn = nil
+			r.m.spk.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_ADJ_IN, Family: apiFamily(fam),
+				Name: map[Family]string{IPv4: "198.51.100.1", IPv6: "2001:db8:1::1"}[fam], EnableFiltered: true},
+				func(d *api.Destination) { adjIn = append(adjIn, d.Prefix) })
+			return len(adjIn) > 0
+		})
+		r.m.spk.srv.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: apiFamily(fam)},
+			func(d *api.Destination) { global = append(global, d.Prefix) })
+		sort.Strings(global)
+		want := map[Family]string{IPv4: "203.0.113.0/24", IPv6: "2001:db8:ffff::/48"}[fam]
+		if len(adjIn) != 1 || adjIn[0] != want {
+			t.Errorf("%s: adj-rib-in %v, want BIRD's %s received", fam, adjIn, want)
+		}
+		for _, p := range global {
+			if p == want {
+				t.Errorf("%s: BIRD's %s is in the POP's global table %v", fam, want, global)
+			}
+		}
+		if len(global) != 1 {
+			t.Errorf("%s: global table %v, want only the POP's own prefix", fam, global)
+		}
+	}
+	st := r.m.Status(ctx)
+	for _, p := range st.Peers {
+		if p.State != "established" || p.Received != 1 || p.Installed != 0 || p.Advertised != 1 {
+			t.Errorf("peer status %+v: want established, 1 received, 0 installed, 1 sent", p)
+		}
+	}
+	// assign put the addresses on lo.
+	if out := ipOut(t, "addr", "show", "dev", "lo"); !strings.Contains(out, "192.0.2.1/32") || !strings.Contains(out, "2001:db8:100::1/128") {
+		t.Errorf("lo lacks the anycast addresses:\n%s", out)
+	}
+}

@@ -1,0 +1,436 @@
+package anycast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/edgeproxy/edgeproxy/pop"
+)
+
+// Source is where the speaker follows the POP's health (pop.POP has it).
+type Source interface {
+	Signal() pop.Signal
+	Watch() (updates <-chan pop.Signal, stop func())
+}
+
+// Options are what one configuration's host hands the manager besides the
+// Config.
+type Options struct {
+	Logger *zap.Logger
+	// Publish receives the anycast state (PopText) whenever it changes,
+	// off the decision loop: it may write to the POP's pops row.
+	Publish func(anycast string)
+}
+
+// Manager runs the process's one BGP speaker and decides, from the POP's
+// signal, what it announces. Apply a new config at every (re)load; Release
+// when that config stops.
+type Manager struct {
+	mu       sync.Mutex
+	defaults Defaults
+	spk      *speaker
+	log      *zapLogger
+	assign   *assigner
+	machine  *Machine
+	cfg      *Config
+	gen      uint64
+	opts     Options
+	src      Source
+	updates  <-chan pop.Signal
+	stopSrc  func()
+	sig      pop.Signal
+	observed time.Time
+	running  bool
+	kick     chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	changed  chan struct{} // closed and replaced after every decision
+	stats    struct{ announcements, withdrawals, reloads, unchanged uint64 }
+	pub      *publisher
+}
+
+var process = NewManager(DefaultConfig())
+
+// Process is the manager of this process: its speaker outlives every
+// configuration.
+func Process() *Manager { return process }
+
+// NewManager returns an idle manager; the process has one (Process), tests
+// make their own.
+func NewManager(d Defaults) *Manager {
+	return &Manager{defaults: d, machine: NewMachine(), assign: newAssigner(), changed: make(chan struct{})}
+}
+
+// Handle is one applied config; Release it when that config stops.
+type Handle struct{ gen uint64 }
+
+// Apply makes cfg the running config as a difference from the previous
+// one, following src from now on. Nothing changes when cfg equals the
+// running config: no session resets, no update is sent.
+func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Options) (Handle, error) {
+	if err := cfg.Validate(); err != nil {
+		return Handle{}, err
+	}
+	if err := checkInterfaces(&cfg); err != nil {
+		return Handle{}, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.log == nil {
+		m.log = newZapLogger(opts.Logger)
+	}
+	m.log.target.Store(opts.Logger.Named("gobgp"))
+	if m.spk == nil {
+		m.spk = newSpeaker(m.log)
+	}
+	m.stats.reloads++
+	if m.cfg != nil && m.running && reflect.DeepEqual(*m.cfg, cfg) {
+		m.stats.unchanged++
+	}
+	if err := m.spk.applyGlobal(ctx, &cfg); err != nil {
+		return Handle{}, err
+	}
+	if err := m.spk.applyPeers(ctx, cfg.Peers); err != nil {
+		return Handle{}, err
+	}
+	if err := m.assign.apply(wantedAssignments(&cfg)); err != nil {
+		return Handle{}, err
+	}
+	m.cfg = &cfg
+	m.gen++
+	m.opts = opts
+	if m.pub == nil {
+		m.pub = newPublisher()
+	}
+	m.pub.setTarget(opts.Publish)
+	if src != m.src {
+		if m.stopSrc != nil {
+			m.stopSrc()
+		}
+		m.src = src
+		m.sig = src.Signal()
+		m.updates, m.stopSrc = src.Watch()
+	}
+	now := time.Now()
+	m.machine.Configure(now, m.cfg)
+	m.machine.Observe(now, m.sig)
+	m.observed = now
+	if err := m.syncLocked(ctx); err != nil {
+		m.log.Error("applying announcements", map[string]any{"Err": err.Error()})
+	}
+	if !m.running {
+		m.running = true
+		m.kick = make(chan struct{}, 1)
+		m.quit = make(chan struct{})
+		m.done = make(chan struct{})
+		go m.loop(m.quit, m.done)
+	} else {
+		select {
+		case m.kick <- struct{}{}:
+		default:
+		}
+	}
+	return Handle{gen: m.gen}, nil
+}
+
+// Release ends h's config. A newer config applied since (a reload) keeps
+// everything running; otherwise (the app was removed from the config)
+// every prefix is withdrawn, the addresses removed and the sessions closed.
+func (m *Manager) Release(ctx context.Context, h Handle) {
+	m.mu.Lock()
+	if h.gen != m.gen || !m.running {
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	m.Shutdown(ctx)
+}
+
+// Current reports whether h is the config running now.
+func (m *Manager) Current(h Handle) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.running && h.gen == m.gen
+}
+
+// Shutdown withdraws every prefix, removes the assigned addresses and
+// closes every session (a Cease to each peer). The speaker's server loop
+// stays for a later Apply.
+func (m *Manager) Shutdown(ctx context.Context) {
+	m.mu.Lock()
+	if !m.running {
+		m.mu.Unlock()
+		return
+	}
+	close(m.quit)
+	done := m.done
+	m.running = false
+	m.mu.Unlock()
+	<-done
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range m.spk.paths {
+		if ok, err := m.spk.withdraw(ctx, p); err != nil {
+			m.log.Error("withdrawing on shutdown", map[string]any{"Err": err.Error()})
+		} else if ok {
+			m.stats.withdrawals++
+		}
+	}
+	if err := m.assign.apply(nil); err != nil {
+		m.log.Error("removing anycast addresses", map[string]any{"Err": err.Error()})
+	}
+	m.spk.stop(ctx)
+	if m.stopSrc != nil {
+		m.stopSrc()
+	}
+	m.src, m.updates, m.stopSrc = nil, nil, nil
+	m.cfg = nil
+	m.machine = NewMachine()
+	m.pub.publish("")
+	m.pub.setTarget(nil)
+	m.notifyLocked()
+}
+
+// WaitWithdrawn waits until no prefix is announced or draining (a drain
+// ran its course), or ctx ends.
+func (m *Manager) WaitWithdrawn(ctx context.Context) error {
+	for {
+		m.mu.Lock()
+		done := m.machine.AllWithdrawn()
+		ch := m.changed
+		m.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// StopWait is how long a stopping process waits for the drain of cfg.
+func (m *Manager) StopWait(cfg *Config) time.Duration {
+	return cfg.Drain.Wait + m.defaults.StopGrace
+}
+
+func (m *Manager) loop(quit, done chan struct{}) {
+	defer close(done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	ctx := context.Background()
+	for {
+		m.mu.Lock()
+		updates := m.updates
+		wake := m.observed.Add(m.defaults.Observe)
+		if next := m.machine.Next(); !next.IsZero() && next.Before(wake) {
+			wake = next
+		}
+		m.mu.Unlock()
+		timer.Reset(max(time.Until(wake), time.Millisecond))
+		select {
+		case <-quit:
+			return
+		case <-m.kick:
+			continue
+		case sig, ok := <-updates:
+			m.mu.Lock()
+			if m.updates == updates {
+				now := time.Now()
+				if ok {
+					m.sig = sig
+					m.machine.Observe(now, sig)
+					m.observed = now
+				} else {
+					// The POP's signal ended: it is stopping.
+					m.machine.SourceClosed(now)
+					m.updates = nil
+				}
+				m.stepLocked(ctx)
+			}
+			m.mu.Unlock()
+		case <-timer.C:
+			m.mu.Lock()
+			now := time.Now()
+			if !now.Before(m.observed.Add(m.defaults.Observe)) {
+				m.machine.Observe(now, m.sig)
+				m.observed = now
+			} else {
+				m.machine.Advance(now)
+			}
+			m.stepLocked(ctx)
+			m.mu.Unlock()
+		}
+	}
+}
+
+func (m *Manager) stepLocked(ctx context.Context) {
+	if err := m.syncLocked(ctx); err != nil {
+		m.log.Error("applying announcements", map[string]any{"Err": err.Error()})
+	}
+}
+
+// syncLocked makes the RIB match the machine's decisions.
+func (m *Manager) syncLocked(ctx context.Context) error {
+	var errs []error
+	states := m.machine.States()
+	keep := map[netip.Prefix]bool{}
+	for _, s := range states {
+		keep[s.Prefix] = true
+		var sent bool
+		var err error
+		switch s.Phase {
+		case Announced, Draining:
+			sent, err = m.spk.announce(ctx, s.Prefix, m.cfg.ASN, m.machine.Spec(s.Prefix), &m.cfg.Drain, s.Phase == Draining)
+			if sent {
+				m.stats.announcements++
+				m.log.Info(fmt.Sprintf("announced %s (%s)", s.Prefix, s.Phase), map[string]any{"Topic": "Anycast", "Reason": s.Reason})
+			}
+		case Withdrawn:
+			sent, err = m.spk.withdraw(ctx, s.Prefix)
+			if sent {
+				m.stats.withdrawals++
+				m.log.Info(fmt.Sprintf("withdrew %s", s.Prefix), map[string]any{"Topic": "Anycast", "Reason": s.Reason})
+			}
+		}
+		errs = append(errs, err)
+	}
+	for p := range m.spk.paths {
+		if keep[p] {
+			continue
+		}
+		sent, err := m.spk.withdraw(ctx, p)
+		if sent {
+			m.stats.withdrawals++
+			m.log.Info(fmt.Sprintf("withdrew %s", p), map[string]any{"Topic": "Anycast", "Reason": "no longer configured"})
+		}
+		errs = append(errs, err)
+	}
+	m.pub.publish(PopText(states))
+	m.notifyLocked()
+	return errors.Join(errs...)
+}
+
+func (m *Manager) notifyLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// Status reports the speaker, its peers and every prefix.
+func (m *Manager) Status(ctx context.Context) Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Status{Running: m.running, Listen: "off", Peers: []PeerStatus{}, Prefixes: []PrefixStatus{},
+		Announcements: m.stats.announcements, Withdrawals: m.stats.withdrawals,
+		Reloads: m.stats.reloads, Unchanged: m.stats.unchanged}
+	if m.cfg == nil {
+		return st
+	}
+	c := m.cfg
+	st.ASN, st.RouterID = c.ASN, c.RouterID.String()
+	if c.ListenPort != 0 {
+		st.Listen = fmt.Sprintf("%v port %d", c.ListenAddrs, c.ListenPort)
+	}
+	st.POP = PopState{State: string(m.sig.State), Reason: m.sig.StateReason, Stale: m.sig.Stale, Seq: m.sig.Seq}
+	now := time.Now()
+	for _, ps := range m.spk.peerStatus(ctx) {
+		if !ps.Up.IsZero() {
+			ps.Uptime = now.Sub(ps.Up).Seconds()
+		}
+		st.Peers = append(st.Peers, ps)
+	}
+	states := m.machine.States()
+	st.Anycast = PopText(states)
+	for _, s := range states {
+		a := m.machine.Spec(s.Prefix)
+		at, comms, large := attrsFor(a, &c.Drain, s.Phase == Draining)
+		ps := PrefixStatus{PrefixState: s, Interface: a.Assign, When: a.When, Min: a.Min, NextHop: "self", Prepend: at.prepend,
+			SinceSeconds: now.Sub(s.Since).Seconds()}
+		for _, p := range a.Prefixes {
+			if p.Masked() == s.Prefix {
+				ps.Address = p.Addr().String()
+			}
+		}
+		if at.nextHop.IsValid() {
+			ps.NextHop = at.nextHop.String()
+		}
+		if at.hasMED {
+			med := at.med
+			ps.MED = &med
+		}
+		for _, x := range comms {
+			ps.Communities = append(ps.Communities, x.String())
+		}
+		for _, x := range large {
+			ps.LargeCommunities = append(ps.LargeCommunities, x.String())
+		}
+		st.Prefixes = append(st.Prefixes, ps)
+	}
+	return st
+}
+
+// publisher hands the newest anycast text to the host off the decision
+// loop, dropping texts a newer one replaced before it was written.
+type publisher struct {
+	mu     sync.Mutex
+	target func(string)
+	last   string
+	ch     chan string
+}
+
+func newPublisher() *publisher {
+	p := &publisher{ch: make(chan string, 1), last: "\x00"}
+	go p.run()
+	return p
+}
+
+func (p *publisher) setTarget(f func(string)) {
+	p.mu.Lock()
+	p.target = f
+	p.last = "\x00" // a new target is told the current text
+	p.mu.Unlock()
+}
+
+func (p *publisher) publish(s string) {
+	p.mu.Lock()
+	if s == p.last || p.target == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.last = s
+	p.mu.Unlock()
+	for {
+		select {
+		case p.ch <- s:
+			return
+		default:
+			select {
+			case <-p.ch:
+			default:
+			}
+		}
+	}
+}
+
+func (p *publisher) run() {
+	for s := range p.ch {
+		p.mu.Lock()
+		f := p.target
+		p.mu.Unlock()
+		if f != nil {
+			f(s)
+		}
+	}
+}
