@@ -326,7 +326,9 @@ func (p Protocol) ImportWithdraws() int {
 }
 
 // Established reports whether the protocol's BGP session is up.
-func (p Protocol) Established() bool { return p.State == "up" && strings.HasPrefix(p.Info, "Established") }
+func (p Protocol) Established() bool {
+	return p.State == "up" && strings.HasPrefix(p.Info, "Established")
+}
 
 // Wait polls cond every 10 ms until it holds or timeout passes; it returns
 // how long that took and whether it held.
