@@ -130,6 +130,7 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 				zap.Int("previous_backends", len(prev.Backends())))
 			rt.st.Loads().Forget(func(id string) bool { return t.Backend(id) != nil })
 			rt.signal.setStale("")
+			rt.signal.kick()
 		},
 		OnError: func(err error) {
 			rt.ReloadErrors.Add(1)

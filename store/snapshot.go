@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -59,7 +60,10 @@ func (s *Store) loadBackends(ctx context.Context, q queryer) ([]*routing.Backend
 		return nil, nil, err
 	}
 	if len(have) == 0 {
-		return nil, nil, nil
+		// Every edgeProxy table, v1's included, has backends: a file
+		// without it is the wrong file or a broken one, never "no
+		// backends", which would take every app out of service.
+		return nil, nil, errors.New("the file has no backends table")
 	}
 	rows, err := q.QueryContext(ctx, backendQuery(have))
 	if err != nil {

@@ -87,6 +87,20 @@ func TestConfigErrorsAtLoadTime(t *testing.T) {
 			[]string{"listener 0", "udp/127.0.0.1:9", "only TCP"}},
 		{"listen bad address", "db " + db + "\nlisten 127.0.0.1:port {\n app myapp\n}", "edgeroute myapp",
 			[]string{"listener 0", "port"}},
+		{"cluster without key off loopback", "db " + db + "\ncluster {\n bind 192.0.2.10:4001\n}", "edgeroute myapp",
+			[]string{"bind 192.0.2.10:4001", "no key", "set key", "insecure"}},
+		{"option given twice", "db " + db + "\nregion eu\nregion sa", "edgeroute myapp",
+			[]string{"region given twice"}},
+		{"cluster option given twice", "db " + db + "\ncluster {\n bind 127.0.0.1:0\n bind 127.0.0.1:1\n}", "edgeroute myapp",
+			[]string{"cluster: bind given twice"}},
+		{"health option given twice", "db " + db + "\nhealth myapp {\n interval 1s\n interval 2s\n}", "edgeroute myapp",
+			[]string{"health myapp: interval given twice"}},
+		{"handler option given twice", "db " + db, "edgeroute myapp {\n tries 2\n tries 3\n}",
+			[]string{"tries given twice"}},
+		{"listen option given twice", "db " + db + "\nlisten 127.0.0.1:0 {\n app myapp\n app other\n}", "edgeroute myapp",
+			[]string{"listen: app given twice"}},
+		{"negative stop delay", "db " + db + "\nstop_delay -1s", "edgeroute myapp",
+			[]string{"stop_delay"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -104,6 +118,10 @@ func TestConfigErrorsAtLoadTime(t *testing.T) {
 	// The corrupt and foreign files are left as they were.
 	if b, _ := os.ReadFile(notSQLite); !bytes.HasPrefix(b, []byte("hello, not a database")) {
 		t.Fatal("the non-SQLite file was modified")
+	}
+	// A lab may run a keyless cluster off loopback, saying so.
+	if out, ok := validate(t, config("db "+db+"\ncluster {\n bind 192.0.2.10:0\n insecure\n}", "edgeroute myapp")); !ok && strings.Contains(out, "no key") {
+		t.Fatalf("insecure did not allow a keyless cluster:\n%s", lastLines(out, 3))
 	}
 	// And a good config validates.
 	if out, ok := validate(t, config("db "+db+"\nregion eu", "edgeroute myapp {\n tries 2\n dial_timeout 500ms\n}")); !ok {
