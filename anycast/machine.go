@@ -145,6 +145,9 @@ func (r *prefixRun) observe(sig pop.Signal) {
 	}
 }
 
+// Stopping reports whether the POP is stopping (or its signal ended).
+func (m *Machine) Stopping() bool { return m.closed || m.sig.State == pop.Stopping }
+
 // draining reports whether the POP sheds traffic, and why.
 func (m *Machine) draining() (bool, string) {
 	if m.closed {

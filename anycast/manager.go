@@ -54,6 +54,11 @@ type Manager struct {
 	changed  chan struct{} // closed and replaced after every decision
 	stats    struct{ announcements, withdrawals, reloads, unchanged uint64 }
 	pub      *publisher
+	known    map[string]bool // apps any signal of this process had
+	// onDrained is called once the POP is stopping and every prefix is
+	// withdrawn: the POP may then close its listeners.
+	onDrained    func()
+	onDrainedGen uint64
 }
 
 var process = NewManager(DefaultConfig())
@@ -65,7 +70,8 @@ func Process() *Manager { return process }
 // NewManager returns an idle manager; the process has one (Process), tests
 // make their own.
 func NewManager(d Defaults) *Manager {
-	return &Manager{defaults: d, machine: NewMachine(), assign: newAssigner(), changed: make(chan struct{})}
+	return &Manager{defaults: d, machine: NewMachine(), assign: newAssigner(), changed: make(chan struct{}),
+		known: map[string]bool{}}
 }
 
 // Handle is one applied config; Release it when that config stops.
@@ -119,6 +125,7 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 		}
 		m.src = src
 		m.sig = src.Signal()
+		m.learn(m.sig)
 		m.updates, m.stopSrc = src.Watch()
 	}
 	now := time.Now()
@@ -251,6 +258,7 @@ func (m *Manager) loop(quit, done chan struct{}) {
 				now := time.Now()
 				if ok {
 					m.sig = sig
+					m.learn(sig)
 					m.machine.Observe(now, sig)
 					m.observed = now
 				} else {
@@ -319,8 +327,48 @@ func (m *Manager) syncLocked(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	m.pub.publish(PopText(states))
+	m.checkDrainedLocked()
 	m.notifyLocked()
 	return errors.Join(errs...)
+}
+
+func (m *Manager) learn(sig pop.Signal) {
+	for n := range sig.Apps {
+		m.known[n] = true
+	}
+}
+
+// KnownApps lists the apps any POP signal of this process had: a condition
+// on one of them is not a config error even if the table lost it since.
+func (m *Manager) KnownApps() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.known))
+	for n := range m.known {
+		out = append(out, n)
+	}
+	return out
+}
+
+// OnDrained calls f once when h's config is running, the POP is stopping
+// and every prefix is withdrawn.
+func (m *Manager) OnDrained(h Handle, f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h.gen != m.gen {
+		return
+	}
+	m.onDrained, m.onDrainedGen = f, h.gen
+	m.checkDrainedLocked()
+}
+
+func (m *Manager) checkDrainedLocked() {
+	if m.onDrained == nil || m.onDrainedGen != m.gen || !m.machine.Stopping() || !m.machine.AllWithdrawn() {
+		return
+	}
+	f := m.onDrained
+	m.onDrained = nil
+	go f()
 }
 
 func (m *Manager) notifyLocked() {

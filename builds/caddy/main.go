@@ -7,6 +7,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mholt/caddy-l4"
 
+	_ "github.com/edgeproxy/edgeproxy/plugins/caddy-bgp"
 	_ "github.com/edgeproxy/edgeproxy/plugins/caddy-edgeroute"
 )
 
