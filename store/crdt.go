@@ -39,6 +39,7 @@ var replicated = []struct {
 	{"backends", []string{"id"}},
 	{"pops", []string{"node"}},
 	{"health", []string{"backend_id", "observer"}},
+	{"leases", []string{"backend_id"}},
 }
 
 const createCRDT = `
@@ -330,7 +331,11 @@ func (s *Store) initCRDT(ctx context.Context) error {
 			return err
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = CASE k WHEN 'site' THEN ?1 WHEN 'dev' THEN ?2 WHEN 'ino' THEN ?3 ELSE v END", site, dev, ino); err != nil {
+	// Only what differs is written: a second process opening the file
+	// finds everything in place and commits an empty transaction, which
+	// leaves the file as it was.
+	if _, err := conn.ExecContext(ctx, `UPDATE crdt_meta SET v = CASE k WHEN 'site' THEN ?1 WHEN 'dev' THEN ?2 WHEN 'ino' THEN ?3 END
+		WHERE (k = 'site' AND v IS NOT ?1) OR (k = 'dev' AND v IS NOT ?2) OR (k = 'ino' AND v IS NOT ?3)`, site, dev, ino); err != nil {
 		return err
 	}
 	// A crash of the replicator can never leave the flag set (it is only

@@ -3,8 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -24,9 +24,14 @@ type Registration struct {
 	HardLimit int
 }
 
-// Registered is a backend row with the heartbeat state this POP keeps for
-// it. Backends written by other means (SQL, replication, the admin API
-// without a TTL) have no heartbeat: zero times and HasHeartbeat false.
+// Registered is a backend row with its heartbeat state. Backends written
+// by other means (SQL, replication of such a row, the admin API without a
+// TTL) have no lease: zero times and HasHeartbeat false; they never expire.
+//
+// The POP that took a backend's latest heartbeats reports them exactly.
+// Any other POP reports the backend's replicated lease: LastSeen is when
+// the lease was last renewed, ExpiresAt when the cluster removes the
+// backend (see leases).
 type Registered struct {
 	Registration
 	Healthy      bool
@@ -36,22 +41,74 @@ type Registered struct {
 	ExpiresAt    time.Time
 }
 
-// heartbeats is this POP's own record of when registered backends last
-// checked in. It is local, not replicated: only the POP a backend talks to
-// expires it, and the expiry itself (deleting the backend row) replicates.
-const createHeartbeats = `CREATE TABLE IF NOT EXISTS heartbeats (
+// Heartbeat expiry is a property of the cluster, not of one POP: a backend
+// registered at a POP that then dies must still be removed, and a backend
+// that heartbeats to another POP must stay. Two tables carry it.
+//
+// heartbeats is this POP's own, exact record of the heartbeats it took
+// (v1's last_heartbeat_secs). It is local and not replicated: it is
+// written at every heartbeat.
+//
+// leases holds one replicated row per backend that must heartbeat: until
+// when the backend is known alive (expires_at), its TTL, and the site
+// (file) that renewed the lease last (holder). Every POP's expiry removes a
+// backend whose lease ran out more than LeaseGrace ago, whoever wrote it.
+//
+// Replicating every heartbeat would cost one cluster write per backend per
+// heartbeat (v1 clients send one every few seconds) for no news. So a
+// lease is written for TTL*3/2 and renewed only when less than one TTL of
+// it remains: at most one replicated write per TTL/2 per backend, however
+// often it heartbeats, while the lease always covers a full TTL after the
+// latest heartbeat, so no POP can remove a backend that is on time. The
+// price is paid only when the POP taking the heartbeats is gone: the others
+// remove a silent backend between TTL and TTL*3/2 (plus LeaseGrace) after
+// its last heartbeat.
+//
+// The POP that holds the lease removes the backend exactly one TTL after
+// the last heartbeat it took, as v1 did. A POP taking a heartbeat for a
+// lease another site holds renews it at once, so the holder is always the
+// POP that took the latest heartbeat (as soon as that write replicates,
+// ~100 ms), and a POP whose own heartbeat record ran out but that no
+// longer holds the lease leaves the backend alone.
+const (
+	createHeartbeats = `CREATE TABLE IF NOT EXISTS heartbeats (
 	backend_id    TEXT PRIMARY KEY NOT NULL,
 	registered_at INTEGER NOT NULL,
 	last_seen     INTEGER NOT NULL,
 	expires_at    INTEGER NOT NULL
-)`
+);
+CREATE INDEX IF NOT EXISTS heartbeats_expires ON heartbeats (expires_at)`
 
-const createHeartbeatsIndex = `CREATE INDEX IF NOT EXISTS heartbeats_expires ON heartbeats (expires_at)`
+	// Every column has a default: the merge inserts a row by its key and
+	// then sets its columns one by one.
+	createLeases = `CREATE TABLE IF NOT EXISTS leases (
+	backend_id    TEXT PRIMARY KEY NOT NULL,
+	registered_at INTEGER NOT NULL DEFAULT 0,
+	renewed_at    INTEGER NOT NULL DEFAULT 0,
+	expires_at    INTEGER NOT NULL DEFAULT 0,
+	ttl_ms        INTEGER NOT NULL DEFAULT 0,
+	holder        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS leases_expires ON leases (expires_at)`
+
+	leasesFromHeartbeats = `INSERT OR IGNORE INTO leases (backend_id, registered_at, renewed_at, expires_at, ttl_ms, holder)
+	SELECT backend_id, registered_at, last_seen, expires_at + (expires_at - last_seen) / 2, expires_at - last_seen,
+		COALESCE((SELECT v FROM crdt_meta WHERE k = 'site'), '') FROM heartbeats`
+)
+
+// LeaseGrace is how long past its lease's end a backend is kept by a POP
+// that did not take its heartbeats. It absorbs clock differences between
+// POPs (the cluster refuses changes from clocks more than MaxClockSkew
+// ahead, so POPs that replicate at all are closer than that) and the time
+// a renewal takes to replicate.
+const LeaseGrace = time.Second
+
+// leaseLength is how long a lease written at a heartbeat lasts.
+func leaseLength(ttl time.Duration) time.Duration { return ttl + ttl/2 }
 
 var (
-	registryReady sync.Map // *Store -> struct{}
-	writeLocks    sync.Map // *Store -> *sync.Mutex
-	stmtCache     sync.Map // stmtKey -> *sql.Stmt
+	writeLocks sync.Map // *Store -> *sync.Mutex
+	stmtCache  sync.Map // stmtKey -> *sql.Stmt
 )
 
 type stmtKey struct {
@@ -61,7 +118,8 @@ type stmtKey struct {
 
 // exec runs a statement prepared once per store and connection. Preparing
 // is most of a write's cost here: SQLite compiles the replication triggers
-// into every statement that fires them.
+// into every statement that fires them. Statements run on the write
+// handle; tx must come from it too.
 func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	st, err := s.stmt(ctx, query)
 	if err != nil {
@@ -89,7 +147,7 @@ func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if v, ok := stmtCache.Load(k); ok {
 		return v.(*sql.Stmt), nil
 	}
-	st, err := s.db.PrepareContext(ctx, query)
+	st, err := s.wdb.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -111,22 +169,12 @@ func (s *Store) writeLock() func() {
 	return mu.Unlock
 }
 
-// ensureRegistry creates the heartbeats table once per open store. It is
-// idempotent and independent of the schema version, so it composes with any
-// migration.
-func (s *Store) ensureRegistry(ctx context.Context) error {
-	if _, ok := registryReady.Load(s); ok {
-		return nil
-	}
+// ensureRegistry refuses registry calls on a read-only store. (Open
+// creates the registry's tables.)
+func (s *Store) ensureRegistry() error {
 	if s.readOnly {
-		return errors.New("routing table opened read-only")
+		return ErrReadOnly
 	}
-	for _, stmt := range []string{createHeartbeats, createHeartbeatsIndex} {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return s.wrap(err)
-		}
-	}
-	registryReady.Store(s, struct{}{})
 	return nil
 }
 
@@ -140,14 +188,16 @@ func fromMS(v int64) time.Time {
 }
 
 // Register creates or replaces the backend row (healthy, not deleted) and,
-// when ttl > 0, starts its heartbeat clock: without a heartbeat within ttl
-// the backend is removed by ExpireHeartbeats. With ttl <= 0 the backend is
-// permanent, as if written with SQL. It reports whether the row is new.
+// when ttl > 0, starts its heartbeat clock and its lease: without a
+// heartbeat within ttl the backend is removed by ExpireHeartbeats, here or,
+// should this POP be gone, on every other POP (see leases). With ttl <= 0
+// the backend is permanent, as if written with SQL. It reports whether the
+// row is new.
 //
 // Concurrent registrations are committed together (group commit): the
 // first caller commits everything queued meanwhile in one transaction.
 func (s *Store) Register(ctx context.Context, r Registration, ttl time.Duration, now time.Time) (created bool, err error) {
-	if err := s.ensureRegistry(ctx); err != nil {
+	if err := s.ensureRegistry(); err != nil {
 		return false, err
 	}
 	v, _ := batchers.LoadOrStore(s, new(regBatcher))
@@ -225,7 +275,7 @@ func (s *Store) registerTx(batch []*regReq) error {
 	// Not a caller's context: a batch serves several callers.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err)
 	}
@@ -250,11 +300,20 @@ func (s *Store) registerTx(batch []*regReq) error {
 			}
 		}
 		if ttl > 0 {
-			_, err = s.exec(ctx, tx, `INSERT INTO heartbeats (backend_id, registered_at, last_seen, expires_at) VALUES (?, ?, ?, ?)
+			if _, err := s.exec(ctx, tx, `INSERT INTO heartbeats (backend_id, registered_at, last_seen, expires_at) VALUES (?, ?, ?, ?)
 				ON CONFLICT(backend_id) DO UPDATE SET registered_at=excluded.registered_at, last_seen=excluded.last_seen, expires_at=excluded.expires_at`,
-				r.ID, ms(now), ms(now), ms(now.Add(ttl)))
+				r.ID, ms(now), ms(now), ms(now.Add(ttl))); err != nil {
+				return s.wrap(err)
+			}
+			_, err = s.exec(ctx, tx, `INSERT INTO leases (backend_id, registered_at, renewed_at, expires_at, ttl_ms, holder) VALUES (?1, ?2, ?2, ?3, ?4, ?5)
+				ON CONFLICT(backend_id) DO UPDATE SET registered_at=excluded.registered_at, renewed_at=excluded.renewed_at,
+				expires_at=excluded.expires_at, ttl_ms=excluded.ttl_ms, holder=excluded.holder`,
+				r.ID, ms(now), ms(now.Add(leaseLength(ttl))), ttl.Milliseconds(), s.site)
 		} else {
-			_, err = s.exec(ctx, tx, `DELETE FROM heartbeats WHERE backend_id=?`, r.ID)
+			if _, err := s.exec(ctx, tx, `DELETE FROM heartbeats WHERE backend_id=?`, r.ID); err != nil {
+				return s.wrap(err)
+			}
+			_, err = s.exec(ctx, tx, `DELETE FROM leases WHERE backend_id=?`, r.ID)
 		}
 		if err != nil {
 			return s.wrap(err)
@@ -266,91 +325,75 @@ func (s *Store) registerTx(batch []*regReq) error {
 // Heartbeat records that a backend is alive and pushes its expiry to
 // now+ttl. A backend that exists without a heartbeat (written by SQL, say)
 // starts one. It reports false, writing nothing, when no live backend has
-// the ID.
+// the ID. The replicated lease is written only when it needs renewing or
+// another POP holds it (see leases).
 func (s *Store) Heartbeat(ctx context.Context, id string, ttl time.Duration, now time.Time) (bool, error) {
-	defer s.writeLock()()
-	if err := s.ensureRegistry(ctx); err != nil {
+	if err := s.ensureRegistry(); err != nil {
 		return false, err
 	}
-	// One statement: the row is written only if the backend exists.
-	res, err := s.exec(ctx, nil, `INSERT INTO heartbeats (backend_id, registered_at, last_seen, expires_at)
+	defer s.writeLock()()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return false, s.wrap(err)
+	}
+	defer tx.Rollback()
+	// The row is written only if the backend exists.
+	res, err := s.exec(ctx, tx, `INSERT INTO heartbeats (backend_id, registered_at, last_seen, expires_at)
 		SELECT id, ?, ?, ? FROM backends WHERE id=? AND COALESCE(deleted, 0)=0 LIMIT 1
 		ON CONFLICT(backend_id) DO UPDATE SET last_seen=excluded.last_seen, expires_at=excluded.expires_at`,
 		ms(now), ms(now), ms(now.Add(ttl)), id)
 	if err != nil {
 		return false, s.wrap(err)
 	}
-	n, _ := res.RowsAffected()
-	return n > 0, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, nil
+	}
+	// A lease that still covers a full TTL, written by this POP with this
+	// TTL, is left as it is: nothing to replicate.
+	if _, err := s.exec(ctx, tx, `INSERT INTO leases (backend_id, registered_at, renewed_at, expires_at, ttl_ms, holder)
+		VALUES (?1, COALESCE((SELECT registered_at FROM heartbeats WHERE backend_id = ?1), ?2), ?2, ?3, ?4, ?5)
+		ON CONFLICT(backend_id) DO UPDATE SET renewed_at=excluded.renewed_at, expires_at=excluded.expires_at,
+			ttl_ms=excluded.ttl_ms, holder=excluded.holder
+		WHERE leases.holder IS NOT excluded.holder OR leases.ttl_ms IS NOT excluded.ttl_ms
+			OR leases.expires_at - excluded.renewed_at < excluded.ttl_ms`,
+		id, ms(now), ms(now.Add(leaseLength(ttl))), ttl.Milliseconds(), s.site); err != nil {
+		return false, s.wrap(err)
+	}
+	return true, s.wrapNil(tx.Commit())
 }
 
-// Deregister deletes a backend row and its heartbeat. The deletion
-// replicates like any other write. It reports false when there was no live
-// backend with the ID.
+// Deregister deletes a backend row, its lease and its heartbeat. The
+// deletion replicates like any other write. It reports false when there
+// was no live backend with the ID.
 func (s *Store) Deregister(ctx context.Context, id string) (bool, error) {
-	defer s.writeLock()()
-	if err := s.ensureRegistry(ctx); err != nil {
+	if err := s.ensureRegistry(); err != nil {
 		return false, err
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	defer s.writeLock()()
+	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return false, s.wrap(err)
 	}
 	defer tx.Rollback()
-	// Writes come first in every transaction here: a deferred transaction
-	// that reads before writing can fail with SQLITE_BUSY_SNAPSHOT under
-	// concurrent writers instead of waiting.
 	if _, err := s.exec(ctx, tx, `DELETE FROM heartbeats WHERE backend_id=?`, id); err != nil {
 		return false, s.wrap(err)
 	}
-	rows, err := s.query(ctx, tx, `DELETE FROM backends WHERE id=? RETURNING COALESCE(deleted, 0)`, id)
-	if err != nil {
+	if _, err := s.exec(ctx, tx, `DELETE FROM leases WHERE backend_id=?`, id); err != nil {
 		return false, s.wrap(err)
 	}
-	live := false
-	for rows.Next() {
-		var deleted int64
-		if err := rows.Scan(&deleted); err != nil {
-			rows.Close()
-			return false, s.wrap(err)
-		}
-		live = live || deleted == 0
+	ids, err := s.deleteBackends(ctx, tx, `DELETE FROM backends WHERE id=? AND COALESCE(deleted, 0)=0 RETURNING id`, id)
+	if err != nil {
+		return false, err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	// A row marked deleted goes as well, but was not live.
+	if _, err := s.exec(ctx, tx, `DELETE FROM backends WHERE id=?`, id); err != nil {
 		return false, s.wrap(err)
 	}
-	return live, s.wrapNil(tx.Commit())
+	return len(ids) > 0, s.wrapNil(tx.Commit())
 }
 
-func (s *Store) wrapNil(err error) error {
-	if err == nil {
-		return nil
-	}
-	return s.wrap(err)
-}
-
-// ExpireHeartbeats deletes every backend whose heartbeat expired before now
-// and returns their IDs.
-func (s *Store) ExpireHeartbeats(ctx context.Context, now time.Time) ([]string, error) {
-	if err := s.ensureRegistry(ctx); err != nil {
-		return nil, err
-	}
-	// The common case, nothing expired, is one indexed read and no write.
-	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM heartbeats WHERE expires_at < ?`, ms(now)).Scan(&n); err != nil {
-		return nil, s.wrap(err)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	defer s.writeLock()()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, s.wrap(err)
-	}
-	defer tx.Rollback()
-	rows, err := s.query(ctx, tx, `DELETE FROM backends WHERE id IN (SELECT backend_id FROM heartbeats WHERE expires_at < ?) RETURNING id`, ms(now))
+func (s *Store) deleteBackends(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := s.query(ctx, tx, query, args...)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -364,9 +407,75 @@ func (s *Store) ExpireHeartbeats(ctx context.Context, now time.Time) ([]string, 
 		ids = append(ids, id)
 	}
 	rows.Close()
+	return ids, s.wrapNil(rows.Err())
+}
+
+func (s *Store) wrapNil(err error) error {
+	if err == nil {
+		return nil
+	}
+	return s.wrap(err)
+}
+
+// expiredLeases selects the backends to remove at ?2 (now): those whose
+// lease ran out before ?1 (now - LeaseGrace), and those whose lease this
+// site (?3) holds and whose heartbeats, taken here, stopped one TTL ago.
+const expiredLeases = `SELECT backend_id FROM leases WHERE expires_at < ?1
+	UNION SELECT l.backend_id FROM leases l JOIN heartbeats h ON h.backend_id = l.backend_id
+	WHERE l.holder = ?3 AND h.expires_at < ?2`
+
+// ExpireHeartbeats deletes every backend whose heartbeats stopped (see
+// leases) and returns their IDs. Every POP runs it: a backend is removed
+// even when the POP it registered with is gone.
+func (s *Store) ExpireHeartbeats(ctx context.Context, now time.Time) ([]string, error) {
+	if err := s.ensureRegistry(); err != nil {
+		return nil, err
+	}
+	cutoff := ms(now.Add(-LeaseGrace))
+	// The common case, nothing expired, is two indexed reads and no write.
+	var due bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM leases WHERE expires_at < ?1)
+		OR EXISTS (SELECT 1 FROM heartbeats WHERE expires_at < ?2)`, cutoff, ms(now)).Scan(&due); err != nil {
+		return nil, s.wrap(err)
+	}
+	if !due {
+		return nil, nil
+	}
+	defer s.writeLock()()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer tx.Rollback()
+	var expired []string
+	rows, err := s.query(ctx, tx, expiredLeases, cutoff, ms(now), s.site)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, s.wrap(err)
+		}
+		expired = append(expired, id)
+	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, s.wrap(err)
 	}
+	var ids []string
+	if len(expired) > 0 {
+		list, _ := json.Marshal(expired)
+		if ids, err = s.deleteBackends(ctx, tx, `DELETE FROM backends WHERE id IN (SELECT value FROM json_each(?)) RETURNING id`, string(list)); err != nil {
+			return nil, err
+		}
+		if _, err := s.exec(ctx, tx, `DELETE FROM leases WHERE backend_id IN (SELECT value FROM json_each(?))`, string(list)); err != nil {
+			return nil, s.wrap(err)
+		}
+	}
+	// This POP's own records that ran out: of the backends just removed,
+	// and of those whose heartbeats now go to another POP.
 	if _, err := s.exec(ctx, tx, `DELETE FROM heartbeats WHERE expires_at < ?`, ms(now)); err != nil {
 		return nil, s.wrap(err)
 	}
@@ -376,10 +485,15 @@ func (s *Store) ExpireHeartbeats(ctx context.Context, now time.Time) ([]string, 
 	return ids, nil
 }
 
+// registeredQuery reads live backends with their heartbeat state: this
+// POP's own record while it holds the lease (?1), the lease otherwise,
+// expiring LeaseGrace (?2) after its end.
 const registeredQuery = `SELECT b.id, COALESCE(b.app, ''), COALESCE(b.region, ''), COALESCE(b.country, ''), COALESCE(b.wg_ip, ''),
 	COALESCE(b.port, 0), COALESCE(b.healthy, 1), COALESCE(b.weight, 0), COALESCE(b.soft_limit, 0), COALESCE(b.hard_limit, 0),
-	h.backend_id IS NOT NULL, COALESCE(h.registered_at, 0), COALESCE(h.last_seen, 0), COALESCE(h.expires_at, 0)
-	FROM backends b LEFT JOIN heartbeats h ON h.backend_id = b.id
+	l.backend_id IS NOT NULL, COALESCE(h.registered_at, l.registered_at, 0), COALESCE(h.last_seen, l.renewed_at, 0),
+	COALESCE(h.expires_at, l.expires_at + ?2, 0)
+	FROM backends b LEFT JOIN leases l ON l.backend_id = b.id
+	LEFT JOIN heartbeats h ON h.backend_id = b.id AND l.holder = ?1
 	WHERE COALESCE(b.deleted, 0) = 0`
 
 func scanRegistered(sc interface{ Scan(...any) error }) (Registered, error) {
@@ -399,10 +513,10 @@ func scanRegistered(sc interface{ Scan(...any) error }) (Registered, error) {
 // ListRegistered returns every live backend (not deleted) in table order
 // with its heartbeat state.
 func (s *Store) ListRegistered(ctx context.Context) ([]Registered, error) {
-	if err := s.ensureRegistry(ctx); err != nil {
+	if err := s.ensureRegistry(); err != nil {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, registeredQuery+" ORDER BY b.rowid")
+	rows, err := s.db.QueryContext(ctx, registeredQuery+" ORDER BY b.rowid", s.site, LeaseGrace.Milliseconds())
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -420,10 +534,10 @@ func (s *Store) ListRegistered(ctx context.Context) ([]Registered, error) {
 
 // GetRegistered returns one live backend, or false.
 func (s *Store) GetRegistered(ctx context.Context, id string) (Registered, bool, error) {
-	if err := s.ensureRegistry(ctx); err != nil {
+	if err := s.ensureRegistry(); err != nil {
 		return Registered{}, false, err
 	}
-	r, err := scanRegistered(s.db.QueryRowContext(ctx, registeredQuery+" AND b.id = ? LIMIT 1", id))
+	r, err := scanRegistered(s.db.QueryRowContext(ctx, registeredQuery+" AND b.id = ?3 LIMIT 1", s.site, LeaseGrace.Milliseconds(), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Registered{}, false, nil
 	}
@@ -431,43 +545,4 @@ func (s *Store) GetRegistered(ctx context.Context, id string) (Registered, bool,
 		return Registered{}, false, s.wrap(err)
 	}
 	return r, true, nil
-}
-
-// HealthRow is one observer's view of one backend, for the health table.
-type HealthRow struct {
-	BackendID string
-	Healthy   bool
-	RTT       time.Duration
-	CheckedAt time.Time
-}
-
-// WriteHealth upserts this observer's rows of the health table in one
-// transaction, and deletes its rows for the IDs in gone.
-func (s *Store) WriteHealth(ctx context.Context, observer string, rows []HealthRow, gone []string) error {
-	defer s.writeLock()()
-	if len(rows) == 0 && len(gone) == 0 {
-		return nil
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return s.wrap(err)
-	}
-	defer tx.Rollback()
-	for _, r := range rows {
-		healthy := 0
-		if r.Healthy {
-			healthy = 1
-		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO health (backend_id, observer, healthy, rtt_us, checked_at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT(backend_id, observer) DO UPDATE SET healthy=excluded.healthy, rtt_us=excluded.rtt_us, checked_at=excluded.checked_at`,
-			r.BackendID, observer, healthy, r.RTT.Microseconds(), r.CheckedAt.Unix()); err != nil {
-			return s.wrap(fmt.Errorf("writing health of %s: %w", r.BackendID, err))
-		}
-	}
-	for _, id := range gone {
-		if _, err := s.exec(ctx, tx, `DELETE FROM health WHERE backend_id=? AND observer=?`, id, observer); err != nil {
-			return s.wrap(err)
-		}
-	}
-	return s.wrapNil(tx.Commit())
 }

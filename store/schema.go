@@ -10,6 +10,12 @@ import (
 // PRAGMA user_version. A v1 routing.db has version 0; version 1 has the
 // backends, pops and health tables; version 2 adds change capture for
 // replication (crdt_* tables and triggers, see crdt.go).
+//
+// The registry's tables (heartbeats, and the replicated leases, see
+// registry.go) came later within version 2: a build that does not know
+// them ignores them and reads the rest as before, so they need no new
+// version that would make such a build refuse the file. Opening creates
+// them when they are missing, whatever the version.
 const SchemaVersion = 2
 
 // column is a backends column with the value a missing or NULL cell reads as.
@@ -71,46 +77,77 @@ const createHealth = `CREATE TABLE IF NOT EXISTS health (
 	PRIMARY KEY (backend_id, observer)
 )`
 
-// migrate brings the file to SchemaVersion. Every step is idempotent, so a
-// crash halfway is repaired by the next open, and a file already at the
-// current version is left untouched.
-func migrate(ctx context.Context, db *sql.DB) error {
-	var version int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
-		return err
-	}
-	if version > SchemaVersion {
-		return fmt.Errorf("schema version %d is newer than this build understands (%d)", version, SchemaVersion)
-	}
-	if version == SchemaVersion {
-		return nil
+// migrate brings the file to SchemaVersion and reports whether this call
+// did the work. Every step is idempotent, so a crash halfway is repaired
+// by the next open, and a file already current is left untouched (no
+// write, no lock).
+//
+// db must begin its transactions with BEGIN IMMEDIATE (Store.wdb): the
+// migration takes the write lock before it reads anything, waiting for
+// it, and looks at the file again once it holds it, so of two processes
+// opening a fresh file at the same instant one migrates and the other
+// finds the work done.
+func migrate(ctx context.Context, db *sql.DB) (bool, error) {
+	if current, err := schemaCurrent(ctx, db); err != nil || current {
+		return false, err
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback()
-	for _, stmt := range []string{createBackends, createPops, createHealth, createCRDT} {
+	current, err := schemaCurrent(ctx, tx)
+	if err != nil || current {
+		return false, err
+	}
+	had, err := tableColumns(ctx, tx, "leases")
+	if err != nil {
+		return false, err
+	}
+	for _, stmt := range []string{createBackends, createPops, createHealth, createCRDT, createHeartbeats, createLeases} {
 		if _, err := tx.ExecContext(ctx, stmt); err != nil {
-			return err
+			return false, err
+		}
+	}
+	if len(had) == 0 {
+		// A file written before leases existed: the heartbeats this POP
+		// kept become leases it holds, so the backends keep expiring.
+		if _, err := tx.ExecContext(ctx, leasesFromHeartbeats); err != nil {
+			return false, err
 		}
 	}
 	have, err := tableColumns(ctx, tx, "backends")
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, c := range backendColumns {
 		if have[c.name] {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE backends ADD COLUMN %s %s", c.name, c.decl)); err != nil {
-			return fmt.Errorf("adding column backends.%s: %w", c.name, err)
+			return false, fmt.Errorf("adding column backends.%s: %w", c.name, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
-		return err
+		return false, err
 	}
-	return tx.Commit()
+	return true, tx.Commit()
+}
+
+// schemaCurrent reports whether the file is at SchemaVersion with every
+// table, and fails on a file newer than this build.
+func schemaCurrent(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (bool, error) {
+	var version, tables int
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT user_version FROM pragma_user_version),
+		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('heartbeats', 'leases'))`).Scan(&version, &tables); err != nil {
+		return false, err
+	}
+	if version > SchemaVersion {
+		return false, fmt.Errorf("schema version %d is newer than this build understands (%d)", version, SchemaVersion)
+	}
+	return version == SchemaVersion && tables == 2, nil
 }
 
 type queryer interface {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,9 +32,13 @@ type Options struct {
 type Store struct {
 	path     string
 	readOnly bool
-	db       *sql.DB
+	db       *sql.DB // reads, and the handle DB returns
+	wdb      *sql.DB // write transactions (BEGIN IMMEDIATE); db when read-only
 	loads    *routing.LoadTracker
 	gen      atomic.Uint64
+	// migrated is set when this open brought the file to SchemaVersion
+	// (and not some other process before it).
+	migrated bool
 
 	// Replication state (crdt.go), set by initCRDT on writable opens.
 	site   string
@@ -55,23 +60,41 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	q := url.Values{}
-	q.Set("_busy_timeout", "5000")
+	// Every connection waits up to 5 s for a lock another process holds
+	// (a second proxy opening the file, the DNS server reading it, a v1
+	// proxy or the sqlite3 CLI writing it) instead of failing at once.
+	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
 	if opts.ReadOnly {
 		q.Set("mode", "ro")
 	} else {
-		q.Set("_journal_mode", "WAL")
+		// WAL is set once, by init (useWAL), and stays with the file.
 		q.Set("_synchronous", "NORMAL")
 	}
 	db, err := sql.Open("sqlite3", "file:"+abs+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("routing table %s: %w", abs, err)
 	}
-	s := &Store{path: abs, readOnly: opts.ReadOnly, db: db, loads: opts.Loads}
+	s := &Store{path: abs, readOnly: opts.ReadOnly, db: db, wdb: db, loads: opts.Loads}
+	if !opts.ReadOnly {
+		// Write transactions begin with BEGIN IMMEDIATE: they take the
+		// write lock up front, waiting for it under the busy timeout. A
+		// deferred transaction that reads first and writes later cannot
+		// wait when another process committed in between (SQLite fails it
+		// with "database is locked" at once), which is what two proxies
+		// migrating one file at the same instant ran into. Reads keep
+		// their own pool of deferred transactions, so a snapshot never
+		// holds the write lock.
+		q.Set("_txlock", "immediate")
+		if s.wdb, err = sql.Open("sqlite3", "file:"+abs+"?"+q.Encode()); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("routing table %s: %w", abs, err)
+		}
+	}
 	if s.loads == nil {
 		s.loads = routing.NewLoadTracker()
 	}
 	if err := s.init(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("routing table %s: %w", abs, describe(err))
 	}
 	return s, nil
@@ -105,10 +128,65 @@ func (s *Store) init(ctx context.Context) error {
 	if s.readOnly {
 		return nil
 	}
-	if err := migrate(ctx, s.db); err != nil {
+	if err := useWAL(ctx, s.db); err != nil {
+		return fmt.Errorf("switching to WAL journaling: %w", err)
+	}
+	migrated, err := migrate(ctx, s.wdb)
+	if err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	s.migrated = migrated
+	if err := s.initCRDT(ctx); err != nil {
+		return fmt.Errorf("setting up change capture: %w", err)
+	}
+	return nil
+}
+
+// busyTimeout is how long a statement waits for a lock another connection
+// or process holds.
+const busyTimeout = 5 * time.Second
+
+// useWAL puts the file in WAL mode, in which readers and the writer do not
+// block each other; the mode stays with the file. Switching a v1 file
+// needs the exclusive lock, and when another process writes the file at
+// the same time (a v1 proxy still running on it) SQLite gives up on the
+// switch with "database is locked" rather than wait, sometimes only after
+// the whole busy timeout, when both sides wait for each other. So the
+// switch is tried with a short busy timeout, again and again, until it
+// gets a moment when the file is free.
+func useWAL(ctx context.Context, db *sql.DB) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
 		return err
 	}
-	return s.initCRDT(ctx)
+	defer conn.Close()
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || strings.EqualFold(mode, "wal") {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 20"); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
+	deadline := time.Now().Add(2 * busyTimeout)
+	for {
+		err := conn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		if err == nil {
+			if !strings.EqualFold(mode, "wal") {
+				return fmt.Errorf("the file stays in journal mode %q", mode)
+			}
+			return nil
+		}
+		var se sqlite3.Error
+		if !errors.As(err, &se) || (se.Code != sqlite3.ErrBusy && se.Code != sqlite3.ErrLocked) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(rand.IntN(3000)) * time.Microsecond):
+		}
+	}
 }
 
 // describe turns SQLite's terse errors into what an operator should check.
@@ -132,14 +210,23 @@ func describe(err error) error {
 // Path is the absolute path of the file.
 func (s *Store) Path() string { return s.path }
 
-// DB is the handle for writers (the registration API, replication).
+// DB is the file's database handle. Everything outside this package
+// reads and writes through the typed calls instead; DB is for tests that
+// set up fixtures. Its transactions are deferred: a writer must not read
+// before its first write in one (see Open).
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Loads is the tracker whose Loads the snapshots carry.
 func (s *Store) Loads() *routing.LoadTracker { return s.loads }
 
 // Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.wdb != s.db {
+		err = errors.Join(err, s.wdb.Close())
+	}
+	return err
+}
 
 // nextGeneration returns a generation above every earlier one and, across
 // restarts, above those of earlier runs: DNS serials are derived from it.
