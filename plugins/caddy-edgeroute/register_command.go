@@ -1,12 +1,8 @@
 package edgeroute
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -16,6 +12,8 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/edgeproxy/edgeproxy/discovery"
 )
 
 // registerFlags adds the flags of `caddy edgeroute register`.
@@ -41,33 +39,6 @@ const registerUsage = `
       ttl/3 (registering again if the POP forgot it), and deregisters on
       SIGINT or SIGTERM. The token may come from $EDGE_API_TOKEN instead of
       --token, which keeps it out of the process list.`
-
-type registerClient struct {
-	base, token string
-	http        *http.Client
-}
-
-func (c *registerClient) do(ctx context.Context, method, path string, body []byte) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct{ Error string }
-	if json.Unmarshal(msg, &e) == nil && e.Error != "" {
-		return resp.StatusCode, e.Error, nil
-	}
-	return resp.StatusCode, strings.TrimSpace(string(msg)), nil
-}
 
 func runRegister(fl caddycmd.Flags) (int, error) {
 	base := strings.TrimSuffix(fl.String("api"), "/")
@@ -95,73 +66,15 @@ func runRegister(fl caddycmd.Flags) (int, error) {
 	if ttl <= 0 {
 		return exitFailure, fmt.Errorf("--ttl must be positive")
 	}
-	payload := map[string]any{"id": id, "app": app, "region": region, "ip": ip, "port": port}
-	if cc := fl.String("country"); cc != "" {
-		payload["country"] = cc
-	}
-	for flag, field := range map[string]string{"weight": "weight", "soft-limit": "soft_limit", "hard-limit": "hard_limit"} {
-		if v := fl.Int(flag); v != 0 {
-			payload[field] = v
-		}
-	}
-	body, _ := json.Marshal(payload)
-	c := &registerClient{base: base, token: token, http: &http.Client{Timeout: min(10*time.Second, max(ttl/3, time.Second))}}
-
+	reg := discovery.Registration{ID: id, App: app, Region: region, Country: fl.String("country"), IP: ip, Port: port,
+		Weight: fl.Int("weight"), SoftLimit: fl.Int("soft-limit"), HardLimit: fl.Int("hard-limit")}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logf := func(format string, args ...any) {
+	c := &discovery.Client{Base: base, Token: token, Logf: func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s edgeroute register: %s\n", time.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
-	}
-	register := func() error {
-		code, msg, err := c.do(ctx, http.MethodPost, "/api/v1/register", body)
-		if err != nil {
-			return err
-		}
-		if code != http.StatusCreated && code != http.StatusOK {
-			return fmt.Errorf("register: %d: %s", code, msg)
-		}
-		return nil
-	}
-	// A bad request or token will not get better by retrying.
-	if err := register(); err != nil {
+	}}
+	if err := c.Run(ctx, reg, ttl); err != nil {
 		return exitFailure, err
 	}
-	logf("registered %s (%s:%d, app %s) with %s; heartbeat every %v", id, ip, port, app, base, ttl/3)
-
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			code, msg, err := c.do(dctx, http.MethodDelete, "/api/v1/backends/"+url.PathEscape(id), nil)
-			cancel()
-			switch {
-			case err != nil:
-				return exitFailure, fmt.Errorf("deregistering %s: %v", id, err)
-			case code == http.StatusOK || code == http.StatusNotFound:
-				logf("deregistered %s", id)
-				return 0, nil
-			default:
-				return exitFailure, fmt.Errorf("deregistering %s: %d: %s", id, code, msg)
-			}
-		case <-t.C:
-		}
-		code, msg, err := c.do(ctx, http.MethodPost, "/api/v1/heartbeat/"+url.PathEscape(id), nil)
-		switch {
-		case ctx.Err() != nil:
-			// Shutting down: the next loop deregisters.
-		case err != nil:
-			logf("heartbeat failed (will retry): %v", err)
-		case code == http.StatusNotFound:
-			// Expired or removed meanwhile: register again.
-			if err := register(); err != nil {
-				logf("registering again failed (will retry): %v", err)
-			} else {
-				logf("registered %s again (the POP had forgotten it)", id)
-			}
-		case code != http.StatusOK:
-			logf("heartbeat: %d: %s", code, msg)
-		}
-	}
+	return 0, nil
 }
