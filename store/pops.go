@@ -29,6 +29,9 @@ func (s *Store) SetPop(ctx context.Context, node string, u PopUpdate) error {
 	if strings.TrimSpace(node) == "" {
 		return errors.New("pops row: no node name")
 	}
+	if s.readOnly {
+		return ErrReadOnly
+	}
 	cols := []struct {
 		name string
 		v    *string

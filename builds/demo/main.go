@@ -158,9 +158,10 @@ func seed(path string) error {
 	}
 	defer s.Close()
 	for _, b := range backends {
-		_, err := s.DB().ExecContext(ctx, `INSERT OR REPLACE INTO backends
-			(id, app, region, country, wg_ip, port, healthy, weight, soft_limit, hard_limit, deleted)
-			VALUES (?, 'demo', ?, ?, '127.0.0.1', ?, 1, 2, 100, 150, 0)`, b.id, b.region, b.country, b.port)
+		// No TTL: permanent rows, healthy and not deleted, as an operator
+		// would write them with SQL.
+		_, err := s.Register(ctx, store.Registration{ID: b.id, App: "demo", Region: b.region, Country: b.country,
+			IP: "127.0.0.1", Port: b.port, Weight: 2, SoftLimit: 100, HardLimit: 150}, 0, time.Now())
 		if err != nil {
 			return fmt.Errorf("seeding %s: %w", path, err)
 		}

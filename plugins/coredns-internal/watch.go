@@ -11,9 +11,11 @@ import (
 
 // load builds the records of a table and publishes them.
 func (in *Internal) load(ctx context.Context, t *routing.Table, warnings []string) error {
-	down, err := downBackends(ctx, in.store.DB())
+	// The health rows are read right after the table's snapshot; see
+	// store.DownBackends for why the two converge.
+	down, err := in.store.DownBackends(ctx)
 	if err != nil {
-		return fmt.Errorf("routing table %s: health rows: %w", in.store.Path(), err)
+		return fmt.Errorf("reading the health rows: %w", err)
 	}
 	s, problems := build(in.build, t, down)
 	in.warn(append(warnings, problems...))
