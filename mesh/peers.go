@@ -210,8 +210,10 @@ func (d *Device) SetPeers(peers []Peer) (Change, error) {
 
 // settleDelay is how long the higher key of a new pair waits for the
 // lower key's handshake before it turns its keepalive on (and so
-// initiates itself when no session came).
-const settleDelay = time.Second
+// initiates itself when no session came, as when the other POP does not
+// know this one yet). It is longer than a handshake takes on any path
+// between POPs, so the two initiations do not cross.
+const settleDelay = 500 * time.Millisecond
 
 // settle turns the configured keepalive on for peers added without it.
 func (d *Device) settle(keys []wgtypes.Key) {

@@ -9,6 +9,7 @@ import (
 
 	_ "github.com/edgeproxy/edgeproxy/plugins/caddy-bgp"
 	_ "github.com/edgeproxy/edgeproxy/plugins/caddy-edgeroute"
+	_ "github.com/edgeproxy/edgeproxy/plugins/caddy-wg6pn"
 )
 
 func main() {

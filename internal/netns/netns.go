@@ -195,3 +195,34 @@ func (ns *NS) Start(c *exec.Cmd) error {
 	})
 	return nil
 }
+
+// Bridge makes a bridge named br in hub, for a shared segment.
+func (n *Net) Bridge(hub *NS, br string) error {
+	if _, err := hub.Run("ip", "link", "add", br, "type", "bridge"); err != nil {
+		return err
+	}
+	_, err := hub.Run("ip", "link", "set", br, "up")
+	return err
+}
+
+// Attach links ns to the bridge br in hub, giving ns's end the addresses.
+func (n *Net) Attach(hub *NS, br string, ns *NS, addrs []string) error {
+	ea, eb := n.IfName("va"), n.IfName("vb")
+	if out, err := exec.Command("ip", "link", "add", ea, "netns", hub.Name, "type", "veth", "peer", "name", eb, "netns", ns.Name).CombinedOutput(); err != nil {
+		return fmt.Errorf("veth %s-%s: %v: %s", ea, eb, err, out)
+	}
+	if _, err := hub.Run("ip", "link", "set", ea, "master", br, "up"); err != nil {
+		return err
+	}
+	for _, ad := range addrs {
+		args := []string{"addr", "add", ad, "dev", eb}
+		if strings.Contains(ad, ":") {
+			args = append(args, "nodad")
+		}
+		if _, err := ns.Run("ip", args...); err != nil {
+			return err
+		}
+	}
+	_, err := ns.Run("ip", "link", "set", eb, "up")
+	return err
+}
