@@ -54,6 +54,7 @@ type API struct {
 	Now func() time.Time
 
 	tokenSum [32]byte
+	svc      *Service
 }
 
 // Init checks the configuration and precomputes what requests need.
@@ -74,6 +75,21 @@ func (a *API) Init() error {
 		a.Started = a.Now()
 	}
 	a.tokenSum = sha256.Sum256([]byte(strings.TrimSpace(a.Token)))
+	// The service reads the API's fields at each call: they may be set
+	// after Init (a test's clock, say).
+	a.svc = &Service{Store: a.Store, Now: func() time.Time { return a.Now() },
+		Country: func(ip netip.Addr) string {
+			if a.Country == nil {
+				return ""
+			}
+			return a.Country(ip)
+		},
+		Down: func(id string) bool { return a.Down != nil && a.Down(id) },
+		OnChange: func(event, id string) {
+			if a.OnChange != nil {
+				a.OnChange(event, id)
+			}
+		}}
 	return nil
 }
 
@@ -218,89 +234,60 @@ func (a *API) register(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		writeJSON(w, status, map[string]string{"error": err.Error()})
 		return
 	}
-	reg, err := ParseRegistration(body, a.Country)
-	if err != nil {
+	reg, err := a.svc.Register(ctx, body, a.TTL)
+	var bad *InputError
+	switch {
+	case errors.As(err, &bad):
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-		return
-	}
-	if _, err := a.Store.Register(ctx, reg, a.TTL, a.Now()); err != nil {
+	case err != nil:
 		a.internal(w, err)
-		return
+	default:
+		writeJSON(w, http.StatusCreated, map[string]any{"id": reg.ID, "registered": true, "message": "Backend registered successfully"})
 	}
-	a.changed("registered", reg.ID)
-	writeJSON(w, http.StatusCreated, map[string]any{"id": reg.ID, "registered": true, "message": "Backend registered successfully"})
 }
 
 func (a *API) heartbeat(ctx context.Context, w http.ResponseWriter, id string) {
-	ok, err := a.Store.Heartbeat(ctx, id, a.TTL, a.Now())
-	switch {
+	switch err := a.svc.Heartbeat(ctx, id, a.TTL); {
+	case errors.Is(err, ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"id": id, "error": "backend not registered"})
 	case err != nil:
 		a.internal(w, err)
-	case !ok:
-		writeJSON(w, http.StatusNotFound, map[string]string{"id": id, "error": "backend not registered"})
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"id": id, "status": "ok"})
 	}
 }
 
 func (a *API) deregister(ctx context.Context, w http.ResponseWriter, id string) {
-	ok, err := a.Store.Deregister(ctx, id)
-	switch {
+	switch err := a.svc.Deregister(ctx, id); {
+	case errors.Is(err, ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"id": id, "error": "backend not found"})
 	case err != nil:
 		a.internal(w, err)
-	case !ok:
-		writeJSON(w, http.StatusNotFound, map[string]string{"id": id, "error": "backend not found"})
 	default:
-		a.changed("deregistered", id)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "deregistered": true})
 	}
 }
 
 func (a *API) list(ctx context.Context, w http.ResponseWriter) {
-	rows, err := a.Store.ListRegistered(ctx)
+	out, err := a.svc.List(ctx)
 	if err != nil {
 		a.internal(w, err)
 		return
-	}
-	now := a.Now()
-	out := make([]BackendStatus, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, a.status(r, now))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"backends": out, "total": len(out)})
 }
 
 func (a *API) get(ctx context.Context, w http.ResponseWriter, id string) {
-	r, ok, err := a.Store.GetRegistered(ctx, id)
+	st, err := a.svc.Get(ctx, id)
 	switch {
+	case errors.Is(err, ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"id": id, "error": "backend not found"})
 	case err != nil:
 		a.internal(w, err)
-	case !ok:
-		writeJSON(w, http.StatusNotFound, map[string]string{"id": id, "error": "backend not found"})
 	default:
-		writeJSON(w, http.StatusOK, a.status(r, a.Now()))
+		writeJSON(w, http.StatusOK, st)
 	}
 }
-
-// Status turns a stored backend into its API view at time now.
-func (a *API) status(r store.Registered, now time.Time) BackendStatus {
-	s := BackendStatus{ID: r.ID, App: r.App, Region: r.Region, Country: r.Country, IP: r.IP, Port: r.Port,
-		Healthy: r.Healthy, Weight: r.Weight, SoftLimit: r.SoftLimit, HardLimit: r.HardLimit, Heartbeat: r.HasHeartbeat}
-	if r.HasHeartbeat {
-		s.LastHeartbeatSecs = secs(now.Sub(r.LastSeen))
-		s.RegisteredSecs = secs(now.Sub(r.RegisteredAt))
-		if !now.Before(r.ExpiresAt) {
-			s.Healthy = false
-		}
-	}
-	if a.Down != nil && a.Down(r.ID) {
-		s.Healthy = false
-	}
-	return s
-}
-
-// Status is the exported form of status for adapters.
-func (a *API) Status(r store.Registered) BackendStatus { return a.status(r, a.Now()) }
 
 func secs(d time.Duration) uint64 {
 	if d < 0 {
@@ -326,12 +313,6 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) internal(w http.ResponseWriter, err error) {
 	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "routing table: " + err.Error()})
-}
-
-func (a *API) changed(event, id string) {
-	if a.OnChange != nil {
-		a.OnChange(event, id)
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

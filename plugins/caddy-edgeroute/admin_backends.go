@@ -27,14 +27,9 @@ func apiErr(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
 }
 
-func (a *adminAPI) discoveryAPI() *discovery.API {
-	app := a.app
-	return &discovery.API{Store: app.rt.Store(), Now: time.Now,
-		Down: func(id string) bool {
-			b := app.Table().Backend(id)
-			return b != nil && b.Load.Down()
-		}}
-}
+// discovery is the registration service the v1 API uses too (api.go),
+// without its token: the admin endpoint is local.
+func (a *adminAPI) discovery() *discovery.Service { return a.app.discovery() }
 
 func queryTTL(r *http.Request) (time.Duration, error) {
 	v := r.URL.Query().Get("ttl")
@@ -60,11 +55,12 @@ func (a *adminAPI) registerBackend(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return caddy.APIError{HTTPStatus: status, Err: err}
 	}
-	reg, err := discovery.ParseRegistration(body, a.app.geo.Country)
-	if err != nil {
+	reg, err := a.discovery().Register(r.Context(), body, ttl)
+	var bad *discovery.InputError
+	switch {
+	case errors.As(err, &bad):
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
-	}
-	if _, err := a.app.rt.Store().Register(r.Context(), reg, ttl, time.Now()); err != nil {
+	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
 	}
 	a.app.logger.Info("backend registered through the admin API", zapBackend(reg.ID))
@@ -91,7 +87,7 @@ func (a *adminAPI) backendByID(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return apiErr(http.StatusBadRequest, "backend id in the path: %v", err)
 	}
-	st := a.app.rt.Store()
+	svc := a.discovery()
 	ctx := r.Context()
 	switch {
 	case heartbeat && r.Method == http.MethodPost:
@@ -102,32 +98,30 @@ func (a *adminAPI) backendByID(w http.ResponseWriter, r *http.Request) error {
 		if ttl == 0 {
 			ttl = discovery.DefaultTTL
 		}
-		ok, err := st.Heartbeat(ctx, id, ttl, time.Now())
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, "%v", err)
-		}
-		if !ok {
+		switch err := svc.Heartbeat(ctx, id, ttl); {
+		case errors.Is(err, discovery.ErrNotFound):
 			return apiErr(http.StatusNotFound, "backend %q not registered", id)
+		case err != nil:
+			return apiErr(http.StatusInternalServerError, "%v", err)
 		}
 		return writeJSON(w, map[string]string{"id": id, "status": "ok"})
 	case heartbeat:
 		return apiErr(http.StatusMethodNotAllowed, "method %s not allowed: use POST", r.Method)
 	case r.Method == http.MethodGet:
-		reg, ok, err := st.GetRegistered(ctx, id)
-		if err != nil {
+		st, err := svc.Get(ctx, id)
+		switch {
+		case errors.Is(err, discovery.ErrNotFound):
+			return apiErr(http.StatusNotFound, "backend %q not found", id)
+		case err != nil:
 			return apiErr(http.StatusInternalServerError, "%v", err)
 		}
-		if !ok {
-			return apiErr(http.StatusNotFound, "backend %q not found", id)
-		}
-		return writeJSON(w, a.discoveryAPI().Status(reg))
+		return writeJSON(w, st)
 	case r.Method == http.MethodDelete:
-		ok, err := st.Deregister(ctx, id)
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, "%v", err)
-		}
-		if !ok {
+		switch err := svc.Deregister(ctx, id); {
+		case errors.Is(err, discovery.ErrNotFound):
 			return apiErr(http.StatusNotFound, "backend %q not found", id)
+		case err != nil:
+			return apiErr(http.StatusInternalServerError, "%v", err)
 		}
 		a.app.logger.Info("backend deregistered through the admin API", zapBackend(id))
 		return writeJSON(w, map[string]any{"id": id, "deregistered": true})

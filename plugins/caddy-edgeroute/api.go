@@ -76,15 +76,13 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("edgeroute_api: %v", err)
 	}
 	app := appIface.(*App)
+	svc := app.discovery()
 	h.api = &discovery.API{
-		Store:   app.rt.Store(),
+		Store:   svc.Store,
 		Token:   token,
 		TTL:     time.Duration(h.HeartbeatTTL),
-		Country: app.geo.Country,
-		Down: func(id string) bool {
-			b := app.Table().Backend(id)
-			return b != nil && b.Load.Down()
-		},
+		Country: svc.Country,
+		Down:    svc.Down,
 		Version: Version(),
 		Started: processStart,
 		OnChange: func(event, id string) {
@@ -160,3 +158,17 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*APIHandler)(nil)
 	_ caddyfile.Unmarshaler       = (*APIHandler)(nil)
 )
+
+// discovery is the registration service over the app's table, shared by
+// the v1 API and the admin routes: backends this POP holds down read as
+// unhealthy in both.
+func (a *App) discovery() *discovery.Service {
+	return &discovery.Service{
+		Store:   a.rt.Store(),
+		Country: a.geo.Country,
+		Down: func(id string) bool {
+			b := a.Table().Backend(id)
+			return b != nil && b.Load.Down()
+		},
+	}
+}
