@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMeshBackhaul: a backend lives in a namespace that only POP B
+// reaches, at an address in B's /64. A client of POP A is served by it
+// through A's edgeroute listener, the mesh and B's forwarding. Then B
+// sends packets with a source outside its allowed IPs, and A drops them.
+func TestMeshBackhaul(t *testing.T) {
+	m := newMeshNet(t)
+	a := m.addPOP("a", 1, "a")
+	b := m.addPOP("b", 2, "b")
+	a.extra = "listen 127.0.0.1:8080 {\n\t\t\tapp myapp\n\t\t}"
+	be, err := m.net.Add("be")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The backend's LAN: B's end holds the rest of B's /64.
+	if err := m.net.Link(b.ns, []string{"fdaa:0:1:b::fe/64"}, be, []string{"fdaa:0:1:b::10/64"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := be.Run("ip", "-6", "route", "add", "fdaa:0:1::/48", "via", "fdaa:0:1:b::fe"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.ns.Run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := be.Listen("tcp", "[fdaa:0:1:b::10]:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				fmt.Fprintf(c, "backend-b serving %s\n", c.RemoteAddr())
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				c.Write([]byte("echo " + line))
+			}()
+		}
+	}()
+	a.start()
+	b.start()
+	m.waitMeshed([]*meshPOP{a, b}, 10*time.Second)
+
+	// The backend is not reachable from A but through the mesh.
+	if out, err := a.ns.Run("ip", "-6", "route", "get", "fdaa:0:1:b::10"); err != nil || !strings.Contains(out, "dev "+a.iface) {
+		t.Fatalf("route at a: %v %s", err, out)
+	}
+	a.sql("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('be-b', 'myapp', 'eu', 'DE', 'fdaa:0:1:b::10', 9000)")
+	deadline := time.Now().Add(5 * time.Second)
+	var greeting string
+	for {
+		greeting = dialVia(a)
+		if strings.HasPrefix(greeting, "backend-b serving [fdaa:0:1:a::1]") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client of a was not served by the backend behind b: %q\n%s", greeting, a.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := a.caddy("edgeroute", "route", "--app", "myapp", "--client", "192.0.2.50", "--json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var rv struct {
+		Chosen string `json:"chosen"`
+	}
+	if err := json.Unmarshal([]byte(out), &rv); err != nil || rv.Chosen != "be-b" {
+		t.Fatalf("caddy edgeroute route at a: %v %s", err, out)
+	}
+
+	// Spoofed sources: B sends from an address outside B's /64; A's
+	// device drops it before it reaches A's stack, while B's own
+	// address passes.
+	rules := fmt.Sprintf(`table inet wgtest {
+	chain in {
+		type filter hook input priority 0;
+		iifname "%[1]s" ip6 saddr fdaa:0:1:99::/64 counter
+		iifname "%[1]s" ip6 saddr fdaa:0:1:b::/64 counter
+	}
+}`, a.iface)
+	nft := a.ns.Cmd("nft", "-f", "-")
+	nft.Stdin = strings.NewReader(rules)
+	if out, err := nft.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v %s", err, out)
+	}
+	if _, err := b.ns.Run("ip", "addr", "add", "fdaa:0:1:99::1/128", "dev", "lo"); err != nil {
+		t.Fatal(err)
+	}
+	txBefore := txTo(b, "a")
+	if out, err := b.ns.Run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "1", "-I", "fdaa:0:1:99::1", a.addr6()); err == nil {
+		t.Fatalf("a answered a ping from a source outside b's allowed IPs:\n%s", out)
+	}
+	if out, err := b.ns.Run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "1", a.addr6()); err != nil {
+		t.Fatalf("ping from b's own address: %v\n%s", err, out)
+	}
+	if sent := txTo(b, "a") - txBefore; sent < 6*32 {
+		t.Fatalf("b sent only %d bytes to a: the spoofed pings did not enter the tunnel", sent)
+	}
+	counters, _ := a.ns.Run("nft", "list", "chain", "inet", "wgtest", "in")
+	spoofed, own := nftPackets(counters, "fdaa:0:1:99::/64"), nftPackets(counters, "fdaa:0:1:b::/64")
+	if spoofed != 0 || own < 3 {
+		t.Fatalf("packets reaching a from the spoofed source: %d (want 0), from b's own: %d (want >= 3)\n%s", spoofed, own, counters)
+	}
+}
+
+func dialVia(p *meshPOP) string {
+	ctx, cancel := ctxTimeout(3 * time.Second)
+	defer cancel()
+	c, err := p.ns.DialContext(ctx, "tcp", "127.0.0.1:8080")
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	r := bufio.NewReader(c)
+	line, _ := r.ReadString('\n')
+	fmt.Fprintf(c, "ping\n")
+	echo, _ := r.ReadString('\n')
+	if echo != "echo ping\n" {
+		return "no echo: " + line
+	}
+	return strings.TrimSpace(line)
+}
+
+func txTo(p *meshPOP, node string) int64 {
+	for _, q := range p.view().Peers {
+		if q.Node == node {
+			return q.TxBytes
+		}
+	}
+	return 0
+}
+
+func nftPackets(listing, prefix string) int {
+	re := regexp.MustCompile(regexp.QuoteMeta(prefix) + ` counter packets (\d+)`)
+	m := re.FindStringSubmatch(listing)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
