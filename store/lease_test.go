@@ -89,7 +89,7 @@ func TestLeasesExpireBackendsOfADeadPOP(t *testing.T) {
 		switch {
 		case s < 6 && len(gone) > 0:
 			// The lease of "silent" ends at +4.5 s, and with the grace
-			// no POP removes it before +5.5 s: a clock up to a second
+			// no POP removes it before +5 s: a clock up to half a second
 			// ahead of pop1's does not cut a backend short.
 			t.Fatalf("+%ds: pop2 removed %v", s, gone)
 		case s == 6 && !slices.Equal(gone, []string{"silent"}):
@@ -124,13 +124,14 @@ func TestLeasesExpireBackendsOfADeadPOP(t *testing.T) {
 	if gone := expire(t, pop2, at(13*time.Second)); len(gone) > 0 {
 		t.Fatalf("pop2 removed %v at the TTL's last instant", gone)
 	}
-	if gone := expire(t, pop1, at(14*time.Second+400*time.Millisecond)); len(gone) > 0 {
+	leaseEnd := at(13*time.Second + 500*time.Millisecond)
+	if gone := expire(t, pop1, leaseEnd.Add(LeaseGrace)); len(gone) > 0 {
 		t.Fatalf("pop1 removed %v before the lease and grace ran out", gone)
 	}
 	if gone := expire(t, pop2, at(13*time.Second+time.Millisecond)); !slices.Equal(gone, []string{"alive"}) {
 		t.Fatalf("pop2 removed %v one TTL after the last heartbeat", gone)
 	}
-	if gone := expire(t, pop1, at(14*time.Second+600*time.Millisecond)); !slices.Equal(gone, []string{"alive"}) {
+	if gone := expire(t, pop1, leaseEnd.Add(LeaseGrace+time.Millisecond)); !slices.Equal(gone, []string{"alive"}) {
 		t.Fatalf("pop1 removed %v after the lease and grace", gone)
 	}
 	// Both removed it; the two deletions merge to one.

@@ -97,11 +97,14 @@ CREATE INDEX IF NOT EXISTS leases_expires ON leases (expires_at)`
 )
 
 // LeaseGrace is how long past its lease's end a backend is kept by a POP
-// that did not take its heartbeats. It absorbs clock differences between
-// POPs (the cluster refuses changes from clocks more than MaxClockSkew
-// ahead, so POPs that replicate at all are closer than that) and the time
-// a renewal takes to replicate.
-const LeaseGrace = time.Second
+// that did not take its heartbeats: it absorbs the difference between the
+// clocks of the POP that wrote the lease and the POP reading it. POPs
+// whose clocks are further apart than MaxClockSkew do not replicate at all
+// (the merge refuses their changes), so that much is enough. The time a
+// renewal takes to replicate (~100 ms) is covered by the lease itself: a
+// client heartbeating every TTL/3 (v1's and ours) renews it while half a
+// TTL of it is left.
+const LeaseGrace = MaxClockSkew
 
 // leaseLength is how long a lease written at a heartbeat lasts.
 func leaseLength(ttl time.Duration) time.Duration { return ttl + ttl/2 }

@@ -44,6 +44,9 @@ type Options struct {
 	NoCluster bool
 	// WatchInterval of the routing table (default: edgeroute's, 50ms).
 	WatchInterval string
+	// Sites are Caddyfile site blocks after the global options, e.g. an
+	// edgeroute_api site serving the Auto-Discovery API.
+	Sites string
 }
 
 // POP is one running (or stopped) process.
@@ -155,7 +158,7 @@ func (p *POP) caddyfile() string {
 		}
 	}
 }
-`, p.Admin, p.DB, o.Name, o.Region, o.Country, watch, cluster, p.Listen, o.App)
+%s`, p.Admin, p.DB, o.Name, o.Region, o.Country, watch, cluster, p.Listen, o.App, o.Sites)
 }
 
 // Start runs the process and waits until its listener accepts connections.
