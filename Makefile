@@ -10,9 +10,9 @@ BIN     := $(CURDIR)/bin
 RUN     := $(CURDIR)/.run
 
 # Debian packages the tests and benchmarks drive as real peers.
-TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping
+TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2
 BENCH_PACKAGES := haproxy nginx-light wrk dnsperf
-TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping
+TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird
 
 .PHONY: all build run test bench deps bench-deps vet fmt clean
 
