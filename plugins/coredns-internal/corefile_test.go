@@ -393,6 +393,19 @@ func TestCorefileAXFR(t *testing.T) {
 			t.Errorf("AXFR lacks %s", want)
 		}
 	}
+	// A secondary can load the transferred zone: BIND's own checker
+	// accepts it (the in-zone NS has addresses).
+	zoneFile := filepath.Join(t.TempDir(), "internal.zone")
+	if err := os.WriteFile(zoneFile, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("named-checkzone"); err != nil {
+		t.Fatal("named-checkzone is required (apt-get install bind9-utils)")
+	}
+	check, err := exec.Command("named-checkzone", "internal.", zoneFile).CombinedOutput()
+	if err != nil || !strings.Contains(string(check), "OK") {
+		t.Fatalf("named-checkzone refuses the transferred zone: %v\n%s", err, check)
+	}
 	// Over UDP (which dig will not do) the transfer is refused.
 	m := new(dns.Msg)
 	m.SetAxfr("internal.")

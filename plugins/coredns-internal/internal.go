@@ -115,14 +115,16 @@ func (in *Internal) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		}
 	case dns.TypeNS:
 		if n.kind == kindApex {
-			answer = []dns.RR{z.ns}
+			answer, extra = []dns.RR{z.ns}, z.nsGlue
 		}
+	case dns.TypeTXT:
+		answer = set.txt
 	case dns.TypeANY:
 		// Reached only without the any plugin in front (RFC 8482 answers).
 		if n.kind == kindApex {
 			answer = append(answer, z.soa, z.ns)
 		}
-		answer = append(append(append(answer, set.a...), set.aaaa...), set.srv...)
+		answer = append(append(append(append(answer, set.a...), set.aaaa...), set.srv...), set.txt...)
 	}
 	if len(answer) == 0 {
 		scope = 0

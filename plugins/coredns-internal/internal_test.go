@@ -223,7 +223,10 @@ func TestApexNegativeAnswersAndEmptyNonTerminals(t *testing.T) {
 	neg := []dns.RR{soa("internal.")}
 	run(t, in, []tcase{
 		q("internal.", dns.TypeSOA, ok, []dns.RR{soa("internal.")}, none, none),
-		q("internal.", dns.TypeNS, ok, rrs("internal. 30 IN NS ns.dns.internal."), none, none),
+		// The NS is in the zone, so it comes with its addresses (here the
+		// POPs' host addresses: the fixture's POPs have no 6PN prefix).
+		q("internal.", dns.TypeNS, ok, rrs("internal. 30 IN NS ns.dns.internal."), none,
+			rrs("ns.dns.internal. 30 IN A 192.0.2.10", "ns.dns.internal. 30 IN AAAA 2001:db8::10")),
 		q("internal.", dns.TypeA, ok, none, neg, none),
 		// Empty non-terminals and fixed parts of the namespace: NODATA.
 		q("backends.internal.", dns.TypeA, ok, none, neg, none),
@@ -231,7 +234,8 @@ func TestApexNegativeAnswersAndEmptyNonTerminals(t *testing.T) {
 		q("pops.internal.", dns.TypeA, ok, none, neg, none),
 		q("sa.services.internal.", dns.TypeA, ok, none, neg, none),
 		q("dns.internal.", dns.TypeA, ok, none, neg, none),
-		q("ns.dns.internal.", dns.TypeA, ok, none, neg, none),
+		q("ns.dns.internal.", dns.TypeA, ok, rrs("ns.dns.internal. 30 IN A 192.0.2.10"), none, none),
+		q("ns.dns.internal.", dns.TypeTXT, ok, none, neg, none),
 		// Missing types: NODATA.
 		q("web.internal.", dns.TypeTXT, ok, none, neg, none),
 		q("web.internal.", dns.TypeMX, ok, none, neg, none),

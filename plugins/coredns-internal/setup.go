@@ -2,6 +2,7 @@ package internal
 
 import (
 	"context"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,6 +36,7 @@ type config struct {
 	ttl    uint32
 	region string // the POP's own region, for scoring; "" when unknown
 	fall   fall.F
+	ns     []netip.Addr // addresses of ns.dns.<zone>; empty: the POPs' 6PN addresses
 }
 
 func setup(c *caddy.Controller) error {
@@ -98,6 +100,18 @@ func parse(c *caddy.Controller) (config, error) {
 					return cfg, err
 				}
 				cfg.region = strings.ToLower(v)
+			case "ns":
+				args := c.RemainingArgs()
+				if len(args) == 0 || len(cfg.ns) > 0 {
+					return cfg, c.Err("ns takes one or more IP addresses, once")
+				}
+				for _, a := range args {
+					ip, err := netip.ParseAddr(a)
+					if err != nil || ip.Zone() != "" {
+						return cfg, c.Errf("ns: %q is not an IP address", a)
+					}
+					cfg.ns = append(cfg.ns, ip.Unmap())
+				}
 			case "fallthrough":
 				cfg.fall.SetZonesFromArgs(c.RemainingArgs())
 			default:
@@ -144,6 +158,7 @@ func newInternal(ctx context.Context, cfg config) (*Internal, error) {
 		ttl:     cfg.ttl,
 		scorer:  routing.Scorer{LocalRegion: cfg.region},
 		regions: in.regions,
+		nsAddrs: cfg.ns,
 	}
 	g, err := geo.Open(cfg.geoip)
 	if err != nil {

@@ -29,6 +29,7 @@ type zone struct {
 	dotted string // "." + origin, the suffix of every name below the apex ("" for the root)
 	soa    *dns.SOA
 	ns     *dns.NS
+	nsGlue []dns.RR         // the NS's address records, for the additional section
 	names  map[string]*node // lower-case FQDN -> node; every name that exists
 	axfr   []*node          // nodes with records, in name order
 }
@@ -58,23 +59,28 @@ func (s *snapshot) zone(origin string) *zone {
 type kind uint8
 
 const (
-	kindApex     kind = iota // the zone origin: SOA, NS
-	kindEmpty                // a fixed part of the namespace without records: backends., services., <region>.services. ...
-	kindApp                  // <app>.
-	kindService              // <app>.<region>.services.
-	kindBackends             // <region>.backends.
-	kindBackend              // <id>.<region>.backends.
-	kindPops                 // <region>.pops.
+	kindApex      kind = iota // the zone origin: SOA, NS
+	kindEmpty                 // a fixed part of the namespace without records: backends., services., <region>.services. ...
+	kindApp                   // <app>.
+	kindService               // <app>.<region>.services.
+	kindBackends              // <region>.backends.
+	kindBackend               // <id>.<region>.backends.
+	kindPops                  // <region>.pops.
+	kindAppRegion             // <region>.<app>.
+	kindNearest               // top<n>.nearest.of.<app>.
+	kindTXT                   // regions.<app>., _apps.
+	kindNS                    // ns.dns.: the apex NS's address
 	numKinds
 )
 
-var kindNames = [numKinds]string{"apex", "empty", "app", "service", "backends", "backend", "pops"}
+var kindNames = [numKinds]string{"apex", "empty", "app", "service", "backends", "backend", "pops", "app_region", "nearest", "txt", "ns"}
 
 func (k kind) String() string { return kindNames[k] }
 
 // rrset holds the prebuilt records of one name for one class of clients.
 type rrset struct {
 	a, aaaa, srv []dns.RR
+	txt          []dns.RR
 	glue         []dns.RR // A/AAAA records of the SRV targets, for the additional section
 }
 
@@ -97,7 +103,9 @@ type node struct {
 	byRegion  map[string]*rrset
 }
 
-func (n *node) ranked() bool { return n.kind == kindApp || n.kind == kindService }
+func (n *node) ranked() bool {
+	return n.kind == kindApp || n.kind == kindService || n.kind == kindAppRegion || n.kind == kindNearest
+}
 
 // set returns the records for a client in country cc ("" when unknown).
 func (n *node) set(cc string, regions routing.RegionMap) *rrset {
@@ -118,7 +126,13 @@ type buildConfig struct {
 	ttl     uint32
 	scorer  routing.Scorer
 	regions routing.RegionMap
+	// nsAddrs are the addresses of ns.dns.<zone>, the apex NS; empty: the
+	// POPs' own 6PN addresses (see nsAddresses).
+	nsAddrs []netip.Addr
 }
+
+// maxNearest is the largest n of the top<n>.nearest.of.<app> names.
+const maxNearest = 10
 
 // SOA timers. The data changes within seconds, so a secondary that pulls the
 // zone with AXFR should come back often; expire keeps it answering for a day
@@ -130,7 +144,11 @@ const (
 )
 
 // Labels that structure the zone. An app cannot use them as its name.
-var reserved = map[string]bool{"backends": true, "services": true, "pops": true, "dns": true}
+var reserved = map[string]bool{"backends": true, "services": true, "pops": true, "dns": true, "_apps": true}
+
+// Labels under an app that are not regions: a region named so has no
+// <region>.<app> name.
+var appReserved = map[string]bool{"regions": true, "of": true}
 
 // build turns a routing table into the records of every zone. down holds the
 // IDs of backends the health rows report down. It returns the snapshot and
@@ -148,6 +166,8 @@ func build(cfg buildConfig, t *routing.Table, down map[string]bool) (*snapshot, 
 // plan is the zone's content relative to its origin, worked out once per
 // table and then written out for each configured zone.
 type plan struct {
+	sixpn    []netip.Addr // the POPs' own 6PN addresses (::1 of their prefixes)
+	popAddrs []netip.Addr // the POPs' host addresses
 	entries  []*entry
 	targets  map[*routing.Backend]string // backend -> "<id>.<region>.backends", its SRV target
 	warnings []string
@@ -161,6 +181,8 @@ type entry struct {
 	kind     kind
 	backends []*routing.Backend
 	addrs    []netip.Addr
+	top      int      // kindNearest: how many backends
+	txt      []string // kindTXT: the values, one string
 }
 
 func newPlan(t *routing.Table) *plan {
@@ -180,7 +202,9 @@ func newPlan(t *routing.Table) *plan {
 	}
 
 	seenApp := map[string]string{} // label -> the app spelling that owns it
-	seenID := map[string]string{}  // "<id>.<region>" -> the backend ID that owns it
+	var apps []string              // app labels in table order
+	appRegions := map[string][]string{}
+	seenID := map[string]string{} // "<id>.<region>" -> the backend ID that owns it
 	warned := map[string]bool{}
 	warn := func(msg string) {
 		if !warned[msg] {
@@ -202,6 +226,9 @@ func newPlan(t *routing.Table) *plan {
 			warn("app " + quote(b.App) + " differs only in case from app " + quote(seenApp[app]) + ": not served under " + app + ".<zone>")
 			appOK = false
 		default:
+			if seenApp[app] == "" {
+				apps = append(apps, app)
+			}
 			seenApp[app] = b.App
 			e := add(app, kindApp)
 			e.backends = append(e.backends, b)
@@ -210,6 +237,17 @@ func newPlan(t *routing.Table) *plan {
 		if !regionOK {
 			warn("backend " + quote(b.ID) + ": region " + quote(b.Region) + " is not a DNS label: no <region> names and no SRV record for it")
 			continue
+		}
+		if appOK && !reserved[app] {
+			if appReserved[region] {
+				warn("backend " + quote(b.ID) + ": region " + quote(b.Region) + " would shadow " + region + "." + app + ": no <region>.<app> name for it")
+			} else {
+				e := add(region+"."+app, kindAppRegion)
+				if len(e.backends) == 0 {
+					appRegions[app] = append(appRegions[app], region)
+				}
+				e.backends = append(e.backends, b)
+			}
 		}
 		e := add(region+".backends", kindBackends)
 		e.backends = append(e.backends, b)
@@ -231,6 +269,31 @@ func newPlan(t *routing.Table) *plan {
 			e := add(rel, kindBackend)
 			e.backends = append(e.backends, b)
 			p.targets[b] = rel
+		}
+	}
+	// Names users know from Fly.io's .internal: the nearest backends,
+	// the app's regions and every app, as TXT.
+	for _, app := range apps {
+		backends := index[app].backends
+		add("of."+app, kindEmpty)
+		add("nearest.of."+app, kindEmpty)
+		for n := 1; n <= maxNearest; n++ {
+			e := add("top"+strconv.Itoa(n)+".nearest.of."+app, kindNearest)
+			e.backends, e.top = backends, n
+		}
+		regions := append([]string(nil), appRegions[app]...)
+		sort.Strings(regions)
+		add("regions."+app, kindTXT).txt = []string{strings.Join(regions, ",")}
+	}
+	if len(apps) > 0 {
+		sorted := append([]string(nil), apps...)
+		sort.Strings(sorted)
+		add("_apps", kindTXT).txt = []string{strings.Join(sorted, ",")}
+	}
+	p.sixpn = sixpnAddrs(t.Pops())
+	for _, pop := range t.Pops() {
+		if a, ok := hostAddr(pop.Addr); ok {
+			p.popAddrs = append(p.popAddrs, a)
 		}
 	}
 	for _, pop := range t.Pops() {
@@ -333,24 +396,25 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 			continue // longer than DNS allows under this origin: the name cannot exist
 		}
 		n := &node{name: name, kind: e.kind, def: emptySet}
+		if e.rel == "ns.dns" {
+			n.kind = kindNS
+			n.def = zb.addrSet(name, nsAddresses(cfg, p))
+			z.nsGlue = append(append(z.nsGlue, n.def.a...), n.def.aaaa...)
+		}
 		switch e.kind {
-		case kindApp, kindService:
-			zb.ranked(n, e.backends)
+		case kindApp, kindService, kindAppRegion:
+			zb.ranked(n, e.backends, 0)
+		case kindNearest:
+			zb.ranked(n, e.backends, e.top)
+		case kindTXT:
+			n.def = &rrset{txt: []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: cfg.ttl}, Txt: e.txt}}}
 		case kindBackends, kindBackend:
 			zb.unranked(n, e.backends)
 		case kindPops:
-			s := &rrset{}
-			for _, a := range e.addrs {
-				if a.Is4() {
-					s.a = append(s.a, addrRR(name, a, cfg.ttl))
-				} else {
-					s.aaaa = append(s.aaaa, addrRR(name, a, cfg.ttl))
-				}
-			}
-			n.def = s
+			n.def = zb.addrSet(name, e.addrs)
 		}
 		z.names[name] = n
-		if len(n.def.a)+len(n.def.aaaa)+len(n.def.srv) > 0 {
+		if len(n.def.a)+len(n.def.aaaa)+len(n.def.srv)+len(n.def.txt) > 0 {
 			z.axfr = append(z.axfr, n)
 		}
 	}
@@ -390,21 +454,42 @@ func (zb *zoneBuilder) unranked(n *node, backends []*routing.Backend) {
 
 // ranked computes every order a client can get, with the scorer the proxy
 // uses, so a query only looks one up.
-func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend) {
+// A top > 0 keeps only the first top backends of each order (the
+// top<n>.nearest names).
+func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
 	list := zb.serving(backends)
 	n.byCountry, n.byRegion = map[string]*rrset{}, map[string]*rrset{}
 	addrs := map[*routing.Backend]dns.RR{} // one address record per backend, shared by every order
 	srvs := map[srvKey]dns.RR{}
-	n.def = zb.rrset(n.name, zb.cfg.scorer.Rank(list, routing.Client{}), true, addrs, srvs)
+	cut := func(r []routing.Ranked) []routing.Ranked {
+		if top > 0 && len(r) > top {
+			return r[:top]
+		}
+		return r
+	}
+	n.def = zb.rrset(n.name, cut(zb.cfg.scorer.Rank(list, routing.Client{})), true, addrs, srvs)
 	for _, b := range list {
 		if cc := b.Country; cc != "" && n.byCountry[cc] == nil {
 			c := routing.Client{Country: cc, Region: zb.cfg.regions.Region(cc)}
-			n.byCountry[cc] = zb.rrset(n.name, zb.cfg.scorer.Rank(list, c), true, addrs, srvs)
+			n.byCountry[cc] = zb.rrset(n.name, cut(zb.cfg.scorer.Rank(list, c)), true, addrs, srvs)
 		}
 		if r := b.Region; r != "" && n.byRegion[r] == nil {
-			n.byRegion[r] = zb.rrset(n.name, zb.cfg.scorer.Rank(list, routing.Client{Region: r}), true, addrs, srvs)
+			n.byRegion[r] = zb.rrset(n.name, cut(zb.cfg.scorer.Rank(list, routing.Client{Region: r})), true, addrs, srvs)
 		}
 	}
+}
+
+// addrSet is A and AAAA records of owner for the addresses.
+func (zb *zoneBuilder) addrSet(owner string, addrs []netip.Addr) *rrset {
+	s := &rrset{}
+	for _, a := range addrs {
+		if a.Is4() {
+			s.a = append(s.a, addrRR(owner, a, zb.cfg.ttl))
+		} else {
+			s.aaaa = append(s.aaaa, addrRR(owner, a, zb.cfg.ttl))
+		}
+	}
+	return s
 }
 
 type srvKey struct {

@@ -34,6 +34,7 @@ func (in *Internal) Transfer(zone string, serial uint32) (<-chan []dns.RR, error
 			rrs = append(rrs, n.def.a...)
 			rrs = append(rrs, n.def.aaaa...)
 			rrs = append(rrs, n.def.srv...)
+			rrs = append(rrs, n.def.txt...)
 			ch <- rrs
 		}
 		ch <- []dns.RR{z.soa}
