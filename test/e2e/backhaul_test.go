@@ -4,7 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,6 +89,34 @@ func TestMeshBackhaul(t *testing.T) {
 		t.Fatalf("caddy edgeroute route at a: %v %s", err, out)
 	}
 
+	// DNS over 6PN: A's CoreDNS, on A's mesh address, asked from B.
+	if _, err := exec.LookPath("dig"); err != nil {
+		t.Fatal("dig is required (apt-get install dnsutils)")
+	}
+	a.serveDNS(t)
+	for q, want := range map[string]string{
+		"myapp.internal AAAA":                 "fdaa:0:1:b::10",
+		"eu.myapp.internal AAAA":              "fdaa:0:1:b::10",
+		"top1.nearest.of.myapp.internal AAAA": "fdaa:0:1:b::10",
+		"regions.myapp.internal TXT":          `"eu"`,
+		"_apps.internal TXT":                  `"myapp"`,
+		"ns.dns.internal AAAA":                "fdaa:0:1:a::1\nfdaa:0:1:b::1",
+	} {
+		got := digFrom(t, b, a, strings.Fields(q)...)
+		if strings.Join(sortedLines(got), "\n") != want {
+			t.Errorf("dig %s at a: %q, want %q", q, got, want)
+		}
+	}
+	axfr, err := b.ns.Run("dig", "@"+a.addr6(), "internal.", "AXFR")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zone := filepath.Join(t.TempDir(), "internal.zone")
+	os.WriteFile(zone, []byte(axfr), 0o644)
+	if out, err := exec.Command("named-checkzone", "internal.", zone).CombinedOutput(); err != nil {
+		t.Fatalf("named-checkzone refuses the zone transferred over the mesh: %v\n%s\n%s", err, out, axfr)
+	}
+
 	// Spoofed sources: B sends from an address outside B's /64; A's
 	// device drops it before it reaches A's stack, while B's own
 	// address passes.
@@ -156,4 +188,10 @@ func nftPackets(listing, prefix string) int {
 	}
 	n, _ := strconv.Atoi(m[1])
 	return n
+}
+
+func sortedLines(s string) []string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	sort.Strings(l)
+	return l
 }
