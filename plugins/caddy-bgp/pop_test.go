@@ -113,6 +113,8 @@ func network(t *testing.T) *net1 {
 // popProc is one POP: the Caddy binary with edgeroute and bgp.
 type popProc struct {
 	t      *testing.T
+	// edge goes into the edgeroute block (health checks, listeners).
+	edge   string
 	dir    string
 	db     string
 	admin  string
@@ -152,6 +154,7 @@ func (p *popProc) caddyfile(bgpExtra string) string {
 		node gru-1
 		region sa
 		country BR
+%s
 	}
 	bgp {
 		asn       65101
@@ -186,7 +189,7 @@ func (p *popProc) caddyfile(bgpExtra string) string {
 %s
 	}
 }
-`, p.admin, p.db, bgpExtra)
+`, p.admin, p.db, p.edge, bgpExtra)
 }
 
 func (p *popProc) write(conf string) {
