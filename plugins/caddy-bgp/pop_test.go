@@ -112,7 +112,7 @@ func network(t *testing.T) *net1 {
 
 // popProc is one POP: the Caddy binary with edgeroute and bgp.
 type popProc struct {
-	t      *testing.T
+	t *testing.T
 	// edge goes into the edgeroute block (health checks, listeners).
 	edge   string
 	dir    string
