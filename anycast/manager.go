@@ -36,7 +36,8 @@ type Manager struct {
 	mu       sync.Mutex
 	defaults Defaults
 	spk      *speaker
-	log      *zapLogger
+	log      *zapLogger // GoBGP's logs
+	logger   *zap.Logger // the manager's own decisions
 	assign   *assigner
 	machine  *Machine
 	cfg      *Config
@@ -96,6 +97,7 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 		m.log = newZapLogger(opts.Logger)
 	}
 	m.log.target.Store(opts.Logger.Named("gobgp"))
+	m.logger = opts.Logger
 	if m.spk == nil {
 		m.spk = newSpeaker(m.log)
 	}
@@ -133,7 +135,7 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 	m.machine.Observe(now, m.sig)
 	m.observed = now
 	if err := m.syncLocked(ctx); err != nil {
-		m.log.Error("applying announcements", map[string]any{"Err": err.Error()})
+		m.logger.Error("applying announcements", zap.Error(err))
 	}
 	if !m.running {
 		m.running = true
@@ -189,13 +191,13 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	defer m.mu.Unlock()
 	for p := range m.spk.paths {
 		if ok, err := m.spk.withdraw(ctx, p); err != nil {
-			m.log.Error("withdrawing on shutdown", map[string]any{"Err": err.Error()})
+			m.logger.Error("withdrawing on shutdown", zap.Error(err))
 		} else if ok {
 			m.stats.withdrawals++
 		}
 	}
 	if err := m.assign.apply(nil); err != nil {
-		m.log.Error("removing anycast addresses", map[string]any{"Err": err.Error()})
+		m.logger.Error("removing anycast addresses", zap.Error(err))
 	}
 	m.spk.stop(ctx)
 	if m.stopSrc != nil {
@@ -286,7 +288,7 @@ func (m *Manager) loop(quit, done chan struct{}) {
 
 func (m *Manager) stepLocked(ctx context.Context) {
 	if err := m.syncLocked(ctx); err != nil {
-		m.log.Error("applying announcements", map[string]any{"Err": err.Error()})
+		m.logger.Error("applying announcements", zap.Error(err))
 	}
 }
 
@@ -304,13 +306,13 @@ func (m *Manager) syncLocked(ctx context.Context) error {
 			sent, err = m.spk.announce(ctx, s.Prefix, m.cfg.ASN, m.machine.Spec(s.Prefix), &m.cfg.Drain, s.Phase == Draining)
 			if sent {
 				m.stats.announcements++
-				m.log.Info(fmt.Sprintf("announced %s (%s)", s.Prefix, s.Phase), map[string]any{"Topic": "Anycast", "Reason": s.Reason})
+				m.logger.Info("announced", zap.Stringer("prefix", s.Prefix), zap.String("state", string(s.Phase)), zap.String("reason", s.Reason))
 			}
 		case Withdrawn:
 			sent, err = m.spk.withdraw(ctx, s.Prefix)
 			if sent {
 				m.stats.withdrawals++
-				m.log.Info(fmt.Sprintf("withdrew %s", s.Prefix), map[string]any{"Topic": "Anycast", "Reason": s.Reason})
+				m.logger.Info("withdrawn", zap.Stringer("prefix", s.Prefix), zap.String("reason", s.Reason))
 			}
 		}
 		errs = append(errs, err)
@@ -322,7 +324,7 @@ func (m *Manager) syncLocked(ctx context.Context) error {
 		sent, err := m.spk.withdraw(ctx, p)
 		if sent {
 			m.stats.withdrawals++
-			m.log.Info(fmt.Sprintf("withdrew %s", p), map[string]any{"Topic": "Anycast", "Reason": "no longer configured"})
+			m.logger.Info("withdrawn", zap.Stringer("prefix", p), zap.String("reason", "no longer configured"))
 		}
 		errs = append(errs, err)
 	}
