@@ -36,7 +36,7 @@ type Manager struct {
 	mu       sync.Mutex
 	defaults Defaults
 	spk      *speaker
-	log      *zapLogger // GoBGP's logs
+	log      *zapLogger  // GoBGP's logs
 	logger   *zap.Logger // the manager's own decisions
 	assign   *assigner
 	machine  *Machine
