@@ -31,7 +31,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
-	"github.com/edgeproxy/edgeproxy/test/e2e/popctl"
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
 )
 
 func main() {

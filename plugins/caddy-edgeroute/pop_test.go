@@ -7,23 +7,18 @@ package edgeroute_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/geo/geotest"
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
 )
 
 var caddyBin string
@@ -74,33 +69,15 @@ func writeGeoIP(t *testing.T, dir string) string {
 }
 
 // freePort returns a port free on every interface, below the kernel's
-// ephemeral range (32768 and up): a port from that range can be taken as the
-// source port of some outgoing connection before the POP binds it.
+// ephemeral range, never handed out twice in this process.
 func freePort(t *testing.T) int {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if portsGiven[port] {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		portsGiven[port] = true
-		return port
+	port, err := popctl.FreePort("")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port below the ephemeral range")
-	return 0
+	return port
 }
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
 
 // backend is a TCP server that greets each connection with its name and then
 // echoes; it counts the connections it holds.
@@ -141,15 +118,17 @@ func startBackend(t *testing.T, name string) *backend {
 
 func (b *backend) port() int { return b.ln.Addr().(*net.TCPAddr).Port }
 
+// pop is a POP started by the shared harness (internal/popctl) for one
+// test: its calls fail the test instead of returning errors, and it is
+// killed when the test ends, its log shown when the test failed.
 type pop struct {
+	*popctl.POP
 	t      *testing.T
 	dir    string
 	db     string
 	admin  string
 	listen string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	logMu  *sync.Mutex
 }
 
 type popConfig struct {
@@ -170,38 +149,6 @@ func frontends(t *testing.T, test func(t *testing.T, listener bool)) {
 	t.Run("listener", func(t *testing.T) { test(t, true) })
 }
 
-func caddyfile(p *pop, c popConfig, geoip string) string {
-	app := c.app
-	if app == "" {
-		app = "myapp"
-	}
-	// The POP's port: a listen block of the app, or a layer4 route.
-	listen, layer4 := "", ""
-	if c.listener {
-		listen = fmt.Sprintf("listen %s {\n\t\t\tapp %s\n\t\t\t%s\n\t\t}", p.listen, app, c.handlerOpts)
-	} else {
-		opts := ""
-		if c.handlerOpts != "" {
-			opts = " {\n" + c.handlerOpts + "\n}"
-		}
-		layer4 = fmt.Sprintf("layer4 {\n\t\t%s {\n\t\t\troute {\n\t\t\t\tedgeroute %s%s\n\t\t\t}\n\t\t}\n\t}", p.listen, app, opts)
-	}
-	return fmt.Sprintf(`{
-	admin %s
-	edgeroute {
-		db %s
-		node test-pop
-		region %s
-		country %s
-		geoip %s
-		%s
-		%s
-	}
-	%s
-}
-`, p.admin, p.db, c.region, c.country, geoip, c.extraGlobal, listen, layer4)
-}
-
 func startPOP(t *testing.T, c popConfig) *pop {
 	t.Helper()
 	return startPOPWith(t, c, "")
@@ -212,72 +159,33 @@ func startPOP(t *testing.T, c popConfig) *pop {
 func startPOPWith(t *testing.T, c popConfig, extra string, env ...string) *pop {
 	t.Helper()
 	dir := t.TempDir()
-	p := &pop{t: t, dir: dir, db: filepath.Join(dir, "routing.db"),
-		admin:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		log:    new(bytes.Buffer), logMu: new(sync.Mutex)}
-	if c.db != "" {
-		p.db = c.db
+	pp, err := popctl.New(popctl.Options{Bin: caddyBin, Dir: dir, Name: "test-pop", NoCluster: true,
+		Region: c.region, Country: c.country, DB: c.db, GeoIP: writeGeoIP(t, dir),
+		App: c.app, Listener: c.listener, Handler: c.handlerOpts, Extra: c.extraGlobal,
+		Sites: extra, Env: env})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c.region == "" {
-		c.region = "sa"
-	}
-	if c.country == "" {
-		c.country = "BR"
-	}
-	cfg := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(cfg, []byte(caddyfile(p, c, writeGeoIP(t, dir))+extra), 0o644)
-	p.cmd = exec.Command(caddyBin, "run", "--config", cfg, "--adapter", "caddyfile")
-	p.cmd.Env = append(append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir), env...)
-	w := &lockedWriter{mu: p.logMu, w: p.log}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
+	if err := pp.Start(); err != nil {
+		pp.Kill()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		p.cmd.Wait()
+		pp.Kill()
 		if t.Failed() {
-			t.Logf("caddy log:\n%s", p.logs())
+			t.Logf("caddy log:\n%s", pp.Logs())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", p.listen); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) || p.cmd.ProcessState != nil {
-			t.Fatalf("caddy did not start listening on %s:\n%s", p.listen, p.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return p
+	return &pop{POP: pp, t: t, dir: dir, db: pp.DB, admin: pp.Admin, listen: pp.Listen, cmd: pp.Cmd()}
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func (p *pop) logs() string {
-	p.logMu.Lock()
-	defer p.logMu.Unlock()
-	return p.log.String()
-}
+func (p *pop) logs() string { return p.Logs() }
 
 // sql runs the sqlite3 CLI on the POP's table, as an operator would.
 func (p *pop) sql(stmt string) {
 	p.t.Helper()
-	out, err := exec.Command("sqlite3", p.db, stmt).CombinedOutput()
-	if err != nil {
-		p.t.Fatalf("sqlite3: %v: %s", err, out)
+	if _, err := p.SQL(stmt); err != nil {
+		p.t.Fatal(err)
 	}
 }
 
@@ -300,17 +208,12 @@ type conn struct {
 // connection without one.
 func (p *pop) connect(from string) *conn {
 	p.t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	c, err := d.Dial("tcp", p.listen)
+	c, err := p.Dial(from)
 	if err != nil {
-		p.t.Fatalf("dial from %s: %v", from, err)
+		p.t.Fatal(err)
 	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	r := bufio.NewReader(c)
-	line, _ := r.ReadString('\n')
-	c.SetReadDeadline(time.Time{})
 	p.t.Cleanup(func() { c.Close() })
-	return &conn{Conn: c, backend: strings.TrimSpace(line), r: r}
+	return &conn{Conn: c.Conn, backend: c.Backend, r: c.R}
 }
 
 // via connects, notes the backend and closes.
@@ -335,50 +238,33 @@ func eventually(t *testing.T, within time.Duration, f func() string) time.Durati
 	return 0
 }
 
+// adminGet reads an admin API path into v (when not nil) and returns the
+// status code.
 func (p *pop) adminGet(path string, v any) int {
 	p.t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+p.admin+path, nil)
-	resp, err := http.DefaultClient.Do(req)
+	code, err := p.AdminGet(path, v)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if v != nil {
-		body, _ := io.ReadAll(resp.Body)
-		if err := json.Unmarshal(body, v); err != nil && resp.StatusCode == 200 {
-			p.t.Fatalf("GET %s: %v: %s", path, err, body)
-		}
-	}
-	return resp.StatusCode
+	return code
 }
 
+// metric returns the value of one sample of the POP's Prometheus scrape.
 func (p *pop) metric(name string) string {
 	p.t.Helper()
-	resp, err := http.Get("http://" + p.admin + "/metrics")
+	v, err := p.Metric(name)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, name+" ") {
-			return strings.TrimPrefix(line, name+" ")
-		}
-	}
-	return ""
+	return v
 }
 
 // waitBackends waits until the running table holds n backends.
 func (p *pop) waitBackends(n int) {
 	p.t.Helper()
-	eventually(p.t, 2*time.Second, func() string {
-		var table struct{ Backends []struct{ ID string } }
-		p.adminGet("/edgeroute/backends", &table)
-		if len(table.Backends) != n {
-			return fmt.Sprintf("table has %d backends, want %d", len(table.Backends), n)
-		}
-		return ""
-	})
+	if err := p.WaitBackends(n, 2*time.Second); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 func atoi(s string) int {

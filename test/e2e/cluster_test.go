@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/test/e2e/popctl"
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
 )
 
 var caddyBin string

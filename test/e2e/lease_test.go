@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeproxy/edgeproxy/test/e2e/popctl"
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
 )
 
 const apiToken = "e2e-api-token"
