@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Config configures a cluster node. A field left zero takes its value from
+// DefaultConfig.
+type Config struct {
+	// Name is this node's unique name in the cluster (the POP's node).
+	Name string
+	// Bind is the host:port memberlist listens on (TCP and UDP). Port 0
+	// picks a free port (tests).
+	Bind string
+	// Advertise is the host:port other nodes reach this one at, when it
+	// differs from Bind (NAT). Optional.
+	Advertise string
+	// Join lists host:port addresses of other nodes. They are joined at
+	// start and, while not members, every RejoinInterval, so a long
+	// partition heals by itself.
+	Join []string
+	// Keys encrypt and authenticate gossip (AES-GCM, 16, 24 or 32 bytes).
+	// The first is used to send; all are accepted when receiving, which
+	// is how a key is rotated. Without keys, gossip is in clear.
+	Keys [][]byte
+	// Cluster is a label carried by every packet and stream; nodes with a
+	// different label are ignored, so two clusters on one network never mix.
+	Cluster string
+	// Logger receives what the cluster does; slog.Default() if nil.
+	Logger *slog.Logger
+	// Faults, when set, injects loss, duplication, delay and partitions
+	// into this node's transport (tests and benchmarks).
+	Faults *Faults
+
+	// PushPoll is how often the file is checked for local commits where
+	// the kernel does not report changes to files. Where it does (Linux),
+	// a commit is pushed as soon as it is visible, and the file is checked
+	// anyway every PushSafetyPoll.
+	PushPoll       time.Duration
+	PushSafetyPoll time.Duration
+	SyncInterval   time.Duration // anti-entropy period, while some member may lack something
+	RejoinInterval time.Duration // seed and lost-member rejoin period
+	GCInterval     time.Duration // tombstone collection period
+	TombstoneAge   time.Duration // a tombstone is kept at least this long
+	MaxMessage     int           // largest message accepted, bytes
+	// StreamTimeout bounds a stream dial and exchange (memberlist's
+	// TCPTimeout): a dial that hangs in a partition that drops packets
+	// must not hold a member's stream slot for long.
+	StreamTimeout time.Duration
+	// Memberlist, if set, adjusts memberlist's configuration last
+	// (timings in tests).
+	Memberlist func(*memberlist.Config)
+	// OnMerge, if set, is called after a merge changed the file (the
+	// routing table reloads at once instead of at its next poll).
+	OnMerge func()
+}
+
+// DefaultConfig returns every default of a node; Start takes each field
+// left zero from it. Name and Bind have none. Memberlist's own timings are
+// its DefaultLANConfig.
+func DefaultConfig() Config {
+	return Config{
+		Logger: slog.Default(),
+		// Where commits are not reported: a commit waits 2.5 ms on
+		// average, at the price of 200 reads a second.
+		PushPoll: 5 * time.Millisecond,
+		// Where they are: only a change the kernel would not report (a
+		// writer on another host of a network filesystem) waits for it.
+		PushSafetyPoll: time.Second,
+		// Anti-entropy runs only while some member's last known vector
+		// differs from this node's; a lost push is found within one
+		// period after the push grace.
+		SyncInterval:   500 * time.Millisecond,
+		RejoinInterval: 2 * time.Second,
+		GCInterval:     time.Minute,
+		// Longer than any partition anti-entropy is expected to heal, so
+		// a deleted row cannot come back from a member that missed the
+		// delete.
+		TombstoneAge:  10 * time.Minute,
+		MaxMessage:    8 << 20,
+		StreamTimeout: time.Second,
+	}
+}
+
+// Protocol constants: not tunables, since every member must agree on them
+// or they follow from the transport.
+const (
+	maxPacket    = 1000 // larger messages go over a stream
+	chunkChanges = 2000 // changes per segment piece
+	inboxSize    = 1024
+	// pushGrace: anti-entropy leaves out changes younger than this, which
+	// the origin's push is normally still delivering.
+	pushGrace = 250 * time.Millisecond
+	// A change notification that shows no new local commit is looked at
+	// again after 1, 2, 4, ... 256 ms: the commit may become visible only
+	// after the writer's sync of the WAL.
+	settleFirst = time.Millisecond
+	settleLast  = 256 * time.Millisecond
+)
+
+// withDefaults fills the zero fields of cfg from DefaultConfig.
+func withDefaults(cfg Config) Config {
+	d := DefaultConfig()
+	if cfg.Logger == nil {
+		cfg.Logger = d.Logger
+	}
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&cfg.PushPoll, &d.PushPoll},
+		{&cfg.PushSafetyPoll, &d.PushSafetyPoll},
+		{&cfg.SyncInterval, &d.SyncInterval},
+		{&cfg.RejoinInterval, &d.RejoinInterval},
+		{&cfg.GCInterval, &d.GCInterval},
+		{&cfg.TombstoneAge, &d.TombstoneAge},
+		{&cfg.StreamTimeout, &d.StreamTimeout},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.d
+		}
+	}
+	if cfg.MaxMessage <= 0 {
+		cfg.MaxMessage = d.MaxMessage
+	}
+	return cfg
+}
+
+// validate reports what is wrong with a filled Config.
+func (cfg Config) validate() error {
+	if cfg.Name == "" {
+		return fmt.Errorf("cluster: a node name is required")
+	}
+	for i, k := range cfg.Keys {
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return fmt.Errorf("cluster: key %d is %d bytes; it must be 16, 24 or 32", i+1, l)
+		}
+	}
+	return nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if h == "" {
+		h = "0.0.0.0"
+	}
+	return h, port, nil
+}

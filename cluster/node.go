@@ -1,0 +1,185 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// Node is this POP's membership in the cluster and its replicator.
+type Node struct {
+	cfg     Config
+	st      *store.Store
+	log     *slog.Logger
+	ml      *memberlist.Memberlist
+	keyring *memberlist.Keyring
+	self    string // the address other nodes reach this one at
+	inbox   chan []byte
+	Stats   Stats
+
+	// fileGen moves whenever the file may have changed (a change report,
+	// a local commit pushed, a merge): anti-entropy rereads the local
+	// vector only then.
+	fileGen atomic.Uint64
+	// syncWake wakes anti-entropy from its rest: something changed that
+	// may leave a member lacking what another has.
+	syncWake chan struct{}
+
+	mu       sync.Mutex
+	known    map[string]*peer // by node name, including dead and left ones
+	inflight map[string]bool  // a stream send or join in progress, by name or "join"
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type peer struct {
+	name     string
+	addr     string
+	site     string
+	state    memberlist.NodeStateType
+	node     *memberlist.Node
+	vector   store.Vector // its vector, from its last sync
+	vectorAt time.Time
+	lag      time.Duration // commit-to-merge delay of its newest change merged here
+	lagAt    time.Time
+	since    time.Time // last state change
+	leaving  bool      // said goodbye: its coming failure is a leave
+}
+
+// Start joins the cluster and begins replicating st. Fields of cfg left
+// zero take their DefaultConfig value.
+func Start(st *store.Store, cfg Config) (*Node, error) {
+	cfg = withDefaults(cfg)
+	if cfg.Name == "" {
+		return nil, errors.New("cluster: a node name is required")
+	}
+	if st.SiteID() == "" {
+		return nil, errors.New("cluster: the routing table is read-only")
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	host, port, err := splitHostPort(cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: bind %q: %v", cfg.Bind, err)
+	}
+	n := &Node{cfg: cfg, st: st, log: cfg.Logger, inbox: make(chan []byte, inboxSize),
+		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	mlc := memberlist.DefaultLANConfig()
+	mlc.Name = cfg.Name
+	mlc.Delegate = (*delegate)(n)
+	mlc.Events = (*events)(n)
+	mlc.Label = cfg.Cluster
+	mlc.TCPTimeout = cfg.StreamTimeout
+	mlc.Logger = log.New(&logWriter{log: n.log}, "", 0)
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys[1:], cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %v", err)
+		}
+		mlc.Keyring = kr
+		n.keyring = kr
+		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true
+	}
+	if cfg.Advertise != "" {
+		ah, ap, err := splitHostPort(cfg.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: advertise %q: %v", cfg.Advertise, err)
+		}
+		mlc.AdvertiseAddr, mlc.AdvertisePort = ah, ap
+	}
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: listening on %s: %v", cfg.Bind, err)
+	}
+	if cfg.Advertise == "" {
+		mlc.AdvertisePort = nt.GetAutoBindPort()
+	}
+	mlc.BindAddr, mlc.BindPort = host, nt.GetAutoBindPort()
+	ft := &FaultTransport{inner: nt, self: net.JoinHostPort(host, strconv.Itoa(nt.GetAutoBindPort())), f: cfg.Faults}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		ft.local = ip
+	}
+	mlc.Transport = ft
+	if cfg.Memberlist != nil {
+		cfg.Memberlist(mlc)
+	}
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		nt.Shutdown()
+		return nil, fmt.Errorf("cluster: %v", err)
+	}
+	n.ml = ml
+	n.self = ml.LocalNode().Address()
+	if seeds := n.seeds(); len(seeds) > 0 {
+		if k, err := ml.Join(seeds); err != nil {
+			n.log.Warn("cluster: no seed answered yet; retrying in the background", "join", seeds, "error", err)
+		} else {
+			n.log.Info("cluster: joined", "contacted", k, "members", ml.NumMembers())
+		}
+	}
+	n.log.Info("cluster: started", "node", cfg.Name, "addr", ml.LocalNode().FullAddress().Addr,
+		"site", st.SiteID(), "encrypted", len(cfg.Keys) > 0, "cluster", cfg.Cluster)
+	for _, f := range []func(){n.receiveLoop, n.pushLoop, n.syncLoop, n.rejoinLoop, n.gcLoop} {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); f() }()
+	}
+	return n, nil
+}
+
+// Addr is the address other nodes reach this one at.
+func (n *Node) Addr() string { return n.self }
+
+// Keyring is memberlist's keyring, for rotating keys on a running node.
+// Nil when gossip is not encrypted.
+func (n *Node) Keyring() *memberlist.Keyring { return n.keyring }
+
+// Stop leaves the cluster (so others do not wait for it to time out) and
+// stops replicating. The file is left open.
+func (n *Node) Stop() error {
+	bye := encodeLeave(n.cfg.Name)
+	for _, m := range n.alive() {
+		n.ml.SendBestEffort(m, bye)
+	}
+	n.cancel()
+	err := n.ml.Leave(time.Second)
+	n.wg.Wait()
+	return errors.Join(err, n.ml.Shutdown())
+}
+
+// Kill stops without leaving, as a crash would (tests).
+func (n *Node) Kill() error {
+	n.cancel()
+	n.wg.Wait()
+	return n.ml.Shutdown()
+}
+
+// fileChanged records that the file may hold something new and wakes
+// anti-entropy to compare.
+func (n *Node) fileChanged() {
+	n.fileGen.Add(1)
+	n.wakeSync()
+}
+
+// wakeSync wakes anti-entropy if it is resting.
+func (n *Node) wakeSync() {
+	select {
+	case n.syncWake <- struct{}{}:
+	default:
+	}
+}

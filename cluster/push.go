@@ -1,0 +1,72 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// pushLoop sends every local commit to all members as soon as it is
+// visible. Where the kernel reports changes to the file, it sleeps until
+// one is reported (a commit by this process or any other), confirms it
+// with a read of the local version and, when that shows nothing yet, looks
+// again after 1, 2, 4, ... 256 ms; it also checks every PushSafetyPoll.
+// Elsewhere it checks every PushPoll.
+func (n *Node) pushLoop() {
+	changed, err := n.st.NotifyChanges(n.ctx)
+	poll := n.cfg.PushSafetyPoll
+	if err != nil {
+		poll = n.cfg.PushPoll
+		n.log.Debug("cluster: changes to the file are not reported; polling it", "every", poll, "error", err)
+	}
+	last, err := n.st.DBVersion(n.ctx)
+	if err != nil {
+		n.log.Error("cluster: reading the local version", "error", err)
+	}
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	var wait time.Duration // next settle delay; 0 when not settling
+	for {
+		reported := false
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-ticker.C:
+		case <-changed:
+			reported, wait = true, settleFirst
+		case <-settle.C:
+			reported = true
+		}
+		v, err := n.st.DBVersion(n.ctx)
+		if reported || (err == nil && v > last) {
+			// Whatever changed (a commit, a merge, an external edit),
+			// anti-entropy compares again. After the read: a vector read
+			// meanwhile may predate the change, and is read again.
+			n.fileChanged()
+		}
+		if err != nil || v <= last {
+			if err == nil && wait > 0 && wait <= settleLast {
+				settle.Reset(wait)
+				wait *= 2
+			} else {
+				wait = 0
+			}
+			continue
+		}
+		wait = 0
+		ch, err := n.st.ChangesSince(n.ctx, n.st.SiteID(), last, v)
+		if err != nil {
+			n.log.Error("cluster: reading local changes", "error", err)
+			continue
+		}
+		if to := n.alive(); len(to) > 0 {
+			b := n.sendSegments(to, []store.Segment{{Origin: n.st.SiteID(), From: last, To: v, Changes: ch}})
+			n.Stats.BytesPushed.Add(uint64(b))
+			n.Stats.Pushes.Add(1)
+		}
+		last = v
+	}
+}

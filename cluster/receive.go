@@ -1,0 +1,106 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// receiveLoop decodes what members send and merges changes in batches:
+// whatever arrived meanwhile goes into one transaction.
+func (n *Node) receiveLoop() {
+	for {
+		var batch [][]byte
+		select {
+		case <-n.ctx.Done():
+			return
+		case b := <-n.inbox:
+			batch = append(batch, b)
+		}
+	drain:
+		for len(batch) < 64 {
+			select {
+			case b := <-n.inbox:
+				batch = append(batch, b)
+			default:
+				break drain
+			}
+		}
+		var segs []store.Segment
+		for _, b := range batch {
+			segs = append(segs, n.receive(b)...)
+		}
+		if len(segs) > 0 {
+			n.apply(segs)
+		}
+	}
+}
+
+// receive handles one message and returns the segments it carries.
+func (n *Node) receive(b []byte) []store.Segment {
+	n.Stats.MessagesRecv.Add(1)
+	m, err := decode(b)
+	if err != nil {
+		n.Stats.MessagesRefused.Add(1)
+		n.log.Warn("cluster: message refused", "bytes", len(b), "error", err)
+		return nil
+	}
+	switch m := m.(type) {
+	case []store.Segment:
+		return m
+	case syncMsg:
+		n.handleSync(m)
+	case leaveMsg:
+		n.mu.Lock()
+		if p := n.known[string(m)]; p != nil {
+			p.leaving = true
+		}
+		n.mu.Unlock()
+	}
+	return nil
+}
+
+// apply merges segments into the file and records the replication lag of
+// their origins.
+func (n *Node) apply(segs []store.Segment) {
+	now := time.Now()
+	res, err := n.st.Apply(n.ctx, segs, now)
+	if err != nil {
+		if n.ctx.Err() == nil {
+			n.log.Error("cluster: merging changes; anti-entropy will retry", "error", err)
+		}
+		return
+	}
+	n.log.Debug("cluster: merged", "segments", len(segs), "applied", res.Applied, "stale", res.Stale, "advanced", len(res.Advanced))
+	if res.Applied > 0 || len(res.Advanced) > 0 {
+		n.fileChanged()
+	}
+	if res.Applied > 0 && n.cfg.OnMerge != nil {
+		n.cfg.OnMerge()
+	}
+	n.Stats.ChangesApplied.Add(uint64(res.Applied))
+	n.Stats.ChangesStale.Add(uint64(res.Stale))
+	n.Stats.ChangesRefused.Add(uint64(len(res.Refused)))
+	for i, r := range res.Refused {
+		if i == 5 {
+			n.log.Warn("cluster: more changes refused", "count", len(res.Refused)-5)
+			break
+		}
+		n.log.Warn("cluster: change refused; not marked as seen", "origin", r.Change.Site, "table", r.Change.Table,
+			"pk", r.Change.PK, "column", r.Change.Column, "reason", r.Reason)
+	}
+	// Replication lag per origin: commit (its HLC) to merged here.
+	newest := map[string]uint64{}
+	for _, s := range segs {
+		for _, c := range s.Changes {
+			newest[s.Origin] = max(newest[s.Origin], c.HLC)
+		}
+	}
+	n.mu.Lock()
+	for _, p := range n.known {
+		if h, ok := newest[p.site]; ok && h > 0 {
+			p.lag, p.lagAt = max(0, now.Sub(store.HLCTime(h))), now
+		}
+	}
+	n.mu.Unlock()
+}

@@ -1,0 +1,98 @@
+package cluster
+
+import (
+	"github.com/hashicorp/memberlist"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// alive lists the other members alive as of memberlist's last event about
+// each. The nodes are the copies taken in the event callbacks, which
+// memberlist makes under its lock: the ones Members returns are shared
+// with memberlist, which rewrites them while a reader holds them.
+func (n *Node) alive() []*memberlist.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*memberlist.Node
+	for _, p := range n.known {
+		if p.node != nil && p.state == memberlist.StateAlive {
+			out = append(out, p.node)
+		}
+	}
+	return out
+}
+
+// send delivers a message to a member: small ones as one packet (UDP), large
+// ones over a stream in the background, one stream per member at a time
+// (anti-entropy retries what is skipped or lost).
+func (n *Node) send(to *memberlist.Node, msg []byte, changes int) {
+	count := func() {
+		n.Stats.MessagesSent.Add(1)
+		n.Stats.BytesSent.Add(uint64(len(msg)))
+		n.Stats.ChangesSent.Add(uint64(changes))
+	}
+	if len(msg) <= maxPacket {
+		if err := n.ml.SendBestEffort(to, msg); err == nil {
+			count()
+			return
+		}
+	}
+	n.mu.Lock()
+	if n.inflight[to.Name] {
+		n.mu.Unlock()
+		return
+	}
+	n.inflight[to.Name] = true
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() { n.mu.Lock(); delete(n.inflight, to.Name); n.mu.Unlock() }()
+		if err := n.ml.SendReliable(to, msg); err != nil {
+			n.log.Debug("cluster: send failed", "member", to.Name, "error", err)
+			return
+		}
+		count()
+	}()
+}
+
+// sendSegments packs segments into messages of bounded size. It returns
+// the bytes handed to the transport (all messages, all members).
+func (n *Node) sendSegments(to []*memberlist.Node, segs []store.Segment) int {
+	total := 0
+	const budget = 512 << 10
+	var batch []store.Segment
+	size, changes := 0, 0
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		msg := encodeChanges(batch)
+		for _, m := range to {
+			n.send(m, msg, changes)
+		}
+		total += len(msg) * len(to)
+		batch, size, changes = nil, 0, 0
+	}
+	for _, s := range segs {
+		for _, piece := range store.Split(s, chunkChanges) {
+			est := 64
+			for _, c := range piece.Changes {
+				est += len(c.Table) + len(c.PK) + len(c.Column) + 40
+				if v, ok := c.Value.(string); ok {
+					est += len(v)
+				} else if v, ok := c.Value.([]byte); ok {
+					est += len(v)
+				}
+			}
+			if size+est > budget {
+				flush()
+			}
+			batch = append(batch, piece)
+			size += est
+			changes += len(piece.Changes)
+		}
+	}
+	flush()
+	return total
+}

@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// syncLoop runs anti-entropy. Each period it sends its version vector to
+// members whose last known vector differs from its own: two random live
+// ones, and every one believed dead (a healed cut is found that way before
+// memberlist notices). A member that receives it sends back what the
+// sender lacks and, when asked, its own vector, to which the sender
+// answers with what the member lacks.
+//
+// When every member's last known vector equals this node's, it rests
+// until woken: by a change of the file, a member's vector or a member's
+// state. Nothing can be missing then. Vectors only grow, and whichever
+// side of a pair gained something sees its vector differ from what it
+// last heard from the other, and sends (a file restored from an older copy
+// shrinks, and differs as well). A lost message leaves the difference in
+// place, so it is sent again the next period.
+func (n *Node) syncLoop() {
+	interval := n.cfg.SyncInterval
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	var (
+		vec     store.Vector
+		readGen uint64
+		resting bool
+	)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.syncWake:
+			if resting {
+				// Not at once: give the pushes of a fresh commit their
+				// grace first.
+				resting = false
+				t.Reset(interval)
+			}
+			continue
+		}
+		// The vector is read again only when the file may have changed.
+		if g := n.fileGen.Load(); vec == nil || g != readGen {
+			v, err := n.st.Vector(n.ctx)
+			if err != nil {
+				t.Reset(interval)
+				continue
+			}
+			vec, readGen = v, g
+		}
+		if n.syncRound(vec) {
+			t.Reset(interval)
+		} else {
+			resting = true
+		}
+	}
+}
+
+// syncRound sends this node's vector where a member may lack something or
+// have something this node lacks. It reports whether it sent anything.
+func (n *Node) syncRound(vec store.Vector) bool {
+	var differing, differingDead []*memberlist.Node
+	n.mu.Lock()
+	for _, p := range n.known {
+		if p.node == nil || p.state == memberlist.StateLeft {
+			continue
+		}
+		if p.vector != nil && sameVector(p.vector, vec) {
+			continue
+		}
+		if p.state == memberlist.StateDead {
+			differingDead = append(differingDead, p.node)
+		} else {
+			differing = append(differing, p.node)
+		}
+	}
+	n.mu.Unlock()
+	if len(differing) == 0 && len(differingDead) == 0 {
+		return false
+	}
+	msg := encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: vec})
+	// Two live members a period: after a burst of commits every pair
+	// confirms its vectors within a few periods, without every node
+	// sending to every other at once.
+	rand.Shuffle(len(differing), func(i, j int) { differing[i], differing[j] = differing[j], differing[i] })
+	for _, m := range differing[:min(2, len(differing))] {
+		n.send(m, msg, 0)
+	}
+	// Differing members believed dead may be back (a healed cut): each
+	// gets a packet every period, so the cut heals within one.
+	for _, m := range differingDead {
+		n.send(m, msg, 0)
+	}
+	return true
+}
+
+// handleSync answers a member's vector: it sends what the member lacks
+// (but changes younger than pushGrace, which the origin's push is most
+// likely still delivering) and, when asked, this node's own vector.
+func (n *Node) handleSync(m syncMsg) {
+	n.mu.Lock()
+	p := n.known[m.From]
+	var to *memberlist.Node
+	if p != nil {
+		p.vector, p.vectorAt = m.Vector, time.Now()
+		to = p.node
+	}
+	n.mu.Unlock()
+	if to == nil {
+		return // not a member (yet): it will ask again
+	}
+	// The member's vector may differ from ours: compare next period.
+	n.wakeSync()
+	own, err := n.st.DBVersion(n.ctx)
+	if err != nil {
+		return
+	}
+	if v := m.Vector[n.st.SiteID()]; v > own {
+		// The peer knows this site further than the file does: the file
+		// was restored in place from an older copy. New changes must not
+		// reuse versions the cluster has seen.
+		n.log.Warn("cluster: a peer has seen newer versions of this file than it holds (restored from a backup?); skipping ahead",
+			"peer", m.From, "peer_knows", v, "local", own)
+		if err := n.st.SetVersion(n.ctx, v); err != nil {
+			n.log.Error("cluster: raising the local version", "error", err)
+		}
+		n.fileChanged()
+	}
+	segs, err := n.st.Missing(n.ctx, m.Vector, chunkChanges, store.MakeHLC(time.Now().Add(-pushGrace), 0))
+	if err != nil {
+		n.log.Error("cluster: reading changes for a peer", "peer", m.From, "error", err)
+		return
+	}
+	if len(segs) > 0 {
+		n.sendSegments([]*memberlist.Node{to}, segs)
+	}
+	n.log.Debug("cluster: sync", "from", m.From, "reply", m.WantReply, "segments", len(segs))
+	if m.WantReply {
+		mine, err := n.st.Vector(n.ctx)
+		if err != nil {
+			return
+		}
+		// Always answer with our vector: the peer then sends what it has
+		// that we lack, and its view of us is fresh (a stale view would
+		// make it keep targeting us).
+		n.send(to, encodeSync(syncMsg{From: n.cfg.Name, Vector: mine}), 0)
+	}
+}
+
+// sameVector tells whether two vectors hold the same versions; a site
+// missing from one is at version 0 there (a file lists its own site even
+// before its first change, others only once they have one of its changes).
+func sameVector(a, b store.Vector) bool {
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}
