@@ -11,7 +11,7 @@ RUN     := $(CURDIR)/.run
 
 # Debian packages the tests and benchmarks drive as real peers.
 TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2
-BENCH_PACKAGES := haproxy nginx-light wrk dnsperf
+BENCH_PACKAGES := haproxy nginx-light wrk dnsperf iperf3 wireguard-go wireguard-tools
 TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird
 
 .PHONY: all build run test bench deps bench-deps vet fmt clean
@@ -37,6 +37,7 @@ bench: build bench-deps
 	COREDNS=$(BIN)/coredns bash bench/dns/run.sh
 	$(GO) run ./bench/cluster -caddy $(BIN)/caddy -pops 3,10
 	CADDY=$(BIN)/caddy bash bench/registry/run.sh
+	$(GO) run ./bench/mesh -caddy $(BIN)/caddy
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
 
 # deps installs what the tests need when it is missing (as root, on Debian).
@@ -49,7 +50,7 @@ deps:
 	fi
 
 bench-deps:
-	@missing=""; for t in haproxy nginx wrk dnsperf; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing="$$missing $$t"; done; \
+	@missing=""; for t in haproxy nginx wrk dnsperf iperf3 wireguard-go wg; do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
