@@ -39,6 +39,9 @@ type Node struct {
 	mu       sync.Mutex
 	known    map[string]*peer // by node name, including dead and left ones
 	inflight map[string]bool  // a stream send or join in progress, by name or "join"
+	// seedJoined holds the addresses (seeds and failed members) a
+	// rejoin has reached: a seed among them is not joined again.
+	seedJoined map[string]bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,7 +80,7 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: bind %q: %v", cfg.Bind, err)
 	}
 	n := &Node{cfg: cfg, st: st, log: cfg.Logger, inbox: make(chan []byte, inboxSize),
-		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}}
+		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}, seedJoined: map[string]bool{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	mlc := memberlist.DefaultLANConfig()
@@ -131,6 +134,11 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 			n.log.Warn("cluster: no seed answered yet; retrying in the background", "join", seeds, "error", err)
 		} else {
 			n.log.Info("cluster: joined", "contacted", k, "members", ml.NumMembers())
+			if k == len(seeds) {
+				for _, s := range seeds {
+					n.seedJoined[s] = true
+				}
+			}
 		}
 	}
 	n.log.Info("cluster: started", "node", cfg.Name, "addr", ml.LocalNode().FullAddress().Addr,

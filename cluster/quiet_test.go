@@ -123,3 +123,25 @@ func TestZeroFieldsTakeTheDefaults(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 }
+
+// A seed that never shows among the members under the address given (a
+// host name here) is joined once, not again every RejoinInterval.
+func TestSeedByHostNameIsNotRejoinedOverAndOver(t *testing.T) {
+	dir := t.TempDir()
+	a := startNode(t, filepath.Join(dir, "a.db"), testConfig("a", nil, nil))
+	_, port, err := splitHostPort(a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("b", nil, []string{fmt.Sprintf("localhost:%d", port)})
+	cfg.RejoinInterval = 50 * time.Millisecond
+	b := startNode(t, filepath.Join(dir, "b.db"), cfg)
+	waitMembers(t, []*tnode{a, b}, 2, 5*time.Second)
+	time.Sleep(time.Second) // twenty rejoin periods
+	if k := strings.Count(b.log.String(), "cluster: rejoined"); k > 1 {
+		t.Fatalf("the seed was joined again %d times:\n%s", k, b.log.String())
+	}
+	if len(b.alive()) != 1 {
+		t.Fatalf("b sees %d members", len(b.alive()))
+	}
+}

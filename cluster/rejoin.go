@@ -18,7 +18,11 @@ func (n *Node) seeds() []string {
 	return out
 }
 
-// rejoinLoop joins seeds and failed members that are not members now.
+// rejoinLoop joins seeds and failed members that are not members now. A
+// seed once joined is not joined again: the member it led to is then
+// known, and rejoined by the address it advertises if it fails. (A seed
+// may never show among the members under the address given: a host
+// name, a NAT, another address of the same host.)
 func (n *Node) rejoinLoop() {
 	t := time.NewTicker(n.cfg.RejoinInterval)
 	defer t.Stop()
@@ -33,12 +37,12 @@ func (n *Node) rejoinLoop() {
 			alive[m.Address()] = true
 		}
 		want := map[string]bool{}
+		n.mu.Lock()
 		for _, s := range n.seeds() {
-			if !alive[s] {
+			if !alive[s] && !n.seedJoined[s] {
 				want[s] = true
 			}
 		}
-		n.mu.Lock()
 		for _, p := range n.known {
 			if p.state == memberlist.StateDead && !alive[p.addr] {
 				want[p.addr] = true
@@ -61,9 +65,22 @@ func (n *Node) rejoinLoop() {
 		go func() {
 			defer n.wg.Done()
 			defer func() { n.mu.Lock(); delete(n.inflight, "join"); n.mu.Unlock() }()
-			if k, err := n.ml.Join(addrs); err == nil {
-				n.log.Info("cluster: rejoined", "contacted", k, "tried", addrs)
+			// One address at a time, to know which answered.
+			var reached []string
+			for _, a := range addrs {
+				if _, err := n.ml.Join([]string{a}); err == nil {
+					reached = append(reached, a)
+				}
 			}
+			if len(reached) == 0 {
+				return
+			}
+			n.mu.Lock()
+			for _, a := range reached {
+				n.seedJoined[a] = true
+			}
+			n.mu.Unlock()
+			n.log.Info("cluster: rejoined", "reached", reached, "tried", addrs)
 		}()
 	}
 }
