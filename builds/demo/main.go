@@ -32,9 +32,9 @@ var backends = []struct {
 const caddyfile = `{
 	admin localhost:2019
 	edgeroute {
-		db      %[1]s
-		node    demo-gru-1
-		region  sa
+		db %[1]s
+		node demo-gru-1
+		region sa
 		country BR
 	}
 	layer4 {
