@@ -19,14 +19,19 @@ import (
 
 // Config is the device as one configuration wants it.
 type Config struct {
-	Interface  string        // link name, e.g. wg6pn0
-	Mode       string        // auto, kernel or userspace
-	MTU        int           // link MTU
-	ListenPort int           // UDP port; 0 picks one
-	PrivateKey wgtypes.Key   // never logged
-	Address    netip.Addr    // the POP's own 6PN address, put on the link as a /128
-	Keepalive  time.Duration // persistent keepalive of every peer; 0 is off
-	Logger     *slog.Logger
+	Interface  string      // link name, e.g. wg6pn0
+	Mode       string      // auto, kernel or userspace
+	MTU        int         // link MTU
+	ListenPort int         // UDP port; 0 picks one
+	PrivateKey wgtypes.Key // never logged
+	Address    netip.Addr  // the POP's own 6PN address, put on the link as a /128
+	// Address4 is the POP's own IPv4 address in the mesh, when it has IPv4
+	// routes: put on the link as a /32 and used as the source of IPv4
+	// traffic into the mesh, so the far POP's peer entry for this POP
+	// (which allows this POP's routes) accepts it.
+	Address4  netip.Addr
+	Keepalive time.Duration // persistent keepalive of every peer; 0 is off
+	Logger    *slog.Logger
 }
 
 // Modes of a device.
@@ -56,6 +61,7 @@ type Device struct {
 	link      link
 	keepalive time.Duration
 	address   netip.Addr
+	address4  netip.Addr
 	mtu       int
 	routes    map[netip.Prefix]bool // installed routes into the link
 	peers     map[wgtypes.Key]Peer  // as last applied
@@ -155,7 +161,21 @@ func (d *Device) Reconfigure(cfg Config) error {
 		d.address = cfg.Address
 		// Routes carry the source address: put them again.
 		for p := range d.routes {
-			d.link.addRoute(p, d.address)
+			d.link.addRoute(p, d.srcFor(p))
+		}
+	}
+	if cfg.Address4 != d.address4 {
+		if d.address4.IsValid() {
+			d.link.delAddr(d.address4)
+		}
+		if cfg.Address4.IsValid() {
+			if err := d.link.addAddr(cfg.Address4); err != nil {
+				return fmt.Errorf("mesh: address %s on %s: %w", cfg.Address4, d.name, err)
+			}
+		}
+		d.address4 = cfg.Address4
+		for p := range d.routes {
+			d.link.addRoute(p, d.srcFor(p))
 		}
 	}
 	if err := d.link.up(); err != nil {
@@ -176,6 +196,15 @@ func (d *Device) Reconfigure(cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// srcFor is the source address of routes to p: this POP's own address of
+// p's family.
+func (d *Device) srcFor(p netip.Prefix) netip.Addr {
+	if p.Addr().Is4() {
+		return d.address4
+	}
+	return d.address
 }
 
 // PublicKey is the device's public key now.

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -127,6 +128,7 @@ func (d *Device) SetPeers(peers []Peer) (Change, error) {
 	}
 	// Removals first, so a prefix that moved to another peer is free.
 	var removals, puts []wgtypes.PeerConfig
+	var errs []error // endpoints that do not resolve: the peer goes in without one
 	have := make(map[wgtypes.Key]bool, len(cur.Peers))
 	for _, p := range cur.Peers {
 		have[p.PublicKey] = true
@@ -143,18 +145,14 @@ func (d *Device) SetPeers(peers []Peer) (Change, error) {
 			// instead of waiting for the old session to expire.
 			removals = append(removals, wgtypes.PeerConfig{PublicKey: p.PublicKey, Remove: true})
 			pc, err := d.peerConfig(w, false)
-			if err != nil {
-				return ch, err
-			}
+			errs = append(errs, err)
 			puts = append(puts, pc)
 			ch.Updated = append(ch.Updated, w.Node)
 			continue
 		}
 		if !known || !slices.Equal(old.AllowedIPs, w.AllowedIPs) || !sameIPs(p.AllowedIPs, w.AllowedIPs) {
 			pc, err := d.peerConfig(w, true)
-			if err != nil {
-				return ch, err
-			}
+			errs = append(errs, err)
 			puts = append(puts, pc)
 			ch.Updated = append(ch.Updated, w.Node)
 		}
@@ -170,9 +168,7 @@ func (d *Device) SetPeers(peers []Peer) (Change, error) {
 			continue
 		}
 		pc, err := d.peerConfig(p, false)
-		if err != nil {
-			return ch, err
-		}
+		errs = append(errs, err)
 		// Two POPs that add each other at the same moment would both
 		// initiate, each discard the other's response, and wait five
 		// seconds for WireGuard's retry. So of a new pair only the lower
@@ -205,7 +201,8 @@ func (d *Device) SetPeers(peers []Peer) (Change, error) {
 		keys := passive
 		time.AfterFunc(settleDelay, func() { d.settle(keys) })
 	}
-	return ch, d.syncRoutes(peers)
+	errs = append(errs, d.syncRoutes(peers))
+	return ch, errors.Join(errs...)
 }
 
 // settleDelay is how long the higher key of a new pair waits for the
@@ -271,19 +268,21 @@ func toIPNet(p netip.Prefix) net.IPNet {
 
 func (d *Device) peerConfig(p Peer, update bool) (wgtypes.PeerConfig, error) {
 	pc := wgtypes.PeerConfig{PublicKey: p.PublicKey, UpdateOnly: update, ReplaceAllowedIPs: true}
+	for _, a := range p.AllowedIPs {
+		pc.AllowedIPs = append(pc.AllowedIPs, toIPNet(a))
+	}
 	if !update {
 		ka := d.keepalive
 		pc.PersistentKeepaliveInterval = &ka
 		if p.Endpoint != "" {
 			ua, err := net.ResolveUDPAddr("udp", p.Endpoint)
 			if err != nil {
+				// Still a peer: it can dial this POP, and the next change
+				// of its row resolves again.
 				return pc, fmt.Errorf("mesh: POP %q: endpoint %q: %w", p.Node, p.Endpoint, err)
 			}
 			pc.Endpoint = ua
 		}
-	}
-	for _, a := range p.AllowedIPs {
-		pc.AllowedIPs = append(pc.AllowedIPs, toIPNet(a))
 	}
 	return pc, nil
 }
@@ -302,7 +301,7 @@ func (d *Device) syncRoutes(peers []Peer) error {
 		if d.routes[p] {
 			continue
 		}
-		if err := d.link.addRoute(p, d.address); err != nil && firstErr == nil {
+		if err := d.link.addRoute(p, d.srcFor(p)); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("mesh: route %s into %s: %w", p, d.name, err)
 			continue
 		}

@@ -145,3 +145,21 @@ func (p Plan) Choose(node string, subnet uint16, explicit bool, own netip.Prefix
 	}
 	return netip.Prefix{}, ErrNoSubnet
 }
+
+// Self4 is the POP's own IPv4 address in the mesh, when it routes IPv4
+// prefixes: the first address after the network address of its first
+// IPv4 route (10.50.1.1 for 10.50.1.0/24), or the address of a /32. It is
+// inside the POP's allowed IPs at every other POP, so IPv4 traffic the POP
+// sends into the mesh from it is accepted.
+func Self4(routes []netip.Prefix) (netip.Addr, bool) {
+	for _, r := range routes {
+		if !r.Addr().Is4() {
+			continue
+		}
+		if r.Bits() >= 31 {
+			return r.Addr(), true
+		}
+		return r.Masked().Addr().Next(), true
+	}
+	return netip.Addr{}, false
+}

@@ -155,3 +155,16 @@ func TestValidateRefusesOverlapsAndForeignPrefixesNamingBothPOPs(t *testing.T) {
 		}
 	}
 }
+
+func TestSelf4(t *testing.T) {
+	for in, want := range map[string]string{"10.50.1.0/24": "10.50.1.1", "10.50.1.7/32": "10.50.1.7", "fd00::/64,10.9.0.0/16": "10.9.0.1", "fd00::/64": ""} {
+		var routes []netip.Prefix
+		for _, f := range strings.Split(in, ",") {
+			routes = append(routes, netip.MustParsePrefix(f))
+		}
+		got, ok := Self4(routes)
+		if (want == "" && ok) || (want != "" && got.String() != want) {
+			t.Errorf("Self4(%s) = %v %v, want %q", in, got, ok, want)
+		}
+	}
+}

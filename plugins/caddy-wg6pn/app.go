@@ -108,7 +108,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 }
 
 func (a *App) deviceConfig(addr netip.Addr) mesh.Config {
+	addr4, _ := sixpn.Self4(a.set.routes)
 	return mesh.Config{
+		Address4:   addr4,
 		Interface:  a.Interface,
 		Mode:       a.Mode,
 		MTU:        a.MTU,

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,47 +17,48 @@ import (
 )
 
 // TestMeshBackhaul: a backend lives in a namespace that only POP B
-// reaches, at an address in B's /64. A client of POP A is served by it
-// through A's edgeroute listener, the mesh and B's forwarding. Then B
+// reaches, at an address in B's /64 and at a v1-style IPv4 address in B's
+// routes. A client of POP A is served by it through A's edgeroute
+// listeners, the mesh and B's forwarding, over IPv6 and IPv4. Then B
 // sends packets with a source outside its allowed IPs, and A drops them.
 func TestMeshBackhaul(t *testing.T) {
 	m := newMeshNet(t)
 	a := m.addPOP("a", 1, "a")
 	b := m.addPOP("b", 2, "b")
-	a.extra = "listen 127.0.0.1:8080 {\n\t\t\tapp myapp\n\t\t}"
+	a.extra = "listen 127.0.0.1:8080 {\n\t\t\tapp myapp\n\t\t}\n\t\tlisten 127.0.0.1:8081 {\n\t\t\tapp v4app\n\t\t}"
+	a.wgExtra = "routes 10.50.1.0/24"
+	b.wgExtra = "routes 10.50.2.0/24"
 	be, err := m.net.Add("be")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The backend's LAN: B's end holds the rest of B's /64.
-	if err := m.net.Link(b.ns, []string{"fdaa:0:1:b::fe/64"}, be, []string{"fdaa:0:1:b::10/64"}); err != nil {
+	if err := m.net.Link(b.ns, []string{"fdaa:0:1:b::fe/64", "10.50.2.254/24"}, be, []string{"fdaa:0:1:b::10/64", "10.50.2.10/24"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := be.Run("ip", "-6", "route", "add", "fdaa:0:1::/48", "via", "fdaa:0:1:b::fe"); err != nil {
-		t.Fatal(err)
+	for _, args := range [][]string{{"ip", "-6", "route", "add", "fdaa:0:1::/48", "via", "fdaa:0:1:b::fe"}, {"ip", "route", "add", "10.50.0.0/16", "via", "10.50.2.254"}} {
+		if _, err := be.Run(args[0], args[1:]...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := b.ns.Run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"); err != nil {
-		t.Fatal(err)
+	for _, s := range []string{"net.ipv6.conf.all.forwarding=1", "net.ipv4.ip_forward=1"} {
+		if _, err := b.ns.Run("sysctl", "-qw", s); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ln, err := be.Listen("tcp", "[fdaa:0:1:b::10]:9000")
+	ln6, err := be.Listen("tcp", "[fdaa:0:1:b::10]:9000")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				fmt.Fprintf(c, "backend-b serving %s\n", c.RemoteAddr())
-				line, _ := bufio.NewReader(c).ReadString('\n')
-				c.Write([]byte("echo " + line))
-			}()
-		}
-	}()
+	t.Cleanup(func() { ln6.Close() })
+	ln4, err := be.Listen("tcp4", "10.50.2.10:9000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln4.Close() })
+	for _, ln := range []net.Listener{ln6, ln4} {
+		go serveGreeting(ln)
+	}
 	a.start()
 	b.start()
 	m.waitMeshed([]*meshPOP{a, b}, 10*time.Second)
@@ -65,18 +67,23 @@ func TestMeshBackhaul(t *testing.T) {
 	if out, err := a.ns.Run("ip", "-6", "route", "get", "fdaa:0:1:b::10"); err != nil || !strings.Contains(out, "dev "+a.iface) {
 		t.Fatalf("route at a: %v %s", err, out)
 	}
-	a.sql("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('be-b', 'myapp', 'eu', 'DE', 'fdaa:0:1:b::10', 9000)")
-	deadline := time.Now().Add(5 * time.Second)
-	var greeting string
-	for {
-		greeting = dialVia(a)
-		if strings.HasPrefix(greeting, "backend-b serving [fdaa:0:1:a::1]") {
-			break
+	a.sql("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('be-b', 'myapp', 'eu', 'DE', 'fdaa:0:1:b::10', 9000), ('be-b4', 'v4app', 'eu', 'DE', '10.50.2.10', 9000)")
+	for _, c := range []struct{ port, want string }{{"8080", "backend-b serving [fdaa:0:1:a::1]"}, {"8081", "backend-b serving 10.50.1.1:"}} {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			greeting := dialVia(a, c.port)
+			if strings.HasPrefix(greeting, c.want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				ra, _ := a.ns.Run("ip", "route")
+				aa, _ := a.ns.Run("ip", "addr", "show", a.iface)
+				rb, _ := b.ns.Run("ip", "route")
+				wb, _ := b.ns.Run("wg", "show")
+				t.Fatalf("a client of a on port %s was not served by the backend behind b: %q\n%s\n%s\n%s\n%s", c.port, greeting, ra, aa, rb, wb)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a client of a was not served by the backend behind b: %q\n%s", greeting, a.logs())
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	out, err := a.caddy("edgeroute", "route", "--app", "myapp", "--client", "192.0.2.50", "--json")
 	if err != nil {
@@ -99,7 +106,7 @@ func TestMeshBackhaul(t *testing.T) {
 		"eu.myapp.internal AAAA":              "fdaa:0:1:b::10",
 		"top1.nearest.of.myapp.internal AAAA": "fdaa:0:1:b::10",
 		"regions.myapp.internal TXT":          `"eu"`,
-		"_apps.internal TXT":                  `"myapp"`,
+		"_apps.internal TXT":                  `"myapp,v4app"`,
 		"ns.dns.internal AAAA":                "fdaa:0:1:a::1\nfdaa:0:1:b::1",
 	} {
 		got := digFrom(t, b, a, strings.Fields(q)...)
@@ -152,10 +159,27 @@ func TestMeshBackhaul(t *testing.T) {
 	}
 }
 
-func dialVia(p *meshPOP) string {
+// serveGreeting answers every connection with its remote address, then
+// echoes one line.
+func serveGreeting(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			fmt.Fprintf(c, "backend-b serving %s\n", c.RemoteAddr())
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Write([]byte("echo " + line))
+		}()
+	}
+}
+
+func dialVia(p *meshPOP, port string) string {
 	ctx, cancel := ctxTimeout(3 * time.Second)
 	defer cancel()
-	c, err := p.ns.DialContext(ctx, "tcp", "127.0.0.1:8080")
+	c, err := p.ns.DialContext(ctx, "tcp", "127.0.0.1:"+port)
 	if err != nil {
 		return ""
 	}

@@ -41,8 +41,9 @@ type meshPOP struct {
 	subnet  string
 	iface   string
 	dir     string
-	port    int // WireGuard listen port
-	extra   string
+	port    int    // WireGuard listen port
+	extra   string // lines in the edgeroute block
+	wgExtra string // lines in the wg6pn block
 	mu      sync.Mutex
 	log     bytes.Buffer
 	cmd     *exec.Cmd
@@ -125,9 +126,10 @@ func (p *meshPOP) caddyfile() string {
 		endpoint    %s:%d
 		interface   %s
 		private_key_file %s/wg.key
+		%s
 	}
 }
-`, p.dir, p.name, p.ip, strings.Join(join, " "), p.m.key, p.extra, p.subnet, p.port, p.ip, p.port, p.iface, p.dir)
+`, p.dir, p.name, p.ip, strings.Join(join, " "), p.m.key, p.extra, p.subnet, p.port, p.ip, p.port, p.iface, p.dir, p.wgExtra)
 }
 
 func (p *meshPOP) start() {
