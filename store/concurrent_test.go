@@ -220,14 +220,15 @@ func countMigrated(out [][]string) int {
 	return n
 }
 
-// cliWriter is the sqlite3 CLI updating a v1 row in a loop, one
-// transaction per statement, with a busy timeout as v1's driver sets one,
-// stopping at the first error (-bail).
+// cliWriter is the sqlite3 CLI updating a v1 row in a loop, as a v1 proxy
+// still running on the file would: one transaction per statement, the next
+// 2 ms after the last one finished, with a busy timeout as v1's driver
+// sets one, stopping at the first error (-bail).
 type cliWriter struct {
 	cmd    *exec.Cmd
 	stderr strings.Builder
 	stopc  chan struct{}
-	done   chan int // the number of statements sent
+	done   chan int // the number of statements run
 }
 
 func startCLIWriter(t *testing.T, path string) *cliWriter {
@@ -235,6 +236,10 @@ func startCLIWriter(t *testing.T, path string) *cliWriter {
 	w := &cliWriter{cmd: exec.Command("sqlite3", "-bail", "-cmd", ".timeout 5000", path),
 		stopc: make(chan struct{}), done: make(chan int, 1)}
 	stdin, err := w.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := w.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,25 +251,29 @@ func startCLIWriter(t *testing.T, path string) *cliWriter {
 	go func() {
 		n := 0
 		defer func() { stdin.Close(); w.done <- n }()
+		out := bufio.NewReader(stdout)
 		for {
 			select {
 			case <-w.stopc:
 				return
 			default:
 			}
-			if _, err := fmt.Fprintf(stdin, "UPDATE backends SET weight = %d WHERE id = 'v1-a';\n", (n+1)%50); err != nil {
+			// The statement, then a marker printed once it has run.
+			if _, err := fmt.Fprintf(stdin, "UPDATE backends SET weight = %d WHERE id = 'v1-a';\n.print done\n", (n+1)%50); err != nil {
+				return
+			}
+			if line, err := out.ReadString('\n'); err != nil || line != "done\n" {
 				return
 			}
 			n++
-			time.Sleep(time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 	}()
 	return w
 }
 
-// stop ends the loop, waits for the CLI to run what it was given and
-// returns how many statements that was. It fails the test if the CLI
-// reported an error.
+// stop ends the loop and returns how many statements ran. It fails the
+// test if the CLI reported an error.
 func (w *cliWriter) stop(t *testing.T) int {
 	t.Helper()
 	close(w.stopc)
