@@ -26,6 +26,7 @@ func TestMeshBackhaul(t *testing.T) {
 	a := m.addPOP("a", 1, "a")
 	b := m.addPOP("b", 2, "b")
 	a.extra = "listen 127.0.0.1:8080 {\n\t\t\tapp myapp\n\t\t}\n\t\tlisten 127.0.0.1:8081 {\n\t\t\tapp v4app\n\t\t}"
+	a.global = "layer4 {\n\t\t127.0.0.1:8082 {\n\t\t\troute {\n\t\t\t\tedgeroute myapp\n\t\t\t}\n\t\t}\n\t}"
 	a.wgExtra = "routes 10.50.1.0/24"
 	b.wgExtra = "routes 10.50.2.0/24"
 	be, err := m.net.Add("be")
@@ -68,7 +69,11 @@ func TestMeshBackhaul(t *testing.T) {
 		t.Fatalf("route at a: %v %s", err, out)
 	}
 	a.sql("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('be-b', 'myapp', 'eu', 'DE', 'fdaa:0:1:b::10', 9000), ('be-b4', 'v4app', 'eu', 'DE', '10.50.2.10', 9000)")
-	for _, c := range []struct{ port, want string }{{"8080", "backend-b serving [fdaa:0:1:a::1]"}, {"8081", "backend-b serving 10.50.1.1:"}} {
+	for _, c := range []struct{ port, want string }{
+		{"8080", "backend-b serving [fdaa:0:1:a::1]"}, // the app's own listener
+		{"8082", "backend-b serving [fdaa:0:1:a::1]"}, // a layer4 route with the edgeroute handler
+		{"8081", "backend-b serving 10.50.1.1:"},      // an IPv4 backend in B's routes
+	} {
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			greeting := dialVia(a, c.port)

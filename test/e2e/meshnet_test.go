@@ -44,6 +44,7 @@ type meshPOP struct {
 	port    int    // WireGuard listen port
 	extra   string // lines in the edgeroute block
 	wgExtra string // lines in the wg6pn block
+	global  string // more global options (a layer4 app)
 	mu      sync.Mutex
 	log     bytes.Buffer
 	cmd     *exec.Cmd
@@ -128,8 +129,9 @@ func (p *meshPOP) caddyfile() string {
 		private_key_file %s/wg.key
 		%s
 	}
+	%s
 }
-`, p.dir, p.name, p.ip, strings.Join(join, " "), p.m.key, p.extra, p.subnet, p.port, p.ip, p.port, p.iface, p.dir, p.wgExtra)
+`, p.dir, p.name, p.ip, strings.Join(join, " "), p.m.key, p.extra, p.subnet, p.port, p.ip, p.port, p.iface, p.dir, p.wgExtra, p.global)
 }
 
 func (p *meshPOP) start() {
