@@ -19,8 +19,10 @@ type assignment struct {
 
 func (a assignment) String() string { return a.addr.String() + " on " + a.iface }
 
-// assigner keeps the addresses of `assign` on their interfaces. It removes
-// only what it added: an address the operator put there before stays.
+// assigner keeps the addresses of `assign` on their interfaces. The app
+// owns every address it is told to assign, also one already there: after
+// a crash (kill -9) the addresses stay on the interface, and the next run
+// must still remove them when it stops.
 type assigner struct {
 	ours map[assignment]bool
 }
@@ -66,14 +68,11 @@ func (s *assigner) apply(want map[assignment]bool) error {
 		if s.ours[a] {
 			continue
 		}
-		added, err := addAddr(a)
-		if err != nil {
+		if err := addAddr(a); err != nil {
 			errs = append(errs, fmt.Errorf("assign %s: %v", a, err))
 			continue
 		}
-		if added {
-			s.ours[a] = true
-		}
+		s.ours[a] = true
 	}
 	for a := range s.ours {
 		if want[a] {
@@ -95,18 +94,18 @@ func hostNet(a netip.Addr) *net.IPNet {
 	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)}
 }
 
-// addAddr puts the address on the interface as a host route; false if it
-// was there already.
-func addAddr(a assignment) (bool, error) {
+// addAddr puts the address on the interface as a host address; one that
+// is there already is fine.
+func addAddr(a assignment) error {
 	link, err := netlink.LinkByName(a.iface)
 	if err != nil {
-		return false, err
+		return err
 	}
 	err = netlink.AddrAdd(link, &netlink.Addr{IPNet: hostNet(a.addr)})
 	if errors.Is(err, unix.EEXIST) {
-		return false, nil
+		return nil
 	}
-	return err == nil, err
+	return err
 }
 
 func delAddr(a assignment) error {

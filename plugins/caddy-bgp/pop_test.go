@@ -29,6 +29,11 @@ import (
 var caddyBin string
 
 func TestMain(m *testing.M) {
+	if b := os.Getenv(envBackend); b != "" {
+		// Re-executed as a backend inside a POP's namespace.
+		serveBackend(b)
+		return
+	}
 	caddyBin = os.Getenv("EDGEPROXY_CADDY")
 	if caddyBin == "" && birdtest.Inside() == "" && os.Geteuid() == 0 {
 		// Built before entering the namespace: the module proxy is not
@@ -139,6 +144,13 @@ func newPOP(t *testing.T) *popProc {
 		t.Fatal(err)
 	}
 	st.Close()
+	// A POP killed by a test leaves its anycast addresses on this
+	// namespace's lo, where a later test's client would reach them.
+	t.Cleanup(func() {
+		for _, a := range []string{"192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32", "2001:db8:100::1/128"} {
+			exec.Command("ip", "addr", "del", a, "dev", "lo").Run()
+		}
+	})
 	p.sql(`INSERT INTO backends (id, app, region, country, wg_ip, port, healthy, weight, soft_limit, hard_limit)
 		VALUES ('b1','myapp','sa','BR','127.0.0.1',9001,1,1,100,200), ('b2','myapp','sa','BR','127.0.0.1',9002,1,1,100,200)`)
 	return p

@@ -11,10 +11,14 @@ import (
 
 // TestStopDrainsBeforeClosing: `caddy stop` re-announces every prefix with
 // GRACEFUL_SHUTDOWN, withdraws it after the drain wait, and only then
-// closes the BGP sessions; the addresses leave lo.
+// closes the BGP sessions; the addresses leave lo, also one a crashed run
+// left there.
 func TestStopDrainsBeforeClosing(t *testing.T) {
 	n := network(t)
 	p := newPOP(t)
+	if out, err := exec.Command("ip", "addr", "add", "192.0.2.1/32", "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("a crash's leftover address: %v %s", err, out)
+	}
 	p.start(p.caddyfile(""))
 	n.bird.WaitEstablished(20*time.Second, "pop4", "pop6")
 	n.waitRoute(t, "192.0.2.1/32", true, 10*time.Second)

@@ -91,10 +91,7 @@ func startNsPOP(t *testing.T, ns, name, addr, routerAddr string, med int) *nsPOP
 		}
 	}
 }
-http://:9001 {
-	respond "%s"
-}
-`, p.sock, db, name, addr, routerAddr, med, name)
+`, p.sock, db, name, addr, routerAddr, med)
 	cf := filepath.Join(p.dir, "Caddyfile")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -109,6 +106,16 @@ http://:9001 {
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	// The table with the app's backend, the Caddy of this POP itself.
 	seedTable(t, db)
+	// The POP's backend is a process of its own in the POP's namespace:
+	// this test binary, re-executed (see TestMain).
+	self, _ := os.Executable()
+	backend := exec.Command("ip", "netns", "exec", ns, self)
+	backend.Env = append(os.Environ(), envBackend+"="+name)
+	backend.Stdout, backend.Stderr = p.log, p.log
+	if err := backend.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backend.Process.Kill(); backend.Wait() })
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +134,40 @@ http://:9001 {
 		t.Fatalf("%s did not start:\n%s", name, out)
 	}
 	return p
+}
+
+// envBackend makes the test binary a backend that answers every request
+// with an HTTP response naming its POP.
+const envBackend = "EDGEPROXY_BGP_BACKEND"
+
+func serveBackend(name string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:9001")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			// Read the request before answering: closing with unread
+			// data would reset the connection.
+			buf := make([]byte, 0, 512)
+			tmp := make([]byte, 512)
+			for !strings.Contains(string(buf), "\r\n\r\n") {
+				n, err := c.Read(tmp)
+				if err != nil {
+					return
+				}
+				buf = append(buf, tmp[:n]...)
+			}
+			fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(name), name)
+		}()
+	}
 }
 
 func seedTable(t *testing.T, db string) {
