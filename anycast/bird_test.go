@@ -100,15 +100,20 @@ type rig struct {
 
 // newRig joins this process's namespace to a router namespace running
 // BIRD and starts a manager with cfg (peers filled in).
-func newRig(t *testing.T, birdExtra string, mutate func(c *Config)) *rig {
+func newRig(t *testing.T, birdExtra string, mutate func(c *Config), more ...any) *rig {
+	var protocols string
+	var popAddrs []string
+	if len(more) == 2 {
+		protocols, popAddrs = more[0].(string), more[1].([]string)
+	}
 	birdtest.Skip(t)
 	if birdtest.Inside() == "" {
 		t.Skip("needs the test namespace that TestMain creates when run as root")
 	}
 	rtr := birdtest.NS(t, fmt.Sprintf("bgpcore%d-r", os.Getpid()))
-	birdtest.Veth(t, "", "vp0", []string{"198.51.100.2/24", "2001:db8:1::2/64"},
+	birdtest.Veth(t, "", "vp0", append([]string{"198.51.100.2/24", "2001:db8:1::2/64"}, popAddrs...),
 		rtr, "vr0", []string{"198.51.100.1/24", "2001:db8:1::1/64"})
-	bird := birdtest.StartBird(t, rtr, fmt.Sprintf(routerConf, birdExtra))
+	bird := birdtest.StartBird(t, rtr, fmt.Sprintf(routerConf, birdExtra)+protocols)
 	d := DefaultConfig()
 	peer := func(addr string, f Family) Peer {
 		return Peer{Address: netip.MustParseAddr(addr), RemoteAS: 65000, Port: d.Port, Hold: 9 * time.Second,
@@ -254,4 +259,39 @@ func TestBirdDisableEnableReconnects(t *testing.T) {
 	}
 	r.bird.WaitEstablished(time.Second, "pop4")
 	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+}
+
+// TestBirdIPv6OverIPv4AndPassive: one IPv4 session carries both families,
+// the IPv6 prefix with its explicit next hop; and a passive peer is
+// accepted on the speaker's listener when BIRD dials.
+func TestBirdIPv6OverIPv4AndPassive(t *testing.T) {
+	extra := `
+protocol bgp dual {
+	local 198.51.100.1 as 65000;
+	neighbor 198.51.100.3 port 1790 as 65101;
+	hold time 9;
+	ipv4 { import filter from_pop; export none; };
+	ipv6 { import filter from_pop; export none; };
+}`
+	r := newRig(t, "", func(c *Config) {
+		c.ListenPort = 1790
+		c.ListenAddrs = []netip.Addr{netip.MustParseAddr("198.51.100.3")}
+		c.Peers = []Peer{{Address: netip.MustParseAddr("198.51.100.1"), RemoteAS: 65000, Port: 179, Hold: 9 * time.Second,
+			ConnectRetry: time.Second, Families: []Family{IPv4, IPv6}, Passive: true, LocalAddress: netip.MustParseAddr("198.51.100.3")}}
+		c.Announces = []Announce{
+			{Prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}, When: "myapp", Min: 1, Rise: 1, Fall: 1},
+			{Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:100::1/128")}, When: "myapp", Min: 1, Rise: 1, Fall: 1,
+				NextHop: netip.MustParseAddr("2001:db8:1::2")},
+		}
+	}, extra, []string{"198.51.100.3/24"})
+	r.bird.WaitEstablished(20*time.Second, "dual")
+	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+	r.waitRoute("2001:db8:100::1/128", true, 5*time.Second)
+	routes := r.routes()
+	if nh := routes["2001:db8:100::1/128"].Attrs["BGP.next_hop"]; !strings.HasPrefix(nh, "2001:db8:1::2") {
+		t.Errorf("IPv6 prefix over the IPv4 session: next hop %q, want 2001:db8:1::2", nh)
+	}
+	if nh := routes["192.0.2.1/32"].Attrs["BGP.next_hop"]; nh != "198.51.100.3" {
+		t.Errorf("IPv4 prefix: next hop %q, want the session's local address 198.51.100.3", nh)
+	}
 }

@@ -206,8 +206,9 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	m.src, m.updates, m.stopSrc = nil, nil, nil
 	m.cfg = nil
 	m.machine = NewMachine()
+	// The POP's row says it announces nothing. The target stays: a later
+	// Apply replaces it.
 	m.pub.publish("")
-	m.pub.setTarget(nil)
 	m.notifyLocked()
 }
 
