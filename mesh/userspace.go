@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
@@ -97,6 +99,9 @@ func (u *userspace) close() error {
 	var err error
 	if u.uapi != nil {
 		err = u.uapi.Close()
+		// The socket file outlives its listener: remove it, so `wg show`
+		// does not list a device that is gone.
+		os.Remove(filepath.Join("/var/run/wireguard", u.name+".sock"))
 	}
 	u.dev.Close()
 	if errors.Is(err, net.ErrClosed) {

@@ -111,11 +111,14 @@ func (n *Net) next() int {
 // IfName is a link name unique on the host (WireGuard interface names and
 // UAPI sockets are global, whatever the namespace): tag, then this
 // process's id and a counter, at most 15 characters.
+// The UAPI socket a userspace WireGuard device of that name leaves behind
+// when killed is removed when the Net closes.
 func (n *Net) IfName(tag string) string {
 	s := fmt.Sprintf("%s%x%x", tag, n.id&0xfffff, n.next())
 	if len(s) > 15 {
 		s = s[len(s)-15:]
 	}
+	n.defer_(func() { os.Remove("/var/run/wireguard/" + s + ".sock") })
 	return s
 }
 

@@ -170,10 +170,17 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
+// stop ends the POP as an operator would (SIGINT: apps stop, the device
+// is removed), killing it if it does not exit within 10 s.
 func (p *meshPOP) stop() {
 	if p.cmd != nil && p.cmd.Process != nil {
-		p.cmd.Process.Kill()
-		<-p.exited
+		p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.exited
+		}
 		p.cmd = nil
 	}
 }
