@@ -217,7 +217,7 @@ func TestAnycastEndToEnd(t *testing.T) {
 		t.Logf("BIRD protocol enabled -> POP's session up and prefix back after %v", time.Since(start).Round(time.Millisecond))
 	})
 
-	t.Run("MD5 password; a wrong password is retried without harm", func(t *testing.T) {
+	t.Run("MD5 password; a wrong password or an unreachable peer is retried without harm", func(t *testing.T) {
 		b4 := n.protocol(t, "pop4")
 		peers := `		peer 198.51.100.11 {
 			remote_as 65000
@@ -231,6 +231,10 @@ func TestAnycastEndToEnd(t *testing.T) {
 			password wrong
 			connect_retry 1s
 		}
+		peer 198.51.100.99 {
+			remote_as 65000
+			connect_retry 1s
+		}
 `
 		p.reload(p.caddyfile(peers))
 		n.bird.WaitEstablished(20*time.Second, "withmd5")
@@ -239,10 +243,19 @@ func TestAnycastEndToEnd(t *testing.T) {
 			t.Errorf("session with the wrong password is up: %s", bad.Info)
 		}
 		st := p.status()
+		if len(st.Peers) != 5 {
+			t.Errorf("%d peers in the status, want 5", len(st.Peers))
+		}
 		for _, peer := range st.Peers {
-			if peer.Address == "198.51.100.12" && peer.State == "established" {
-				t.Errorf("wrong-password peer established")
+			if (peer.Address == "198.51.100.12" || peer.Address == "198.51.100.99") && peer.State == "established" {
+				t.Errorf("peer %s (wrong password or unreachable) established", peer.Address)
 			}
+		}
+		if !strings.Contains(p.caddy("bgp", "status"), "198.51.100.99") {
+			t.Error("caddy bgp status lacks the unreachable peer")
+		}
+		if _, ok := n.routes(t)["192.0.2.1/32"]; !ok {
+			t.Error("the prefix left BIRD while other peers failed")
 		}
 		if a4 := n.protocol(t, "pop4"); a4.Since != b4.Since {
 			t.Errorf("adding peers reset pop4: since %s -> %s", b4.Since, a4.Since)
