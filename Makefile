@@ -10,9 +10,9 @@ BIN     := $(CURDIR)/bin
 RUN     := $(CURDIR)/.run
 
 # Debian packages the tests and benchmarks drive as real peers.
-TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2
+TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2 chromium
 BENCH_PACKAGES := haproxy nginx-light wrk dnsperf iperf3 wireguard-go wireguard-tools
-TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird
+TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird chromium
 
 .PHONY: all build run test bench deps bench-deps vet fmt clean
 

@@ -39,6 +39,10 @@ type POP interface {
 	// until release is called or max passes: an app announcing the POP
 	// drains its announcements first.
 	Hold(name string, max time.Duration) (release func())
+	// Report registers a function whose value the POP's status page shows
+	// under name (BGP sessions, mesh handshakes...), called on every read
+	// of the page and so never on a hot path. remove unregisters it.
+	Report(name string, f func() any) (remove func())
 }
 
 // Identity names a POP.

@@ -34,6 +34,7 @@ type Runtime struct {
 	health  atomic.Pointer[healthManager]
 	healthF string // fingerprint of the running health config
 	signal  signalState
+	reports reports // what other apps show on the POP's status (reports.go)
 
 	cancel context.CancelFunc
 	done   chan struct{}

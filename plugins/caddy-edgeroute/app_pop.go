@@ -28,3 +28,6 @@ func (a *App) BeginStop(reason string) { a.rt.BeginStop(reason) }
 
 // Hold keeps a stopping POP's listeners open until release or max.
 func (a *App) Hold(name string, max time.Duration) func() { return a.rt.Hold(name, max) }
+
+// Report registers what another app shows on the POP's status page.
+func (a *App) Report(name string, f func() any) (remove func()) { return a.rt.Report(name, f) }

@@ -1,0 +1,75 @@
+package edgeroute
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/edgeproxy/edgeproxy/pop"
+)
+
+func TestUnmarshalStatusHandler(t *testing.T) {
+	var h StatusHandler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("edgeroute_status {\n refresh 2s\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if h.Refresh != caddy.Duration(2*time.Second) {
+		t.Fatalf("%+v", h)
+	}
+	for bad, want := range map[string]string{
+		"edgeroute_status x":                              "unexpected argument",
+		"edgeroute_status {\n refresh\n}":                 "refresh takes exactly one value",
+		"edgeroute_status {\n refresh 1s\n refresh 2s\n}": "refresh given twice",
+		"edgeroute_status {\n every 1s\n}":                "unknown option \"every\"",
+		"edgeroute_status {\n refresh soon\n}":            "refresh \"soon\"",
+	} {
+		var h StatusHandler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error naming %q", bad, err, want)
+		}
+	}
+}
+
+// Another POP's state comes from what reaches this one of it: membership
+// first, then its replicated anycast phases.
+func TestPopStateOfOtherPOPs(t *testing.T) {
+	sig := pop.Signal{State: pop.Serving}
+	for _, c := range []struct {
+		member, anycast string
+		clustered       bool
+		want            string
+	}{
+		{"alive", "192.0.2.1/32=announced", true, "alive"},
+		{"alive", "192.0.2.1/32=draining,2001:db8::1/128=announced", true, "draining"},
+		{"alive", "192.0.2.1/32=withdrawn,2001:db8::1/128=withdrawn", true, "withdrawn"},
+		{"dead", "192.0.2.1/32=announced", true, "dead"},
+		{"suspect", "", true, "suspect"},
+		{"", "", true, "not a member"},
+		{"", "", false, "unknown"},
+		{"", "192.0.2.1/32=draining", false, "draining"},
+	} {
+		p := PopStatus{Node: "fra", Member: c.member, Anycast: parseAnycast(c.anycast)}
+		if got := popState(p, sig, c.clustered); got != c.want {
+			t.Errorf("member %q anycast %q clustered %v: %q, want %q", c.member, c.anycast, c.clustered, got, c.want)
+		}
+	}
+	self := PopStatus{Node: "gru", Self: true, Member: "alive"}
+	if got := popState(self, pop.Signal{State: pop.Draining}, true); got != "draining" {
+		t.Errorf("this POP draining shows %q", got)
+	}
+	if got := popState(self, pop.Signal{State: pop.Serving, Stale: true}, true); got != "serving (stale table)" {
+		t.Errorf("this POP with a stale table shows %q", got)
+	}
+}
+
+// The picture escapes what the table carries: a node name is data.
+func TestDrawEdgeEscapes(t *testing.T) {
+	svg := string(drawEdge(StatusView{Pops: []PopStatus{{Node: `<script>x</script>`, Region: "eu", State: "alive"}}}))
+	if strings.Contains(svg, "<script>") || !strings.Contains(svg, "&lt;script&gt;") {
+		t.Fatalf("node name not escaped: %s", svg)
+	}
+}

@@ -1,0 +1,49 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Observation is one row of the replicated health table: how one POP
+// (Observer) last found one backend.
+type Observation struct {
+	BackendID string
+	Observer  string
+	Healthy   bool
+	RTT       time.Duration
+	CheckedAt time.Time
+}
+
+// HealthObservations reads every row of the health table, ordered by
+// backend and observer, for status pages. A file without a health table (a
+// v1 file the proxy has not migrated) has none.
+func (s *Store) HealthObservations(ctx context.Context) ([]Observation, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'health'`).Scan(&n); err != nil || n == 0 {
+		return nil, s.wrapNil(err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT backend_id, observer, healthy, rtt_us, checked_at FROM health ORDER BY backend_id, observer`)
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	defer rows.Close()
+	var out []Observation
+	for rows.Next() {
+		var o Observation
+		var healthy int
+		var rtt, at int64
+		if err := rows.Scan(&o.BackendID, &o.Observer, &healthy, &rtt, &at); err != nil {
+			return nil, s.wrap(err)
+		}
+		o.Healthy, o.RTT, o.CheckedAt = healthy != 0, time.Duration(rtt)*time.Microsecond, time.Unix(at, 0)
+		out = append(out, o)
+	}
+	return out, s.wrapNil(rows.Err())
+}

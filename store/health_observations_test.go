@@ -1,0 +1,40 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Every observer's row of every backend is read back as written, ordered
+// by backend then observer.
+func TestHealthObservations(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	at := time.Unix(1_700_000_000, 0)
+	if err := s.WriteHealth(ctx, "gru-1", []HealthRow{{BackendID: "b", Healthy: false, RTT: 0, CheckedAt: at},
+		{BackendID: "a", Healthy: true, RTT: 1500 * time.Microsecond, CheckedAt: at}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteHealth(ctx, "fra-1", []HealthRow{{BackendID: "a", Healthy: false, RTT: 0, CheckedAt: at.Add(time.Second)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.HealthObservations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Observation{
+		{BackendID: "a", Observer: "fra-1", Healthy: false, CheckedAt: at.Add(time.Second)},
+		{BackendID: "a", Observer: "gru-1", Healthy: true, RTT: 1500 * time.Microsecond, CheckedAt: at},
+		{BackendID: "b", Observer: "gru-1", Healthy: false, CheckedAt: at},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d observations, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].BackendID != want[i].BackendID || got[i].Observer != want[i].Observer || got[i].Healthy != want[i].Healthy ||
+			got[i].RTT != want[i].RTT || !got[i].CheckedAt.Equal(want[i].CheckedAt) {
+			t.Errorf("observation %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
