@@ -31,9 +31,10 @@ func (p Peer) same(q Peer) bool {
 // PeersFromPops turns the pops table into peers: every POP but self that
 // has published a public key and a prefix. Rows that cannot be installed
 // (a bad key, a foreign or overlapping prefix, a key two POPs share) are
-// left out and each is reported, naming the POPs involved. It is pure and
-// sorted by node.
-func PeersFromPops(plan sixpn.Plan, self string, selfKey wgtypes.Key, pops []routing.Pop) (peers []Peer, problems []error) {
+// left out and each is reported, naming the POPs involved; of two rows
+// that overlap, the one installed (installed reports it; nil for none)
+// keeps its place. It is pure and sorted by node.
+func PeersFromPops(plan sixpn.Plan, self string, selfKey wgtypes.Key, pops []routing.Pop, installed func(node string) bool) (peers []Peer, problems []error) {
 	keys := make(map[string]wgtypes.Key)
 	byKey := make(map[wgtypes.Key][]string)
 	var claims []sixpn.Claim
@@ -58,7 +59,7 @@ func PeersFromPops(plan sixpn.Plan, self string, selfKey wgtypes.Key, pops []rou
 		keys[p.Node] = k
 		byKey[k] = append(byKey[k], p.Node)
 	}
-	ok, refused := plan.Validate(self, claims)
+	ok, refused := plan.Validate(self, claims, installed)
 	for _, r := range refused {
 		problems = append(problems, r)
 	}
@@ -95,6 +96,18 @@ func other(nodes []string, node string) string {
 		}
 	}
 	return ""
+}
+
+// Peers are the peers as last applied by SetPeers, sorted by node.
+func (d *Device) Peers() []Peer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]Peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
 }
 
 // Change says what SetPeers did.

@@ -38,7 +38,7 @@ func TestPeersFromPopsSkipsSelfUnpublishedAndRefusedRows(t *testing.T) {
 		{Node: "f-foreign", PublicKey: kd, Prefix6: "fd99::/64"},
 		{Node: "g-mykey", PublicKey: selfPub, Prefix6: "fdaa:0:1:7::/64"},
 	}
-	peers, problems := PeersFromPops(plan, "self", selfKey.PublicKey(), pops)
+	peers, problems := PeersFromPops(plan, "self", selfKey.PublicKey(), pops, nil)
 	if len(peers) != 1 || peers[0].Node != "b" || peers[0].Endpoint != "192.0.2.2:51820" ||
 		len(peers[0].AllowedIPs) != 2 || peers[0].AllowedIPs[1].String() != "10.50.2.0/24" {
 		t.Fatalf("peers %+v", peers)

@@ -78,12 +78,16 @@ func (r Refusal) Error() string {
 }
 
 // Validate splits claims into those safe to install and the refused ones.
-// A /64 outside the plan is foreign. Two claims that overlap (their /64s or
-// routes) are both refused, each naming the other, since neither can be
-// trusted to own the addresses; a claim that overlaps self's is refused and
-// self kept. Claims with no prefix are left out silently: that POP has not
-// published one yet. The result is sorted by node.
-func (p Plan) Validate(self string, claims []Claim) (ok []Claim, refused []Refusal) {
+// A /64 outside the plan is foreign. Of two claims that overlap (their /64s
+// or routes), one held by self or by an installed POP (installed reports
+// which are, nil for none) wins and the other is refused, naming it: a new
+// row cannot take addresses from a POP already meshed. When neither or
+// both are installed, both are refused, each naming the other, since
+// neither can be trusted to own the addresses. Claims with no prefix are
+// left out silently: that POP has not published one yet. The result is
+// sorted by node.
+func (p Plan) Validate(self string, claims []Claim, installed func(node string) bool) (ok []Claim, refused []Refusal) {
+	held := func(node string) bool { return node == self || (installed != nil && installed(node)) }
 	bad := make(map[string]bool)
 	for _, c := range claims {
 		if !c.Prefix.IsValid() {
@@ -115,11 +119,12 @@ func (p Plan) Validate(self string, claims []Claim) (ok []Claim, refused []Refus
 			if !overlap {
 				continue
 			}
-			if a.Node != self {
+			ha, hb := held(a.Node), held(b.Node)
+			if a.Node != self && (!ha || hb) {
 				refused = append(refused, Refusal{Node: a.Node, Other: b.Node, Prefix: pa, Reason: fmt.Sprintf("%s is claimed by both", pb)})
 				bad[a.Node] = true
 			}
-			if b.Node != self {
+			if b.Node != self && (!hb || ha) {
 				refused = append(refused, Refusal{Node: b.Node, Other: a.Node, Prefix: pb, Reason: fmt.Sprintf("%s is claimed by both", pa)})
 				bad[b.Node] = true
 			}

@@ -127,7 +127,7 @@ func TestValidateRefusesOverlapsAndForeignPrefixesNamingBothPOPs(t *testing.T) {
 		{Node: "route-clash", Prefix: p.Subnet(4), Routes: []netip.Prefix{netip.MustParsePrefix("10.50.0.0/16")}},
 		{Node: "unpublished"},
 	}
-	ok, refused := p.Validate("self", claims)
+	ok, refused := p.Validate("self", claims, nil)
 	var okNodes []string
 	for _, c := range ok {
 		okNodes = append(okNodes, c.Node)
@@ -166,5 +166,19 @@ func TestSelf4(t *testing.T) {
 		if (want == "" && ok) || (want != "" && got.String() != want) {
 			t.Errorf("Self4(%s) = %v %v, want %q", in, got, ok, want)
 		}
+	}
+}
+
+func TestValidateKeepsTheInstalledPOPAgainstANewcomer(t *testing.T) {
+	p := mustPlan(t)
+	claims := []Claim{{Node: "b", Prefix: p.Subnet(2)}, {Node: "rogue", Prefix: p.Subnet(2)}}
+	ok, refused := p.Validate("self", claims, func(n string) bool { return n == "b" })
+	if len(ok) != 1 || ok[0].Node != "b" || len(refused) != 1 || refused[0].Node != "rogue" || refused[0].Other != "b" {
+		t.Fatalf("ok %v refused %v", ok, refused)
+	}
+	// Neither installed: both refused.
+	ok, refused = p.Validate("self", claims, nil)
+	if len(ok) != 0 || len(refused) != 2 {
+		t.Fatalf("ok %v refused %v", ok, refused)
 	}
 }

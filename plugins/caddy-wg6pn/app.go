@@ -44,8 +44,7 @@ type App struct {
 	key      wgtypes.Key // never logged
 	node     string
 	prefix   netip.Prefix
-	peers    []mesh.Peer // as last applied, for the view
-	problems []string    // refused rows, as last logged
+	problems []string // refused rows, as last logged
 	cancel   context.CancelFunc
 	done     chan struct{}
 	kick     chan struct{}
@@ -269,7 +268,12 @@ func (a *App) sync(force bool) {
 			}
 		}
 	}
-	peers, problems := mesh.PeersFromPops(a.set.plan, node, key.PublicKey(), rows)
+	// Installed peers are the device's, which outlive reloads.
+	installed := make(map[string]bool)
+	for _, p := range a.dev.Peers() {
+		installed[p.Node] = true
+	}
+	peers, problems := mesh.PeersFromPops(a.set.plan, node, key.PublicKey(), rows, func(n string) bool { return installed[n] })
 	msgs := make([]string, 0, len(problems))
 	for _, p := range problems {
 		msgs = append(msgs, p.Error())
@@ -289,9 +293,6 @@ func (a *App) sync(force bool) {
 		return
 	}
 	lastGeneration.Store(a.Interface, tbl.Generation)
-	a.mu.Lock()
-	a.peers = peers
-	a.mu.Unlock()
 	if !ch.Empty() {
 		a.logger.Info("mesh peers changed", zap.Strings("added", ch.Added), zap.Strings("removed", ch.Removed),
 			zap.Strings("updated", ch.Updated), zap.Int("peers", len(peers)), zap.String("own_prefix", prefix.String()),

@@ -54,11 +54,11 @@ func (a *App) view() (View, error) {
 	if a.prefix.IsValid() {
 		v.Address = sixpn.Self(a.prefix).String()
 	}
-	names := make(map[string]string, len(a.peers))
-	for _, p := range a.peers {
+	a.mu.Unlock()
+	names := make(map[string]string)
+	for _, p := range a.dev.Peers() {
 		names[p.PublicKey.String()] = p.Node
 	}
-	a.mu.Unlock()
 	now := time.Now()
 	v.Peers = []PeerView{}
 	for _, p := range st.Peers {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -221,4 +222,48 @@ func (p *meshPOP) metrics() string {
 		}
 	}
 	return b.String()
+}
+
+// TestMeshRefusesOverlappingAndForeignRows: a row claiming B's /64, and one
+// outside the network, are refused with a log line naming both POPs and
+// never installed; B keeps its session.
+func TestMeshRefusesOverlappingAndForeignRows(t *testing.T) {
+	m := newMeshNet(t)
+	a := m.addPOP("a", 1, "a")
+	b := m.addPOP("b", 2, "b")
+	a.start()
+	b.start()
+	m.waitMeshed([]*meshPOP{a, b}, 10*time.Second)
+	hsB := a.handshakeWith("b")
+	a.sql(fmt.Sprintf("INSERT INTO pops (node, region, public_key, endpoint, prefix6) VALUES ('rogue', 'eu', '%s', '198.51.100.9:51820', 'fdaa:0:1:b::/64'), ('alien', 'eu', '%s', '198.51.100.8:51820', 'fd99:1:2:3::/64')",
+		newKey(t), newKey(t)))
+	want := []string{`POP \"rogue\": prefix fdaa:0:1:b::/64 overlaps POP \"b\"'s`, `POP \"alien\": prefix fd99:1:2:3::/64: not a /64 of the network fdaa:0:1::/48`}
+	deadline := time.Now().Add(3 * time.Second)
+	for _, p := range []*meshPOP{a, b} {
+		for {
+			logs := p.logs()
+			if strings.Contains(logs, want[0]) && strings.Contains(logs, want[1]) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s logged no refusal naming both POPs:\n%s", p.name, logs)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if v := a.view(); len(v.Peers) != 1 || v.Peers[0].Node != "b" || len(v.Refused) != 2 {
+		t.Fatalf("a's peers %+v, refused %v", v.Peers, v.Refused)
+	}
+	if hs := a.wgHandshakes(); len(hs) != 1 {
+		t.Fatalf("wg show at a lists %d peers", len(hs))
+	}
+	if got := a.handshakeWith("b"); !got.Equal(hsB) {
+		t.Fatalf("b's session restarted: %v -> %v", hsB, got)
+	}
+	if out, err := a.ns.Run("ping", "-6", "-c", "1", "-W", "2", b.addr6()); err != nil {
+		t.Fatalf("ping b: %v\n%s", err, out)
+	}
+	if m := a.metrics(); !strings.Contains(m, "wg6pn_refused_rows 2") {
+		t.Errorf("metrics lack wg6pn_refused_rows 2")
+	}
 }
