@@ -25,7 +25,8 @@ func TestMeshBackhaul(t *testing.T) {
 	m := newMeshNet(t)
 	a := m.addPOP("a", 1, "a")
 	b := m.addPOP("b", 2, "b")
-	a.extra = "listen 127.0.0.1:8080 {\n\t\t\tapp myapp\n\t\t}\n\t\tlisten 127.0.0.1:8081 {\n\t\t\tapp v4app\n\t\t}"
+	a.extra = "listen 127.0.0.1:8080 {\n\t\t\tapp myapp\n\t\t}\n\t\tlisten 127.0.0.1:8081 {\n\t\t\tapp v4app\n\t\t}\n" +
+		"\t\thealth myapp {\n\t\t\ttcp\n\t\t\tinterval 200ms\n\t\t}\n\t\thealth v4app {\n\t\t\ttcp\n\t\t\tinterval 200ms\n\t\t}"
 	a.global = "layer4 {\n\t\t127.0.0.1:8082 {\n\t\t\troute {\n\t\t\t\tedgeroute myapp\n\t\t\t}\n\t\t}\n\t}"
 	a.wgExtra = "routes 10.50.1.0/24"
 	b.wgExtra = "routes 10.50.2.0/24"
@@ -89,6 +90,39 @@ func TestMeshBackhaul(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	}
+	// A's active health checks reach both backends through the mesh.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var hv struct {
+			Apps []struct {
+				Backends []struct {
+					ID      string  `json:"id"`
+					Checked bool    `json:"checked"`
+					Healthy bool    `json:"healthy"`
+					Checks  uint64  `json:"checks"`
+					RTTMs   float64 `json:"rtt_ms"`
+				} `json:"backends"`
+			} `json:"apps"`
+		}
+		if err := a.get("/edgeroute/health", &hv); err != nil {
+			t.Fatal(err)
+		}
+		good := 0
+		for _, app := range hv.Apps {
+			for _, be := range app.Backends {
+				if be.Checked && be.Healthy && be.Checks >= 2 && be.RTTMs > 0 {
+					good++
+				}
+			}
+		}
+		if good == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's health checks do not pass through the mesh: %+v", hv)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	out, err := a.caddy("edgeroute", "route", "--app", "myapp", "--client", "192.0.2.50", "--json")
 	if err != nil {
