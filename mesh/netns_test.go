@@ -102,7 +102,7 @@ func startHelper(t *testing.T, ns *netns.NS, iface, subnet, endpoint string) *he
 	if err := ns.Start(c); err != nil {
 		t.Fatal(err)
 	}
-	if !h.out.Scan() || !strings.HasPrefix(h.out.Text(), "ready userspace") {
+	if !h.out.Scan() || !strings.HasPrefix(h.out.Text(), "ready ") {
 		t.Fatalf("helper in %s: %q", ns.Name, h.out.Text())
 	}
 	return h
