@@ -35,7 +35,11 @@ const tlsCaddyfile = `{
 	layer4 {
 		%[5]s:%[6]d {
 			route {
-				tls
+				tls {
+					connection_policy {
+						alpn http/1.1
+					}
+				}
 				edgeroute myapp {
 					tries 3
 				}
@@ -192,6 +196,9 @@ func TestTLSAtTheEdge(t *testing.T) {
 			return err
 		}
 		defer c.Close()
+		if p := c.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+			t.Fatalf("ALPN chose %q, want http/1.1 (the connection_policy's alpn)", p)
+		}
 		served, err = c.roundTrip("hello over tls\n")
 		return err
 	})
@@ -263,7 +270,9 @@ func tlsDial(ip string, port int, from string, pool *x509.CertPool) (*tlsConn, e
 	if err != nil {
 		return nil, err
 	}
-	c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: ip})
+	// Offered as a browser or curl would: the POP's alpn http/1.1 picks
+	// what the plain backend speaks.
+	c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: ip, NextProtos: []string{"h2", "http/1.1"}})
 	c.SetDeadline(time.Now().Add(3 * time.Second))
 	if err := c.Handshake(); err != nil {
 		raw.Close()
