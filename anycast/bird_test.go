@@ -243,21 +243,8 @@ func TestBirdDisableEnableReconnects(t *testing.T) {
 	time.Sleep(time.Second)
 	start := time.Now()
 	r.bird.MustC("enable", "pop4")
-	for i := 0; i < 30; i++ {
-		pr, _ := r.bird.Protocol("pop4")
-		var gs string
-		for _, p := range r.m.Status(context.Background()).Peers {
-			if p.Address == "198.51.100.1" {
-				gs = p.State + " " + p.LastError
-			}
-		}
-		t.Logf("%v bird %s %s | pop %s", time.Since(start).Round(time.Millisecond), pr.State, pr.Info, gs)
-		if pr.Established() {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	r.bird.WaitEstablished(time.Second, "pop4")
+	r.bird.WaitEstablished(30*time.Second, "pop4")
+	t.Logf("BIRD's protocol enabled -> session Established after %v", time.Since(start).Round(time.Millisecond))
 	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
 }
 
