@@ -254,6 +254,8 @@ func TestTwoPopsClientSeesNoFailureWhileOneDrainsAndStops(t *testing.T) {
 	counts := map[string]int{}
 	var failures []string
 	var order []string
+	var start time.Time
+	var switched time.Duration // first answer from pop2 after the stop began
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -272,6 +274,9 @@ func TestTwoPopsClientSeesNoFailureWhileOneDrainsAndStops(t *testing.T) {
 				counts[who]++
 				if len(order) == 0 || order[len(order)-1] != who {
 					order = append(order, who)
+					if who == "pop2" && !start.IsZero() {
+						switched = time.Since(start)
+					}
 				}
 			}
 			mu.Unlock()
@@ -279,7 +284,9 @@ func TestTwoPopsClientSeesNoFailureWhileOneDrainsAndStops(t *testing.T) {
 		}
 	}()
 	time.Sleep(time.Second)
-	start := time.Now()
+	mu.Lock()
+	start = time.Now()
+	mu.Unlock()
 	stopped := make(chan struct{})
 	go func() {
 		exec.Command(caddyBin, "stop", "--address", "unix/"+pop1.sock).Run()
@@ -297,8 +304,8 @@ func TestTwoPopsClientSeesNoFailureWhileOneDrainsAndStops(t *testing.T) {
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	t.Logf("pop1 stopped (drain wait 3s) and exited after %v; client connections: %v, order %v, failures %d",
-		exitedAfter.Round(time.Millisecond), counts, order, len(failures))
+	t.Logf("pop1 stopped (drain wait 3s): clients on pop2 from %v, pop1 exited after %v; client connections: %v, order %v, failures %d",
+		switched.Round(time.Millisecond), exitedAfter.Round(time.Millisecond), counts, order, len(failures))
 	if len(failures) > 0 {
 		t.Errorf("client failures while pop1 drained and stopped: %v", failures)
 	}
