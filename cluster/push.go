@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/store"
@@ -17,7 +19,13 @@ func (n *Node) pushLoop() {
 	poll := n.cfg.PushSafetyPoll
 	if err != nil {
 		poll = n.cfg.PushPoll
-		n.log.Debug("cluster: changes to the file are not reported; polling it", "every", poll, "error", err)
+		lvl := slog.LevelDebug
+		if runtime.GOOS == "linux" {
+			// Expected to work here (out of inotify watches?): the poll
+			// costs a few percent of a core.
+			lvl = slog.LevelWarn
+		}
+		n.log.Log(n.ctx, lvl, "cluster: changes to the file are not reported; polling it", "every", poll, "error", err)
 	}
 	last, err := n.st.DBVersion(n.ctx)
 	if err != nil {

@@ -10,6 +10,9 @@
 // routing table, which follows the file with the default 50ms watch).
 // As root it also cuts one POP off with nftables, writes on both sides,
 // heals the cut and measures the time until every file is identical.
+// Before the changes it leaves the cluster idle (-idle, 20s) and reports
+// the CPU each POP used meanwhile, from /proc/PID/stat. With -idleonly it
+// reports only that (with -nocluster, for POPs without a cluster block).
 // It prints a Markdown table.
 package main
 
@@ -39,6 +42,9 @@ func main() {
 	sizes := flag.String("pops", "3,10", "cluster sizes")
 	changes := flag.Int("changes", 100, "changes per cluster size")
 	gap := flag.Duration("gap", 60*time.Millisecond, "pause between changes")
+	idle := flag.Duration("idle", 20*time.Second, "idle span over which CPU per POP is measured (0: skip)")
+	idleOnlyFlag := flag.Bool("idleonly", false, "only measure idle CPU")
+	noCluster := flag.Bool("nocluster", false, "with -idleonly: POPs without a cluster block")
 	flag.Parse()
 	if _, err := os.Stat(*bin); err != nil {
 		fail("caddy binary: %v (build it with make build)", err)
@@ -49,11 +55,18 @@ func main() {
 		if err != nil || n < 2 || n > 60 {
 			fail("bad cluster size %q", s)
 		}
-		rows = append(rows, run(*bin, n, *changes, *gap))
+		if *idleOnlyFlag {
+			idleOnly(*bin, n, *idle, *noCluster)
+			continue
+		}
+		rows = append(rows, run(*bin, n, *changes, *gap, *idle))
+	}
+	if *idleOnlyFlag {
+		return
 	}
 	fmt.Println()
-	fmt.Println("| POPs | changes | file p50 | file p99 | routing p50 | routing p99 | bytes/change pushed | bytes/change, all replication messages | convergence after heal |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| POPs | changes | file p50 | file p99 | routing p50 | routing p99 | bytes/change pushed | bytes/change, all replication messages | convergence after heal | idle CPU per POP |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		fmt.Println(r)
 	}
@@ -70,7 +83,9 @@ type cluster struct {
 	dbs  []*sql.DB
 }
 
-func start(bin string, n int) *cluster {
+func start(bin string, n int) *cluster { return startOpts(bin, n, false) }
+
+func startOpts(bin string, n int, noCluster bool) *cluster {
 	dir, err := os.MkdirTemp("", "bench-cluster")
 	if err != nil {
 		fail("%v", err)
@@ -82,7 +97,7 @@ func start(bin string, n int) *cluster {
 	var seeds []string
 	for i := range n {
 		o := popctl.Options{Bin: bin, Dir: filepath.Join(dir, fmt.Sprint("pop", i)), Name: fmt.Sprintf("pop%d", i),
-			IP: fmt.Sprintf("127.0.1.%d", 10+i), Key: key, Cluster: "bench", Join: seeds}
+			IP: fmt.Sprintf("127.0.1.%d", 10+i), Key: key, Cluster: "bench", Join: seeds, NoCluster: noCluster}
 		p, err := popctl.New(o)
 		if err != nil {
 			fail("%v", err)
@@ -100,6 +115,9 @@ func start(bin string, n int) *cluster {
 			fail("%v", err)
 		}
 		c.dbs = append(c.dbs, db)
+	}
+	if noCluster {
+		return c
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -172,7 +190,7 @@ func percentile(d []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-func run(bin string, n, changes int, gap time.Duration) string {
+func run(bin string, n, changes int, gap, idle time.Duration) string {
 	fmt.Fprintf(os.Stderr, "== %d POPs\n", n)
 	c := start(bin, n)
 	defer c.stop()
@@ -185,17 +203,31 @@ func run(bin string, n, changes int, gap time.Duration) string {
 		}
 	}
 	time.Sleep(time.Second)
-	// Idle traffic (anti-entropy) over the same span, to separate it out.
-	span := time.Duration(changes) * (gap + 20*time.Millisecond)
+	// Idle traffic (anti-entropy), to separate it out, and idle CPU.
+	span := min(time.Duration(changes)*(gap+20*time.Millisecond), 5*time.Second)
+	if idle > 0 {
+		span = idle
+	}
 	_, idle0 := c.bytesSent()
-	time.Sleep(min(span, 5*time.Second))
+	t0 := time.Now()
+	idleCol := "-"
+	if idle > 0 {
+		cpu, err := idleCPU(c.pops, idle)
+		if err != nil {
+			fail("%v", err)
+		}
+		idleCol = idleSummary(cpu)
+		fmt.Fprintf(os.Stderr, "   idle CPU per POP over %v (%% of one core): %.2f\n", idle, cpu)
+	} else {
+		time.Sleep(span)
+	}
 	_, idle1 := c.bytesSent()
-	idleRate := float64(idle1-idle0) / min(span, 5*time.Second).Seconds()
+	idleRate := float64(idle1-idle0) / time.Since(t0).Seconds()
 
 	var fileLat, routeLat []time.Duration
 	var mu sync.Mutex
 	p0, b0 := c.bytesSent()
-	t0 := time.Now()
+	t0 = time.Now()
 	for k := range changes {
 		origin := mrand.IntN(n)
 		w := int64(k + 2)
@@ -255,9 +287,9 @@ func run(bin string, n, changes int, gap time.Duration) string {
 			heal = ms(d)
 		}
 	}
-	return fmt.Sprintf("| %d | %d | %s | %s | %s | %s | %.0f (%.0f per member) | %.0f | %s |", n, changes,
+	return fmt.Sprintf("| %d | %d | %s | %s | %s | %s | %.0f (%.0f per member) | %.0f | %s | %s |", n, changes,
 		ms(percentile(fileLat, .5)), ms(percentile(fileLat, .99)),
-		ms(percentile(routeLat, .5)), ms(percentile(routeLat, .99)), pushed, pushed/float64(n-1), total, heal)
+		ms(percentile(routeLat, .5)), ms(percentile(routeLat, .99)), pushed, pushed/float64(n-1), total, heal, idleCol)
 }
 
 // partitionAndHeal cuts the last POP off long enough for the others to
