@@ -230,7 +230,7 @@ func TestAnycastEndToEnd(t *testing.T) {
 		peers := `		peer 198.51.100.11 {
 			remote_as 65000
 			local_address 198.51.100.3
-			password md5-s3cret
+			password {env.BGP_PASSWORD}
 			connect_retry 1s
 		}
 		peer 198.51.100.12 {

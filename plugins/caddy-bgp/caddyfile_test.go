@@ -104,6 +104,33 @@ func TestCaddyfileFull(t *testing.T) {
 	}
 }
 
+func TestPasswordPlaceholder(t *testing.T) {
+	src := `bgp {
+		asn 65101
+		router_id 198.51.100.2
+		peer 198.51.100.1 {
+			remote_as 65000
+			password {env.EDGEPROXY_TEST_BGP_PW}
+		}
+	}`
+	t.Setenv("EDGEPROXY_TEST_BGP_PW", "from-env")
+	app, err := parse(t, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := json.Marshal(app); strings.Contains(string(raw), "from-env") {
+		t.Fatalf("the secret is in the JSON config: %s", raw)
+	}
+	c, err := app.core()
+	if err != nil || c.Peers[0].Password != "from-env" {
+		t.Fatalf("password %q, %v", c.Peers[0].Password, err)
+	}
+	t.Setenv("EDGEPROXY_TEST_BGP_PW", "")
+	if _, err := app.core(); err == nil || !strings.Contains(err.Error(), "peer 198.51.100.1: password {env.EDGEPROXY_TEST_BGP_PW} is empty") {
+		t.Fatalf("unset variable: %v", err)
+	}
+}
+
 func TestDrainDefaults(t *testing.T) {
 	app, err := parse(t, `bgp {
 		asn 65101

@@ -231,10 +231,17 @@ func corePeer(p *PeerConfig, d anycast.Defaults) (anycast.Peer, error) {
 		return out, fmt.Errorf("%s: multihop must be 1 to 255", name)
 	}
 	out.Multihop = uint8(p.Multihop)
-	if len(p.Password) > 80 {
+	// The password is usually a placeholder ({env.BGP_PASSWORD}), resolved
+	// here so that the secret never reaches Caddy's saved config. One that
+	// resolves to nothing is refused rather than silently running without
+	// MD5.
+	out.Password = caddy.NewReplacer().ReplaceAll(p.Password, "")
+	if p.Password != "" && out.Password == "" {
+		return out, fmt.Errorf("%s: password %s is empty (is the variable set?)", name, p.Password)
+	}
+	if len(out.Password) > 80 {
 		return out, fmt.Errorf("%s: password is longer than the 80 bytes TCP MD5 allows", name)
 	}
-	out.Password = p.Password
 	out.Hold = d.Hold
 	if p.Hold != 0 {
 		out.Hold = time.Duration(p.Hold)

@@ -215,7 +215,8 @@ func (p *popProc) start(conf string) {
 	p.t.Helper()
 	p.write(conf)
 	p.cmd = exec.Command(caddyBin, "run", "--config", p.conf, "--adapter", "caddyfile")
-	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir, "HOME="+p.dir)
+	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir, "HOME="+p.dir,
+		"BGP_PASSWORD=md5-s3cret")
 	w := &lockedWriter{mu: &p.logMu, w: &p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
 	if err := p.cmd.Start(); err != nil {
