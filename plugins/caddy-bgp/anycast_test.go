@@ -79,6 +79,27 @@ func TestAnycastEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a stale table holds the last state", func(t *testing.T) {
+		before := n.protocol(t, "pop4").ImportUpdates()
+		p.sql(`ALTER TABLE backends RENAME TO backends_saved`)
+		if _, ok := birdtest.Wait(5*time.Second, func() bool { return p.status().POP.Stale }); !ok {
+			t.Fatal("the POP signal never went stale")
+		}
+		time.Sleep(2500 * time.Millisecond) // a few observations
+		st := p.status()
+		if _, ok := n.routes(t)["192.0.2.1/32"]; !ok || st.Prefixes[0].Phase != "announced" ||
+			!strings.Contains(st.Prefixes[0].Reason, "table stale, holding") {
+			t.Errorf("stale table: route at BIRD %v, prefix %+v", ok, st.Prefixes[0])
+		}
+		if after := n.protocol(t, "pop4").ImportUpdates(); after != before {
+			t.Errorf("updates sent while stale: %d -> %d", before, after)
+		}
+		p.sql(`ALTER TABLE backends_saved RENAME TO backends`)
+		if _, ok := birdtest.Wait(5*time.Second, func() bool { return !p.status().POP.Stale }); !ok {
+			t.Fatal("the POP signal stayed stale after the repair")
+		}
+	})
+
 	t.Run("withdrawn when no backend is routable, back after rise", func(t *testing.T) {
 		var down, up []time.Duration
 		for range 20 {
