@@ -282,3 +282,42 @@ protocol bgp dual {
 		t.Errorf("IPv4 prefix: next hop %q, want the session's local address 198.51.100.3", nh)
 	}
 }
+
+// TestBirdRemovedAndAddedBack: the app removed from the config closes the
+// sessions and withdraws; added back, the same process's speaker starts
+// again. A changed router ID restarts every session and re-announces.
+func TestBirdRemovedAndAddedBack(t *testing.T) {
+	r := newRig(t, "", func(c *Config) { c.Announces[0].AnnounceDelay = 0 })
+	r.bird.WaitEstablished(15*time.Second, "pop4", "pop6")
+	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+
+	r.m.Shutdown(context.Background())
+	r.waitRoute("192.0.2.1/32", false, 3*time.Second)
+	if _, ok := birdtest.Wait(3*time.Second, func() bool {
+		p, _ := r.bird.Protocol("pop4")
+		return !p.Established()
+	}); !ok {
+		t.Fatal("session still up after the shutdown")
+	}
+	if out := ipOut(t, "addr", "show", "dev", "lo"); strings.Contains(out, "192.0.2.1/32") {
+		t.Errorf("address left on lo after the shutdown:\n%s", out)
+	}
+
+	r.apply()
+	r.bird.WaitEstablished(20*time.Second, "pop4", "pop6")
+	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+	since := func() string { p, _ := r.bird.Protocol("pop6"); return p.Since }
+	before := since()
+
+	time.Sleep(1100 * time.Millisecond) // BIRD's times have a resolution of a second
+	r.cfg.RouterID = netip.MustParseAddr("198.51.100.9")
+	r.apply()
+	if _, ok := birdtest.Wait(20*time.Second, func() bool {
+		p, _ := r.bird.Protocol("pop6")
+		return p.Established() && p.Since != before && strings.Contains(p.All, "198.51.100.9")
+	}); !ok {
+		p, _ := r.bird.Protocol("pop6")
+		t.Fatalf("pop6 not re-established with the new router ID: %s", p.All)
+	}
+	r.waitRoute("2001:db8:100::1/128", true, 5*time.Second)
+}
