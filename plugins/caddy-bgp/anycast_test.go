@@ -65,6 +65,9 @@ func TestAnycastEndToEnd(t *testing.T) {
 		}); !ok {
 			t.Errorf("pops row anycast %q, want %q", row, want)
 		}
+		if !strings.Contains(p.logs(), `"logger":"bgp.gobgp","msg":"Peer Up"`) {
+			t.Error("GoBGP's logs do not reach Caddy's logger as bgp.gobgp")
+		}
 		cmd := p.caddy("bgp", "status")
 		for _, w := range []string{"198.51.100.1", "established", "192.0.2.1/32", "announced", "myapp: 2 routable (min 1)"} {
 			if !strings.Contains(cmd, w) {
