@@ -321,3 +321,22 @@ func TestBirdRemovedAndAddedBack(t *testing.T) {
 	}
 	r.waitRoute("2001:db8:100::1/128", true, 5*time.Second)
 }
+
+// TestBirdFailedApplyKeepsThePrevious: a config whose listener cannot bind
+// fails to apply, and the speaker goes back to the running config.
+func TestBirdFailedApplyKeepsThePrevious(t *testing.T) {
+	r := newRig(t, "", func(c *Config) { c.Announces[0].AnnounceDelay = 0 })
+	r.bird.WaitEstablished(15*time.Second, "pop4")
+	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+	bad := r.cfg
+	bad.ListenPort = 1790
+	bad.ListenAddrs = []netip.Addr{netip.MustParseAddr("203.0.113.99")} // on no interface
+	if _, err := r.m.Apply(context.Background(), bad, r.src, Options{}); err == nil {
+		t.Fatal("a listener on an absent address was applied")
+	}
+	r.bird.WaitEstablished(20*time.Second, "pop4")
+	r.waitRoute("192.0.2.1/32", true, 5*time.Second)
+	if st := r.m.Status(context.Background()); st.Listen != "off" || len(st.Peers) != 2 {
+		t.Errorf("after the failed apply: listen %s, %d peers", st.Listen, len(st.Peers))
+	}
+}

@@ -96,6 +96,7 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 	if m.log == nil {
 		m.log = newZapLogger(opts.Logger)
 	}
+	prevGoBGP, prevLogger := m.log.target.Load(), m.logger
 	m.log.target.Store(opts.Logger.Named("gobgp"))
 	m.logger = opts.Logger
 	if m.spk == nil {
@@ -105,13 +106,26 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 	if m.cfg != nil && m.running && reflect.DeepEqual(*m.cfg, cfg) {
 		m.stats.unchanged++
 	}
-	if err := m.spk.applyGlobal(ctx, &cfg); err != nil {
-		return Handle{}, err
+	err := m.spk.applyGlobal(ctx, &cfg)
+	if err == nil {
+		err = m.spk.applyPeers(ctx, cfg.Peers)
 	}
-	if err := m.spk.applyPeers(ctx, cfg.Peers); err != nil {
-		return Handle{}, err
+	if err == nil {
+		err = m.assign.apply(wantedAssignments(&cfg))
 	}
-	if err := m.assign.apply(wantedAssignments(&cfg)); err != nil {
+	if err != nil {
+		// The host keeps running the previous config (Caddy does when a
+		// new one fails to start): put the speaker back the way it was.
+		m.log.target.Store(prevGoBGP)
+		if prevLogger != nil {
+			m.logger = prevLogger
+		}
+		if prev := m.cfg; prev != nil && m.running {
+			m.spk.applyGlobal(ctx, prev)
+			m.spk.applyPeers(ctx, prev.Peers)
+			m.assign.apply(wantedAssignments(prev))
+			m.syncLocked(ctx)
+		}
 		return Handle{}, err
 	}
 	m.cfg = &cfg
