@@ -125,6 +125,10 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 			m.spk.applyPeers(ctx, prev.Peers)
 			m.assign.apply(wantedAssignments(prev))
 			m.syncLocked(ctx)
+		} else if !m.running {
+			// Nothing ran before: nothing runs now.
+			m.spk.stop(ctx)
+			m.assign.apply(nil)
 		}
 		return Handle{}, err
 	}
