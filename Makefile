@@ -1,6 +1,7 @@
 # edgeProxy v2: Caddy and CoreDNS with edgeProxy's plugins.
 #
 #   make run     build both binaries and start a single-POP demo on loopback
+#   make run-cluster  three POPs, a BIRD router and a client in network namespaces (root, Linux)
 #   make test    build and run every test (installs missing test tools as root)
 #   make bench   side-by-side benchmarks against HAProxy, caddy-l4 and CoreDNS hosts
 
@@ -14,7 +15,7 @@ TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 b
 BENCH_PACKAGES := haproxy nginx-light wrk dnsperf iperf3 wireguard-go wireguard-tools
 TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird chromium
 
-.PHONY: all build run test bench deps bench-deps vet fmt clean
+.PHONY: all build run run-cluster test bench deps bench-deps vet fmt clean
 
 all: build
 
@@ -24,6 +25,10 @@ build:
 
 run: build
 	$(GO) run ./builds/demo -dir $(RUN) -caddy $(BIN)/caddy -coredns $(BIN)/coredns
+
+# Paths stay relative: the commands it prints are run from this directory.
+run-cluster: build
+	$(GO) run ./builds/cluster-demo -dir .run-cluster -caddy bin/caddy -coredns bin/coredns
 
 test: deps build vet
 	EDGEPROXY_CADDY=$(BIN)/caddy EDGEPROXY_COREDNS=$(BIN)/coredns $(GO) test -count=1 -timeout 30m ./...
@@ -58,4 +63,4 @@ bench-deps:
 	fi
 
 clean:
-	rm -rf $(BIN) $(RUN)
+	rm -rf $(BIN) $(RUN) .run-cluster
