@@ -46,9 +46,14 @@ type Config struct {
 	PushSafetyPoll time.Duration
 	SyncInterval   time.Duration // anti-entropy period, while some member may lack something
 	RejoinInterval time.Duration // seed and lost-member rejoin period
-	GCInterval     time.Duration // tombstone collection period
-	TombstoneAge   time.Duration // a tombstone is kept at least this long
-	MaxMessage     int           // largest message accepted, bytes
+	// A member dead for longer than DeadPatience (gone for good, or cut
+	// off a long time) is sent anti-entropy and rejoined only every
+	// DeadRetry instead of every period.
+	DeadPatience time.Duration
+	DeadRetry    time.Duration
+	GCInterval   time.Duration // tombstone collection period
+	TombstoneAge time.Duration // a tombstone is kept at least this long
+	MaxMessage   int           // largest message accepted, bytes
 	// StreamTimeout bounds a stream dial and exchange (memberlist's
 	// TCPTimeout): a dial that hangs in a partition that drops packets
 	// must not hold a member's stream slot for long.
@@ -74,14 +79,17 @@ func DefaultConfig() Config {
 		// writer on another host of a network filesystem) waits for it.
 		PushSafetyPoll: time.Second,
 		// Anti-entropy runs only while some member's last known vector
-		// differs from this node's; a lost push is found within one
-		// period after the push grace.
+		// differs from this node's; a lost push is repaired a period or
+		// two later (changes younger than the push grace wait for the
+		// next).
 		SyncInterval:   500 * time.Millisecond,
 		RejoinInterval: 2 * time.Second,
-		GCInterval:     time.Minute,
-		// Longer than any partition anti-entropy is expected to heal, so
-		// a deleted row cannot come back from a member that missed the
-		// delete.
+		// A cut that heals within minutes heals within one period; a
+		// member that is gone for good costs a packet and a dial every
+		// half minute, not every second.
+		DeadPatience:  5 * time.Minute,
+		DeadRetry:     30 * time.Second,
+		GCInterval:    time.Minute,
 		TombstoneAge:  10 * time.Minute,
 		MaxMessage:    8 << 20,
 		StreamTimeout: time.Second,
@@ -115,6 +123,8 @@ func withDefaults(cfg Config) Config {
 		{&cfg.PushSafetyPoll, &d.PushSafetyPoll},
 		{&cfg.SyncInterval, &d.SyncInterval},
 		{&cfg.RejoinInterval, &d.RejoinInterval},
+		{&cfg.DeadPatience, &d.DeadPatience},
+		{&cfg.DeadRetry, &d.DeadRetry},
 		{&cfg.GCInterval, &d.GCInterval},
 		{&cfg.TombstoneAge, &d.TombstoneAge},
 		{&cfg.StreamTimeout, &d.StreamTimeout},

@@ -59,7 +59,19 @@ type peer struct {
 	lag      time.Duration // commit-to-merge delay of its newest change merged here
 	lagAt    time.Time
 	since    time.Time // last state change
+	syncAt   time.Time // last anti-entropy sent to it while dead
+	joinAt   time.Time // last rejoin tried while dead
 	leaving  bool      // said goodbye: its coming failure is a leave
+}
+
+// patient tells whether a dead member has been dead long enough to be
+// tried only every DeadRetry, and if so whether a try is due now, given
+// the last try. Called with n.mu held.
+func (n *Node) patient(p *peer, last, now time.Time) (slow, due bool) {
+	if now.Sub(p.since) < n.cfg.DeadPatience {
+		return false, true
+	}
+	return true, now.Sub(last) >= n.cfg.DeadRetry
 }
 
 // Start joins the cluster and begins replicating st. Fields of cfg left

@@ -145,3 +145,38 @@ func TestSeedByHostNameIsNotRejoinedOverAndOver(t *testing.T) {
 		t.Fatalf("b sees %d members", len(b.alive()))
 	}
 }
+
+// A member dead for longer than DeadPatience is sent anti-entropy only
+// every DeadRetry; before that, every period (a cut that heals soon heals
+// within one).
+func TestLongDeadMemberIsTriedOnlyNowAndThen(t *testing.T) {
+	nodes := startCluster(t, 2, nil, func(c *Config) {
+		c.DeadPatience = 1500 * time.Millisecond
+		c.DeadRetry = time.Hour
+	})
+	a, b := nodes[0], nodes[1]
+	a.exec(t, `INSERT INTO backends (id, app) VALUES ('x','app')`)
+	converge(t, nodes, 3*time.Second)
+	b.Kill()
+	a.exec(t, `INSERT INTO backends (id, app) VALUES ('y','app')`) // b now lacks something
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Status(context.Background()).Counts["dead"] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("b not seen dead")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Freshly dead: a packet every period (100 ms here).
+	s0 := a.Stats.MessagesSent.Load()
+	time.Sleep(500 * time.Millisecond)
+	if k := a.Stats.MessagesSent.Load() - s0; k < 3 {
+		t.Fatalf("%d messages to a freshly dead member in 500ms", k)
+	}
+	// Dead for long: one more try when patience runs out, then none.
+	time.Sleep(1500 * time.Millisecond)
+	s1 := a.Stats.MessagesSent.Load()
+	time.Sleep(time.Second)
+	if k := a.Stats.MessagesSent.Load() - s1; k != 0 {
+		t.Fatalf("%d messages to a member dead for long in 1s", k)
+	}
+}

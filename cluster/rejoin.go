@@ -18,7 +18,8 @@ func (n *Node) seeds() []string {
 	return out
 }
 
-// rejoinLoop joins seeds and failed members that are not members now. A
+// rejoinLoop joins seeds and failed members that are not members now
+// (those dead for longer than DeadPatience only every DeadRetry). A
 // seed once joined is not joined again: the member it led to is then
 // known, and rejoined by the address it advertises if it fails. (A seed
 // may never show among the members under the address given: a host
@@ -37,20 +38,28 @@ func (n *Node) rejoinLoop() {
 			alive[m.Address()] = true
 		}
 		want := map[string]bool{}
+		now := time.Now()
 		n.mu.Lock()
 		for _, s := range n.seeds() {
 			if !alive[s] && !n.seedJoined[s] {
 				want[s] = true
 			}
 		}
+		var dead []*peer
 		for _, p := range n.known {
 			if p.state == memberlist.StateDead && !alive[p.addr] {
-				want[p.addr] = true
+				if _, due := n.patient(p, p.joinAt, now); due {
+					want[p.addr] = true
+					dead = append(dead, p)
+				}
 			}
 		}
 		busy := n.inflight["join"]
 		if len(want) > 0 && !busy {
 			n.inflight["join"] = true
+			for _, p := range dead {
+				p.joinAt = now
+			}
 		}
 		n.mu.Unlock()
 		if len(want) == 0 || busy {

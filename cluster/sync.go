@@ -55,17 +55,27 @@ func (n *Node) syncLoop() {
 			}
 			vec, readGen = v, g
 		}
-		if n.syncRound(vec) {
+		busy, later := n.syncRound(vec)
+		switch {
+		case busy:
 			t.Reset(interval)
-		} else {
+		case later > 0:
+			// Only members long dead differ: rest, but try them again
+			// when due.
+			resting = true
+			t.Reset(later)
+		default:
 			resting = true
 		}
 	}
 }
 
 // syncRound sends this node's vector where a member may lack something or
-// have something this node lacks. It reports whether it sent anything.
-func (n *Node) syncRound(vec store.Vector) bool {
+// have something this node lacks. busy reports that it should run again
+// next period; otherwise later, if not zero, is when a member dead for
+// long is due again.
+func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
+	now := time.Now()
 	var differing, differingDead []*memberlist.Node
 	n.mu.Lock()
 	for _, p := range n.known {
@@ -75,15 +85,27 @@ func (n *Node) syncRound(vec store.Vector) bool {
 		if p.vector != nil && sameVector(p.vector, vec) {
 			continue
 		}
-		if p.state == memberlist.StateDead {
-			differingDead = append(differingDead, p.node)
-		} else {
+		if p.state != memberlist.StateDead {
 			differing = append(differing, p.node)
+			continue
+		}
+		slow, due := n.patient(p, p.syncAt, now)
+		if due {
+			p.syncAt = now
+			differingDead = append(differingDead, p.node)
+		}
+		if !slow {
+			busy = true
+		} else if wait := n.cfg.DeadRetry - now.Sub(p.syncAt); later == 0 || wait < later {
+			later = max(wait, time.Millisecond)
 		}
 	}
 	n.mu.Unlock()
+	if len(differing) > 0 {
+		busy = true
+	}
 	if len(differing) == 0 && len(differingDead) == 0 {
-		return false
+		return busy, later
 	}
 	msg := encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: vec})
 	// Two live members a period: after a burst of commits every pair
@@ -94,11 +116,12 @@ func (n *Node) syncRound(vec store.Vector) bool {
 		n.send(m, msg, 0)
 	}
 	// Differing members believed dead may be back (a healed cut): each
-	// gets a packet every period, so the cut heals within one.
+	// gets a packet every period for DeadPatience, so a cut heals within
+	// one period; then every DeadRetry.
 	for _, m := range differingDead {
 		n.send(m, msg, 0)
 	}
-	return true
+	return busy, later
 }
 
 // handleSync answers a member's vector: it sends what the member lacks
