@@ -36,6 +36,14 @@ type signalState struct {
 	holds     map[int]*hold
 	nextHold  int
 	closed    bool
+
+	// The per-app counts of the last recompute, and what they were
+	// counted from: a recompute after a new snapshot counts again only
+	// the apps whose backends changed (appsFor).
+	appsMu   sync.Mutex
+	appsOf   *routing.Table
+	apps     map[string]AppSignal
+	downSeen uint64
 }
 
 type hold struct {
@@ -76,6 +84,11 @@ func (s *signalState) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.kicks:
+			// A new snapshot, a health verdict or an operator's
+			// action: apps whose backends and health are as before
+			// keep their counts.
+			s.recomputeWith(false)
+			continue
 		case <-t.C:
 		}
 		s.recompute()
@@ -94,9 +107,15 @@ func (s *signalState) setStale(reason string) {
 
 // recompute builds the signal from the table and the operator's state and
 // publishes it when it says something new.
-func (s *signalState) recompute() {
+func (s *signalState) recompute() { s.recomputeWith(true) }
+
+// recomputeWith is recompute; with all false it counts again only the apps
+// whose backends changed since the last count, unless some backend's
+// health changed meanwhile. Counts that move without an event (backends
+// reaching their hard limit) are refreshed by the periodic recompute.
+func (s *signalState) recomputeWith(all bool) {
 	tbl := s.rt.table.Load()
-	apps := appSignals(tbl)
+	apps := s.appsFor(tbl, all)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -167,42 +186,70 @@ func deliver(ch chan Signal, sig Signal) {
 	}
 }
 
+// appsFor returns the per-app counts of tbl, counting again only what
+// may have changed since the last call unless all.
+func (s *signalState) appsFor(tbl *routing.Table, all bool) map[string]AppSignal {
+	s.appsMu.Lock()
+	defer s.appsMu.Unlock()
+	down := routing.DownChanges()
+	switch {
+	case all || s.appsOf == nil || down != s.downSeen:
+		s.apps = appSignals(tbl, nil, nil)
+	case tbl != s.appsOf:
+		s.apps = appSignals(tbl, s.appsOf, s.apps)
+	}
+	s.appsOf, s.downSeen = tbl, down
+	return s.apps
+}
+
+// sameBackends reports whether two snapshots' lists of an app are the
+// same list (a derived snapshot shares the lists of untouched apps).
+func sameBackends(a, b []*routing.Backend) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // appSignals counts each app's routable backends and says why the others
-// are not.
-func appSignals(tbl *routing.Table) map[string]AppSignal {
+// are not. With a previous table and its counts, apps whose backend list
+// that table shares keep their counts.
+func appSignals(tbl, prev *routing.Table, prevApps map[string]AppSignal) map[string]AppSignal {
 	type tally struct {
 		AppSignal
 		reasons map[string]int
 	}
 	acc := map[string]*tally{}
-	for _, b := range tbl.Backends() {
-		t := acc[b.App]
-		if t == nil {
-			t = &tally{reasons: map[string]int{}}
-			acc[b.App] = t
-		}
-		if b.Deleted {
+	// App by app, so a pass over a large table looks up no map per
+	// backend: the signal is recomputed after every snapshot.
+	out := make(map[string]AppSignal, len(prevApps)+1)
+	for _, app := range tbl.Apps() {
+		if a, ok := prevApps[app]; ok && sameBackends(tbl.App(app), prev.App(app)) {
+			out[app] = a
 			continue
 		}
-		t.Backends++
-		switch {
-		case !b.Healthy:
-			t.reasons["marked unhealthy in the table"]++
-		case !b.Addr.IsValid():
-			t.reasons["no valid address"]++
-		case b.Load != nil && b.Load.DownReasons()&routing.DownActive != 0:
-			t.reasons["failing active health checks"]++
-		case b.Load != nil && b.Load.DownReasons()&routing.DownEjected != 0:
-			t.reasons["ejected after connection failures"]++
-		case b.Load != nil && b.Load.Down():
-			t.reasons["down"]++
-		case b.AtHardLimit():
-			t.reasons["at hard limit"]++
-		default:
-			t.Routable++
+		t := &tally{reasons: map[string]int{}}
+		acc[app] = t
+		for _, b := range tbl.App(app) {
+			if b.Deleted {
+				continue
+			}
+			t.Backends++
+			switch {
+			case !b.Healthy:
+				t.reasons["marked unhealthy in the table"]++
+			case !b.Addr.IsValid():
+				t.reasons["no valid address"]++
+			case b.Load != nil && b.Load.DownReasons()&routing.DownActive != 0:
+				t.reasons["failing active health checks"]++
+			case b.Load != nil && b.Load.DownReasons()&routing.DownEjected != 0:
+				t.reasons["ejected after connection failures"]++
+			case b.Load != nil && b.Load.Down():
+				t.reasons["down"]++
+			case b.AtHardLimit():
+				t.reasons["at hard limit"]++
+			default:
+				t.Routable++
+			}
 		}
 	}
-	out := make(map[string]AppSignal, len(acc))
 	for app, t := range acc {
 		a := t.AppSignal
 		switch {

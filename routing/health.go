@@ -22,6 +22,15 @@ type liveHealth struct {
 	rttMicros   atomic.Int64  // smoothed round-trip time; 0 when unmeasured
 }
 
+// downChanges counts every change of any backend's Down reasons, so a
+// summary of the table built from them knows when it must look at every
+// backend again (health transitions are rare; connections never write it).
+var downChanges atomic.Uint64
+
+// DownChanges returns a number that moves whenever any backend's Down
+// reasons change.
+func DownChanges() uint64 { return downChanges.Load() }
+
 // Down reports whether the POP keeps traffic away from the backend now.
 func (l *Load) Down() bool { return l.health.down.Load() != 0 }
 
@@ -41,6 +50,7 @@ func (l *Load) SetDown(reason uint32, down bool) bool {
 		}
 		if l.health.down.CompareAndSwap(old, nw) {
 			l.changed()
+			downChanges.Add(1)
 			return true
 		}
 	}

@@ -39,6 +39,7 @@ type slot struct {
 	load *Load
 	inv  float64
 	hard int64
+	at   int32 // the backend's place in the app's list
 }
 
 func buildAppIndex(backends []*Backend) *appIndex {
@@ -51,11 +52,11 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		}
 		g.slots = append(g.slots, s)
 	}
-	for _, b := range backends {
+	for i, b := range backends {
 		if !b.staticRoutable() {
 			continue
 		}
-		s := slot{b: b, load: b.Load, inv: 1 / (b.EffectiveSoftLimit() * b.EffectiveWeight()), hard: int64(b.HardLimit)}
+		s := slot{b: b, load: b.Load, inv: 1 / (b.EffectiveSoftLimit() * b.EffectiveWeight()), hard: int64(b.HardLimit), at: int32(i)}
 		if s.hard <= 0 {
 			s.hard = math.MaxInt64
 		}
@@ -67,14 +68,32 @@ func buildAppIndex(backends []*Backend) *appIndex {
 			add(ix.byRegion, b.Region, s)
 		}
 	}
-	watched := map[*Load][]*chunk{}
+	// Each backend is in at most three groups (all, its country, its
+	// region), so the chunks its load refreshes fit three slots of one
+	// array for the whole app: two allocations per app, none per backend.
+	w := watchList{flat: make([]*chunk, 3*len(backends)), n: make([]uint8, len(backends))}
 	for _, g := range ix.groups() {
-		g.cut(watched)
+		g.cut(&w)
 	}
-	for l, cs := range watched {
-		l.chunks.Store(&cs)
+	lists := make([][]*chunk, len(backends))
+	for i, b := range backends {
+		if w.n[i] > 0 {
+			lists[i] = w.flat[3*i : 3*i+int(w.n[i]) : 3*i+int(w.n[i])]
+			b.Load.chunks.Store(&lists[i])
+		}
 	}
 	return ix
+}
+
+// watchList collects the chunks each backend of an app belongs to.
+type watchList struct {
+	flat []*chunk
+	n    []uint8
+}
+
+func (w *watchList) add(at int32, c *chunk) {
+	w.flat[3*int(at)+int(w.n[at])] = c
+	w.n[at]++
 }
 
 func (ix *appIndex) groups() []*group {
@@ -90,7 +109,7 @@ func (ix *appIndex) groups() []*group {
 
 // cut splits a large group into chunks and notes which chunks each
 // backend's load must refresh.
-func (g *group) cut(watched map[*Load][]*chunk) {
+func (g *group) cut(watched *watchList) {
 	if len(g.slots) <= 2*chunkSize {
 		return
 	}
@@ -100,7 +119,7 @@ func (g *group) cut(watched map[*Load][]*chunk) {
 		c.slots = g.slots[i*chunkSize : min((i+1)*chunkSize, len(g.slots))]
 		c.refresh()
 		for _, s := range c.slots {
-			watched[s.load] = append(watched[s.load], c)
+			watched.add(s.at, c)
 		}
 	}
 }

@@ -84,6 +84,10 @@ func (l *Load) DialFailed() {
 type LoadTracker struct {
 	mu    sync.Mutex
 	loads map[string]*Load
+	// added counts the loads For created since the last sweep, and kept
+	// how many the last sweep left: Forget sweeps only once the tracker
+	// may have outgrown what it keeps by a quarter.
+	added, kept int
 }
 
 // NewLoadTracker returns an empty tracker.
@@ -99,18 +103,31 @@ func (t *LoadTracker) For(id string) *Load {
 	if !ok {
 		l = new(Load)
 		t.loads[id] = l
+		t.added++
 	}
 	return l
 }
 
 // Forget drops the loads of backends that are gone and carry no connection,
-// so a table with churning IDs does not grow the tracker forever.
+// so a table with churning IDs does not grow the tracker forever. It is
+// called after every new snapshot, so it looks at the loads only once
+// enough new ones came since it last did (a quarter of those it kept, and
+// at least forgetSlack): a snapshot that follows a one-row edit costs a
+// counter, not a pass over every backend, and the tracker never holds more
+// than about a quarter over what the table has.
 func (t *LoadTracker) Forget(keep func(id string) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.added < max(forgetSlack, t.kept/4) {
+		return
+	}
 	for id, l := range t.loads {
 		if !keep(id) && l.Active() == 0 {
 			delete(t.loads, id)
 		}
 	}
+	t.added, t.kept = 0, len(t.loads)
 }
+
+// forgetSlack is how many new loads Forget lets come before it looks.
+const forgetSlack = 64

@@ -28,7 +28,7 @@ type Table struct {
 	backends []*Backend // table order, which is v1's tie-break order
 	pops     []Pop
 	byApp    map[string][]*Backend
-	byID     map[string]*Backend
+	byID     idIndex
 	index    map[string]*appIndex
 }
 
@@ -40,7 +40,7 @@ func NewTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 		backends:   backends,
 		pops:       pops,
 		byApp:      make(map[string][]*Backend),
-		byID:       make(map[string]*Backend, len(backends)),
+		byID:       newIDIndex(backends),
 		index:      make(map[string]*appIndex),
 	}
 	for _, b := range backends {
@@ -48,7 +48,6 @@ func NewTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 			b.Load = new(Load)
 		}
 		t.byApp[b.App] = append(t.byApp[b.App], b)
-		t.byID[b.ID] = b
 	}
 	for app, list := range t.byApp {
 		t.index[app] = buildAppIndex(list)
@@ -65,7 +64,7 @@ func (t *Table) Backends() []*Backend { return t.backends }
 func (t *Table) App(name string) []*Backend { return t.byApp[name] }
 
 // Backend returns the backend with the given ID, or nil.
-func (t *Table) Backend(id string) *Backend { return t.byID[id] }
+func (t *Table) Backend(id string) *Backend { return t.byID.get(id) }
 
 // Pops returns every POP. The slice must not be modified.
 func (t *Table) Pops() []Pop { return t.pops }

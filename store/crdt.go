@@ -353,6 +353,9 @@ func (s *Store) initCRDT(ctx context.Context) error {
 	if err := backfill(ctx, conn, shapes); err != nil {
 		return err
 	}
+	if err := ensureJournal(ctx, conn); err != nil {
+		return err
+	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return err
 	}

@@ -23,16 +23,32 @@ func (s *Store) Snapshot(ctx context.Context) (*routing.Table, []string, error) 
 	}
 	defer tx.Rollback()
 
-	backends, warnings, err := s.loadBackends(ctx, tx)
+	v, err := s.readAll(ctx, tx)
 	if err != nil {
 		return nil, nil, s.wrap(err)
+	}
+	return v.table, v.warningList(), nil
+}
+
+// readAll reads the whole table into a new view; its journal position is
+// set when the file has a journal and the view can follow it.
+func (s *Store) readAll(ctx context.Context, tx *sql.Tx) (*view, error) {
+	pos, journal, err := journalState(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.loadBackends(ctx, tx)
+	if err != nil {
+		return nil, err
 	}
 	pops, err := loadPops(ctx, tx)
 	if err != nil {
-		return nil, nil, s.wrap(err)
+		return nil, err
 	}
 	now := time.Now()
-	return routing.NewTable(s.nextGeneration(now), now, backends, pops), warnings, nil
+	v.table = routing.NewTable(s.nextGeneration(now), now, v.backends, pops)
+	v.pos, v.journal = pos, journal && v.unique
+	return v, nil
 }
 
 func (s *Store) wrap(err error) error {
@@ -51,58 +67,74 @@ func backendQuery(have map[string]bool) string {
 			cols = append(cols, c.zero)
 		}
 	}
-	return "SELECT " + strings.Join(cols, ", ") + " FROM backends ORDER BY rowid"
+	return "SELECT rowid, " + strings.Join(cols, ", ") + " FROM backends"
 }
 
-func (s *Store) loadBackends(ctx context.Context, q queryer) ([]*routing.Backend, []string, error) {
+func (s *Store) loadBackends(ctx context.Context, q queryer) (*view, error) {
 	have, err := tableColumns(ctx, q, "backends")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if len(have) == 0 {
 		// Every edgeProxy table, v1's included, has backends: a file
 		// without it is the wrong file or a broken one, never "no
 		// backends", which would take every app out of service.
-		return nil, nil, errors.New("the file has no backends table")
+		return nil, errors.New("the file has no backends table")
 	}
-	rows, err := q.QueryContext(ctx, backendQuery(have))
+	v := &view{query: backendQuery(have), rowOf: map[string]int64{}, warnings: map[string]rowWarning{}, unique: true}
+	rows, err := q.QueryContext(ctx, v.query+" ORDER BY rowid")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer rows.Close()
-	var (
-		out      []*routing.Backend
-		warnings []string
-	)
 	for rows.Next() {
-		var (
-			b                 routing.Backend
-			ip                string
-			port              int64
-			healthy, deleted  int64
-			weight, soft, hrd int64
-		)
-		if err := rows.Scan(&b.ID, &b.App, &b.Region, &b.Country, &ip, &port, &healthy, &weight, &soft, &hrd, &deleted); err != nil {
-			return nil, nil, err
+		rowid, b, warning, err := s.scanBackend(rows)
+		if err != nil {
+			return nil, err
 		}
-		b.Region = strings.ToLower(strings.TrimSpace(b.Region))
-		b.Country = strings.ToUpper(strings.TrimSpace(b.Country))
-		b.Healthy = healthy != 0
-		b.Deleted = deleted != 0
-		b.Weight, b.SoftLimit, b.HardLimit = int(weight), int(soft), int(hrd)
-		addr, err := netip.ParseAddr(strings.TrimSpace(ip))
-		switch {
-		case err != nil:
-			warnings = append(warnings, fmt.Sprintf("backend %q: wg_ip %q is not an IP address; not routed", b.ID, ip))
-		case port < 1 || port > 65535:
-			warnings = append(warnings, fmt.Sprintf("backend %q: port %d is outside 1-65535; not routed", b.ID, port))
-		default:
-			b.Addr = netip.AddrPortFrom(addr.Unmap(), uint16(port))
+		if _, dup := v.rowOf[b.ID]; dup {
+			v.unique = false // rows cannot be told apart by ID: no following
 		}
-		b.Load = s.loads.For(b.ID)
-		out = append(out, &b)
+		v.rowOf[b.ID] = rowid
+		if warning != "" {
+			v.warnings[b.ID] = rowWarning{rowid, warning}
+		}
+		v.backends = append(v.backends, b)
 	}
-	return out, warnings, rows.Err()
+	return v, rows.Err()
+}
+
+// scanBackend reads one row of backendQuery, and says why it cannot be
+// routed when it cannot.
+func (s *Store) scanBackend(rows *sql.Rows) (int64, *routing.Backend, string, error) {
+	var (
+		b                 routing.Backend
+		rowid             int64
+		ip                string
+		port              int64
+		healthy, deleted  int64
+		weight, soft, hrd int64
+		warning           string
+	)
+	if err := rows.Scan(&rowid, &b.ID, &b.App, &b.Region, &b.Country, &ip, &port, &healthy, &weight, &soft, &hrd, &deleted); err != nil {
+		return 0, nil, "", err
+	}
+	b.Region = strings.ToLower(strings.TrimSpace(b.Region))
+	b.Country = strings.ToUpper(strings.TrimSpace(b.Country))
+	b.Healthy = healthy != 0
+	b.Deleted = deleted != 0
+	b.Weight, b.SoftLimit, b.HardLimit = int(weight), int(soft), int(hrd)
+	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	switch {
+	case err != nil:
+		warning = fmt.Sprintf("backend %q: wg_ip %q is not an IP address; not routed", b.ID, ip)
+	case port < 1 || port > 65535:
+		warning = fmt.Sprintf("backend %q: port %d is outside 1-65535; not routed", b.ID, port)
+	default:
+		b.Addr = netip.AddrPortFrom(addr.Unmap(), uint16(port))
+	}
+	b.Load = s.loads.For(b.ID)
+	return rowid, &b, warning, nil
 }
 
 func loadPops(ctx context.Context, q queryer) ([]routing.Pop, error) {

@@ -20,19 +20,28 @@ const DefaultWatchInterval = 50 * time.Millisecond
 // support in any case).
 const watchSafetyPoll = time.Second
 
-// Watcher reports a new snapshot whenever the file changes.
+// Watcher reports a new snapshot whenever the rows a snapshot holds
+// (backends, pops, health) change.
 //
 // Where the kernel reports changes to the file (Linux), a commit by any
-// process is read at once, and at most once per Interval while commits
-// keep coming; the file is also polled every second. Elsewhere it is
-// polled every Interval.
+// process is read at once; the file is also polled every second. Elsewhere
+// it is polled every Interval. A file with a change journal (journal.go)
+// is followed row by row: a commit costs the rows it wrote. Snapshots
+// follow each other at most once per Interval while commits keep coming,
+// or, with the default Interval, once per followGap where the journal is
+// followed and once per DefaultWatchInterval where the whole table is read
+// (no journal, or one that cannot account for a change).
 type Watcher struct {
 	// Interval between data_version polls where changes are not
 	// reported, and the least time between two reloads of the table
-	// where they are; DefaultWatchInterval if zero.
+	// where they are. If zero: DefaultWatchInterval, and followGap
+	// between snapshots that follow the journal.
 	Interval time.Duration
 	// OnTable receives every new snapshot with its load warnings.
 	OnTable func(t *routing.Table, warnings []string)
+	// OnDelta, if set, receives every new snapshot instead of OnTable,
+	// with what changed since the one before.
+	OnDelta func(t *routing.Table, d Delta, warnings []string)
 	// OnError receives failures to read the file. The last good snapshot
 	// stays in use; the watcher keeps trying.
 	OnError func(err error)
@@ -47,9 +56,9 @@ type Watcher struct {
 // Snapshot before calling Watch, so configuration errors surface at load
 // time.
 func (s *Store) Watch(ctx context.Context, w Watcher) {
-	interval := w.Interval
+	interval, following := w.Interval, w.Interval
 	if interval <= 0 {
-		interval = DefaultWatchInterval
+		interval, following = DefaultWatchInterval, followGap
 	}
 	poll := interval
 	changed, err := changeNotifier(ctx, s.path)
@@ -94,8 +103,13 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		}
 		settle = 0
 		// Commits in a burst each report a change: read the table at
-		// most once per interval meanwhile.
-		if wait := interval - time.Since(lastReload); !lastReload.IsZero() && wait > 0 {
+		// most once per interval meanwhile, or per followGap where
+		// only the changed rows are read.
+		gap := interval
+		if f.view != nil && f.view.journal {
+			gap = following
+		}
+		if wait := gap - time.Since(lastReload); !lastReload.IsZero() && wait > 0 {
 			check.Reset(wait)
 			continue
 		}
@@ -103,8 +117,23 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			lastReload = time.Now()
 		}
 		baseline = false
+		if !s.readOnly && time.Since(f.pruned) >= journalPrunePeriod {
+			// A failed prune is tried again next period; the journal
+			// only grows meanwhile.
+			f.pruned = time.Now()
+			s.pruneJournal(ctx)
+		}
 	}
 }
+
+// followGap is the least time between two snapshots that follow the
+// journal: a burst of commits (registrations at thousands a second) is
+// read in batches, which spares the snapshot's consumers, while a lone
+// edit routes at once.
+const followGap = 5 * time.Millisecond
+
+// journalPrunePeriod is how often the writing proxy trims the journal.
+const journalPrunePeriod = 10 * time.Second
 
 // changeNotifier is the kernel's report of writes to the file; a test
 // swaps it to deliver a report early, as a slow sync does.
@@ -124,9 +153,12 @@ type follower struct {
 	s       *Store
 	w       Watcher
 	conn    *sql.Conn
-	last    int64  // data_version at the last reload; -1 forces one
-	seen    int64  // data_version at the last look
-	failing string // the last error reported, so a lasting fault is logged once
+	version *sql.Stmt // PRAGMA data_version on conn
+	last    int64     // data_version at the last reload; -1 forces one
+	seen    int64     // data_version at the last look
+	failing string    // the last error reported, so a lasting fault is logged once
+	view    *view     // what the last snapshot was read from; nil: read everything
+	pruned  time.Time
 }
 
 // moved reports whether the file has changed since the last reload, or a
@@ -139,9 +171,17 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 			f.report(f.s.wrap(err))
 			return false, false
 		}
-		f.conn, f.last = c, -1
+		// Prepared once: a busy file is looked at hundreds of times a
+		// second (every write of a commit reports a change).
+		st, err := c.PrepareContext(ctx, "PRAGMA data_version")
+		if err != nil {
+			c.Close()
+			f.report(f.s.wrap(err))
+			return false, false
+		}
+		f.conn, f.version, f.last = c, st, -1
 	}
-	if err := f.conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&f.seen); err != nil {
+	if err := f.version.QueryRowContext(ctx).Scan(&f.seen); err != nil {
 		f.close()
 		f.report(f.s.wrap(err))
 		return false, false
@@ -149,22 +189,33 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 	return f.seen != f.last || f.failing != "", true
 }
 
-// reload reads and delivers the table, reporting whether it did.
+// reload reads and delivers the table, reporting whether it delivered a
+// new snapshot: none when the commits since the last one wrote nothing a
+// snapshot holds (heartbeats, leases, the replicator's bookkeeping).
 func (f *follower) reload(ctx context.Context) bool {
-	t, warnings, err := f.s.Snapshot(ctx)
+	v, d, err := f.s.follow(ctx, f.view)
 	if err != nil {
+		f.view = nil // half followed: start again from the whole table
 		f.report(err)
 		return false
 	}
 	f.last, f.failing = f.seen, ""
-	if f.w.OnTable != nil {
-		f.w.OnTable(t, warnings)
+	if v == nil {
+		return false
+	}
+	f.view = v
+	switch {
+	case f.w.OnDelta != nil:
+		f.w.OnDelta(v.table, d, v.warningList())
+	case f.w.OnTable != nil:
+		f.w.OnTable(v.table, v.warningList())
 	}
 	return true
 }
 
 func (f *follower) close() {
 	if f.conn != nil {
+		f.version.Close()
 		f.conn.Close()
 		f.conn = nil
 	}

@@ -83,7 +83,7 @@ func (in *Internal) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		return dns.RcodeFormatError, nil
 	}
 
-	n := z.names[lname]
+	n := z.names.get(lname)
 	if n == nil {
 		if in.Fall.Through(lname) {
 			return plugin.NextOrFailure(in.Name(), in.Next, ctx, w, r)

@@ -21,6 +21,16 @@ type snapshot struct {
 	zones    []*zone // longest origin first, so a query matches the most specific zone
 	serial   uint32
 	loadedAt time.Time
+
+	// What the records were built from, for the next snapshot to build
+	// only the names a change touches (incremental.go).
+	table *routing.Table
+	down  map[string]bool
+	// clean: every live backend's app, region and ID is already a
+	// lower-case DNS label of its own, no app or region is reserved, and
+	// no row produced a warning, so no name depends on another app's or
+	// backend's spelling.
+	clean bool
 }
 
 // zone is one origin the plugin is authoritative for, with every name in it.
@@ -29,9 +39,10 @@ type zone struct {
 	dotted string // "." + origin, the suffix of every name below the apex ("" for the root)
 	soa    *dns.SOA
 	ns     *dns.NS
-	nsGlue []dns.RR         // the NS's address records, for the additional section
-	names  map[string]*node // lower-case FQDN -> node; every name that exists
-	axfr   []*node          // nodes with records, in name order
+	nsGlue []dns.RR   // the NS's address records, for the additional section
+	names  nameIndex  // lower-case FQDN -> node; every name that exists
+	axfr   *axfrList  // nodes with records, in name order
+	groups groupNames // which names each app, region and backend brought (incremental.go)
 }
 
 // match returns the zone lname (a lower-case FQDN) belongs to, or nil.
@@ -154,8 +165,8 @@ var appReserved = map[string]bool{"regions": true, "of": true}
 // IDs of backends the health rows report down. It returns the snapshot and
 // one line for each row that cannot be served under its name.
 func build(cfg buildConfig, t *routing.Table, down map[string]bool) (*snapshot, []string) {
-	p := newPlan(t)
-	s := &snapshot{serial: uint32(t.Generation), loadedAt: t.LoadedAt}
+	p := newPlan(t, t.Backends(), nil)
+	s := &snapshot{serial: uint32(t.Generation), loadedAt: t.LoadedAt, table: t, down: down, clean: p.clean && len(p.warnings) == 0}
 	for _, origin := range cfg.zones {
 		s.zones = append(s.zones, buildZone(cfg, origin, s.serial, p, down))
 	}
@@ -171,6 +182,7 @@ type plan struct {
 	entries  []*entry
 	targets  map[*routing.Backend]string // backend -> "<id>.<region>.backends", its SRV target
 	warnings []string
+	clean    bool // see snapshot.clean
 }
 
 // entry is a name relative to the origin ("web", "eu.backends") and what it
@@ -179,26 +191,37 @@ type plan struct {
 type entry struct {
 	rel      string
 	kind     kind
+	group    string // the app, region or backend the name belongs to ("" for the zone's fixed names)
 	backends []*routing.Backend
 	addrs    []netip.Addr
 	top      int      // kindNearest: how many backends
 	txt      []string // kindTXT: the values, one string
 }
 
-func newPlan(t *routing.Table) *plan {
-	p := &plan{targets: map[*routing.Backend]string{}}
+// newPlan works out the names of backends (the table's, in table order).
+// With only set it plans just the names of the groups only holds (see
+// groupKey), from backends that include every backend of those groups,
+// and leaves out the zone's fixed names, _apps and the POPs: the part of a
+// zone a change touches.
+func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool) *plan {
+	p := &plan{targets: map[*routing.Backend]string{}, clean: true}
 	index := map[string]*entry{}
+	var group string // the group of the names add creates
 	add := func(rel string, k kind) *entry {
 		e := index[rel]
 		if e == nil {
-			e = &entry{rel: rel, kind: k}
+			e = &entry{rel: rel, kind: k, group: group}
 			index[rel] = e
-			p.entries = append(p.entries, e)
+			if only == nil || only[group] {
+				p.entries = append(p.entries, e)
+			}
 		}
 		return e
 	}
-	for _, rel := range []string{"backends", "services", "pops", "dns", "ns.dns"} {
-		add(rel, kindEmpty)
+	if only == nil {
+		for _, rel := range []string{"backends", "services", "pops", "dns", "ns.dns"} {
+			add(rel, kindEmpty)
+		}
 	}
 
 	seenApp := map[string]string{} // label -> the app spelling that owns it
@@ -212,11 +235,15 @@ func newPlan(t *routing.Table) *plan {
 			p.warnings = append(p.warnings, msg)
 		}
 	}
-	for _, b := range t.Backends() {
+	for _, b := range backends {
 		if b.Deleted {
 			continue
 		}
+		if !cleanRow(b) {
+			p.clean = false
+		}
 		app, appOK := label(b.App)
+		group = appGroup(app)
 		switch {
 		case !appOK:
 			warn("app " + quote(b.App) + " is not a DNS label (1-63 letters, digits, '-' or '_'): no <app> names for it")
@@ -249,13 +276,16 @@ func newPlan(t *routing.Table) *plan {
 				e.backends = append(e.backends, b)
 			}
 		}
+		group = regionGroup(region)
 		e := add(region+".backends", kindBackends)
 		e.backends = append(e.backends, b)
 		if appOK {
 			add(region+".services", kindEmpty)
+			group = appGroup(app)
 			e := add(app+"."+region+".services", kindService)
 			e.backends = append(e.backends, b)
 		}
+		group = backendGroup(b.ID)
 		id, idOK := label(b.ID)
 		key := id + "." + region
 		switch {
@@ -274,6 +304,7 @@ func newPlan(t *routing.Table) *plan {
 	// Names users know from Fly.io's .internal: the nearest backends,
 	// the app's regions and every app, as TXT.
 	for _, app := range apps {
+		group = appGroup(app)
 		backends := index[app].backends
 		add("of."+app, kindEmpty)
 		add("nearest.of."+app, kindEmpty)
@@ -284,6 +315,10 @@ func newPlan(t *routing.Table) *plan {
 		regions := append([]string(nil), appRegions[app]...)
 		sort.Strings(regions)
 		add("regions."+app, kindTXT).txt = []string{strings.Join(regions, ",")}
+	}
+	group = ""
+	if only != nil {
+		return p
 	}
 	if len(apps) > 0 {
 		sorted := append([]string(nil), apps...)
@@ -361,7 +396,8 @@ type zoneBuilder struct {
 }
 
 func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[string]bool) *zone {
-	z := &zone{origin: origin, names: map[string]*node{}}
+	z := &zone{origin: origin}
+	names := map[string]*node{}
 	if origin != "." {
 		z.dotted = "." + origin
 	}
@@ -378,8 +414,30 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 		Minttl:  cfg.ttl,
 	}
 	z.ns = &dns.NS{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: cfg.ttl}, Ns: nsName}
-	z.names[origin] = &node{name: origin, kind: kindApex, def: emptySet}
+	names[origin] = &node{name: origin, kind: kindApex, def: emptySet}
 
+	zb.setup(p)
+	var axfr []*node
+	groups := groupNames{}
+	for _, e := range p.entries {
+		n := zb.node(e, p)
+		if n == nil {
+			continue
+		}
+		names[n.name] = n
+		groups.add(e.group, n.name)
+		if n.hasRecords() {
+			axfr = append(axfr, n)
+		}
+	}
+	sort.Slice(axfr, func(i, j int) bool { return axfr[i].name < axfr[j].name })
+	z.names, z.axfr, z.groups = newNameIndex(names), &axfrList{nodes: axfr, done: true}, groups
+	return z
+}
+
+// setup prepares the builder's SRV targets and their address records for
+// the backends the plan names.
+func (zb *zoneBuilder) setup(p *plan) {
 	for b, rel := range p.targets {
 		name := zb.fqdn(rel)
 		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
@@ -387,39 +445,42 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 		}
 		zb.targets[b] = name
 		if b.Addr.IsValid() {
-			zb.glue[b] = addrRR(name, b.Addr.Addr(), cfg.ttl)
+			zb.glue[b] = addrRR(name, b.Addr.Addr(), zb.cfg.ttl)
 		}
 	}
-	for _, e := range p.entries {
-		name := zb.fqdn(e.rel)
-		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
-			continue // longer than DNS allows under this origin: the name cannot exist
-		}
-		n := &node{name: name, kind: e.kind, def: emptySet}
-		if e.rel == "ns.dns" {
-			n.kind = kindNS
-			n.def = zb.addrSet(name, nsAddresses(cfg, p))
-			z.nsGlue = append(append(z.nsGlue, n.def.a...), n.def.aaaa...)
-		}
-		switch e.kind {
-		case kindApp, kindService, kindAppRegion:
-			zb.ranked(n, e.backends, 0)
-		case kindNearest:
-			zb.ranked(n, e.backends, e.top)
-		case kindTXT:
-			n.def = &rrset{txt: []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: cfg.ttl}, Txt: e.txt}}}
-		case kindBackends, kindBackend:
-			zb.unranked(n, e.backends)
-		case kindPops:
-			n.def = zb.addrSet(name, e.addrs)
-		}
-		z.names[name] = n
-		if len(n.def.a)+len(n.def.aaaa)+len(n.def.srv)+len(n.def.txt) > 0 {
-			z.axfr = append(z.axfr, n)
-		}
+}
+
+func (n *node) hasRecords() bool {
+	return len(n.def.a)+len(n.def.aaaa)+len(n.def.srv)+len(n.def.txt) > 0
+}
+
+// node builds the name of one entry, or nil when the name cannot exist
+// under the zone's origin.
+func (zb *zoneBuilder) node(e *entry, p *plan) *node {
+	cfg, z := zb.cfg, zb.z
+	name := zb.fqdn(e.rel)
+	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
+		return nil // longer than DNS allows under this origin: the name cannot exist
 	}
-	sort.Slice(z.axfr, func(i, j int) bool { return z.axfr[i].name < z.axfr[j].name })
-	return z
+	n := &node{name: name, kind: e.kind, def: emptySet}
+	if e.rel == "ns.dns" {
+		n.kind = kindNS
+		n.def = zb.addrSet(name, nsAddresses(cfg, p))
+		z.nsGlue = append(append(z.nsGlue, n.def.a...), n.def.aaaa...)
+	}
+	switch e.kind {
+	case kindApp, kindService, kindAppRegion:
+		zb.ranked(n, e.backends, 0)
+	case kindNearest:
+		zb.ranked(n, e.backends, e.top)
+	case kindTXT:
+		n.def = &rrset{txt: []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: cfg.ttl}, Txt: e.txt}}}
+	case kindBackends, kindBackend:
+		zb.unranked(n, e.backends)
+	case kindPops:
+		n.def = zb.addrSet(name, e.addrs)
+	}
+	return n
 }
 
 // fqdn writes a relative name under the origin.

@@ -29,7 +29,7 @@ func (in *Internal) Transfer(zone string, serial uint32) (<-chan []dns.RR, error
 	}
 	go func() {
 		ch <- []dns.RR{z.ns}
-		for _, n := range z.axfr {
+		for _, n := range z.axfr.list() {
 			var rrs []dns.RR
 			rrs = append(rrs, n.def.a...)
 			rrs = append(rrs, n.def.aaaa...)

@@ -11,13 +11,48 @@ import (
 
 // load builds the records of a table and publishes them.
 func (in *Internal) load(ctx context.Context, t *routing.Table, warnings []string) error {
-	// The health rows are read right after the table's snapshot; see
-	// store.DownBackends for why the two converge.
-	down, err := in.store.DownBackends(ctx)
-	if err != nil {
-		return fmt.Errorf("reading the health rows: %w", err)
+	return in.follow(ctx, t, store.Delta{Full: true}, warnings)
+}
+
+// follow is load after the change d. When the journal described it (d
+// not Full), only the health rows of the backends it names are read
+// again, and only the names of the apps, regions and backends it touches
+// are built again (incremental.go).
+func (in *Internal) follow(ctx context.Context, t *routing.Table, d store.Delta, warnings []string) error {
+	prev := in.snap.Load()
+	var down map[string]bool
+	switch {
+	case d.Full || prev == nil:
+		// The health rows are read right after the table's snapshot; see
+		// store.DownBackends for why the two converge.
+		var err error
+		if down, err = in.store.DownBackends(ctx); err != nil {
+			return fmt.Errorf("reading the health rows: %w", err)
+		}
+	case len(d.Health) > 0:
+		now, err := in.store.DownOf(ctx, d.Health)
+		if err != nil {
+			return fmt.Errorf("reading the health rows: %w", err)
+		}
+		down = make(map[string]bool, len(prev.down)+len(now))
+		for id := range prev.down {
+			down[id] = true
+		}
+		for _, id := range d.Health {
+			if now[id] {
+				down[id] = true
+			} else {
+				delete(down, id)
+			}
+		}
+	default:
+		down = prev.down
 	}
-	s, problems := build(in.build, t, down)
+	s, ok := rebuild(in.build, prev, t, d, down)
+	var problems []string
+	if !ok {
+		s, problems = build(in.build, t, down)
+	}
 	in.warn(append(warnings, problems...))
 	in.snap.Store(s)
 	snapshotSerial.WithLabelValues(in.db).Set(float64(s.serial))
@@ -46,9 +81,11 @@ func (in *Internal) start() error {
 	go func() {
 		defer close(in.stopped)
 		in.store.Watch(ctx, store.Watcher{
-			Interval: store.DefaultWatchInterval, // a commit is served within 200 ms
-			OnTable: func(t *routing.Table, warnings []string) {
-				if err := in.load(ctx, t, warnings); err != nil {
+			// The default interval: a commit is followed at once, and at
+			// most every few milliseconds in a burst (every 50 ms where
+			// the whole table has to be read).
+			OnDelta: func(t *routing.Table, d store.Delta, warnings []string) {
+				if err := in.follow(ctx, t, d, warnings); err != nil {
 					in.failed(err)
 					failing = true
 					return

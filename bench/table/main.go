@@ -1,0 +1,483 @@
+// Command table measures how the routing table's size weighs on a POP,
+// against the built binaries (real processes, real sqlite3 CLI, real DNS):
+//
+//	table -caddy bin/caddy load [-sizes 1000,10000,100000]
+//	    for each size, a table file of that many backends is opened by a
+//	    fresh Caddy: time from the process start until a connection is
+//	    routed to a live backend, and the process's resident memory next to
+//	    the same process on an empty table;
+//
+//	table -caddy bin/caddy -coredns bin/coredns edits [-backends 10000] [-rate 100] [-for 10s]
+//	    single-row edits by one running sqlite3 CLI (each statement its own
+//	    transaction) at that rate: the CPU the Caddy and CoreDNS processes
+//	    spend on them (/proc/PID/stat, next to the same processes idle),
+//	    then the time from each edit to the POP signal showing it
+//	    (GET /edgeroute/pop?watch=1) and to DNS answering with it.
+//
+// The table has 100 apps of equal size over five regions.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+const apps = 100
+
+var regions = []string{"sa", "eu", "us", "ap", "af"}
+var countries = []string{"BR", "DE", "US", "JP", "ZA"}
+
+func main() {
+	caddy := flag.String("caddy", "bin/caddy", "Caddy binary built from builds/caddy")
+	coredns := flag.String("coredns", "bin/coredns", "CoreDNS binary built from builds/coredns")
+	sizes := flag.String("sizes", "1000,10000,100000", "load: table sizes")
+	n := flag.Int("backends", 10000, "edits: table size")
+	rate := flag.Int("rate", 100, "edits: single-row edits per second")
+	dur := flag.Duration("for", 10*time.Second, "edits: length of each phase")
+	flag.Parse()
+	sub := flag.Arg(0)
+	if flag.NArg() > 1 {
+		flag.CommandLine.Parse(flag.Args()[1:])
+	}
+	var err error
+	switch sub {
+	case "load":
+		err = benchLoad(*caddy, *sizes)
+	case "edits":
+		err = benchEdits(*caddy, *coredns, *n, *rate, *dur)
+	default:
+		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "table:", err)
+		os.Exit(1)
+	}
+}
+
+// seed writes a table file of n backends: created by store.Open (schema
+// and change capture), filled by the sqlite3 CLI in one transaction.
+func seed(path string, n int, extra string) error {
+	ctx := context.Background()
+	st, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		return err
+	}
+	st.Close()
+	var regionCase, countryCase strings.Builder
+	for i := range regions {
+		fmt.Fprintf(&regionCase, " WHEN %d THEN '%s'", i, regions[i])
+		fmt.Fprintf(&countryCase, " WHEN %d THEN '%s'", i, countries[i])
+	}
+	stmt := fmt.Sprintf(`BEGIN;
+WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %d)
+INSERT INTO backends (id, app, region, country, wg_ip, port, healthy, weight, soft_limit, hard_limit, deleted)
+SELECT 'b' || i, 'app' || (i %% %d), CASE (i / %d) %% 5 %s END, CASE (i / %d) %% 5 %s END,
+	'10.' || ((i >> 16) & 255) || '.' || ((i >> 8) & 255) || '.' || (i & 255), 8000 + i %% 1000, 1, 2, 100, 150, 0
+FROM c WHERE %d > 0;
+%s
+COMMIT;`, n-1, apps, apps, regionCase.String(), apps, countryCase.String(), n, extra)
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", path, stmt).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("sqlite3: %v: %s", err, out)
+	}
+	return nil
+}
+
+// region of backend i as seed lays it out.
+func region(i int) string { return regions[(i/apps)%5] }
+
+func rssKB(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// cpuTicks is the process's user+system time in clock ticks (1/100 s).
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}
+
+func benchLoad(caddy, sizes string) error {
+	live, err := popctl.Greeter("live")
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	port := live.Addr().(*net.TCPAddr).Port
+	list := []int{0}
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-sizes: %v", err)
+		}
+		list = append(list, n)
+	}
+	fmt.Println("| backends | seed (sqlite3) | start to first routed connection | table file | Caddy RSS | RSS over the empty table |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|")
+	var rss0 int64
+	for _, n := range list {
+		dir, err := os.MkdirTemp("", "edgeroute-table")
+		if err != nil {
+			return err
+		}
+		db := filepath.Join(dir, "routing.db")
+		t0 := time.Now()
+		if err := seed(db, n, fmt.Sprintf(`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('live', 'myapp', 'sa', 'BR', '127.0.0.1', %d);`, port)); err != nil {
+			return err
+		}
+		seedTime := time.Since(t0)
+		fi, _ := os.Stat(db)
+		p, err := popctl.New(popctl.Options{Bin: caddy, Dir: dir, NoCluster: true, App: "myapp", Extra: "affinity off"})
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := p.Launch(); err != nil {
+			return err
+		}
+		var routed time.Duration
+		for deadline := start.Add(60 * time.Second); ; {
+			if p.Via() == "live" {
+				routed = time.Since(start)
+				break
+			}
+			if p.Exited() || time.Now().After(deadline) {
+				p.Kill()
+				return fmt.Errorf("%d backends: never routed:\n%s", n, p.Logs())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // settle: the watcher's baseline, the first signal
+		rss := rssKB(p.PID())
+		if n == 0 {
+			rss0 = rss
+		}
+		p.Kill()
+		os.RemoveAll(dir)
+		fmt.Printf("| %d | %v | %v | %.1f MB | %.1f MB | %.1f MB |\n", n, seedTime.Round(time.Millisecond), routed.Round(time.Millisecond),
+			float64(fi.Size())/1e6, float64(rss)/1024, float64(rss-rss0)/1024)
+	}
+	return nil
+}
+
+// corednsProc runs CoreDNS serving internal. from db on a free port.
+type corednsProc struct {
+	cmd  *exec.Cmd
+	addr string
+	log  bytes.Buffer
+}
+
+func startCoreDNS(bin, dir, db string) (*corednsProc, error) {
+	port, err := popctl.FreePort("127.0.0.1")
+	if err != nil {
+		return nil, err
+	}
+	c := &corednsProc{addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	conf := fmt.Sprintf("internal:%d {\n\tbind 127.0.0.1\n\tinternal {\n\t\tdb %s\n\t\tregion sa\n\t}\n}\n", port, db)
+	path := filepath.Join(dir, "Corefile")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	c.cmd = exec.Command(bin, "-conf", path)
+	c.cmd.Dir = dir
+	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
+	if err := c.cmd.Start(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *corednsProc) stop() {
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+// hasA reports whether name has an A record at the server.
+func hasA(cl *dns.Client, addr, name string) (bool, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(name, dns.TypeA)
+	r, _, err := cl.Exchange(m, addr)
+	if err != nil {
+		return false, err
+	}
+	return len(r.Answer) > 0, nil
+}
+
+func dnsName(i int) string { return fmt.Sprintf("b%d.%s.backends.internal.", i, region(i)) }
+
+type signalLine struct {
+	Generation uint64 `json:"generation"`
+	Apps       map[string]struct {
+		Routable int `json:"routable"`
+	} `json:"apps"`
+}
+
+func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) error {
+	if n < apps {
+		return fmt.Errorf("-backends must be at least %d", apps)
+	}
+	dir, err := os.MkdirTemp("", "edgeroute-table")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	db := filepath.Join(dir, "routing.db")
+	if err := seed(db, n, ""); err != nil {
+		return err
+	}
+	p, err := popctl.New(popctl.Options{Bin: caddyBin, Dir: dir, NoCluster: true, App: "app0"})
+	if err != nil {
+		return err
+	}
+	if err := p.Start(); err != nil {
+		return err
+	}
+	defer p.Kill()
+	cd, err := startCoreDNS(corednsBin, dir, db)
+	if err != nil {
+		return err
+	}
+	defer cd.stop()
+	cl := &dns.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if ok, _ := hasA(cl, cd.addr, dnsName(0)); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("coredns never answered %s:\n%s", dnsName(0), cd.log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second)
+
+	cli := exec.Command("sqlite3", "-cmd", ".timeout 5000", db)
+	stdin, err := cli.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var cliOut bytes.Buffer
+	cli.Stdout, cli.Stderr = &cliOut, &cliOut
+	if err := cli.Start(); err != nil {
+		return err
+	}
+	defer func() { stdin.Close(); cli.Wait() }()
+
+	perApp := n / apps
+	healthy := make([]bool, n)
+	for i := range healthy {
+		healthy[i] = true
+	}
+	routable := make([]int, apps)
+	for a := range routable {
+		routable[a] = perApp
+	}
+	next := 0
+	// edit toggles the healthy flag of the next backend, visiting the apps
+	// in turn so an app is edited once per 100 edits.
+	edit := func() (backend, app, want int, up bool, err error) {
+		app = next % apps
+		backend = app + apps*((next/apps)%perApp)
+		next++
+		healthy[backend] = !healthy[backend]
+		if healthy[backend] {
+			routable[app]++
+		} else {
+			routable[app]--
+		}
+		v := 0
+		if healthy[backend] {
+			v = 1
+		}
+		_, err = fmt.Fprintf(stdin, "UPDATE backends SET healthy = %d WHERE id = 'b%d';\n", v, backend)
+		return backend, app, routable[app], healthy[backend], err
+	}
+	pace := func(i int, start time.Time) {
+		if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))); d > 0 {
+			time.Sleep(d)
+		}
+	}
+
+	// CPU: the processes idle, then under the edits.
+	pids := []int{p.PID(), cd.cmd.Process.Pid}
+	measure := func(f func()) (caddy, coredns float64) {
+		c0, d0 := cpuTicks(pids[0]), cpuTicks(pids[1])
+		t0 := time.Now()
+		f()
+		el := time.Since(t0).Seconds()
+		return float64(cpuTicks(pids[0])-c0) / el, float64(cpuTicks(pids[1])-d0) / el
+	}
+	idleC, idleD := measure(func() { time.Sleep(dur) })
+	edits := int(dur.Seconds() * float64(rate))
+	busyC, busyD := measure(func() {
+		start := time.Now()
+		for i := range edits {
+			pace(i, start)
+			if _, _, _, _, err = edit(); err != nil {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // the last edits' reloads
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite3: %v: %s", err, cliOut.String())
+	}
+	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s:\n", n, edits, rate)
+	fmt.Printf("  caddy   CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleC, busyC, busyC-idleC)
+	fmt.Printf("  coredns CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleD, busyD, busyD-idleD)
+
+	// Latency: the POP signal stream and DNS, per edit.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Admin+"/edgeroute/pop?watch=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	type pending struct {
+		app, want int
+		sent      time.Time
+	}
+	var (
+		mu       sync.Mutex
+		waiting  []pending
+		routeLat []time.Duration
+		dnsLat   []time.Duration
+		dnsMiss  int
+	)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			now := time.Now()
+			var s signalLine
+			if json.Unmarshal(sc.Bytes(), &s) != nil {
+				continue
+			}
+			mu.Lock()
+			kept := waiting[:0]
+			for _, w := range waiting {
+				if s.Apps[fmt.Sprintf("app%d", w.app)].Routable == w.want {
+					routeLat = append(routeLat, now.Sub(w.sent))
+				} else {
+					kept = append(kept, w)
+				}
+			}
+			waiting = kept
+			mu.Unlock()
+		}
+	}()
+	// One DNS observer asks about the pending edits in turn, one query
+	// at a time, so the observer's own load stays that of one client.
+	type dnsPending struct {
+		name string
+		up   bool
+		sent time.Time
+	}
+	var dnsWaiting []dnsPending
+	editsDone, dnsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(dnsDone)
+		cl := &dns.Client{Timeout: 200 * time.Millisecond}
+		finished := false
+		for {
+			select {
+			case <-editsDone:
+				finished = true
+			default:
+			}
+			mu.Lock()
+			list := append([]dnsPending(nil), dnsWaiting...)
+			mu.Unlock()
+			if len(list) == 0 {
+				if finished {
+					return
+				}
+				time.Sleep(200 * time.Microsecond)
+				continue
+			}
+			for _, w := range list {
+				ok, err := hasA(cl, cd.addr, w.name)
+				now := time.Now()
+				mu.Lock()
+				if err == nil && ok == w.up {
+					dnsLat = append(dnsLat, now.Sub(w.sent))
+					dnsWaiting = slices.DeleteFunc(dnsWaiting, func(p dnsPending) bool { return p.sent == w.sent })
+				} else if now.Sub(w.sent) > 5*time.Second {
+					dnsMiss++
+					dnsWaiting = slices.DeleteFunc(dnsWaiting, func(p dnsPending) bool { return p.sent == w.sent })
+				}
+				mu.Unlock()
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the stream's first line
+	start := time.Now()
+	for i := range edits {
+		pace(i, start)
+		mu.Lock()
+		backend, app, want, up, err := edit()
+		sent := time.Now()
+		waiting = append(waiting, pending{app, want, sent})
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		dnsWaiting = append(dnsWaiting, dnsPending{dnsName(backend), up, sent})
+		mu.Unlock()
+	}
+	close(editsDone)
+	<-dnsDone
+	time.Sleep(time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	fmt.Printf("  edit to POP signal (routable count): %s; %d never seen\n", pct(routeLat), len(waiting))
+	fmt.Printf("  edit to DNS answer (<id>.<region>.backends): %s; %d not seen within 5 s\n", pct(dnsLat), dnsMiss)
+	return nil
+}
+
+func pct(l []time.Duration) string {
+	if len(l) == 0 {
+		return "none"
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	at := func(p float64) time.Duration {
+		return l[min(len(l)-1, int(p*float64(len(l))))].Round(10 * time.Microsecond)
+	}
+	return fmt.Sprintf("p50 %v p99 %v max %v (%d edits)", at(0.5), at(0.99), at(1), len(l))
+}

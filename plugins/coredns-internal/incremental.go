@@ -1,0 +1,269 @@
+package internal
+
+import (
+	"hash/maphash"
+	"sort"
+	"sync"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+	"github.com/edgeproxy/edgeproxy/store"
+
+	"github.com/miekg/dns"
+)
+
+// Following a change without building every name again.
+//
+// Each name of a zone belongs to a group: an app's names (<app>,
+// <region>.<app>, <app>.<region>.services, the nearest and regions names)
+// depend only on that app's backends; a region's (<region>.backends,
+// <region>.services) on the backends in it; a backend's own
+// <id>.<region>.backends on that backend. A change of some backend rows,
+// or of their health, rebuilds the groups of those backends, as the table
+// had them and as it has them now, and the next snapshot shares every
+// other name with the one before. The zone's fixed names, _apps and the
+// POPs' names are built again only by a whole build: when the POPs
+// changed, an app appeared or went, or some name depends on another
+// row's spelling (see snapshot.clean).
+
+func appGroup(app string) string           { return "a/" + app }
+func regionGroup(region string) string     { return "r/" + region }
+func backendGroup(id string) string        { return "b/" + id }
+func isBackendGroup(group string) bool     { return len(group) > 2 && group[:2] == "b/" }
+func backendName(id, region string) string { return id + "." + region + ".backends" }
+
+// cleanRow reports whether a live backend's names depend on nothing but
+// its own row: app, region and ID are lower-case DNS labels already, and
+// neither the app nor the region is a reserved label.
+func cleanRow(b *routing.Backend) bool {
+	app, ok1 := label(b.App)
+	region, ok2 := label(b.Region)
+	id, ok3 := label(b.ID)
+	return ok1 && ok2 && ok3 && app == b.App && region == b.Region && id == b.ID && !reserved[app] && !appReserved[region]
+}
+
+// groupNames lists the names of each app and region group of a zone
+// (a backend's one name is known from its row). A snapshot's map is never
+// changed; the next one copies it.
+type groupNames map[string][]string
+
+func (g groupNames) add(group, name string) {
+	if group != "" && !isBackendGroup(group) {
+		g[group] = append(g[group], name)
+	}
+}
+
+// nameIndex finds a zone's node by name. It is cut into shards by a hash of
+// the name, so that a snapshot following a change copies the shards the
+// changed names fall in rather than a map of every name.
+type nameIndex struct {
+	shards []map[string]*node
+	mask   uint64
+}
+
+var nameSeed = maphash.MakeSeed()
+
+func newNameIndex(names map[string]*node) nameIndex {
+	n := 1
+	for n*64 < len(names) && n < 1<<14 {
+		n *= 2
+	}
+	x := nameIndex{shards: make([]map[string]*node, n), mask: uint64(n - 1)}
+	for i := range x.shards {
+		x.shards[i] = make(map[string]*node, len(names)/n+1)
+	}
+	for k, v := range names {
+		x.shards[x.shard(k)][k] = v
+	}
+	return x
+}
+
+func (x nameIndex) shard(name string) uint64 { return maphash.String(nameSeed, name) & x.mask }
+
+func (x nameIndex) get(name string) *node {
+	if len(x.shards) == 0 {
+		return nil
+	}
+	return x.shards[x.shard(name)][name]
+}
+
+// with returns an index without the names in gone and with the nodes in
+// add, sharing the untouched shards with x.
+func (x nameIndex) with(gone []string, add []*node) nameIndex {
+	y := nameIndex{shards: make([]map[string]*node, len(x.shards)), mask: x.mask}
+	copy(y.shards, x.shards)
+	copied := map[uint64]bool{}
+	own := func(name string) map[string]*node {
+		i := y.shard(name)
+		if !copied[i] {
+			m := make(map[string]*node, len(y.shards[i])+1)
+			for k, v := range y.shards[i] {
+				m[k] = v
+			}
+			y.shards[i], copied[i] = m, true
+		}
+		return y.shards[i]
+	}
+	for _, name := range gone {
+		delete(own(name), name)
+	}
+	for _, n := range add {
+		own(n.name)[n.name] = n
+	}
+	return y
+}
+
+// axfrList is the zone's names that have records, in name order: made
+// by a whole build, or sorted at the first transfer of a snapshot that
+// followed a change.
+type axfrList struct {
+	once  sync.Once
+	done  bool
+	from  nameIndex
+	nodes []*node
+}
+
+func (a *axfrList) list() []*node {
+	if a.done {
+		return a.nodes
+	}
+	a.once.Do(func() {
+		var out []*node
+		for _, m := range a.from.shards {
+			for _, n := range m {
+				if n.hasRecords() {
+					out = append(out, n)
+				}
+			}
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+		a.nodes = out
+	})
+	return a.nodes
+}
+
+// small is a set of a few strings, looked up by comparison.
+type small []string
+
+func (s *small) add(v string) {
+	for _, x := range *s {
+		if x == v {
+			return
+		}
+	}
+	*s = append(*s, v)
+}
+
+func (s small) has(v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// liveApp reports whether the app has a backend that is not deleted: one
+// with names, listed under _apps.
+func liveApp(t *routing.Table, app string) bool {
+	for _, b := range t.App(app) {
+		if !b.Deleted {
+			return true
+		}
+	}
+	return false
+}
+
+// rebuild builds the snapshot of t from prev, which was built from the
+// table before d, by building again only the groups d touches. ok is false
+// when only a whole build can say what changed.
+func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, down map[string]bool) (*snapshot, bool) {
+	if prev == nil || !prev.clean || d.Full || d.Pops {
+		return nil, false
+	}
+	old := prev.table
+	var apps, regions, ids small
+	var oldRows []*routing.Backend // the touched backends as prev had them
+	touch := func(id string) bool {
+		ids.add(id)
+		for _, tb := range []*routing.Table{old, t} {
+			b := tb.Backend(id)
+			if b == nil || b.Deleted {
+				continue
+			}
+			if !cleanRow(b) {
+				return false
+			}
+			apps.add(b.App)
+			regions.add(b.Region)
+			if tb == old {
+				oldRows = append(oldRows, b)
+			}
+		}
+		return true
+	}
+	for _, list := range [][]string{d.Backends, d.Health} {
+		for _, id := range list {
+			if !touch(id) {
+				return nil, false
+			}
+		}
+	}
+	for _, app := range apps {
+		if liveApp(old, app) != liveApp(t, app) {
+			return nil, false // _apps changes
+		}
+	}
+	only := map[string]bool{}
+	for _, a := range apps {
+		only[appGroup(a)] = true
+	}
+	for _, r := range regions {
+		only[regionGroup(r)] = true
+	}
+	for _, id := range ids {
+		only[backendGroup(id)] = true
+	}
+	// Every backend of a touched group, in table order.
+	var rows []*routing.Backend
+	for _, b := range t.Backends() {
+		if apps.has(b.App) || regions.has(b.Region) || ids.has(b.ID) {
+			rows = append(rows, b)
+		}
+	}
+	p := newPlan(t, rows, only)
+	if !p.clean || len(p.warnings) > 0 {
+		return nil, false
+	}
+	s := &snapshot{serial: uint32(t.Generation), loadedAt: t.LoadedAt, table: t, down: down, clean: true}
+	for _, pz := range prev.zones {
+		z := *pz
+		soa := *pz.soa
+		soa.Serial = s.serial
+		z.soa = &soa
+		zb := &zoneBuilder{cfg: cfg, z: &z, down: down, targets: map[*routing.Backend]string{}, glue: map[*routing.Backend]dns.RR{}}
+		zb.setup(p)
+		var gone []string
+		groups := make(groupNames, len(pz.groups)+len(only))
+		for g, names := range pz.groups {
+			if only[g] {
+				gone = append(gone, names...)
+			} else {
+				groups[g] = names
+			}
+		}
+		for _, b := range oldRows {
+			gone = append(gone, zb.fqdn(backendName(b.ID, b.Region)))
+		}
+		var add []*node
+		for _, e := range p.entries {
+			if n := zb.node(e, p); n != nil {
+				add = append(add, n)
+				groups.add(e.group, n.name)
+			}
+		}
+		z.names, z.groups = pz.names.with(gone, add), groups
+		z.axfr = &axfrList{from: z.names}
+		s.zones = append(s.zones, &z)
+	}
+	return s, true
+}

@@ -1,0 +1,141 @@
+package routing
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Change is one backend row that differs between two snapshots: Old as the
+// earlier table has it (nil for a new row), New as the next one has it (nil
+// for a removed row).
+type Change struct {
+	Old, New *Backend
+}
+
+// Derive returns the snapshot NewTable(generation, loadedAt, backends, pops)
+// would build, sharing with t everything the changes do not touch, so that
+// following a one-row edit costs about the rows edited rather than the
+// table. backends is the whole new table in table order; every backend in
+// it that is not the New of a change must be the very *Backend t holds
+// (Backend values are immutable: a changed row is a new value). The
+// indexes of apps no change touches are t's own, the chunks and load
+// bookkeeping of their backends included; apps a change touches are
+// indexed again.
+//
+// order, if given, returns a backend's place in table order (any number
+// that grows along backends, such as the row's rowid): the touched apps'
+// lists are then t's lists with the changes put in place, instead of a
+// pass over the whole table.
+func (t *Table) Derive(generation uint64, loadedAt time.Time, backends []*Backend, pops []Pop, changes []Change, order func(*Backend) int64) *Table {
+	n := &Table{
+		Generation: generation,
+		LoadedAt:   loadedAt,
+		backends:   backends,
+		pops:       pops,
+	}
+	if len(changes) == 0 {
+		n.byApp, n.byID, n.index = t.byApp, t.byID, t.index
+		return n
+	}
+	touched := map[string]bool{}
+	for _, c := range changes {
+		if c.Old != nil {
+			touched[c.Old.App] = true
+		}
+		if c.New != nil {
+			if c.New.Load == nil {
+				c.New.Load = new(Load)
+			}
+			touched[c.New.App] = true
+		}
+	}
+	if t.byID.crowded(len(backends)) {
+		n.byID = newIDIndex(backends)
+	} else {
+		n.byID = t.byID.with(changes)
+	}
+	n.byApp = make(map[string][]*Backend, len(t.byApp)+1)
+	n.index = make(map[string]*appIndex, len(t.index)+1)
+	for app, list := range t.byApp {
+		if !touched[app] {
+			n.byApp[app], n.index[app] = list, t.index[app]
+		}
+	}
+	apps := make([]string, 0, len(touched))
+	for app := range touched {
+		apps = append(apps, app)
+	}
+	var lists [][]*Backend
+	if order != nil {
+		lists = t.edited(apps, changes, order)
+	} else {
+		lists = scanApps(backends, apps)
+	}
+	for i, app := range apps {
+		if len(lists[i]) > 0 {
+			n.byApp[app] = lists[i]
+			n.index[app] = buildAppIndex(lists[i])
+		}
+	}
+	return n
+}
+
+// edited returns the lists of apps after the changes: each app's list in t
+// without the changes' Old backends, with their New ones placed by order.
+func (t *Table) edited(apps []string, changes []Change, order func(*Backend) int64) [][]*Backend {
+	gone := make(map[*Backend]bool, len(changes))
+	for _, c := range changes {
+		if c.Old != nil {
+			gone[c.Old] = true
+		}
+	}
+	lists := make([][]*Backend, len(apps))
+	for i, app := range apps {
+		old := t.byApp[app]
+		list := make([]*Backend, 0, len(old)+len(changes))
+		for _, b := range old {
+			if !gone[b] {
+				list = append(list, b)
+			}
+		}
+		for _, c := range changes {
+			if c.New == nil || c.New.App != app {
+				continue
+			}
+			key := order(c.New)
+			at, _ := slices.BinarySearchFunc(list, key, func(b *Backend, k int64) int { return cmp.Compare(order(b), k) })
+			list = slices.Insert(list, at, c.New)
+		}
+		lists[i] = list
+	}
+	return lists
+}
+
+// scanApps collects the lists of apps from the whole table in one pass
+// (pointer reads and string comparisons), with a map only when many apps
+// are asked for at once.
+func scanApps(backends []*Backend, apps []string) [][]*Backend {
+	lists := make([][]*Backend, len(apps))
+	if len(apps) <= 4 {
+		for _, b := range backends {
+			for i, app := range apps {
+				if b.App == app {
+					lists[i] = append(lists[i], b)
+					break
+				}
+			}
+		}
+		return lists
+	}
+	at := make(map[string]int, len(apps))
+	for i, app := range apps {
+		at[app] = i
+	}
+	for _, b := range backends {
+		if i, ok := at[b.App]; ok {
+			lists[i] = append(lists[i], b)
+		}
+	}
+	return lists
+}

@@ -1,0 +1,234 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// Delta says what a snapshot a Watcher delivers changed against the one
+// it delivered before.
+type Delta struct {
+	// Full: the whole table was read (the first snapshot, a schema change,
+	// a file without a journal or one the journal cannot account for):
+	// anything may have changed.
+	Full bool
+	// Backends are the IDs of the backend rows that were added, changed
+	// or removed.
+	Backends []string
+	// Pops is set when the pops rows changed.
+	Pops bool
+	// Health are the IDs of backends whose health rows changed.
+	Health []string
+}
+
+// view is what a follower's last snapshot was read from: the table, each
+// backend's rowid (table order) and the journal position, so the next
+// snapshot reads only the rows the journal names. It is the follower's
+// own; the tables it builds are shared and never change.
+type view struct {
+	table    *routing.Table
+	backends []*routing.Backend // table.Backends()
+	rowOf    map[string]int64   // backend ID -> rowid; rowids grow along backends
+	warnings map[string]rowWarning
+	query    string // backendQuery for the file's columns
+	unique   bool   // every ID names one row
+	journal  bool   // pos is valid: the view can follow the journal
+	pos      journalPos
+}
+
+type rowWarning struct {
+	rowid int64
+	msg   string
+}
+
+// warningList is the load warnings in table order.
+func (v *view) warningList() []string {
+	if len(v.warnings) == 0 {
+		return nil
+	}
+	ws := make([]rowWarning, 0, len(v.warnings))
+	for _, w := range v.warnings {
+		ws = append(ws, w)
+	}
+	sort.Slice(ws, func(i, j int) bool { return ws[i].rowid < ws[j].rowid })
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.msg
+	}
+	return out
+}
+
+// followLimit is how many journal entries a follower reads row by row;
+// past it (or past an eighth of the table) reading the whole table is
+// cheaper.
+const followLimit = 4096
+
+// follow brings v up to the file. It returns the next view and what
+// changed, or nil when nothing a snapshot holds changed since v. With a
+// nil v, or one the journal cannot bring forward, it reads everything.
+func (s *Store) follow(ctx context.Context, v *view) (*view, Delta, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, Delta{}, s.wrap(err)
+	}
+	defer tx.Rollback()
+	full := func() (*view, Delta, error) {
+		nv, err := s.readAll(ctx, tx)
+		if err != nil {
+			return nil, Delta{}, s.wrap(err)
+		}
+		return nv, Delta{Full: true}, nil
+	}
+	if v == nil || !v.journal {
+		return full()
+	}
+	pos, ok := s.journalNow(ctx, tx)
+	switch {
+	case !ok || pos.id != v.pos.id || pos.schema != v.pos.schema || pos.n < v.pos.n:
+		return full()
+	case pos.n == v.pos.n:
+		return nil, Delta{}, nil
+	}
+	ch, ok, err := s.readJournal(ctx, tx, v.pos.n, pos.n, min(followLimit, max(64, len(v.backends)/8)))
+	if err != nil {
+		return nil, Delta{}, s.wrap(err)
+	}
+	if !ok {
+		return full()
+	}
+	nv, ok, err := s.apply(ctx, tx, v, ch)
+	if err != nil {
+		return nil, Delta{}, s.wrap(err)
+	}
+	if !ok {
+		return full()
+	}
+	nv.pos = pos
+	return nv, Delta{Backends: ch.backends, Pops: ch.pops, Health: ch.health}, nil
+}
+
+// apply builds the view after the journal's changes: the changed rows are
+// read again, everything else is v's. ok is false when the rows cannot be
+// followed by ID (two rows with one ID).
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, v *view, ch journalChanges) (*view, bool, error) {
+	nv := *v
+	backends, pops := v.backends, v.table.Pops()
+	var changes []routing.Change
+	if len(ch.backends) > 0 {
+		ids, _ := json.Marshal(ch.backends)
+		st, err := s.readStmt(ctx, v.query+" WHERE id IN (SELECT value FROM json_each(?))")
+		if err != nil {
+			return nil, false, err
+		}
+		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, string(ids))
+		if err != nil {
+			return nil, false, err
+		}
+		type added struct {
+			rowid int64
+			b     *routing.Backend
+		}
+		var adds []added
+		warnings := map[string]rowWarning{}
+		for rows.Next() {
+			rowid, b, warning, err := s.scanBackend(rows)
+			if err != nil {
+				rows.Close()
+				return nil, false, err
+			}
+			adds = append(adds, added{rowid, b})
+			if warning != "" {
+				warnings[b.ID] = rowWarning{rowid, warning}
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, false, err
+		}
+		// The old rows of every changed ID go; the rows read now come in.
+		// Places are found by binary search on the rowids before rowOf
+		// changes: the dropped rows' positions, and where each read row
+		// falls among the old ones.
+		at := func(rowid int64) (int, bool) {
+			return slices.BinarySearchFunc(v.backends, rowid, func(b *routing.Backend, r int64) int { return cmp.Compare(v.rowOf[b.ID], r) })
+		}
+		var drop []int // positions in v.backends
+		for _, id := range ch.backends {
+			r, had := v.rowOf[id]
+			if !had {
+				continue
+			}
+			i, found := at(r)
+			if !found {
+				return nil, false, nil
+			}
+			drop = append(drop, i)
+		}
+		sort.Slice(adds, func(i, j int) bool { return adds[i].rowid < adds[j].rowid })
+		place := make([]int, len(adds))
+		for k, a := range adds {
+			place[k], _ = at(a.rowid)
+		}
+		slices.Sort(drop)
+		nv.rowOf = v.rowOf // the follower's own: updated in place
+		nv.warnings = v.warnings
+		for _, i := range drop {
+			b := v.backends[i]
+			changes = append(changes, routing.Change{Old: b})
+			delete(nv.rowOf, b.ID)
+			delete(nv.warnings, b.ID)
+		}
+		for _, a := range adds {
+			if _, dup := nv.rowOf[a.b.ID]; dup {
+				return nil, false, nil
+			}
+			nv.rowOf[a.b.ID] = a.rowid
+			if w, ok := warnings[a.b.ID]; ok {
+				nv.warnings[a.b.ID] = w
+			}
+			changes = append(changes, routing.Change{New: a.b})
+		}
+		// Merge: the old rows minus the dropped, with the read rows in
+		// their places. Copies of the unchanged runs are memmoves.
+		nb := make([]*routing.Backend, 0, len(v.backends)-len(drop)+len(adds))
+		i, d := 0, 0
+		keep := func(upto int) {
+			for i < upto {
+				end := upto
+				if d < len(drop) && drop[d] < end {
+					end = drop[d]
+				}
+				nb = append(nb, v.backends[i:end]...)
+				i = end
+				if d < len(drop) && drop[d] == i {
+					i++
+					d++
+				}
+			}
+		}
+		for k, a := range adds {
+			keep(place[k])
+			nb = append(nb, a.b)
+		}
+		keep(len(v.backends))
+		backends, nv.backends = nb, nb
+	}
+	if ch.pops {
+		p, err := loadPops(ctx, tx)
+		if err != nil {
+			return nil, false, err
+		}
+		pops = p
+	}
+	now := time.Now()
+	rowOf := nv.rowOf
+	nv.table = v.table.Derive(s.nextGeneration(now), now, backends, pops, changes, func(b *routing.Backend) int64 { return rowOf[b.ID] })
+	return &nv, true, nil
+}

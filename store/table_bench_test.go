@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// seedTable writes n backends (100 apps, five regions) with the sqlite3
+// CLI into a file Open has set up, as bench/table does.
+func seedTable(tb testing.TB, n int) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "routing.db")
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Close()
+	stmt := fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %d)
+INSERT INTO backends (id, app, region, country, wg_ip, port)
+SELECT 'b' || i, 'app' || (i %% 100), CASE (i / 100) %% 5 WHEN 0 THEN 'sa' WHEN 1 THEN 'eu' WHEN 2 THEN 'us' WHEN 3 THEN 'ap' ELSE 'af' END,
+	CASE (i / 100) %% 5 WHEN 0 THEN 'BR' WHEN 1 THEN 'DE' WHEN 2 THEN 'US' WHEN 3 THEN 'JP' ELSE 'ZA' END,
+	'10.' || ((i >> 16) & 255) || '.' || ((i >> 8) & 255) || '.' || (i & 255), 8000 + i %% 1000 FROM c`, n-1)
+	if out, err := exec.Command("sqlite3", path, stmt).CombinedOutput(); err != nil {
+		tb.Fatalf("sqlite3: %v: %s", err, out)
+	}
+	return path
+}
+
+var tableSizes = []int{1000, 10000, 100000}
+
+// BenchmarkOpenTable is a POP's start on a table of each size: open the
+// file and read it whole. MB/table is the heap the snapshot keeps.
+func BenchmarkOpenTable(b *testing.B) {
+	for _, n := range tableSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			path := seedTable(b, n)
+			ctx := context.Background()
+			var kept float64
+			for b.Loop() {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				s, err := Open(ctx, path, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				t, _, err := s.Snapshot(ctx)
+				if err != nil || len(t.Backends()) != n {
+					b.Fatal(err)
+				}
+				s.Close()
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				kept = float64(m1.HeapAlloc-m0.HeapAlloc) / 1e6
+				runtime.KeepAlive(t)
+			}
+			b.ReportMetric(kept, "MB/table")
+		})
+	}
+}
+
+// BenchmarkWholeRead is what a change cost before the journal: the whole
+// table read again.
+func BenchmarkWholeRead(b *testing.B) {
+	path := seedTable(b, 10000)
+	s, err := Open(context.Background(), path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for b.Loop() {
+		if _, _, err := s.Snapshot(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFollowEdit is one single-row edit committed and followed: the
+// commit (with its triggers) and the next snapshot; ns-follow/op is the
+// snapshot's share.
+func BenchmarkFollowEdit(b *testing.B) {
+	for _, n := range tableSizes {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			path := seedTable(b, n)
+			ctx := context.Background()
+			s, err := Open(ctx, path, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			v, _, err := s.follow(ctx, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			var following time.Duration
+			for b.Loop() {
+				if _, err := s.DB().Exec(`UPDATE backends SET healthy = 1 - healthy WHERE id = ?`, fmt.Sprintf("b%d", i%n)); err != nil {
+					b.Fatal(err)
+				}
+				i += 7919
+				t0 := time.Now()
+				nv, d, err := s.follow(ctx, v)
+				following += time.Since(t0)
+				if err != nil || nv == nil || d.Full {
+					b.Fatalf("follow: %v %v %+v", err, nv == nil, d)
+				}
+				v = nv
+			}
+			// The follower's share, without the commit.
+			b.ReportMetric(float64(following.Nanoseconds())/float64(b.N), "ns-follow/op")
+		})
+	}
+}
