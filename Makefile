@@ -11,9 +11,9 @@ BIN     := $(CURDIR)/bin
 RUN     := $(CURDIR)/.run
 
 # Debian packages the tests and benchmarks drive as real peers.
-TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2 chromium
+TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2 chromium curl
 BENCH_PACKAGES := haproxy nginx-light wrk dnsperf iperf3 wireguard-go wireguard-tools
-TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird chromium
+TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird chromium curl
 
 .PHONY: all build run run-cluster test bench deps bench-deps vet fmt clean
 

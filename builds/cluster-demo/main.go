@@ -157,12 +157,12 @@ func (e *edge) up() error {
 			"--pidfile", filepath.Join(pd, "caddy.pid")); err != nil {
 			return err
 		}
-	}
-	for _, p := range pops {
+		// One at a time: the first POP creates the internal CA in the
+		// storage they share, and the others load it instead of each
+		// making a root of its own.
 		if err := e.waitPOP(p, 60*time.Second); err != nil {
 			return err
 		}
-		pd := filepath.Join(e.dir, p.name)
 		core := filepath.Join(pd, "Corefile")
 		if err := os.WriteFile(core, []byte(corefile(e.dir, p)), 0o644); err != nil {
 			return err
@@ -229,7 +229,9 @@ func (e *edge) waitServed(within time.Duration) (string, error) {
 	for {
 		out, _ := e.net.client.Run("curl", "-s", "-m", "2", "http://"+anycast+"/")
 		last = out
-		if strings.HasPrefix(out, "hello from ") {
+		// Up means served, with every POP's announcement at the router.
+		routes, _ := e.birdc("show", "route", anycast+"/32")
+		if strings.HasPrefix(out, "hello from ") && strings.Count(routes, "unicast [") == len(pops) {
 			if via := e.preferred(); via != "" {
 				return via, nil
 			}
