@@ -44,6 +44,8 @@ type App struct {
 	handle  anycast.Handle
 	release func()
 	logger  *zap.Logger
+	// unreport removes the speaker's section of the POP's status page.
+	unreport func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -120,6 +122,12 @@ func (a *App) Start() error {
 	}
 	a.handle = h
 	a.release = p.Hold("bgp", a.mgr.StopWait(&a.cfg))
+	// The POP's status page shows the sessions and prefixes, as GET /bgp/.
+	a.unreport = p.Report("bgp", func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return anycast.Process().Status(ctx)
+	})
 	a.mgr.OnDrained(h, a.release)
 	logger.Info("bgp started", zap.Uint32("asn", a.cfg.ASN), zap.String("router_id", a.cfg.RouterID.String()),
 		zap.Int("peers", len(a.cfg.Peers)), zap.Int("announce", len(a.cfg.Announces)))
@@ -131,6 +139,9 @@ func (a *App) Start() error {
 // with GRACEFUL_SHUTDOWN for the drain wait) and withdrawn, and only then
 // are the sessions closed.
 func (a *App) Stop() error {
+	if a.unreport != nil {
+		a.unreport()
+	}
 	defer func() {
 		if a.release != nil {
 			a.release()

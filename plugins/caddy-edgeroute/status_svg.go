@@ -160,12 +160,6 @@ var statusFuncs = template.FuncMap{
 		}
 		return (time.Duration(math.Round(d.Seconds())) * time.Second).String() + " ago"
 	},
-	"clock": func(t time.Time) string { return t.Format("15:04:05 UTC") },
-	"report": func(v any) string {
-		b, err := jsonIndent(v)
-		if err != nil {
-			return err.Error()
-		}
-		return b
-	},
+	"clock":  func(t time.Time) string { return t.Format("15:04:05 UTC") },
+	"report": renderReport,
 }

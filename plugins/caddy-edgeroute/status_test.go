@@ -73,3 +73,27 @@ func TestDrawEdgeEscapes(t *testing.T) {
 		t.Fatalf("node name not escaped: %s", svg)
 	}
 }
+
+// A report is drawn without knowing its type: plain fields on one line,
+// lists of objects as tables, everything escaped.
+func TestRenderReport(t *testing.T) {
+	type peer struct {
+		Address string  `json:"address"`
+		State   string  `json:"state"`
+		Uptime  float64 `json:"uptime_seconds"`
+	}
+	got := string(renderReport(struct {
+		ASN   int    `json:"asn"`
+		Note  string `json:"note"`
+		Peers []peer `json:"peers"`
+	}{65101, "<b>", []peer{{"198.51.100.1", "established", 12}}}))
+	for _, want := range []string{"<b>asn</b> 65101", "&lt;b&gt;", `<table class="report" data-report="peers">`,
+		"<th>address</th><th>state</th><th>uptime_seconds</th>", "<td>198.51.100.1</td><td>established</td><td>12</td>"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "<b><") {
+		t.Errorf("a value was not escaped:\n%s", got)
+	}
+}

@@ -2,7 +2,6 @@ package edgeroute
 
 import (
 	"context"
-	"encoding/json"
 	"net/netip"
 	"sort"
 	"strings"
@@ -255,9 +254,4 @@ func shortKey(k string) string {
 		return k[:10] + "…"
 	}
 	return k
-}
-
-func jsonIndent(v any) (string, error) {
-	b, err := json.MarshalIndent(v, "", "  ")
-	return string(b), err
 }

@@ -48,6 +48,8 @@ type App struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	kick     chan struct{}
+	// unreport removes the mesh's section of the POP's status page.
+	unreport func()
 }
 
 // CaddyModule returns the Caddy module information.
@@ -185,6 +187,15 @@ func (a *App) Start() error {
 	a.cancel, a.done, a.kick = cancel, make(chan struct{}), make(chan struct{}, 1)
 	a.sync(true)
 	go a.follow(ctx)
+	// The POP's status page shows the peers and their handshakes, as
+	// GET /wg6pn/.
+	a.unreport = a.pop.Report("wg6pn", func() any {
+		v, err := a.view()
+		if err != nil {
+			return map[string]string{"error": err.Error()}
+		}
+		return v
+	})
 	a.logger.Info("wg6pn started",
 		zap.String("interface", a.Interface),
 		zap.String("mode", a.dev.Mode()),
@@ -328,6 +339,9 @@ func (a *App) Rotate() (wgtypes.Key, error) {
 // Stop stops following the table. The device stays for the next config;
 // Cleanup releases it.
 func (a *App) Stop() error {
+	if a.unreport != nil {
+		a.unreport()
+	}
 	if a.cancel != nil {
 		a.cancel()
 		<-a.done

@@ -307,6 +307,14 @@ func TestEdgeStory(t *testing.T) {
 		if strings.Contains(dom, "disconnected") {
 			t.Errorf("the status page's refresh failed in Chromium")
 		}
+		// What the bgp and wg6pn apps report to the POP: the session to
+		// the router and the mesh peers with their handshakes.
+		if !strings.Contains(dom, `data-report="bgp"`) || !strings.Contains(dom, "<td>established</td>") {
+			t.Errorf("the status page in Chromium lacks the BGP session")
+		}
+		if !strings.Contains(dom, `data-report="wg6pn"`) || !strings.Contains(dom, "seconds_since_handshake") {
+			t.Errorf("the status page in Chromium lacks the mesh peers and their handshakes")
+		}
 		if dst := os.Getenv("EDGEPROXY_STATUS_PNG"); dst != "" {
 			if err := chromium.Screenshot(bin, t.TempDir(), "http://admin:edge@"+e.status+"/", dst, 3*time.Second); err != nil {
 				t.Error(err)
