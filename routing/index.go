@@ -44,11 +44,21 @@ type slot struct {
 
 func buildAppIndex(backends []*Backend) *appIndex {
 	ix := &appIndex{all: &group{}, byCountry: map[string]*group{}, byRegion: map[string]*group{}}
-	add := func(m map[string]*group, key string, s slot) {
-		g := m[key]
-		if g == nil {
-			g = &group{}
-			m[key] = g
+	// Rows of one region or country often come together: the group of
+	// the previous row is checked before the map.
+	type last struct {
+		key string
+		g   *group
+	}
+	var lastCountry, lastRegion last
+	add := func(m map[string]*group, l *last, key string, s slot) {
+		g := l.g
+		if g == nil || l.key != key {
+			if g = m[key]; g == nil {
+				g = &group{}
+				m[key] = g
+			}
+			l.key, l.g = key, g
 		}
 		g.slots = append(g.slots, s)
 	}
@@ -62,10 +72,10 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		}
 		ix.all.slots = append(ix.all.slots, s)
 		if b.Country != "" {
-			add(ix.byCountry, b.Country, s)
+			add(ix.byCountry, &lastCountry, b.Country, s)
 		}
 		if b.Region != "" {
-			add(ix.byRegion, b.Region, s)
+			add(ix.byRegion, &lastRegion, b.Region, s)
 		}
 	}
 	// Each backend is in at most three groups (all, its country, its

@@ -340,7 +340,15 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) err
 		el := time.Since(t0).Seconds()
 		return float64(cpuTicks(pids[0])-c0) / el, float64(cpuTicks(pids[1])-d0) / el
 	}
+	generation := func() uint64 {
+		var v struct {
+			Generation uint64 `json:"generation"`
+		}
+		p.Get("/edgeroute/pop", &v)
+		return v.Generation
+	}
 	idleC, idleD := measure(func() { time.Sleep(dur) })
+	gen0 := generation()
 	edits := int(dur.Seconds() * float64(rate))
 	busyC, busyD := measure(func() {
 		start := time.Now()
@@ -355,7 +363,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) err
 	if err != nil {
 		return fmt.Errorf("sqlite3: %v: %s", err, cliOut.String())
 	}
-	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s:\n", n, edits, rate)
+	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s (%d snapshots):\n", n, edits, rate, generation()-gen0)
 	fmt.Printf("  caddy   CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleC, busyC, busyC-idleC)
 	fmt.Printf("  coredns CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleD, busyD, busyD-idleD)
 

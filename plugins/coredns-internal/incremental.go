@@ -3,6 +3,8 @@ package internal
 import (
 	"hash/maphash"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/edgeproxy/edgeproxy/routing"
@@ -223,16 +225,14 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	for _, id := range ids {
 		only[backendGroup(id)] = true
 	}
-	// Every backend of a touched group, in table order.
-	var rows []*routing.Backend
-	for _, b := range t.Backends() {
-		if apps.has(b.App) || regions.has(b.Region) || ids.has(b.ID) {
-			rows = append(rows, b)
+	p := planPart(t, apps, regions, ids)
+	// The backends whose records cannot come from the snapshot before:
+	// rows the change wrote, and rows whose health it changed.
+	fresh := map[*routing.Backend]bool{}
+	for _, id := range ids {
+		if b := t.Backend(id); b != nil {
+			fresh[b] = true
 		}
-	}
-	p := newPlan(t, rows, only)
-	if !p.clean || len(p.warnings) > 0 {
-		return nil, false
 	}
 	s := &snapshot{serial: uint32(t.Generation), loadedAt: t.LoadedAt, table: t, down: down, clean: true}
 	for _, pz := range prev.zones {
@@ -240,7 +240,8 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 		soa := *pz.soa
 		soa.Serial = s.serial
 		z.soa = &soa
-		zb := &zoneBuilder{cfg: cfg, z: &z, down: down, targets: map[*routing.Backend]string{}, glue: map[*routing.Backend]dns.RR{}}
+		zb := &zoneBuilder{cfg: cfg, z: &z, down: down, targets: map[*routing.Backend]string{}, glue: map[*routing.Backend]dns.RR{},
+			prev: pz, fresh: fresh}
 		zb.setup(p)
 		var gone []string
 		groups := make(groupNames, len(pz.groups)+len(only))
@@ -266,4 +267,83 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 		s.zones = append(s.zones, &z)
 	}
 	return s, true
+}
+
+// planPart plans the names of the given apps, regions and backends of a
+// clean table (see snapshot.clean): what newPlan plans for their groups,
+// without the checks a clean table passes by definition.
+func planPart(t *routing.Table, apps, regions, ids small) *plan {
+	p := &plan{targets: map[*routing.Backend]string{}, clean: true}
+	add := func(group, rel string, k kind, backends []*routing.Backend) *entry {
+		e := &entry{rel: rel, kind: k, group: group, backends: backends}
+		p.entries = append(p.entries, e)
+		return e
+	}
+	target := func(b *routing.Backend) {
+		if _, ok := p.targets[b]; !ok {
+			p.targets[b] = backendName(b.ID, b.Region)
+		}
+	}
+	for _, app := range apps {
+		var live []*routing.Backend
+		byRegion := map[string][]*routing.Backend{}
+		var order []string // regions in order of first appearance
+		for _, b := range t.App(app) {
+			if b.Deleted {
+				continue
+			}
+			live = append(live, b)
+			if byRegion[b.Region] == nil {
+				order = append(order, b.Region)
+			}
+			byRegion[b.Region] = append(byRegion[b.Region], b)
+			target(b)
+		}
+		if len(live) == 0 {
+			continue
+		}
+		g := appGroup(app)
+		add(g, app, kindApp, live)
+		for _, r := range order {
+			add(g, r+"."+app, kindAppRegion, byRegion[r])
+			add(g, app+"."+r+".services", kindService, byRegion[r])
+		}
+		add(g, "of."+app, kindEmpty, nil)
+		add(g, "nearest.of."+app, kindEmpty, nil)
+		for n := 1; n <= maxNearest; n++ {
+			add(g, "top"+strconv.Itoa(n)+".nearest.of."+app, kindNearest, live).top = n
+		}
+		sorted := append([]string(nil), order...)
+		sort.Strings(sorted)
+		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(sorted, ",")}
+	}
+	if len(regions) > 0 {
+		lists := make([][]*routing.Backend, len(regions))
+		for _, b := range t.Backends() {
+			if b.Deleted {
+				continue
+			}
+			for i, r := range regions {
+				if b.Region == r {
+					lists[i] = append(lists[i], b)
+					target(b)
+					break
+				}
+			}
+		}
+		for i, r := range regions {
+			if len(lists[i]) > 0 {
+				g := regionGroup(r)
+				add(g, r+".backends", kindBackends, lists[i])
+				add(g, r+".services", kindEmpty, nil)
+			}
+		}
+	}
+	for _, id := range ids {
+		if b := t.Backend(id); b != nil && !b.Deleted {
+			target(b)
+			add(backendGroup(id), backendName(b.ID, b.Region), kindBackend, []*routing.Backend{b})
+		}
+	}
+	return p
 }

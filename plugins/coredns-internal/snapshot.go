@@ -112,6 +112,9 @@ type node struct {
 	// when a backend is in that, else def.
 	byCountry map[string]*rrset
 	byRegion  map[string]*rrset
+	// recs, for unranked names of many backends, is their records one
+	// backend at a time, for the build after a change to reuse.
+	recs []backendRecs
 }
 
 func (n *node) ranked() bool {
@@ -393,6 +396,39 @@ type zoneBuilder struct {
 	down    map[string]bool
 	targets map[*routing.Backend]string // backend -> SRV target FQDN
 	glue    map[*routing.Backend]dns.RR // backend -> address record of its target
+	// ranks remembers the orders computed for one list of backends (by
+	// its first element and length: the lists of a plan are never
+	// re-sliced), so the ten top<n>.nearest names of an app share their
+	// app's orders.
+	ranks map[rankKey][]routing.Ranked
+	plan  *plan
+	// prev and fresh, when the build follows a change: the zone before
+	// it, and the backends the change wrote (see unranked).
+	prev  *zone
+	fresh map[*routing.Backend]bool
+}
+
+type rankKey struct {
+	first  *routing.Backend
+	n      int
+	client routing.Client
+}
+
+// rank is the scorer's order of the serving backends of list for c.
+func (zb *zoneBuilder) rank(list, serving []*routing.Backend, c routing.Client) []routing.Ranked {
+	if len(list) == 0 {
+		return zb.cfg.scorer.Rank(serving, c)
+	}
+	k := rankKey{list[0], len(list), c}
+	if r, ok := zb.ranks[k]; ok {
+		return r
+	}
+	if zb.ranks == nil {
+		zb.ranks = map[rankKey][]routing.Ranked{}
+	}
+	r := zb.cfg.scorer.Rank(serving, c)
+	zb.ranks[k] = r
+	return r
 }
 
 func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[string]bool) *zone {
@@ -435,19 +471,30 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 	return z
 }
 
-// setup prepares the builder's SRV targets and their address records for
-// the backends the plan names.
-func (zb *zoneBuilder) setup(p *plan) {
-	for b, rel := range p.targets {
-		name := zb.fqdn(rel)
-		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
-			continue // too long under this origin: no target, no SRV
-		}
-		zb.targets[b] = name
-		if b.Addr.IsValid() {
-			zb.glue[b] = addrRR(name, b.Addr.Addr(), zb.cfg.ttl)
-		}
+// setup gives the builder the plan whose backends' SRV targets it
+// writes.
+func (zb *zoneBuilder) setup(p *plan) { zb.plan = p }
+
+// target returns the SRV target FQDN of b and the address record of that
+// name, worked out at the first ask: a build following a change writes
+// records for few backends.
+func (zb *zoneBuilder) target(b *routing.Backend) (string, dns.RR, bool) {
+	if name, ok := zb.targets[b]; ok {
+		return name, zb.glue[b], true
 	}
+	rel, ok := zb.plan.targets[b]
+	if !ok {
+		return "", nil, false
+	}
+	name := zb.fqdn(rel)
+	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
+		return "", nil, false // too long under this origin: no target, no SRV
+	}
+	zb.targets[b] = name
+	if b.Addr.IsValid() {
+		zb.glue[b] = addrRR(name, b.Addr.Addr(), zb.cfg.ttl)
+	}
+	return name, zb.glue[b], true
 }
 
 func (n *node) hasRecords() bool {
@@ -505,12 +552,88 @@ func (zb *zoneBuilder) serving(backends []*routing.Backend) []*routing.Backend {
 
 func (zb *zoneBuilder) unranked(n *node, backends []*routing.Backend) {
 	list := zb.serving(backends)
-	order := make([]routing.Ranked, len(list))
-	for i, b := range list {
-		order[i] = routing.Ranked{Backend: b}
+	if len(list) <= reuseAbove {
+		order := make([]routing.Ranked, len(list))
+		for i, b := range list {
+			order[i] = routing.Ranked{Backend: b}
+		}
+		n.def = zb.rrset(n.name, order, false, map[*routing.Backend]dns.RR{}, nil)
+		return
 	}
-	addrs := map[*routing.Backend]dns.RR{}
-	n.def = zb.rrset(n.name, order, false, addrs, nil)
+	if zb.prev != nil {
+		if p := zb.prev.names.get(n.name); p != nil && p.recs != nil {
+			zb.reuse(n, list, p.recs)
+			return
+		}
+	}
+	n.recs = make([]backendRecs, len(list))
+	for i, b := range list {
+		r := &n.recs[i]
+		r.b = b
+		r.addr = addrRR(n.name, b.Addr.Addr(), zb.cfg.ttl)
+		if target, glue, ok := zb.target(b); ok {
+			r.srv = &dns.SRV{Hdr: dns.RR_Header{Name: n.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: zb.cfg.ttl},
+				Weight: weight(b), Port: b.Addr.Port(), Target: target}
+			r.glue = glue
+		}
+	}
+	n.def = recsSet(n.recs)
+}
+
+// reuseAbove is the size past which an unranked name (a region's
+// backends) keeps its records per backend for the next build to reuse.
+const reuseAbove = 8
+
+// backendRecs is what an unranked name holds for one backend.
+type backendRecs struct {
+	b         *routing.Backend
+	addr      dns.RR
+	srv, glue dns.RR // nil when the backend has no SRV target
+}
+
+// recsSet lays records out as the name's rrset, in the order given.
+func recsSet(recs []backendRecs) *rrset {
+	s := &rrset{}
+	for _, r := range recs {
+		if _, v4 := r.addr.(*dns.A); v4 {
+			s.a = append(s.a, r.addr)
+		} else {
+			s.aaaa = append(s.aaaa, r.addr)
+		}
+		if r.srv != nil {
+			s.srv = append(s.srv, r.srv)
+			s.glue = append(s.glue, r.glue)
+		}
+	}
+	return s
+}
+
+// reuse builds an unranked name after a change from the same name before
+// it, keeping the records of every backend the change did not write.
+// Both lists are in table order, and backends the change did not write
+// keep theirs, so one pass pairs them up: an old entry that is not the
+// next backend belongs to a row the change wrote, and goes.
+func (zb *zoneBuilder) reuse(n *node, list []*routing.Backend, prev []backendRecs) {
+	n.recs = make([]backendRecs, 0, len(list))
+	j := 0
+	for _, b := range list {
+		for j < len(prev) && prev[j].b != b && !zb.fresh[b] {
+			j++ // an old row the change rewrote or removed
+		}
+		if j < len(prev) && prev[j].b == b {
+			n.recs = append(n.recs, prev[j])
+			j++
+			continue
+		}
+		r := backendRecs{b: b, addr: addrRR(n.name, b.Addr.Addr(), zb.cfg.ttl)}
+		if target, glue, ok := zb.target(b); ok {
+			r.srv = &dns.SRV{Hdr: dns.RR_Header{Name: n.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: zb.cfg.ttl},
+				Weight: weight(b), Port: b.Addr.Port(), Target: target}
+			r.glue = glue
+		}
+		n.recs = append(n.recs, r)
+	}
+	n.def = recsSet(n.recs)
 }
 
 // ranked computes every order a client can get, with the scorer the proxy
@@ -528,14 +651,14 @@ func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
 		}
 		return r
 	}
-	n.def = zb.rrset(n.name, cut(zb.cfg.scorer.Rank(list, routing.Client{})), true, addrs, srvs)
+	n.def = zb.rrset(n.name, cut(zb.rank(backends, list, routing.Client{})), true, addrs, srvs)
 	for _, b := range list {
 		if cc := b.Country; cc != "" && n.byCountry[cc] == nil {
 			c := routing.Client{Country: cc, Region: zb.cfg.regions.Region(cc)}
-			n.byCountry[cc] = zb.rrset(n.name, cut(zb.cfg.scorer.Rank(list, c)), true, addrs, srvs)
+			n.byCountry[cc] = zb.rrset(n.name, cut(zb.rank(backends, list, c)), true, addrs, srvs)
 		}
 		if r := b.Region; r != "" && n.byRegion[r] == nil {
-			n.byRegion[r] = zb.rrset(n.name, cut(zb.cfg.scorer.Rank(list, routing.Client{Region: r})), true, addrs, srvs)
+			n.byRegion[r] = zb.rrset(n.name, cut(zb.rank(backends, list, routing.Client{Region: r})), true, addrs, srvs)
 		}
 	}
 }
@@ -577,7 +700,7 @@ func (zb *zoneBuilder) rrset(owner string, order []routing.Ranked, tiered bool, 
 		} else {
 			s.aaaa = append(s.aaaa, rr)
 		}
-		target, ok := zb.targets[b]
+		target, glue, ok := zb.target(b)
 		if !ok {
 			continue
 		}
@@ -600,7 +723,7 @@ func (zb *zoneBuilder) rrset(owner string, order []routing.Ranked, tiered bool, 
 			}
 		}
 		s.srv = append(s.srv, srv)
-		s.glue = append(s.glue, zb.glue[b])
+		s.glue = append(s.glue, glue)
 	}
 	return s
 }

@@ -85,6 +85,11 @@ func (in *Internal) start() error {
 			// most every few milliseconds in a burst (every 50 ms where
 			// the whole table has to be read).
 			OnDelta: func(t *routing.Table, d store.Delta, warnings []string) {
+				if failing {
+					// The records in use are older than the change
+					// d follows: build everything.
+					d = store.Delta{Full: true}
+				}
 				if err := in.follow(ctx, t, d, warnings); err != nil {
 					in.failed(err)
 					failing = true
