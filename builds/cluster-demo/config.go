@@ -37,6 +37,10 @@ func caddyfile(dir string, p popSpec, hash string) string {
 			join %[6]s
 			key {file.%[1]s/cluster.key}
 		}
+		health demo {
+			tcp
+			interval 2s
+		}
 	}
 	bgp {
 		asn %[7]d

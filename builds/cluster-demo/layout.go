@@ -1,6 +1,9 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"hash/crc32"
+)
 
 // The demo's network. Every address is a documentation or ULA address; no
 // namespace has a default route or a link to the host's network.
@@ -32,9 +35,11 @@ const (
 	heartbeatTTL = "6s"
 )
 
-// nsPrefix begins every name the demo makes: namespaces, links, the
-// WireGuard interfaces (whose names are global on the host).
-const nsPrefix = "edge-"
+// nsPrefix begins every name the demo makes: namespaces and the WireGuard
+// interfaces (whose names are global on the host). The commands the demo
+// prints name them, so the default is short and fixed; a test gives a
+// prefix of its own, so that it never touches a demo someone runs.
+var nsPrefix = "edge-"
 
 type popSpec struct {
 	name, region, country string
@@ -50,9 +55,16 @@ var pops = []popSpec{
 	{"fra", "eu", "DE", 65103, "198.51.100.13", "3", true},
 }
 
-func (p popSpec) ns() string        { return nsPrefix + p.name }
-func (p popSpec) beNS() string      { return nsPrefix + "be-" + p.name }
-func (p popSpec) wg() string        { return nsPrefix + p.name + "-wg" }
+func (p popSpec) ns() string   { return nsPrefix + p.name }
+func (p popSpec) beNS() string { return nsPrefix + "be-" + p.name }
+
+// wg is the POP's WireGuard interface, at most 15 characters.
+func (p popSpec) wg() string {
+	if n := nsPrefix + p.name + "-wg"; len(n) <= 15 {
+		return n
+	}
+	return fmt.Sprintf("w%x-%s", crc32.ChecksumIEEE([]byte(nsPrefix))&0xffffff, p.name)
+}
 func (p popSpec) lan6() string      { return fmt.Sprintf("fdaa:0:1:%s::fe", p.subnet) }
 func (p popSpec) backend6() string  { return fmt.Sprintf("fdaa:0:1:%s::10", p.subnet) }
 func (p popSpec) backendID() string { return "demo-" + p.name + "-1" }

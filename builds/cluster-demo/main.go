@@ -35,6 +35,7 @@ func main() {
 	caddyBin := flag.String("caddy", "bin/caddy", "Caddy binary built from ./builds/caddy")
 	corednsBin := flag.String("coredns", "bin/coredns", "CoreDNS binary built from ./builds/coredns")
 	statusAddr := flag.String("status", "127.0.0.1:8090", "address on this machine where the status page of the preferred POP is served")
+	flag.StringVar(&nsPrefix, "prefix", nsPrefix, "prefix of the namespace and interface names")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("run-cluster: ")
@@ -295,37 +296,37 @@ func (e *edge) printTry(pref, statusAddr string, took time.Duration) {
 	fmt.Printf(`
 The edge is up (%.0fs): three POPs in network namespaces, gru (sa), iad (us) and
 fra (eu), each a Caddy with edgeroute, bgp and wg6pn and a CoreDNS with internal;
-BIRD in edge-inet is the internet, with a BGP session to every POP; the client
-is edge-client. App demo has backends behind iad and fra only. Every POP
+BIRD in %[10]sinet is the internet, with a BGP session to every POP; the client
+is %[10]sclient. App demo has backends behind iad and fra only. Every POP
 announces %[2]s/32, and BIRD prefers %[3]s. Logs and tables: %[4]s/<pop>/.
 Stop with Ctrl-C: it removes every namespace, link and process.
 
 Ask the anycast address as a client (the answer names the backend and the POP):
-    ip netns exec edge-client curl -s http://%[2]s/
-    ip netns exec edge-client curl -s --cacert %[4]s/caddy/pki/authorities/local/root.crt https://%[2]s/
+    ip netns exec %[10]sclient curl -s http://%[2]s/
+    ip netns exec %[10]sclient curl -s --cacert %[4]s/caddy/pki/authorities/local/root.crt https://%[2]s/
 
 Which POP the internet prefers:
-    ip netns exec edge-inet ip route show %[2]s
-    ip netns exec edge-inet birdc -s %[4]s/bird.ctl show route %[2]s/32
+    ip netns exec %[10]sinet ip route show %[2]s
+    ip netns exec %[10]sinet birdc -s %[4]s/bird.ctl show route %[2]s/32
 
 Drain the POP that answered and watch the next one take over, then undrain it:
-    ip netns exec edge-%[3]s %[5]s edgeroute drain
-    ip netns exec edge-client curl -s http://%[2]s/
-    ip netns exec edge-%[3]s %[5]s edgeroute undrain
+    ip netns exec %[10]s%[3]s %[5]s edgeroute drain
+    ip netns exec %[10]sclient curl -s http://%[2]s/
+    ip netns exec %[10]s%[3]s %[5]s edgeroute undrain
 
 Kill it instead, ask again, and start it again (it catches up, meshes and announces):
     kill -9 $(cat %[4]s/%[3]s/caddy.pid)
-    ip netns exec edge-client curl -s http://%[2]s/
-    ip netns exec edge-%[3]s %[5]s start --config %[4]s/%[3]s/Caddyfile --pidfile %[4]s/%[3]s/caddy.pid
+    ip netns exec %[10]sclient curl -s http://%[2]s/
+    ip netns exec %[10]s%[3]s %[5]s start --config %[4]s/%[3]s/Caddyfile --pidfile %[4]s/%[3]s/caddy.pid
 
 The table, the mesh and .internal from a POP (the same backends at every POP,
 ordered for the asking client: here one in Germany):
-    ip netns exec edge-%[3]s %[5]s edgeroute backends
-    ip netns exec edge-%[3]s wg show edge-%[3]s-wg
-    ip netns exec edge-client dig @%[6]s demo.internal AAAA +short +subnet=193.99.144.80/32
+    ip netns exec %[10]s%[3]s %[5]s edgeroute backends
+    ip netns exec %[10]s%[3]s wg show %[11]s
+    ip netns exec %[10]sclient dig @%[6]s demo.internal AAAA +short +subnet=193.99.144.80/32
 
 The status page of %[3]s (user %[7]s, password %[8]s): open http://%[9]s/ in a
 browser on this machine, or
     curl -s -u %[7]s:%[8]s 'http://%[9]s/?format=json'
-`, took.Seconds(), anycast, pref, d, bin, p.ip, statusUser, statusPassword, statusAddr)
+`, took.Seconds(), anycast, pref, d, bin, p.ip, statusUser, statusPassword, statusAddr, nsPrefix, p.wg())
 }

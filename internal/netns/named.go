@@ -3,7 +3,9 @@
 package netns
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"os/exec"
 )
 
@@ -27,3 +29,20 @@ func (n *Net) AddNamed(name string) (*NS, error) {
 // Remove deletes the namespace name, killing every process in it, if it
 // exists: leftovers of a crashed run of a demo with fixed names.
 func Remove(name string) { remove(name) }
+
+// DialFrom connects from inside the namespace from the local address
+// local (an address the namespace holds), for a client with several
+// addresses.
+func (ns *NS) DialFrom(ctx context.Context, network, local, addr string) (net.Conn, error) {
+	la, err := net.ResolveTCPAddr(network, net.JoinHostPort(local, "0"))
+	if err != nil {
+		return nil, err
+	}
+	var c net.Conn
+	err = ns.do(func() error {
+		var err error
+		c, err = (&net.Dialer{LocalAddr: la}).DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}

@@ -6,16 +6,23 @@ package e2e
 // Each step asserts what a user would notice and logs how long it took.
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +34,7 @@ import (
 // edgeDemo is a running cluster-demo.
 type edgeDemo struct {
 	t      *testing.T
+	prefix string // of the demo's namespace names, this test's own
 	dir    string
 	demo   string // the demo binary (its backend mode too)
 	status string // host:port of the forwarded status page
@@ -82,12 +90,14 @@ func startEdge(t *testing.T) *edgeDemo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &edgeDemo{t: t, dir: filepath.Join(t.TempDir(), "run"), demo: demo, status: fmt.Sprintf("127.0.0.1:%d", port),
-		out: &syncBuf{}, client: inNS("edge-client"), admin: map[string]*http.Client{}}
+	cleanStaleEdges()
+	e := &edgeDemo{t: t, prefix: fmt.Sprintf("ee%d-", os.Getpid()), dir: filepath.Join(t.TempDir(), "run"), demo: demo,
+		status: fmt.Sprintf("127.0.0.1:%d", port), out: &syncBuf{}, admin: map[string]*http.Client{}}
+	e.client = inNS(e.ns("client"))
 	for _, p := range []string{"gru", "iad", "fra"} {
-		e.admin[p] = inNS("edge-" + p)
+		e.admin[p] = inNS(e.ns(p))
 	}
-	e.cmd = exec.Command(demo, "-dir", e.dir, "-caddy", caddyBin, "-coredns", coredns, "-status", e.status)
+	e.cmd = exec.Command(demo, "-dir", e.dir, "-caddy", caddyBin, "-coredns", coredns, "-status", e.status, "-prefix", e.prefix)
 	e.cmd.Stdout, e.cmd.Stderr = e.out, e.out
 	start := time.Now()
 	if err := e.cmd.Start(); err != nil {
@@ -107,7 +117,7 @@ func startEdge(t *testing.T) *edgeDemo {
 		}
 		out, _ := exec.Command("ip", "netns", "list").Output()
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, "edge-") {
+			if strings.HasPrefix(l, e.prefix) {
 				t.Errorf("namespace %s left after Ctrl-C", l)
 				netns.Remove(strings.Fields(l)[0])
 			}
@@ -132,6 +142,35 @@ func startEdge(t *testing.T) *edgeDemo {
 	}
 	t.Logf("make run-cluster's edge up in %v", time.Since(start).Round(100*time.Millisecond))
 	return e
+}
+
+// ns is the name of one of the demo's namespaces.
+func (e *edgeDemo) ns(name string) string { return e.prefix + name }
+
+// wg is the WireGuard interface of a POP, named as the demo names it: its
+// namespace name and -wg, or a checksum of the prefix when that is longer
+// than an interface name may be.
+func (e *edgeDemo) wg(pop string) string {
+	if n := e.prefix + pop + "-wg"; len(n) <= 15 {
+		return n
+	}
+	return fmt.Sprintf("w%x-%s", crc32.ChecksumIEEE([]byte(e.prefix))&0xffffff, pop)
+}
+
+// cleanStaleEdges removes the namespaces of an earlier run of this test
+// that crashed (named ee<pid>- with that process gone).
+func cleanStaleEdges() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(l), " ")
+		m := regexp.MustCompile(`^ee(\d+)-`).FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		if pid, err := strconv.Atoi(m[1]); err == nil && syscall.Kill(pid, 0) != nil {
+			netns.Remove(name)
+		}
+	}
 }
 
 func tailText(s string, n int) string {
@@ -162,7 +201,7 @@ func (e *edgeDemo) ask() (backend, pop string, err error) {
 
 // preferred is the POP whose route BIRD installed for the anycast address.
 func (e *edgeDemo) preferred() string {
-	out, _ := exec.Command("ip", "netns", "exec", "edge-inet", "ip", "route", "show", "192.0.2.1/32").Output()
+	out, _ := exec.Command("ip", "netns", "exec", e.ns("inet"), "ip", "route", "show", "192.0.2.1/32").Output()
 	for p, ip := range map[string]string{"gru": "198.51.100.11", "iad": "198.51.100.12", "fra": "198.51.100.13"} {
 		if strings.Contains(string(out), "via "+ip+" ") {
 			return p
@@ -204,9 +243,18 @@ func (e *edgeDemo) run(ns string, args ...string) (string, error) {
 
 func waitFor(t *testing.T, within time.Duration, what string, f func() bool) time.Duration {
 	t.Helper()
+	return waitForShow(t, within, what, f, nil)
+}
+
+// waitForShow is waitFor that shows what show returns when it fails.
+func waitForShow(t *testing.T, within time.Duration, what string, f func() bool, show func() string) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for !f() {
 		if time.Since(start) > within {
+			if show != nil {
+				t.Fatalf("%s: not within %v: %s", what, within, show())
+			}
 			t.Fatalf("%s: not within %v", what, within)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -280,11 +328,11 @@ func TestEdgeStory(t *testing.T) {
 	if pop != first {
 		t.Fatalf("step 1: served through POP %s, but BIRD prefers %s", pop, first)
 	}
-	routes, _ := e.run("edge-inet", "birdc", "-s", filepath.Join(e.dir, "bird.ctl"), "show", "route", "192.0.2.1/32")
+	routes, _ := e.run(e.ns("inet"), "birdc", "-s", filepath.Join(e.dir, "bird.ctl"), "show", "route", "192.0.2.1/32")
 	if n := strings.Count(routes, "unicast ["); n != 3 {
 		t.Fatalf("step 1: BIRD has %d routes to 192.0.2.1/32, want one from each POP:\n%s", n, routes)
 	}
-	tlsOut, err := e.run("edge-client", "curl", "-sS", "-m", "3", "--cacert", filepath.Join(e.dir, "caddy/pki/authorities/local/root.crt"), "https://192.0.2.1/")
+	tlsOut, err := e.run(e.ns("client"), "curl", "-sS", "-m", "3", "--cacert", filepath.Join(e.dir, "caddy/pki/authorities/local/root.crt"), "https://192.0.2.1/")
 	if err != nil || !strings.HasPrefix(tlsOut, "hello from ") {
 		t.Fatalf("step 1: https://192.0.2.1/: %v %s", err, tlsOut)
 	}
@@ -326,16 +374,20 @@ func TestEdgeStory(t *testing.T) {
 
 	// 2. A backend registered at fra is routable at gru within 1 s, and a
 	// client entering at gru is served by a fra backend over the mesh.
-	if _, err := e.run("edge-be-fra", "ip", "addr", "add", "fdaa:0:1:3::11/64", "dev", backendLink(t, e)); err != nil {
+	if _, err := e.run(e.ns("be-fra"), "ip", "addr", "add", "fdaa:0:1:3::11/64", "dev", linkOf(t, e, e.ns("be-fra"), "fdaa:0:1:3::10"), "nodad"); err != nil {
 		t.Fatal(err)
 	}
-	be2 := exec.Command("ip", "netns", "exec", "edge-be-fra", e.demo, "backend", "-listen", "[fdaa:0:1:3::11]:8080", "-id", "demo-fra-2", "-region", "eu")
+	be2 := exec.Command("ip", "netns", "exec", e.ns("be-fra"), e.demo, "backend", "-listen", "[fdaa:0:1:3::11]:8080", "-id", "demo-fra-2", "-region", "eu")
 	if err := be2.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { be2.Process.Kill(); be2.Wait() })
+	waitFor(t, 5*time.Second, "step 2: demo-fra-2 serving", func() bool {
+		out, err := e.run(e.ns("be-fra"), "curl", "-s", "-m", "1", "http://[fdaa:0:1:3::11]:8080/")
+		return err == nil && strings.HasPrefix(out, "hello from demo-fra-2")
+	})
 	token, _ := os.ReadFile(filepath.Join(e.dir, "api.token"))
-	reg := exec.Command("ip", "netns", "exec", "edge-be-fra", caddyBin, "edgeroute", "register", "--api", "http://[fdaa:0:1:3::fe]:8081",
+	reg := exec.Command("ip", "netns", "exec", e.ns("be-fra"), caddyBin, "edgeroute", "register", "--api", "http://[fdaa:0:1:3::fe]:8081",
 		"--id", "demo-fra-2", "--app", "demo", "--region", "eu", "--country", "DE", "--ip", "fdaa:0:1:3::11", "--port", "8080", "--ttl", "6s")
 	reg.Env = append(os.Environ(), "EDGE_API_TOKEN="+strings.TrimSpace(string(token)))
 	if err := reg.Start(); err != nil {
@@ -357,20 +409,34 @@ func TestEdgeStory(t *testing.T) {
 		t.Fatalf("step 2: demo-fra-2 routable at gru %v after fra, want within 1s", lag)
 	}
 	t.Logf("step 2: demo-fra-2 registered at fra after %v, routable at gru %v later", atFra.Sub(regStart).Round(time.Millisecond), atGru.Sub(atFra).Round(time.Millisecond))
-	if first == "gru" {
-		servedFra := ""
-		for range 20 {
-			b, p, err := e.ask()
-			if err == nil && p == "gru" && strings.HasPrefix(b, "demo-fra-") {
-				servedFra = b
-				break
-			}
+	// Clients entering at the first POP, each from an address of its own
+	// and holding its connection open, are spread over the backends by
+	// load: one of them lands on a fra backend, through the mesh unless
+	// the first POP is fra itself.
+	link := linkOf(t, e, e.ns("client"), "203.0.113.2")
+	held := map[string]string{}
+	for i := 3; i <= 5; i++ {
+		src := fmt.Sprintf("203.0.113.%d", i)
+		if _, err := e.run(e.ns("client"), "ip", "addr", "add", src+"/24", "dev", link); err != nil {
+			t.Fatal(err)
 		}
-		if servedFra == "" {
-			t.Fatal("step 2: no request entering at gru was served by a fra backend")
+		b, p, c := e.askHeld(src)
+		t.Cleanup(func() { c.Close() })
+		if p != first {
+			t.Fatalf("step 2: a client from %s was served through %s, not %s", src, p, first)
 		}
-		t.Logf("step 2: a client entering at gru was served by %s over the mesh", servedFra)
+		held[b] = src
 	}
+	fraBackend := ""
+	for b := range held {
+		if strings.HasPrefix(b, "demo-fra-") {
+			fraBackend = b
+		}
+	}
+	if fraBackend == "" {
+		t.Fatalf("step 2: no client entering at %s was served by a fra backend: %v", first, held)
+	}
+	t.Logf("step 2: a client entering at %s was served by %s over the mesh (clients holding connections: %v)", first, fraBackend, held)
 
 	// 3. The preferred POP drained: the client moves to another POP with
 	// no failed connection in a loop of requests.
@@ -388,10 +454,10 @@ func TestEdgeStory(t *testing.T) {
 	waitFor(t, 10*time.Second, "the status page shows "+first+" serving", func() bool { return pageState(first) == "serving" })
 	l := e.loop()
 	time.Sleep(300 * time.Millisecond)
-	if out, err := e.run("edge-"+first, caddyBin, "edgeroute", "drain"); err != nil {
+	drained := time.Now() // the drain takes effect while the command runs
+	if out, err := e.run(e.ns(first), caddyBin, "edgeroute", "drain"); err != nil {
 		t.Fatalf("drain: %v %s", err, out)
 	}
-	drained := time.Now()
 	shown := waitFor(t, 2*time.Second, "step 3: the open status page shows "+first+" draining", func() bool { return pageState(first) == "draining" })
 	t.Logf("step 3: the open status page in Chromium shows %s draining %v after the drain", first, shown.Round(time.Millisecond))
 	waitFor(t, 15*time.Second, "step 3: the client moves off the drained POP", func() bool {
@@ -453,7 +519,7 @@ func TestEdgeStory(t *testing.T) {
 
 	// 5. The POP restarted as printed: it catches up with the table,
 	// re-meshes and announces again.
-	restart := exec.Command("ip", "netns", "exec", "edge-"+second, caddyBin, "start", "--config", filepath.Join(e.dir, second, "Caddyfile"),
+	restart := exec.Command("ip", "netns", "exec", e.ns(second), caddyBin, "start", "--config", filepath.Join(e.dir, second, "Caddyfile"),
 		"--pidfile", filepath.Join(e.dir, second, "caddy.pid"))
 	restarted := time.Now()
 	// caddy start returns once the new process has loaded its config;
@@ -467,7 +533,7 @@ func TestEdgeStory(t *testing.T) {
 		return e.backends(second)["demo-fra-2"].Routable
 	})
 	meshed := waitFor(t, 30*time.Second, "step 5: the restarted POP has a handshake with both others", func() bool {
-		out, err := e.run("edge-"+second, "wg", "show", "edge-"+second+"-wg", "latest-handshakes")
+		out, err := e.run(e.ns(second), "wg", "show", e.wg(second), "latest-handshakes")
 		if err != nil {
 			return false
 		}
@@ -480,7 +546,7 @@ func TestEdgeStory(t *testing.T) {
 		return n == 2
 	})
 	announced := waitFor(t, 30*time.Second, "step 5: BIRD has the restarted POP's route again", func() bool {
-		out, _ := e.run("edge-inet", "birdc", "-s", filepath.Join(e.dir, "bird.ctl"), "show", "route", "192.0.2.1/32", "protocol", second)
+		out, _ := e.run(e.ns("inet"), "birdc", "-s", filepath.Join(e.dir, "bird.ctl"), "show", "route", "192.0.2.1/32", "protocol", second)
 		return strings.Contains(out, "unicast [")
 	})
 	waitFor(t, 30*time.Second, "step 5: "+theirs+" registers again", func() bool {
@@ -492,7 +558,7 @@ func TestEdgeStory(t *testing.T) {
 	// condition was seen, counted from the end of the wait before it.
 	t.Logf("step 5: %s restarted (caddy start returned after %v); then caught up with the table in %v, meshed in %v more, announced in %v more; its backend registered again %v after the restart",
 		second, started.Round(time.Millisecond), caughtUp.Round(time.Millisecond), meshed.Round(time.Millisecond), announced.Round(time.Millisecond), back.Round(100*time.Millisecond))
-	if out, err := e.run("edge-"+first, caddyBin, "edgeroute", "undrain"); err != nil {
+	if out, err := e.run(e.ns(first), caddyBin, "edgeroute", "undrain"); err != nil {
 		t.Fatalf("undrain: %v %s", err, out)
 	}
 
@@ -502,10 +568,13 @@ func TestEdgeStory(t *testing.T) {
 		var answers []string
 		for _, ip := range []string{"198.51.100.11", "198.51.100.12", "198.51.100.13"} {
 			var got string
-			waitFor(t, 10*time.Second, "step 6: dig at "+ip, func() bool {
-				out, err := e.run("edge-client", "dig", "@"+ip, "demo.internal", "AAAA", "+short", "+subnet="+subnet)
+			waitForShow(t, 20*time.Second, "step 6: dig at "+ip+" answering the three backends", func() bool {
+				out, err := e.run(e.ns("client"), "dig", "@"+ip, "demo.internal", "AAAA", "+short", "+subnet="+subnet)
 				got = strings.TrimSpace(out)
 				return err == nil && strings.Count(got, "\n") == 2 // three backends
+			}, func() string {
+				health, _ := e.run(e.ns("gru"), "curl", "-s", "http://127.0.0.1:2019/edgeroute/health")
+				return fmt.Sprintf("last answer %q; gru's health view: %s", got, health)
 			})
 			if !strings.HasPrefix(got, wantFirst) {
 				t.Errorf("step 6: dig @%s for a client in %s: %q, want %s... first", ip, subnet, got, wantFirst)
@@ -519,13 +588,38 @@ func TestEdgeStory(t *testing.T) {
 	}
 }
 
-// backendLink is the name of the backend namespace's link to fra.
-func backendLink(t *testing.T, e *edgeDemo) string {
+// linkOf is the name of the link that holds addr in namespace ns.
+func linkOf(t *testing.T, e *edgeDemo, ns, addr string) string {
 	t.Helper()
-	out, err := e.run("edge-be-fra", "ip", "-o", "-6", "addr", "show", "to", "fdaa:0:1:3::10")
+	out, err := e.run(ns, "ip", "-o", "addr", "show", "to", addr)
 	f := strings.Fields(out)
 	if err != nil || len(f) < 2 {
-		t.Fatalf("the backend's link: %v %s", err, out)
+		t.Fatalf("the link of %s in %s: %v %s", addr, ns, err, out)
 	}
 	return f[1]
+}
+
+// askHeld sends one request to the anycast address from the client's
+// address src and keeps the connection open (the backend keeps it alive),
+// so it counts as an active connection at the POP.
+func (e *edgeDemo) askHeld(src string) (backend, pop string, c net.Conn) {
+	e.t.Helper()
+	ns := &netns.NS{Name: e.ns("client")}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := ns.DialFrom(ctx, "tcp", src, "192.0.2.1:80")
+	if err != nil {
+		e.t.Fatalf("from %s: %v", src, err)
+	}
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: 192.0.2.1\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		c.Close()
+		e.t.Fatalf("from %s: %v", src, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c.SetDeadline(time.Time{})
+	return resp.Header.Get("X-Backend"), resp.Header.Get("X-Pop"), c
 }
