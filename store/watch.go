@@ -111,9 +111,10 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			if w.Interval <= 0 {
 				// Under a stream of commits the follower takes at
 				// most about a quarter of a core: it waits three
-				// times as long as its last snapshot took, and reads
-				// more per snapshot.
-				gap = max(following, 3*f.cost)
+				// times as long as its last followed snapshot took,
+				// and reads more per snapshot, but never longer than
+				// the interval.
+				gap = min(interval, max(following, 3*f.cost))
 			}
 		}
 		if wait := gap - time.Since(lastReload); !lastReload.IsZero() && wait > 0 {
@@ -165,7 +166,7 @@ type follower struct {
 	seen    int64         // data_version at the last look
 	failing string        // the last error reported, so a lasting fault is logged once
 	view    *view         // what the last snapshot was read from; nil: read everything
-	cost    time.Duration // how long the last snapshot took to read and deliver
+	cost    time.Duration // how long the last followed snapshot took to read and deliver
 	pruned  time.Time
 }
 
@@ -202,7 +203,6 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 // snapshot holds (heartbeats, leases, the replicator's bookkeeping).
 func (f *follower) reload(ctx context.Context) bool {
 	start := time.Now()
-	defer func() { f.cost = time.Since(start) }()
 	v, d, err := f.s.follow(ctx, f.view)
 	if err != nil {
 		f.view = nil // half followed: start again from the whole table
@@ -219,6 +219,11 @@ func (f *follower) reload(ctx context.Context) bool {
 		f.w.OnDelta(v.table, d, v.warningList())
 	case f.w.OnTable != nil:
 		f.w.OnTable(v.table, v.warningList())
+	}
+	if !d.Full {
+		// A whole read is paced by the interval; only following
+		// sets the pace of following.
+		f.cost = time.Since(start)
 	}
 	return true
 }
