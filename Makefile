@@ -42,8 +42,11 @@ bench: build bench-deps
 	COREDNS=$(BIN)/coredns bash bench/dns/run.sh
 	$(GO) run ./bench/cluster -caddy $(BIN)/caddy -pops 3,10
 	CADDY=$(BIN)/caddy bash bench/registry/run.sh
+	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns edits
+	$(GO) run ./bench/table -caddy $(BIN)/caddy load
 	$(GO) run ./bench/mesh -caddy $(BIN)/caddy
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
+	$(GO) test -run '^$$' -bench 'OpenTable|FollowEdit' -benchtime 20x ./store
 
 # deps installs what the tests need when it is missing (as root, on Debian).
 deps:
