@@ -321,27 +321,46 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// RunExpiry removes backends whose heartbeat expired, every interval, until
-// ctx ends. onExpired (may be nil) receives the removed IDs; onError the
-// failures.
-func RunExpiry(ctx context.Context, st *store.Store, interval time.Duration, onExpired func([]string), onError func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// RunExpiry removes backends whose heartbeat expired until ctx ends.
+// onExpired (may be nil) receives the removed IDs; onError the failures.
+//
+// It sleeps until the next expiry is due, and looks again whenever the
+// file changes (a registration, a heartbeat, a replicated lease), so an
+// idle POP reads nothing; every maxWait at the latest, and every maxWait
+// where the kernel does not report changes to the file.
+func RunExpiry(ctx context.Context, st *store.Store, maxWait time.Duration, onExpired func([]string), onError func(error)) {
+	changed, err := st.NotifyChanges(ctx)
+	if err != nil {
+		changed = nil // poll every maxWait
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		ids, err := st.ExpireHeartbeats(ctx, time.Now())
-		if err != nil {
-			if onError != nil && ctx.Err() == nil {
-				onError(err)
+		case <-timer.C:
+			ids, err := st.ExpireHeartbeats(ctx, time.Now())
+			if err != nil {
+				if onError != nil && ctx.Err() == nil {
+					onError(err)
+				}
+			} else if len(ids) > 0 && onExpired != nil {
+				onExpired(ids)
 			}
-			continue
+		case <-changed:
 		}
-		if len(ids) > 0 && onExpired != nil {
-			onExpired(ids)
+		wait := maxWait
+		if at, ok, err := st.NextExpiry(ctx); err == nil && ok {
+			// A few milliseconds past the deadline: expiry is strict.
+			wait = min(wait, max(time.Until(at)+5*time.Millisecond, 0))
 		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
 	}
 }

@@ -63,7 +63,9 @@ type Defaults struct {
 	WatchInterval time.Duration // least time between table reloads
 	DrainFilePoll time.Duration // how often the maintenance file is looked for
 	HealthTick    time.Duration // how often the health manager looks at the table
-	ExpiryTick    time.Duration // how often expired heartbeats are removed
+	// ExpiryMaxWait bounds the sleep of heartbeat expiry, which otherwise
+	// wakes when the next expiry is due or the file changes.
+	ExpiryMaxWait time.Duration
 	HealthFlush   time.Duration // how often health rows are written
 	// HealthRefresh rewrites every checked backend's health row this often
 	// even without a state change, so rtt_us and checked_at stay current
@@ -80,7 +82,7 @@ func DefaultConfig() Defaults {
 		WatchInterval: store.DefaultWatchInterval,
 		DrainFilePoll: 250 * time.Millisecond,
 		HealthTick:    100 * time.Millisecond,
-		ExpiryTick:    250 * time.Millisecond,
+		ExpiryMaxWait: time.Second,
 		HealthFlush:   200 * time.Millisecond,
 		HealthRefresh: 30 * time.Second,
 		AffinitySweep: time.Minute,

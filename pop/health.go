@@ -117,7 +117,7 @@ func (m *healthManager) start() {
 	go func() { defer wg.Done(); m.flushLoop(ctx) }()
 	go func() {
 		defer wg.Done()
-		discovery.RunExpiry(ctx, m.rt.st, defaults.ExpiryTick,
+		discovery.RunExpiry(ctx, m.rt.st, defaults.ExpiryMaxWait,
 			func(ids []string) {
 				m.expired.Add(uint64(len(ids)))
 				m.logger().Info("backends removed: no heartbeat within their TTL", zap.Strings("backends", ids))

@@ -549,3 +549,23 @@ func (s *Store) GetRegistered(ctx context.Context, id string) (Registered, bool,
 	}
 	return r, true, nil
 }
+
+// NextExpiry is when ExpireHeartbeats will next have something to remove,
+// as the file stands: the earliest end of a lease (plus LeaseGrace) or of
+// this POP's own heartbeat record. ok is false when nothing must heartbeat.
+func (s *Store) NextExpiry(ctx context.Context) (at time.Time, ok bool, err error) {
+	if err := s.ensureRegistry(); err != nil {
+		return time.Time{}, false, err
+	}
+	var lease, own sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT min(expires_at) FROM leases), (SELECT min(expires_at) FROM heartbeats)`).Scan(&lease, &own); err != nil {
+		return time.Time{}, false, s.wrap(err)
+	}
+	if lease.Valid {
+		at, ok = fromMS(lease.Int64).Add(LeaseGrace), true
+	}
+	if own.Valid && (!ok || fromMS(own.Int64).Before(at)) {
+		at, ok = fromMS(own.Int64), true
+	}
+	return at, ok, nil
+}
