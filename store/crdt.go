@@ -353,7 +353,7 @@ func (s *Store) initCRDT(ctx context.Context) error {
 	if err := backfill(ctx, conn, shapes); err != nil {
 		return err
 	}
-	if err := ensureJournal(ctx, conn); err != nil {
+	if err := ensureJournal(ctx, conn, s.copied != ""); err != nil {
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {

@@ -213,3 +213,35 @@ func TestPruneJournal(t *testing.T) {
 		t.Fatalf("a journal below the limit was pruned: %s entries", n)
 	}
 }
+
+// A copy of the file continues the journal's numbers under a new journal
+// id, so a reader that followed the original reads the copy whole.
+func TestCopyGetsANewJournalID(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "routing.db")
+	s := openT(t, path)
+	sqlite(t, path, "INSERT INTO backends (id, app, wg_ip, port) VALUES ('a', 'web', '10.0.0.1', 80)")
+	v, _, err := s.follow(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	copyPath := filepath.Join(dir, "copy.db")
+	sqlite(t, path, ".backup "+copyPath)
+	c := openT(t, copyPath)
+	if c.CopiedFrom() == "" {
+		t.Fatal("the copy was not recognized")
+	}
+	pos, ok, err := journalState(ctx, c.DB())
+	if err != nil || !ok {
+		t.Fatalf("journal of the copy: %v %v", ok, err)
+	}
+	if pos.id == v.pos.id {
+		t.Fatalf("the copy kept the journal id %s", pos.id)
+	}
+	sqlite(t, copyPath, "UPDATE backends SET weight = 5 WHERE id = 'a'")
+	if _, d, err := c.follow(ctx, v); err != nil || !d.Full {
+		t.Fatalf("a view of the original followed the copy: %+v %v", d, err)
+	}
+}

@@ -65,10 +65,17 @@ func journalTriggerSQL(tbl string, pk []string) map[string]string {
 
 // ensureJournal creates the journal and its triggers where missing or
 // different, inside initCRDT's transaction. Like ensureTriggers it writes
-// nothing to a file that has them already.
-func ensureJournal(ctx context.Context, tx execQueryer) error {
+// nothing to a file that has them already. A file found to be a copy gets
+// a new journal id: its entries continue the original's numbers but no
+// longer describe the same history.
+func ensureJournal(ctx context.Context, tx execQueryer, copied bool) error {
 	if _, err := tx.ExecContext(ctx, createJournal); err != nil {
 		return err
+	}
+	if copied {
+		if _, err := tx.ExecContext(ctx, `UPDATE crdt_meta SET v = lower(hex(randomblob(8))) WHERE k = 'journal'`); err != nil {
+			return err
+		}
 	}
 	for _, j := range journaled {
 		cols, err := tableColumns(ctx, tx, j.name)
