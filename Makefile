@@ -28,7 +28,8 @@ run: build
 
 # Paths stay relative: the commands it prints are run from this directory.
 run-cluster: build
-	$(GO) run ./builds/cluster-demo -dir .run-cluster -caddy bin/caddy -coredns bin/coredns
+	$(GO) build -o $(BIN)/cluster-demo ./builds/cluster-demo
+	bin/cluster-demo -dir .run-cluster -caddy bin/caddy -coredns bin/coredns
 
 test: deps build vet
 	EDGEPROXY_CADDY=$(BIN)/caddy EDGEPROXY_COREDNS=$(BIN)/coredns $(GO) test -count=1 -timeout 30m ./...
