@@ -108,12 +108,13 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		gap := interval
 		if f.view != nil && f.view.journal {
 			gap = following
-			if w.Interval <= 0 {
-				// Under a stream of commits the follower takes at
-				// most about a quarter of a core: it waits three
-				// times as long as its last followed snapshot took,
-				// and reads more per snapshot, but never longer than
-				// the interval.
+			if w.Interval <= 0 && f.batch >= paceAbove {
+				// Under a stream of commits (its last snapshot
+				// followed many rows) the follower takes at most
+				// about a quarter of a core: it waits three times as
+				// long as that snapshot took, and reads more per
+				// snapshot, but never longer than the interval.
+				// Edits that come one by one are followed at once.
 				gap = min(interval, max(following, 3*f.cost))
 			}
 		}
@@ -139,6 +140,10 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 // read in batches, which spares the snapshot's consumers, while a lone
 // edit routes at once.
 const followGap = 5 * time.Millisecond
+
+// paceAbove is how many rows one followed snapshot must have read for the
+// follower to pace itself: a stream of commits, not edits one by one.
+const paceAbove = 8
 
 // journalPrunePeriod is how often the writing proxy trims the journal.
 const journalPrunePeriod = 10 * time.Second
@@ -167,6 +172,7 @@ type follower struct {
 	failing string        // the last error reported, so a lasting fault is logged once
 	view    *view         // what the last snapshot was read from; nil: read everything
 	cost    time.Duration // how long the last followed snapshot took to read and deliver
+	batch   int           // how many rows it followed
 	pruned  time.Time
 }
 
@@ -223,7 +229,7 @@ func (f *follower) reload(ctx context.Context) bool {
 	if !d.Full {
 		// A whole read is paced by the interval; only following
 		// sets the pace of following.
-		f.cost = time.Since(start)
+		f.cost, f.batch = time.Since(start), len(d.Backends)+len(d.Health)
 	}
 	return true
 }
