@@ -73,20 +73,24 @@ type Defaults struct {
 	HealthRefresh time.Duration
 	AffinitySweep time.Duration // how often expired affinity bindings are dropped
 	MaxHold       time.Duration // the longest an app may hold a stopping POP open
+	// ReloadLogEvery is the least time between two info lines about table
+	// reloads; the others are debug lines.
+	ReloadLogEvery time.Duration
 }
 
 // DefaultConfig returns every default of the runtime.
 func DefaultConfig() Defaults {
 	return Defaults{
-		Affinity:      10 * time.Minute,
-		WatchInterval: store.DefaultWatchInterval,
-		DrainFilePoll: 250 * time.Millisecond,
-		HealthTick:    100 * time.Millisecond,
-		ExpiryMaxWait: time.Second,
-		HealthFlush:   200 * time.Millisecond,
-		HealthRefresh: 30 * time.Second,
-		AffinitySweep: time.Minute,
-		MaxHold:       5 * time.Minute,
+		Affinity:       10 * time.Minute,
+		WatchInterval:  store.DefaultWatchInterval,
+		DrainFilePoll:  250 * time.Millisecond,
+		HealthTick:     100 * time.Millisecond,
+		ExpiryMaxWait:  time.Second,
+		HealthFlush:    200 * time.Millisecond,
+		HealthRefresh:  30 * time.Second,
+		AffinitySweep:  time.Minute,
+		MaxHold:        5 * time.Minute,
+		ReloadLogEvery: 10 * time.Second,
 	}
 }
 

@@ -114,21 +114,38 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 	// The watcher's first delivery is its baseline, normally the table
 	// Open already loaded: not worth an info line.
 	first := true
+	// A busy table (registrations, heartbeats' health rows, an operator's
+	// script) changes many times a second: one info line per
+	// ReloadLogEvery says how many snapshots were taken meanwhile, and each
+	// one is a debug line.
+	var lastInfo time.Time
+	var since int
 	rt.st.Watch(ctx, store.Watcher{
 		Interval: interval,
 		Wake:     rt.wake,
 		OnTable: func(t *routing.Table, warnings []string) {
 			prev := rt.table.Swap(t)
 			rt.logWarnings(warnings)
-			log := rt.log().Info
-			if first {
-				log, first = rt.log().Debug, false
+			since++
+			baseline := first
+			info := !first && time.Since(lastInfo) >= defaults.ReloadLogEvery
+			first = false
+			log := rt.log().Debug
+			if info {
+				log = rt.log().Info
 			}
 			log("routing table reloaded",
 				zap.String("db", rt.st.Path()),
 				zap.Uint64("generation", t.Generation),
 				zap.Int("backends", len(t.Backends())),
-				zap.Int("previous_backends", len(prev.Backends())))
+				zap.Int("previous_backends", len(prev.Backends())),
+				zap.Int("snapshots_since_last_line", since))
+			if info {
+				lastInfo = time.Now()
+			}
+			if info || baseline {
+				since = 0
+			}
 			rt.st.Loads().Forget(func(id string) bool { return t.Backend(id) != nil })
 			rt.signal.setStale("")
 			rt.signal.kick()
