@@ -37,6 +37,12 @@ type Config struct {
 	// Faults, when set, injects loss, duplication, delay and partitions
 	// into this node's transport (tests and benchmarks).
 	Faults *Faults
+	// Transport, when set, carries every packet and stream of this node
+	// (memberlist's gossip and probes, pushes, anti-entropy) instead of
+	// UDP and TCP sockets on Bind: a simulated network in benchmarks.
+	// Bind must then name the address it answers at, with a port other
+	// than 0; Faults is not applied to it.
+	Transport memberlist.NodeAwareTransport
 
 	// PushPoll is how often the file is checked for local commits where
 	// the kernel does not report changes to files. Where it does (Linux),
@@ -58,6 +64,14 @@ type Config struct {
 	// TCPTimeout): a dial that hangs in a partition that drops packets
 	// must not hold a member's stream slot for long.
 	StreamTimeout time.Duration
+	// Profile picks memberlist's failure detection timings: "lan"
+	// (memberlist's DefaultLANConfig: a probe a second, answered within
+	// 500 ms) for POPs a few milliseconds apart; "wan" (DefaultWANConfig:
+	// a probe every 5 s, answered within 3 s, gossip every 500 ms to 4
+	// members) for a cluster spanning continents, where a round trip of
+	// 400 ms and a busy host make the LAN timings declare live members
+	// dead, and those get no pushes until the next anti-entropy.
+	Profile string
 	// Memberlist, if set, adjusts memberlist's configuration last
 	// (timings in tests).
 	Memberlist func(*memberlist.Config)
@@ -71,7 +85,8 @@ type Config struct {
 // its DefaultLANConfig.
 func DefaultConfig() Config {
 	return Config{
-		Logger: slog.Default(),
+		Logger:  slog.Default(),
+		Profile: "lan",
 		// Where commits are not reported: a commit waits 2.5 ms on
 		// average, at the price of 200 reads a second.
 		PushPoll: 5 * time.Millisecond,
@@ -102,6 +117,9 @@ const (
 	maxPacket    = 1000 // larger messages go over a stream
 	chunkChanges = 2000 // changes per segment piece
 	inboxSize    = 1024
+	// deadFanout: members believed dead that anti-entropy tries in one
+	// period.
+	deadFanout = 3
 	// pushGrace: anti-entropy leaves out changes younger than this, which
 	// the origin's push is normally still delivering.
 	pushGrace = 250 * time.Millisecond
@@ -133,6 +151,9 @@ func withDefaults(cfg Config) Config {
 			*f.v = *f.d
 		}
 	}
+	if cfg.Profile == "" {
+		cfg.Profile = d.Profile
+	}
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = d.MaxMessage
 	}
@@ -143,6 +164,9 @@ func withDefaults(cfg Config) Config {
 func (cfg Config) validate() error {
 	if cfg.Name == "" {
 		return fmt.Errorf("cluster: a node name is required")
+	}
+	if cfg.Profile != "lan" && cfg.Profile != "wan" {
+		return fmt.Errorf("cluster: profile %q: it must be lan or wan", cfg.Profile)
 	}
 	for i, k := range cfg.Keys {
 		if l := len(k); l != 16 && l != 24 && l != 32 {

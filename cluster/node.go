@@ -42,6 +42,10 @@ type Node struct {
 	// seedJoined holds the addresses (seeds and failed members) a
 	// rejoin has reached: a seed among them is not joined again.
 	seedJoined map[string]bool
+	// recent holds this node's own vectors lately announced, by digest,
+	// oldest first in recentOrder: members send differences from them.
+	recent      map[uint64]store.Vector
+	recentOrder []uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -49,19 +53,23 @@ type Node struct {
 }
 
 type peer struct {
-	name     string
-	addr     string
-	site     string
-	state    memberlist.NodeStateType
-	node     *memberlist.Node
-	vector   store.Vector // its vector, from its last sync
-	vectorAt time.Time
-	lag      time.Duration // commit-to-merge delay of its newest change merged here
-	lagAt    time.Time
-	since    time.Time // last state change
-	syncAt   time.Time // last anti-entropy sent to it while dead
-	joinAt   time.Time // last rejoin tried while dead
-	leaving  bool      // said goodbye: its coming failure is a leave
+	name   string
+	addr   string
+	site   string
+	state  memberlist.NodeStateType
+	node   *memberlist.Node
+	vector store.Vector // its vector, from its last sync (or digest equal to this node's)
+	// vectorDigest is vector's digest; digest is the digest of the
+	// member's vector as last heard (it may be newer than vector).
+	vectorDigest uint64
+	digest       uint64
+	vectorAt     time.Time
+	lag          time.Duration // commit-to-merge delay of its newest change merged here
+	lagAt        time.Time
+	since        time.Time // last state change
+	syncAt       time.Time // last anti-entropy sent to it while dead
+	joinAt       time.Time // last rejoin tried while dead
+	leaving      bool      // said goodbye: its coming failure is a leave
 }
 
 // patient tells whether a dead member has been dead long enough to be
@@ -92,10 +100,14 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: bind %q: %v", cfg.Bind, err)
 	}
 	n := &Node{cfg: cfg, st: st, log: cfg.Logger, inbox: make(chan []byte, inboxSize),
-		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}, seedJoined: map[string]bool{}}
+		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}, seedJoined: map[string]bool{},
+		recent: map[uint64]store.Vector{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	mlc := memberlist.DefaultLANConfig()
+	if cfg.Profile == "wan" {
+		mlc = memberlist.DefaultWANConfig()
+	}
 	mlc.Name = cfg.Name
 	mlc.Delegate = (*delegate)(n)
 	mlc.Events = (*events)(n)
@@ -124,25 +136,39 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 		}
 		mlc.AdvertiseAddr, mlc.AdvertisePort = ah, ap
 	}
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: listening on %s: %v", cfg.Bind, err)
+	shutdown := func() {}
+	if cfg.Transport != nil {
+		if port == 0 {
+			return nil, fmt.Errorf("cluster: bind %q: a port is required with a transport of one's own", cfg.Bind)
+		}
+		mlc.BindAddr, mlc.BindPort = host, port
+		if cfg.Advertise == "" {
+			mlc.AdvertiseAddr, mlc.AdvertisePort = host, port
+		}
+		mlc.Transport = cfg.Transport
+		shutdown = func() { cfg.Transport.Shutdown() }
+	} else {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mlc.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("cluster: listening on %s: %v", cfg.Bind, err)
+		}
+		if cfg.Advertise == "" {
+			mlc.AdvertisePort = nt.GetAutoBindPort()
+		}
+		mlc.BindAddr, mlc.BindPort = host, nt.GetAutoBindPort()
+		ft := &FaultTransport{inner: nt, self: net.JoinHostPort(host, strconv.Itoa(nt.GetAutoBindPort())), f: cfg.Faults}
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			ft.local = ip
+		}
+		mlc.Transport = ft
+		shutdown = func() { nt.Shutdown() }
 	}
-	if cfg.Advertise == "" {
-		mlc.AdvertisePort = nt.GetAutoBindPort()
-	}
-	mlc.BindAddr, mlc.BindPort = host, nt.GetAutoBindPort()
-	ft := &FaultTransport{inner: nt, self: net.JoinHostPort(host, strconv.Itoa(nt.GetAutoBindPort())), f: cfg.Faults}
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-		ft.local = ip
-	}
-	mlc.Transport = ft
 	if cfg.Memberlist != nil {
 		cfg.Memberlist(mlc)
 	}
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
-		nt.Shutdown()
+		shutdown()
 		return nil, fmt.Errorf("cluster: %v", err)
 	}
 	n.ml = ml

@@ -50,6 +50,8 @@ func (n *Node) receive(b []byte) []store.Segment {
 		return m
 	case syncMsg:
 		n.handleSync(m)
+	case digestMsg:
+		n.handleDigest(m)
 	case leaveMsg:
 		n.mu.Lock()
 		if p := n.known[string(m)]; p != nil {

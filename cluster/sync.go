@@ -29,6 +29,7 @@ func (n *Node) syncLoop() {
 	defer t.Stop()
 	var (
 		vec     store.Vector
+		dig     uint64
 		readGen uint64
 		resting bool
 	)
@@ -53,9 +54,9 @@ func (n *Node) syncLoop() {
 				t.Reset(interval)
 				continue
 			}
-			vec, readGen = v, g
+			vec, readGen, dig = v, g, digestOf(v)
 		}
-		busy, later := n.syncRound(vec)
+		busy, later := n.syncRound(vec, dig)
 		switch {
 		case busy:
 			t.Reset(interval)
@@ -74,7 +75,7 @@ func (n *Node) syncLoop() {
 // have something this node lacks. busy reports that it should run again
 // next period; otherwise later, if not zero, is when a member dead for
 // long is due again.
-func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
+func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Duration) {
 	now := time.Now()
 	var differing, differingDead []*memberlist.Node
 	n.mu.Lock()
@@ -82,7 +83,7 @@ func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
 		if p.node == nil || p.state == memberlist.StateLeft {
 			continue
 		}
-		if p.vector != nil && sameVector(p.vector, vec) {
+		if p.digest == dig {
 			continue
 		}
 		if p.state != memberlist.StateDead {
@@ -91,7 +92,6 @@ func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
 		}
 		slow, due := n.patient(p, p.syncAt, now)
 		if due {
-			p.syncAt = now
 			differingDead = append(differingDead, p.node)
 		}
 		if !slow {
@@ -107,7 +107,8 @@ func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
 	if len(differing) == 0 && len(differingDead) == 0 {
 		return busy, later
 	}
-	msg := encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: vec})
+	n.announce(vec, dig)
+	msg := encodeDigest(digestMsg{From: n.cfg.Name, WantReply: true, Digest: dig})
 	// Two live members a period: after a burst of commits every pair
 	// confirms its vectors within a few periods, without every node
 	// sending to every other at once.
@@ -115,9 +116,27 @@ func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
 	for _, m := range differing[:min(2, len(differing))] {
 		n.send(m, msg, 0)
 	}
-	// Differing members believed dead may be back (a healed cut): each
-	// gets a packet every period for DeadPatience, so a cut heals within
-	// one period; then every DeadRetry.
+	// Differing members believed dead may be back (a healed cut): a few
+	// each period (each of them every period for DeadPatience while there
+	// are no more than deadFanout, as in a cut of a few POPs; then every
+	// DeadRetry). With a whole region cut off, every member of the
+	// majority still reaches a few of it each period, and what they
+	// exchange spreads from there: not every member to every member of
+	// the region at the same moment of the heal.
+	rand.Shuffle(len(differingDead), func(i, j int) {
+		differingDead[i], differingDead[j] = differingDead[j], differingDead[i]
+	})
+	if len(differingDead) > deadFanout {
+		busy = true // the others next period
+		differingDead = differingDead[:deadFanout]
+	}
+	n.mu.Lock()
+	for _, m := range differingDead {
+		if p := n.known[m.Name]; p != nil {
+			p.syncAt = now
+		}
+	}
+	n.mu.Unlock()
 	for _, m := range differingDead {
 		n.send(m, msg, 0)
 	}
@@ -128,11 +147,30 @@ func (n *Node) syncRound(vec store.Vector) (busy bool, later time.Duration) {
 // (but changes younger than pushGrace, which the origin's push is most
 // likely still delivering) and, when asked, this node's own vector.
 func (n *Node) handleSync(m syncMsg) {
+	if !n.resolve(&m) {
+		// A difference from a vector this node no longer holds: send
+		// the whole of ours, and the member answers with a difference
+		// from it.
+		n.mu.Lock()
+		var to *memberlist.Node
+		if p := n.known[m.From]; p != nil {
+			to = p.node
+		}
+		n.mu.Unlock()
+		if to != nil {
+			if mine, err := n.st.Vector(n.ctx); err == nil {
+				n.announce(mine, digestOf(mine))
+				n.send(to, encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: mine}), 0)
+			}
+		}
+		return
+	}
+	d := digestOf(m.Vector)
 	n.mu.Lock()
 	p := n.known[m.From]
 	var to *memberlist.Node
 	if p != nil {
-		p.vector, p.vectorAt = m.Vector, time.Now()
+		p.vector, p.vectorDigest, p.digest, p.vectorAt = m.Vector, d, d, time.Now()
 		to = p.node
 	}
 	n.mu.Unlock()
@@ -173,23 +211,6 @@ func (n *Node) handleSync(m syncMsg) {
 		// Always answer with our vector: the peer then sends what it has
 		// that we lack, and its view of us is fresh (a stale view would
 		// make it keep targeting us).
-		n.send(to, encodeSync(syncMsg{From: n.cfg.Name, Vector: mine}), 0)
+		n.send(to, n.vectorMsg(m.From, mine, false), 0)
 	}
-}
-
-// sameVector tells whether two vectors hold the same versions; a site
-// missing from one is at version 0 there (a file lists its own site even
-// before its first change, others only once they have one of its changes).
-func sameVector(a, b store.Vector) bool {
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -31,7 +31,72 @@ const (
 	msgChanges  = 1
 	msgSync     = 2
 	msgLeave    = 3 // the sender is leaving on purpose: payload its name
+	// msgDigest: sender name, flags (1: reply), the digest of the
+	// sender's vector (8 bytes). Anti-entropy's first word: a member whose
+	// vector has the same digest lacks nothing, and no vector travels.
+	msgDigest = 4
+	// msgSyncDelta: a msgSync whose vector is given as the difference
+	// from a vector the receiver announced earlier: sender name, flags,
+	// the digest of that base (8 bytes), then the entries that differ
+	// from it (a site at version 0 is one the sender lacks).
+	msgSyncDelta = 5
 )
+
+// digestMsg announces the digest of the sender's vector.
+type digestMsg struct {
+	From      string
+	WantReply bool
+	Digest    uint64
+}
+
+func encodeDigest(m digestMsg) []byte {
+	e := encoder{b: header(msgDigest)}
+	e.str(m.From)
+	e.uv(flag(m.WantReply))
+	e.b = binary.LittleEndian.AppendUint64(e.b, m.Digest)
+	return e.b
+}
+
+func flag(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// encodeSyncDelta encodes m with its vector given as the difference from
+// base, whose digest the receiver knows.
+func encodeSyncDelta(m syncMsg, base store.Vector, baseDigest uint64) []byte {
+	e := encoder{b: header(msgSyncDelta)}
+	e.str(m.From)
+	e.uv(flag(m.WantReply))
+	e.b = binary.LittleEndian.AppendUint64(e.b, baseDigest)
+	var n uint64
+	for site, v := range m.Vector {
+		if base[site] != v {
+			n++
+		}
+	}
+	for site, v := range base {
+		if _, ok := m.Vector[site]; !ok && v != 0 {
+			n++
+		}
+	}
+	e.uv(n)
+	for site, v := range m.Vector {
+		if base[site] != v {
+			e.str(site)
+			e.uv(v)
+		}
+	}
+	for site, v := range base {
+		if _, ok := m.Vector[site]; !ok && v != 0 {
+			e.str(site)
+			e.uv(0)
+		}
+	}
+	return e.b
+}
 
 type leaveMsg string
 
@@ -47,6 +112,9 @@ type syncMsg struct {
 	From      string
 	WantReply bool
 	Vector    store.Vector
+	// Base, when not zero, is the digest of a vector the receiver
+	// announced: Vector then holds only the entries that differ from it.
+	Base uint64
 }
 
 type encoder struct{ b []byte }
@@ -157,6 +225,19 @@ func (d *decoder) bytes() []byte {
 	return out
 }
 
+func (d *decoder) u64() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 8 {
+		d.err = errTruncated
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 func (d *decoder) str() string { return string(d.bytes()) }
 
 func (d *decoder) value() any {
@@ -198,7 +279,8 @@ func (d *decoder) value() any {
 	}
 }
 
-// decode parses a message: a []store.Segment or a syncMsg.
+// decode parses a message: a []store.Segment, a syncMsg, a digestMsg or a
+// leaveMsg.
 func decode(b []byte) (any, error) {
 	if len(b) < 4 || b[0] != 'E' || b[1] != 'R' {
 		return nil, errors.New("not an edgeroute cluster message")
@@ -228,13 +310,26 @@ func decode(b []byte) (any, error) {
 			d.err = errors.New("trailing bytes")
 		}
 		return segs, d.err
-	case msgSync:
+	case msgSync, msgSyncDelta:
 		m := syncMsg{From: d.str(), WantReply: d.uv() == 1, Vector: store.Vector{}}
+		if b[3] == msgSyncDelta {
+			m.Base = d.u64()
+			if d.err == nil && m.Base == 0 {
+				d.err = errors.New("delta from no base")
+			}
+		}
 		n := d.count(2)
 		for i := 0; i < n && d.err == nil; i++ {
 			site := d.str()
 			m.Vector[site] = d.uv()
 		}
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		return m, d.err
+	case msgDigest:
+		m := digestMsg{From: d.str(), WantReply: d.uv() == 1}
+		m.Digest = d.u64()
 		if d.err == nil && len(d.b) != 0 {
 			d.err = errors.New("trailing bytes")
 		}

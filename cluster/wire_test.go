@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -24,6 +25,11 @@ func TestWireRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("sync: %v %#v", err, got)
 	}
+	dm := digestMsg{From: "gru-1", WantReply: true, Digest: digestOf(m.Vector)}
+	got, err = decode(encodeDigest(dm))
+	if err != nil || got != dm {
+		t.Fatalf("digest: %v %#v", err, got)
+	}
 	got, err = decode(encodeLeave("gru-1"))
 	if err != nil || got != leaveMsg("gru-1") {
 		t.Fatalf("leave: %v %#v", err, got)
@@ -37,12 +43,56 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
+// A vector sent as the difference from one the receiver announced is the
+// same vector once resolved there, including sites the base has and the
+// sender lacks; one from a base the receiver no longer holds is not
+// resolved (the receiver then sends its whole vector).
+func TestVectorDifference(t *testing.T) {
+	n := &Node{recent: map[uint64]store.Vector{}, known: map[string]*peer{}}
+	base := store.Vector{"a": 5, "b": 7, "c": 1, "gone": 2}
+	mine := store.Vector{"a": 5, "b": 9, "c": 1, "d": 3}
+	for i := range 50 { // sites both know alike
+		base[fmt.Sprintf("site-%02d", i)] = uint64(i + 1)
+		mine[fmt.Sprintf("site-%02d", i)] = uint64(i + 1)
+	}
+	n.announce(base, digestOf(base))
+	enc := encodeSyncDelta(syncMsg{From: "x", WantReply: true, Vector: mine}, base, digestOf(base))
+	if full := encodeSync(syncMsg{From: "x", Vector: mine}); len(enc) >= len(full) {
+		t.Fatalf("difference (%d bytes) not smaller than the vector (%d)", len(enc), len(full))
+	}
+	got, err := decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := got.(syncMsg)
+	if !n.resolve(&m) || !reflect.DeepEqual(m.Vector, mine) || !m.WantReply || m.Base != 0 {
+		t.Fatalf("resolved %v %#v, want %v", m.Base, m.Vector, mine)
+	}
+	if digestOf(m.Vector) != digestOf(mine) || digestOf(base) == digestOf(mine) {
+		t.Fatal("digests do not tell the vectors apart")
+	}
+	if digestOf(store.Vector{"a": 1, "z": 0}) != digestOf(store.Vector{"a": 1}) {
+		t.Fatal("a site at version 0 changes the digest")
+	}
+	for i := range recentVectors {
+		v := store.Vector{"a": uint64(100 + i)}
+		n.announce(v, digestOf(v))
+	}
+	got, _ = decode(enc)
+	m = got.(syncMsg)
+	if n.resolve(&m) {
+		t.Fatal("resolved against a base no longer kept")
+	}
+}
+
 // Whatever the bytes, decode returns a message or an error: no panic, no
 // allocation beyond what the input can hold.
 func FuzzDecode(f *testing.F) {
 	f.Add(encodeChanges([]store.Segment{{Origin: "o", From: 0, To: 1, Changes: []store.Change{{Table: "t", PK: "[1]", Column: "c", Value: "v", HLC: 1, Seq: 1, CL: 1}}}}))
 	f.Add(encodeSync(syncMsg{From: "n", Vector: store.Vector{"s": 3}}))
 	f.Add([]byte("ER\x01\x01\xff\xff\xff\xff\x0f"))
+	f.Add(encodeDigest(digestMsg{From: "n", Digest: 9}))
+	f.Add(encodeSyncDelta(syncMsg{From: "n", Vector: store.Vector{"s": 3}}, store.Vector{"s": 1, "t": 2}, 7))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decode(b)
 	})

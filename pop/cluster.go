@@ -89,6 +89,7 @@ func (rt *Runtime) setCluster(cfg Config) error {
 		SyncInterval:   c.SyncInterval,
 		RejoinInterval: c.RejoinInterval,
 		TombstoneAge:   c.TombstoneAge,
+		Profile:        c.Profile,
 		OnMerge:        rt.kick,
 	})
 	if err != nil {

@@ -43,6 +43,8 @@ type ClusterConfig struct {
 	SyncInterval   time.Duration
 	RejoinInterval time.Duration
 	TombstoneAge   time.Duration
+	// Profile is memberlist's timing profile, "lan" or "wan" (empty: lan).
+	Profile string
 }
 
 // HealthSpec configures one app's health: active checks (Monitor nil: none),

@@ -42,6 +42,11 @@ type ClusterConfig struct {
 	// TombstoneAge is how long a deleted row's tombstone is kept at least,
 	// after every member has it (default 10m).
 	TombstoneAge caddy.Duration `json:"tombstone_age,omitempty"`
+	// Profile is memberlist's failure detection timing: "lan" (default; a
+	// probe a second, answered within 500 ms) or "wan" (a probe every 5 s,
+	// answered within 3 s), for a cluster spanning continents or past 100
+	// POPs, where the LAN timings declare live members dead.
+	Profile string `json:"profile,omitempty"`
 	// Insecure allows a cluster without a key on an address other than
 	// loopback: anyone who reaches the port can then rewrite where
 	// traffic goes. For labs only; a warning is logged at every start.
@@ -61,6 +66,7 @@ type ClusterConfig struct {
 //		sync_interval   <duration>
 //		rejoin_interval <duration>
 //		tombstone_age   <duration>
+//		profile         lan|wan
 //		insecure
 //	}
 //
@@ -88,6 +94,11 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 				return d.Err("edgeroute: cluster: insecure takes no value")
 			}
 			c.Insecure = true
+		case "profile":
+			if len(args) != 1 || (args[0] != "lan" && args[0] != "wan") {
+				return d.Err("edgeroute: cluster: profile takes lan or wan")
+			}
+			c.Profile = args[0]
 		case "bind", "advertise", "name":
 			if len(args) != 1 {
 				return d.Errf("edgeroute: cluster: %s takes exactly one value", opt)
@@ -127,7 +138,7 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 				c.TombstoneAge = dur
 			}
 		default:
-			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age, insecure)", opt)
+			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age, profile, insecure)", opt)
 		}
 	}
 	if c.Bind == "" {
@@ -168,6 +179,9 @@ func (c *ClusterConfig) validate() error {
 		if err := checkHostPort("join", j); err != nil {
 			return err
 		}
+	}
+	if c.Profile != "" && c.Profile != "lan" && c.Profile != "wan" {
+		return fmt.Errorf("edgeroute: cluster: profile %q: it must be lan or wan", c.Profile)
 	}
 	if c.SyncInterval < 0 || c.RejoinInterval < 0 || c.TombstoneAge < 0 {
 		return fmt.Errorf("edgeroute: cluster: durations must be positive")
@@ -217,7 +231,7 @@ func (c *ClusterConfig) popConfig() *pop.ClusterConfig {
 	}
 	return &pop.ClusterConfig{Bind: c.Bind, Advertise: c.Advertise, Join: c.Join, Keys: c.keys, Name: c.Name,
 		SyncInterval: time.Duration(c.SyncInterval), RejoinInterval: time.Duration(c.RejoinInterval),
-		TombstoneAge: time.Duration(c.TombstoneAge)}
+		TombstoneAge: time.Duration(c.TombstoneAge), Profile: c.Profile}
 }
 
 func (a *App) provisionCluster(ctx caddy.Context) error {

@@ -18,13 +18,14 @@ func TestUnmarshalClusterBlock(t *testing.T) {
 			key  {env.EDGE_TEST_CLUSTER_KEY} AAECAwQFBgcICQoLDA0ODw==
 			name prod
 			sync_interval 250ms
+			profile wan
 		}
 	}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := a.Cluster
-	if c == nil || c.Bind != "10.50.0.1:4001" || c.Advertise != "10.50.0.1:4001" || len(c.Join) != 2 || c.Name != "prod" || len(c.Keys) != 2 {
+	if c == nil || c.Profile != "wan" || c.Bind != "10.50.0.1:4001" || c.Advertise != "10.50.0.1:4001" || len(c.Join) != 2 || c.Name != "prod" || len(c.Keys) != 2 {
 		t.Fatalf("parsed %+v", c)
 	}
 	if err := c.validate(); err != nil {
@@ -32,6 +33,20 @@ func TestUnmarshalClusterBlock(t *testing.T) {
 	}
 	if len(c.keys) != 2 || len(c.keys[0]) != 32 || len(c.keys[1]) != 16 {
 		t.Fatalf("keys not decoded: %d", len(c.keys))
+	}
+}
+
+// A profile other than lan or wan is refused naming the option.
+func TestClusterProfileRejected(t *testing.T) {
+	a := new(App)
+	err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`edgeroute {
+		cluster {
+			bind 127.0.0.1:4001
+			profile metro
+		}
+	}`))
+	if err == nil || !strings.Contains(err.Error(), "profile takes lan or wan") {
+		t.Fatalf("error %v", err)
 	}
 }
 
@@ -44,6 +59,7 @@ func TestClusterValidateRejects(t *testing.T) {
 		"must be 16, 24 or 32":      {Bind: ":4001", Keys: []string{"AAEC"}},
 		"environment variable set?": {Bind: ":4001", Keys: []string{"{env.EDGE_TEST_UNSET_VARIABLE}"}},
 		"join \"x\": use host:port": {Bind: ":4001", Join: []string{"x"}},
+		"profile \"metro\"":         {Bind: "127.0.0.1:4001", Profile: "metro"},
 	} {
 		err := c.validate()
 		if err == nil || !strings.Contains(err.Error(), want) {

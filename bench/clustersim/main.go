@@ -1,0 +1,567 @@
+// Command clustersim runs N cluster nodes in one process — the real
+// cluster and store code, real memberlist, each node with its own SQLite
+// file — over a simulated network that adds latency per pair of regions
+// (2–10 ms within a region, 50–200 ms across, with jitter), loss and
+// partitions, and prints one table of figures per size:
+//
+//	go run ./bench/clustersim -pops 10,100,1000
+//
+// Only the network is simulated (cluster.Config.Transport). A change is
+// an UPDATE committed on a random POP by a separate connection to its
+// file, as the sqlite3 CLI would; it has reached a POP when that POP's
+// replicator merged it into its file.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/edgeproxy/edgeproxy/cluster"
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+var (
+	flagPops    = flag.String("pops", "10,100", "cluster sizes to simulate, comma-separated")
+	flagChanges = flag.Int("changes", 50, "changes committed per size, one at a time")
+	flagSettle  = flag.Duration("settle", 10*time.Second, "wait after the changes before measuring idle traffic")
+	flagIdle    = flag.Duration("idle", 10*time.Second, "idle measurement window")
+	flagCut     = flag.Duration("cut", 30*time.Second, "how long one region is cut off")
+	flagDir     = flag.String("dir", "/dev/shm", "where the SQLite files go (tmpfs)")
+	flagLoss    = flag.Float64("loss", 0, "packet loss probability during the changes")
+	flagRegions = flag.Int("regions", 0, "regions (0: 3 up to 10 POPs, 6 up to 100, 10 beyond)")
+
+	flagVerbose = flag.Bool("v", false, "log progress to stderr")
+	flagProf    = flag.String("profile", "", "memberlist profile of every node, lan or wan (empty: lan up to 10 POPs, wan beyond)")
+	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+)
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
+}
+
+func fail(format string, a ...any) {
+	logf("clustersim: "+format, a...)
+	os.Exit(1)
+}
+
+type pop struct {
+	i      int
+	region int
+	path   string
+	st     *store.Store
+	tr     *simTransport
+	node   *cluster.Node
+	// Propagation: when the change being timed was merged here.
+	merged atomic.Int64 // unix nanos of the first merge past base; 0: not yet
+	armed  atomic.Bool
+}
+
+type result struct {
+	pops, regions, changes             int
+	profile                            string
+	p50, p99, max, allP99              time.Duration
+	missed                             int
+	replPerChange, wirePerChange       float64 // bytes per change per POP
+	idleWire, idleRepl                 float64 // bytes/s per POP
+	cpuIdle, cpuChanges                float64 // % of one core per POP
+	heapPerPop, rssPerPop              float64 // bytes
+	converge                           time.Duration
+	simSat                             float64 // process CPU / (wall × cores) during the changes
+	lateP50, lateP99, tickP99, tickMax time.Duration
+	setup                              time.Duration
+}
+
+func main() {
+	flag.Parse()
+	var sizes []int
+	for _, s := range strings.Split(*flagPops, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 2 {
+			fail("-pops: %q is not a size of at least 2", s)
+		}
+		sizes = append(sizes, n)
+	}
+	if !*flagVerbose {
+		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	if *flagProfile != "" {
+		f, err := os.Create(*flagProfile)
+		if err != nil {
+			fail("%v", err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	var rs []result
+	for _, n := range sizes {
+		rs = append(rs, run(n))
+		printTable(rs) // so far, in case a larger size does not finish
+	}
+}
+
+func regionsFor(n int) int {
+	if *flagRegions > 0 {
+		return *flagRegions
+	}
+	switch {
+	case n <= 10:
+		return 3
+	case n <= 100:
+		return 6
+	}
+	return 10
+}
+
+// raiseInotify makes room for one inotify instance per node: a real POP
+// is one process with one, the simulation is one process with N.
+func raiseInotify(n int) {
+	const p = "/proc/sys/fs/inotify/max_user_instances"
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	cur, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if cur >= n+128 {
+		return
+	}
+	if err := os.WriteFile(p, []byte(strconv.Itoa(n+128)), 0o644); err != nil {
+		logf("inotify instances limited to %d (%v): nodes beyond it poll their file every 5 ms", cur, err)
+		return
+	}
+	logf("raised %s from %d to %d (one per simulated node)", p, cur, n+128)
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func rss() float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+type sim struct {
+	n, regions int
+	profile    string
+	net        *simNet
+	pops       []*pop
+	dir        string
+	key        []byte
+}
+
+func (s *sim) wireBytes() uint64 {
+	var t uint64
+	for _, p := range s.pops {
+		t += p.tr.sent.Load()
+	}
+	return t
+}
+
+func (s *sim) replBytes() uint64 {
+	var t uint64
+	for _, p := range s.pops {
+		t += p.node.Stats.BytesSent.Load()
+	}
+	return t
+}
+
+func (s *sim) exec(i int, q string, args ...any) {
+	db, err := sql.Open("sqlite3", "file:"+s.pops[i].path+"?_busy_timeout=60000&_journal_mode=WAL")
+	if err != nil {
+		fail("%v", err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q, args...); err != nil {
+		fail("pop %d: %v", i, err)
+	}
+}
+
+func addrOf(i int) (net.IP, int) {
+	ip := net.ParseIP(fmt.Sprintf("fd00:e5::%x", i+1))
+	return ip, 7946
+}
+
+func setup(n int) *sim {
+	ctx := context.Background()
+	raiseInotify(n)
+	dir, err := os.MkdirTemp(*flagDir, "clustersim-")
+	if err != nil {
+		fail("%v", err)
+	}
+	s := &sim{n: n, regions: regionsFor(n), net: newSimNet(uint64(n)), dir: dir, key: make([]byte, 32)}
+	s.profile = *flagProf
+	if s.profile == "" {
+		s.profile = "lan"
+		if n > 10 {
+			s.profile = "wan"
+		}
+	}
+	for i := range s.key {
+		s.key[i] = byte(i*7 + 1)
+	}
+	// Files: copies of one template whose vector has an entry per POP
+	// (each a change of the bench row's weight, older than its insert),
+	// as in a cluster where every POP once wrote (registered backends,
+	// reported health). A copy takes a site id of its own when opened.
+	tmpl := filepath.Join(dir, "template.db")
+	s.template(ctx, tmpl)
+	s.pops = make([]*pop, n)
+	for i := range n {
+		p := &pop{i: i, region: i % s.regions, path: filepath.Join(dir, fmt.Sprintf("pop%04d.db", i))}
+		b, err := os.ReadFile(tmpl)
+		if err != nil {
+			fail("%v", err)
+		}
+		if err := os.WriteFile(p.path, b, 0o644); err != nil {
+			fail("%v", err)
+		}
+		st, err := store.Open(ctx, p.path, store.Options{})
+		if err != nil {
+			fail("%v", err)
+		}
+		p.st = st
+		s.pops[i] = p
+	}
+	logf("   files ready; starting nodes")
+	// Nodes: all join the first POP of the first three regions.
+	var seeds []string
+	for r := range min(3, s.regions) {
+		ip, port := addrOf(r)
+		seeds = append(seeds, net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if *flagVerbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	start := func(p *pop) {
+		ip, port := addrOf(p.i)
+		p.tr = s.net.add(ip, port, p.region)
+		cfg := cluster.Config{Name: fmt.Sprintf("pop%04d", p.i), Bind: p.tr.addr, Join: seeds,
+			Keys: [][]byte{s.key}, Cluster: "sim", Logger: logger, Transport: p.tr, Profile: s.profile,
+			OnMerge: func() {
+				if !p.armed.Load() || p.merged.Load() != 0 {
+					return
+				}
+				// Called after a merge that changed the file: with one
+				// change in flight at a time, that change.
+				p.merged.CompareAndSwap(0, time.Now().UnixNano())
+			}}
+		nd, err := cluster.Start(p.st, cfg)
+		if err != nil {
+			fail("pop %d: %v", p.i, err)
+		}
+		p.node = nd
+	}
+	for _, p := range s.pops[:min(3, s.regions)] {
+		start(p)
+	}
+	for i := min(3, s.regions); i < n; i += 25 {
+		var wg sync.WaitGroup
+		for _, p := range s.pops[i:min(n, i+25)] {
+			wg.Add(1)
+			go func() { defer wg.Done(); start(p) }()
+		}
+		wg.Wait()
+	}
+	logf("   nodes started; waiting for full membership")
+	// Every POP sees every other alive.
+	deadline := time.Now().Add(time.Duration(n)*100*time.Millisecond + time.Minute)
+	for {
+		short, fewest := 0, n
+		for _, p := range s.pops {
+			if c := p.node.Status(ctx).Counts["alive"]; c < n {
+				short++
+				fewest = min(fewest, c)
+			}
+		}
+		if short == 0 {
+			break
+		}
+		if *flagVerbose {
+			logf("   %d POPs see fewer than %d alive", short, n)
+		}
+		if time.Now().After(deadline) {
+			logf("   %d POPs do not see all %d members alive (the fewest: %d); going on", short, n, fewest)
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	return s
+}
+
+// template writes a file holding the bench row (inserted on another
+// file, merged here) and one change of it from each of s.n sites.
+func (s *sim) template(ctx context.Context, path string) {
+	src, err := store.Open(ctx, path+".src", store.Options{})
+	if err != nil {
+		fail("%v", err)
+	}
+	if _, err := src.DB().Exec(`INSERT INTO backends (id, app, wg_ip, port, weight) VALUES ('bench','bench','127.0.0.1',9,1)`); err != nil {
+		fail("%v", err)
+	}
+	v, err := src.DBVersion(ctx)
+	if err != nil {
+		fail("%v", err)
+	}
+	ch, err := src.ChangesSince(ctx, src.SiteID(), 0, v)
+	if err != nil || len(ch) == 0 {
+		fail("bench row: %v", err)
+	}
+	segs := []store.Segment{{Origin: src.SiteID(), From: 0, To: v, Changes: ch}}
+	src.Close()
+	old := store.MakeHLC(time.Now().Add(-time.Hour), 0)
+	for i := range s.n {
+		site := fmt.Sprintf("%032x", uint64(i+1)*0x9e3779b97f4a7c15)
+		segs = append(segs, store.Segment{Origin: site, From: 0, To: 1, Changes: []store.Change{{
+			Table: "backends", PK: ch[0].PK, Column: "weight", Value: int64(1), HLC: old, Seq: 1, CL: 1}}})
+	}
+	t, err := store.Open(ctx, path, store.Options{})
+	if err != nil {
+		fail("%v", err)
+	}
+	res, err := t.Apply(ctx, segs, time.Now())
+	if err != nil || len(res.Refused) > 0 {
+		fail("template: %v %v", err, res.Refused)
+	}
+	t.Close()
+}
+
+func (s *sim) stop() {
+	for _, p := range s.pops {
+		p.tr.Shutdown()
+	}
+	var wg sync.WaitGroup
+	for _, p := range s.pops {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.node.Kill(); p.st.Close() }()
+	}
+	wg.Wait()
+	os.RemoveAll(s.dir)
+}
+
+// schedDelay measures how late a 10 ms ticker fires while f runs: the
+// simulator's own scheduling delay on a busy machine.
+func schedDelay(stop <-chan struct{}) []time.Duration {
+	var out []time.Duration
+	const every = 10 * time.Millisecond
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return out
+		case now := <-t.C:
+			_ = now
+			n := time.Now()
+			out = append(out, max(0, n.Sub(last)-every))
+			last = n
+		}
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	d = append([]time.Duration(nil), d...)
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	k := int(math.Ceil(p*float64(len(d)))) - 1
+	return d[max(0, min(k, len(d)-1))]
+}
+
+func run(n int) result {
+	t0 := time.Now()
+	logf("== %d POPs: setting up", n)
+	s := setup(n)
+	defer s.stop()
+	r := result{pops: n, regions: s.regions, profile: s.profile, changes: *flagChanges, setup: time.Since(t0)}
+	logf("   %d POPs up in %v; settling", n, r.setup.Round(time.Second))
+	time.Sleep(*flagSettle)
+
+	// Changes, one at a time, each on a random POP.
+	s.net.SetLoss(*flagLoss)
+	s.net.takeLate()
+	stopTick := make(chan struct{})
+	ticks := make(chan []time.Duration)
+	go func() { ticks <- schedDelay(stopTick) }()
+	var lat, all []time.Duration
+	w0, b0, c0, tc := s.wireBytes(), s.replBytes(), cpuTime(), time.Now()
+	for k := range *flagChanges {
+		origin := rand.IntN(n)
+		for _, p := range s.pops {
+			p.merged.Store(0)
+			p.armed.Store(true)
+		}
+		s.exec(origin, `UPDATE backends SET weight = ? WHERE id = 'bench'`, k+2)
+		committed := time.Now()
+		var last time.Duration
+		for _, p := range s.pops {
+			if p.i == origin {
+				continue
+			}
+			for p.merged.Load() == 0 && time.Since(committed) < 10*time.Second {
+				time.Sleep(time.Millisecond)
+			}
+			if m := p.merged.Load(); m != 0 {
+				d := time.Unix(0, m).Sub(committed)
+				lat = append(lat, d)
+				last = max(last, d)
+			} else {
+				r.missed++
+			}
+		}
+		all = append(all, last)
+		for _, p := range s.pops {
+			p.armed.Store(false)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wall := time.Since(tc)
+	r.cpuChanges = 100 * (cpuTime() - c0).Seconds() / wall.Seconds() / float64(n)
+	r.simSat = (cpuTime() - c0).Seconds() / wall.Seconds() / float64(runtime.NumCPU())
+	close(stopTick)
+	tk := <-ticks
+	r.tickP99, r.tickMax = percentile(tk, 0.99), percentile(tk, 1)
+	late := s.net.takeLate()
+	r.lateP50, r.lateP99 = percentile(late, 0.5), percentile(late, 0.99)
+	r.replPerChange = float64(s.replBytes()-b0) / float64(*flagChanges) / float64(n)
+	r.wirePerChange = float64(s.wireBytes()-w0) / float64(*flagChanges) / float64(n)
+	r.p50, r.p99, r.max = percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
+	r.allP99 = percentile(all, 0.99)
+	s.net.SetLoss(0)
+	logf("   changes: p50 %v p99 %v max %v (all POPs p99 %v), missed %d", r.p50, r.p99, r.max, r.allP99, r.missed)
+
+	// Idle: after the last change has settled.
+	time.Sleep(*flagSettle)
+	w0, b0, c0, tc = s.wireBytes(), s.replBytes(), cpuTime(), time.Now()
+	time.Sleep(*flagIdle)
+	wall = time.Since(tc)
+	r.idleWire = float64(s.wireBytes()-w0) / wall.Seconds() / float64(n)
+	r.idleRepl = float64(s.replBytes()-b0) / wall.Seconds() / float64(n)
+	r.cpuIdle = 100 * (cpuTime() - c0).Seconds() / wall.Seconds() / float64(n)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.heapPerPop = float64(ms.HeapInuse) / float64(n)
+	r.rssPerPop = rss() / float64(n)
+	logf("   idle: %.0f B/s per POP on the wire (%.0f replication), CPU %.2f %% per POP", r.idleWire, r.idleRepl, r.cpuIdle)
+
+	// Partition: the last region cut off, writes on both sides, heal.
+	if *flagCut > 0 {
+		r.converge = s.partition()
+		logf("   converged %v after the heal", r.converge)
+	}
+	return r
+}
+
+func (s *sim) partition() time.Duration {
+	ctx := context.Background()
+	island := s.regions - 1
+	var main, cut []int
+	for _, p := range s.pops {
+		if p.region == island {
+			cut = append(cut, p.i)
+		} else {
+			main = append(main, p.i)
+		}
+	}
+	s.net.Partition(island)
+	time.Sleep(*flagCut / 3)
+	for k := range 20 {
+		s.exec(main[rand.IntN(len(main))], `INSERT INTO backends (id, app, wg_ip, port) VALUES (?, 'cut', '127.0.0.1', ?)`, fmt.Sprint("main-", k), k+1)
+	}
+	for k := range 5 {
+		s.exec(cut[rand.IntN(len(cut))], `INSERT INTO backends (id, app, wg_ip, port) VALUES (?, 'cut', '127.0.0.1', ?)`, fmt.Sprint("island-", k), k+1)
+	}
+	s.exec(cut[0], `UPDATE backends SET port = 7 WHERE id = 'bench'`)
+	s.exec(main[0], `UPDATE backends SET port = 8 WHERE id = 'bench'`)
+	time.Sleep(*flagCut - *flagCut/3)
+	s.net.Partition(-1)
+	healed := time.Now()
+	for time.Since(healed) < 5*time.Minute {
+		var first store.Vector
+		same := true
+		for _, p := range s.pops {
+			v, err := p.st.Vector(ctx)
+			if err != nil {
+				fail("%v", err)
+			}
+			if first == nil {
+				first = v
+			} else if !equal(first, v) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return time.Since(healed)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return -1
+}
+
+func equal(a, b store.Vector) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+var _ memberlist.NodeAwareTransport = (*simTransport)(nil)
+
+func fms(d time.Duration) string {
+	if d < 0 {
+		return "not converged"
+	}
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}
+
+func printTable(rs []result) {
+	fmt.Println()
+	fmt.Println("| POPs | regions | profile | changes | p50 | p99 | max | every POP, p99 | missed | replication bytes/change/POP | wire bytes/change/POP | idle wire B/s/POP | idle replication B/s/POP | CPU/POP idle | CPU/POP changes | heap/POP | RSS/POP | convergence after heal | sim: CPU use of 2 cores | sim: delivery lateness p50/p99 | sim: 10 ms ticker late p99/max |")
+	fmt.Println("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		fmt.Printf("| %d | %d | %s | %d | %s | %s | %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.2f %% | %.2f %% | %.1f MB | %.1f MB | %s | %.0f %% | %s / %s | %s / %s |\n",
+			r.pops, r.regions, r.profile, r.changes, fms(r.p50), fms(r.p99), fms(r.max), fms(r.allP99), r.missed,
+			r.replPerChange, r.wirePerChange, r.idleWire, r.idleRepl, r.cpuIdle, r.cpuChanges,
+			r.heapPerPop/1e6, r.rssPerPop/1e6, fms(r.converge), 100*r.simSat,
+			fms(r.lateP50), fms(r.lateP99), fms(r.tickP99), fms(r.tickMax))
+	}
+}
