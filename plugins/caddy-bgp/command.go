@@ -1,12 +1,9 @@
 package bgp
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgeproxy/edgeproxy/anycast"
+
+	"github.com/edgeproxy/edgeproxy/internal/adminclient"
 )
 
 func init() {
@@ -61,47 +60,7 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 	return 0, nil
 }
 
-func adminGet(address, path string) ([]byte, error) {
-	if address == "" {
-		address = os.Getenv("CADDY_ADMIN")
-	}
-	if address == "" {
-		address = "localhost:2019"
-	}
-	tr := &http.Transport{}
-	base := address
-	if sock, ok := strings.CutPrefix(address, "unix/"); ok {
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}
-		base = "http://127.0.0.1"
-	} else if !strings.Contains(address, "://") {
-		base = "http://" + address
-	}
-	c := http.Client{Timeout: 10 * time.Second, Transport: tr}
-	req, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the running Caddy at %s: %v (is it running, and is --address its admin endpoint?)", address, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(out, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s", e.Error)
-		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(out)))
-	}
-	return out, nil
-}
+func adminGet(address, path string) ([]byte, error) { return adminclient.Get(address, path) }
 
 func printStatus(w io.Writer, st anycast.Status) {
 	fmt.Fprintf(w, "AS %d, router ID %s, listen %s; POP %s", st.ASN, st.RouterID, st.Listen, st.POP.State)

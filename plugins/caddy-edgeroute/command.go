@@ -1,19 +1,18 @@
 package edgeroute
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
-	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/edgeproxy/edgeproxy/internal/adminclient"
 )
 
 func init() {
@@ -105,51 +104,10 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 
 const exitFailure = 1
 
-func adminGet(address, path string) ([]byte, error) {
-	return adminDo(http.MethodGet, address, path, nil)
-}
+func adminGet(address, path string) ([]byte, error) { return adminclient.Get(address, path) }
 
 func adminDo(method, address, path string, payload []byte) ([]byte, error) {
-	if address == "" {
-		address = os.Getenv("CADDY_ADMIN")
-	}
-	if address == "" {
-		address = "localhost:2019"
-	}
-	if !strings.Contains(address, "://") {
-		address = "http://" + address
-	}
-	c := http.Client{Timeout: 10 * time.Second}
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequest(method, strings.TrimSuffix(address, "/")+path, body)
-	if err != nil {
-		return nil, err
-	}
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	// The admin endpoint checks Origin against its own address.
-	req.Header.Set("Origin", req.URL.Scheme+"://"+req.URL.Host)
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the running Caddy at %s: %v (is it running, and is --address its admin endpoint?)", address, err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(out, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s", e.Error)
-		}
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(out)))
-	}
-	return out, nil
+	return adminclient.Do(method, address, path, payload)
 }
 
 func printRoute(w io.Writer, v RouteView) {

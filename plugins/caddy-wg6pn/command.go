@@ -1,7 +1,6 @@
 package wg6pn
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,10 +8,11 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+
+	"github.com/edgeproxy/edgeproxy/internal/adminclient"
 )
 
 func init() {
@@ -71,30 +71,7 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 }
 
 func adminDo(method, address, path string) ([]byte, error) {
-	if address == "" {
-		address = os.Getenv("CADDY_ADMIN")
-	}
-	if address == "" {
-		address = "localhost:2019"
-	}
-	if !strings.Contains(address, "://") {
-		address = "http://" + address
-	}
-	req, err := http.NewRequest(method, address+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	client := &http.Client{Timeout: 15 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("asking the admin API: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("admin API: %s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	return body, nil
+	return adminclient.Do(method, address, path, nil)
 }
 
 func printView(w io.Writer, v View) {
