@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,23 +23,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "popctl: the sqlite3 CLI is required (apt-get install sqlite3)")
 		os.Exit(1)
 	}
-	dir, err := os.MkdirTemp("", "popctl-bin")
+	bin, cleanup, err := CaddyBinary("../..")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	caddyBin = os.Getenv("EDGEPROXY_CADDY")
-	if caddyBin == "" {
-		caddyBin = filepath.Join(dir, "caddy")
-		build := exec.Command("go", "build", "-o", caddyBin, "./builds/caddy")
-		build.Dir = "../.."
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building caddy:", err)
-			os.Exit(1)
-		}
-	}
+	caddyBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/anycast"
 	"github.com/edgeproxy/edgeproxy/anycast/birdtest"
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
@@ -35,25 +36,20 @@ func TestMain(m *testing.M) {
 		return
 	}
 	caddyBin = os.Getenv("EDGEPROXY_CADDY")
+	cleanup := func() {}
 	if caddyBin == "" && birdtest.Inside() == "" && os.Geteuid() == 0 {
 		// Built before entering the namespace: the module proxy is not
 		// reachable from in there.
-		dir, err := os.MkdirTemp("", "bgp-bin")
+		bin, done, err := popctl.CaddyBinary("../..")
 		if err != nil {
-			panic(err)
-		}
-		defer os.RemoveAll(dir)
-		caddyBin = filepath.Join(dir, "caddy")
-		build := exec.Command("go", "build", "-o", caddyBin, "./builds/caddy")
-		build.Dir = "../.."
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building caddy:", err)
+			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
+		caddyBin, cleanup = bin, done
 		os.Setenv("EDGEPROXY_CADDY", caddyBin)
 	}
 	code := birdtest.Main(m, "bgpplug")
+	cleanup()
 	os.Exit(code)
 }
 

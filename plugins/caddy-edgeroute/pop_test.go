@@ -24,24 +24,14 @@ import (
 var caddyBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "edgeroute-bin")
+	bin, cleanup, err := popctl.CaddyBinary("../..")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	caddyBin = filepath.Join(dir, "caddy")
-	if env := os.Getenv("EDGEPROXY_CADDY"); env != "" {
-		caddyBin = env
-	} else {
-		build := exec.Command("go", "build", "-o", caddyBin, "./builds/caddy")
-		build.Dir = "../.."
-		build.Stdout, build.Stderr = os.Stdout, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building caddy:", err)
-			os.Exit(1)
-		}
-	}
+	caddyBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
