@@ -169,6 +169,7 @@ func (a *App) Start() error {
 	a.mu.Lock()
 	a.node, a.prefix = node, prefix
 	a.mu.Unlock()
+	current.Store(a.Interface, a)
 	if err := a.dev.Reconfigure(a.deviceConfig(sixpn.Self(prefix))); err != nil {
 		return fmt.Errorf("wg6pn: %v", err)
 	}
@@ -251,9 +252,25 @@ func (a *App) follow(ctx context.Context) {
 
 var lastGeneration sync.Map // interface -> table generation last applied
 
+// current is, per interface, the app of the newest config. Caddy starts a
+// new config's apps before it stops the old ones: until then, the old
+// app's loop would see this POP's row saying what the new config wrote
+// (a new endpoint, say) and write its own again, and the two would take
+// turns. Only the current app writes the row and the peers; an app whose
+// successor failed to start and was stopped takes the place back.
+var current sync.Map // interface -> *App
+
+func (a *App) isCurrent() bool {
+	v, _ := current.LoadOrStore(a.Interface, a)
+	return v == a
+}
+
 // sync makes the device's peers the table's POPs. Refused rows are logged
 // when the set of refusals changes.
 func (a *App) sync(force bool) {
+	if !a.isCurrent() {
+		return
+	}
 	tbl := a.pop.Table()
 	if !force {
 		if g, ok := lastGeneration.Load(a.Interface); ok && g.(uint64) == tbl.Generation {
@@ -346,6 +363,7 @@ func (a *App) Stop() error {
 		a.cancel()
 		<-a.done
 	}
+	current.CompareAndDelete(a.Interface, a)
 	return nil
 }
 
