@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/edgeproxy/edgeproxy/routing"
+	"github.com/edgeproxy/edgeproxy/store"
 )
 
 // signalState computes the POP's signal and hands it to subscribers. The
@@ -19,6 +20,8 @@ import (
 // operator action, and every DrainFilePoll for what changes without an
 // event (the maintenance file, backends reaching their hard limit).
 type signalState struct {
+	published string // the state last written to the pops row; run loop only
+
 	rt    *Runtime
 	kicks chan struct{}
 
@@ -88,11 +91,39 @@ func (s *signalState) run(ctx context.Context) {
 			// action: apps whose backends and health are as before
 			// keep their counts.
 			s.recomputeWith(false)
+			s.publish()
 			continue
 		case <-t.C:
 		}
 		s.recompute()
+		s.publish()
 	}
+}
+
+// publish writes the POP's state to its own pops row when it changed, so
+// that every POP of the cluster knows which POPs serve, drain or stop
+// (status pages, operators' queries). A POP running alone writes nothing.
+// Only the run loop calls it.
+func (s *signalState) publish() {
+	if s.rt.Cluster() == nil {
+		return
+	}
+	sig := s.rt.Signal()
+	v := string(sig.State)
+	if sig.Stale {
+		v += ",stale"
+	}
+	if v == s.published {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.rt.SetPop(ctx, store.PopUpdate{State: store.Str(v)}); err != nil {
+		// Retried at the next tick; a stale table often refuses writes too.
+		s.rt.log().Debug("publishing the POP's state in its pops row", zap.String("state", v), zap.Error(err))
+		return
+	}
+	s.published = v
 }
 
 func (s *signalState) setStale(reason string) {
@@ -318,6 +349,7 @@ func (rt *Runtime) Drain(reason string) {
 	rt.signal.drain = reason
 	rt.signal.mu.Unlock()
 	rt.signal.recompute()
+	rt.signal.kick() // publishes it
 }
 
 // Undrain ends an operator's drain and reports whether one was in effect.
@@ -327,6 +359,7 @@ func (rt *Runtime) Undrain() bool {
 	rt.signal.drain = ""
 	rt.signal.mu.Unlock()
 	rt.signal.recompute()
+	rt.signal.kick()
 	return was
 }
 
@@ -339,6 +372,7 @@ func (rt *Runtime) BeginStop(reason string) {
 	}
 	rt.signal.mu.Unlock()
 	rt.signal.recompute()
+	rt.signal.kick()
 }
 
 // Hold keeps a stopping POP's listeners open until release or max.

@@ -178,3 +178,48 @@ func TestSetPopWritesThisPOPsRow(t *testing.T) {
 		t.Fatalf("pops %+v, %v", pops, err)
 	}
 }
+
+// TestClusteredPOPPublishesItsState: a POP in a cluster writes its signal
+// into its own pops row, which replicates; a POP alone writes nothing.
+func TestClusteredPOPPublishesItsState(t *testing.T) {
+	rt, _ := openPOP(t)
+	published := func() string {
+		pops, err := rt.Store().Pops(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range pops {
+			if p.Node == "gru-1" {
+				return p.State
+			}
+		}
+		return ""
+	}
+	rt.Drain("alone")
+	time.Sleep(300 * time.Millisecond)
+	if got := published(); got != "" {
+		t.Fatalf("a POP running alone wrote its state: %q", got)
+	}
+	rt.Undrain()
+
+	if err := rt.Apply(Config{Identity: Identity{Node: "gru-1", Region: "sa"}, Cluster: &ClusterConfig{Bind: "127.0.0.1:0"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitPublished := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for published() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("pops row state %q, want %q", published(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitPublished("serving")
+	rt.Drain("maintenance")
+	waitPublished("draining")
+	rt.Undrain()
+	waitPublished("serving")
+	rt.BeginStop("exit")
+	waitPublished("stopping")
+}

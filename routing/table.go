@@ -15,6 +15,7 @@ type Pop struct {
 	Endpoint  string // WireGuard endpoint, host:port
 	Prefix6   string // 6PN prefix, e.g. fdaa:0:1::/48
 	Anycast   string // announced prefixes and their state
+	State     string // the POP's health signal as it publishes it: serving, draining or stopping, ",stale" added while its table is unreadable
 }
 
 // Table is an immutable snapshot of the routing table. Build it with

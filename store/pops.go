@@ -18,6 +18,7 @@ type PopUpdate struct {
 	Endpoint  *string // WireGuard endpoint, host:port
 	Prefix6   *string // 6PN prefix of the POP, e.g. fdaa:0:1:2a::/64
 	Anycast   *string // announced prefixes and their state
+	State     *string // the POP's health signal (see routing.Pop.State)
 }
 
 // Str is a PopUpdate field set to s.
@@ -36,7 +37,7 @@ func (s *Store) SetPop(ctx context.Context, node string, u PopUpdate) error {
 		name string
 		v    *string
 	}{{"region", u.Region}, {"country", u.Country}, {"addr", u.Addr}, {"public_key", u.PublicKey},
-		{"endpoint", u.Endpoint}, {"prefix6", u.Prefix6}, {"anycast", u.Anycast}}
+		{"endpoint", u.Endpoint}, {"prefix6", u.Prefix6}, {"anycast", u.Anycast}, {"state", u.State}}
 	names := []string{"node"}
 	args := []any{node}
 	var sets, differs []string

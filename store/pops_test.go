@@ -94,3 +94,46 @@ func TestPopsOfAnUnmigratedV1File(t *testing.T) {
 		t.Fatalf("%+v %v", pops, err)
 	}
 }
+
+// TestPopsStateColumnAddedToAnOlderFile: a file made before pops had a
+// state column gets it when opened, and a POP's published state is
+// captured for replication like every other column.
+func TestPopsStateColumnAddedToAnOlderFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "routing.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPop(ctx, "gru-1", PopUpdate{Region: Str("sa")}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// The pops table as files had it before the column existed.
+	sqlite(t, path, `BEGIN;
+		DROP TRIGGER crdt_pops_ins; DROP TRIGGER crdt_pops_upd; DROP TRIGGER crdt_pops_pk; DROP TRIGGER crdt_pops_del;
+		CREATE TABLE pops_old AS SELECT node, region, country, addr, public_key, endpoint, prefix6, anycast FROM pops;
+		DROP TABLE pops;
+		CREATE TABLE pops (node TEXT PRIMARY KEY NOT NULL, region TEXT NOT NULL DEFAULT '', country TEXT NOT NULL DEFAULT '',
+			addr TEXT NOT NULL DEFAULT '', public_key TEXT NOT NULL DEFAULT '', endpoint TEXT NOT NULL DEFAULT '',
+			prefix6 TEXT NOT NULL DEFAULT '', anycast TEXT NOT NULL DEFAULT '');
+		INSERT INTO pops SELECT * FROM pops_old; DROP TABLE pops_old;
+		COMMIT;`)
+
+	s, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatalf("opening a file whose pops lacks state: %v", err)
+	}
+	defer s.Close()
+	if err := s.SetPop(ctx, "gru-1", PopUpdate{State: Str("draining")}); err != nil {
+		t.Fatal(err)
+	}
+	pops, err := s.Pops(ctx)
+	if err != nil || len(pops) != 1 || pops[0].State != "draining" || pops[0].Region != "sa" {
+		t.Fatalf("pops %+v, %v", pops, err)
+	}
+	var captured int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM crdt_clock WHERE tbl = 'pops' AND col = 'state' AND val = 'draining'`).Scan(&captured); err != nil || captured != 1 {
+		t.Fatalf("the state write was not captured for replication: %d, %v", captured, err)
+	}
+}

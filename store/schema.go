@@ -63,8 +63,15 @@ const createPops = `CREATE TABLE IF NOT EXISTS pops (
 	public_key TEXT NOT NULL DEFAULT '',
 	endpoint   TEXT NOT NULL DEFAULT '',
 	prefix6    TEXT NOT NULL DEFAULT '',
-	anycast    TEXT NOT NULL DEFAULT ''
+	anycast    TEXT NOT NULL DEFAULT '',
+	state      TEXT NOT NULL DEFAULT ''
 )`
+
+// popColumns are the pops columns added after the table was first
+// created, with their declarations, for files made before them.
+var popColumns = []struct{ name, decl string }{
+	{"state", "TEXT NOT NULL DEFAULT ''"},
+}
 
 // health holds one row per backend and observing POP; only the observer
 // writes its row.
@@ -116,6 +123,18 @@ func migrate(ctx context.Context, db *sql.DB) (bool, error) {
 			return false, err
 		}
 	}
+	havePops, err := tableColumns(ctx, tx, "pops")
+	if err != nil {
+		return false, err
+	}
+	for _, c := range popColumns {
+		if havePops[c.name] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("ALTER TABLE pops ADD COLUMN %s %s", c.name, c.decl)); err != nil {
+			return false, fmt.Errorf("adding column pops.%s: %w", c.name, err)
+		}
+	}
 	have, err := tableColumns(ctx, tx, "backends")
 	if err != nil {
 		return false, err
@@ -139,15 +158,16 @@ func migrate(ctx context.Context, db *sql.DB) (bool, error) {
 func schemaCurrent(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }) (bool, error) {
-	var version, tables int
+	var version, tables, popCols int
 	if err := q.QueryRowContext(ctx, `SELECT (SELECT user_version FROM pragma_user_version),
-		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('heartbeats', 'leases'))`).Scan(&version, &tables); err != nil {
+		(SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('heartbeats', 'leases')),
+		(SELECT count(*) FROM pragma_table_info('pops') WHERE name = 'state')`).Scan(&version, &tables, &popCols); err != nil {
 		return false, err
 	}
 	if version > SchemaVersion {
 		return false, fmt.Errorf("schema version %d is newer than this build understands (%d)", version, SchemaVersion)
 	}
-	return version == SchemaVersion && tables == 2, nil
+	return version == SchemaVersion && tables == 2 && popCols == len(popColumns), nil
 }
 
 type queryer interface {

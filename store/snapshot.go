@@ -142,7 +142,11 @@ func loadPops(ctx context.Context, q queryer) ([]routing.Pop, error) {
 	if err != nil || len(have) == 0 {
 		return nil, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT node, region, country, addr, public_key, endpoint, prefix6, anycast FROM pops ORDER BY node`)
+	state := "''"
+	if have["state"] { // a file the proxy has not migrated yet lacks it
+		state = "state"
+	}
+	rows, err := q.QueryContext(ctx, `SELECT node, region, country, addr, public_key, endpoint, prefix6, anycast, `+state+` FROM pops ORDER BY node`)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +154,7 @@ func loadPops(ctx context.Context, q queryer) ([]routing.Pop, error) {
 	var out []routing.Pop
 	for rows.Next() {
 		var p routing.Pop
-		if err := rows.Scan(&p.Node, &p.Region, &p.Country, &p.Addr, &p.PublicKey, &p.Endpoint, &p.Prefix6, &p.Anycast); err != nil {
+		if err := rows.Scan(&p.Node, &p.Region, &p.Country, &p.Addr, &p.PublicKey, &p.Endpoint, &p.Prefix6, &p.Anycast, &p.State); err != nil {
 			return nil, err
 		}
 		p.Region = strings.ToLower(p.Region)

@@ -123,7 +123,8 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatalf("with credentials: %d %s", resp.StatusCode, body)
 	}
 
-	// Wait until gru has every POP's row and sees both others alive.
+	// Wait until gru has every POP's row and sees both others serving: the
+	// signal each POP publishes in its replicated row.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get(page + "?format=fragment")
@@ -131,11 +132,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			dom := string(b)
-			if rowState(dom, "gru") == "serving" && rowState(dom, "iad") == "alive" && rowState(dom, "fra") == "alive" {
+			if rowState(dom, "gru") == "serving" && rowState(dom, "iad") == "serving" && rowState(dom, "fra") == "serving" {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("gru does not see the three POPs alive within 15s:\n%s", dom)
+				t.Fatalf("gru does not see the three POPs serving within 15s:\n%s", dom)
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -146,7 +147,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for node, want := range map[string]string{"gru": "serving", "iad": "alive", "fra": "alive"} {
+	for node, want := range map[string]string{"gru": "serving", "iad": "serving", "fra": "serving"} {
 		if got := rowState(dom, node); got != want {
 			t.Errorf("rendered page: %s is %q, want %q", node, got, want)
 		}
@@ -219,10 +220,21 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	t.Logf("undrained: serving again after %v", waitState("gru", 2*time.Second, "serving").Round(time.Millisecond))
 
+	// Another POP drained: its published signal replicates to this page,
+	// with no anycast app involved.
+	if code, out, err := pops["fra"].AdminPost("/edgeroute/drain", `{"reason":"status page test"}`); err != nil || code != http.StatusOK {
+		t.Fatalf("drain fra: %d %s %v", code, out, err)
+	}
+	t.Logf("fra drained: gru's open page shows it draining after %v", waitState("fra", 2*time.Second, "draining").Round(time.Millisecond))
+	if code, out, err := pops["fra"].AdminPost("/edgeroute/undrain", ""); err != nil || code != http.StatusOK {
+		t.Fatalf("undrain fra: %d %s %v", code, out, err)
+	}
+	waitState("fra", 2*time.Second, "serving")
+
 	pops["iad"].Kill()
 	took = waitState("iad", 30*time.Second, "suspect", "dead")
 	t.Logf("iad killed: the page shows it %s after %v", state("iad"), took.Round(time.Millisecond))
-	if got := state("fra"); got != "alive" {
-		t.Errorf("fra shows %q after iad was killed, want alive", got)
+	if got := state("fra"); got != "serving" {
+		t.Errorf("fra shows %q after iad was killed, want serving", got)
 	}
 }

@@ -35,7 +35,7 @@ func TestUnmarshalStatusHandler(t *testing.T) {
 }
 
 // Another POP's state comes from what reaches this one of it: membership
-// first, then its replicated anycast phases.
+// first, then the signal it publishes, then its replicated anycast phases.
 func TestPopStateOfOtherPOPs(t *testing.T) {
 	sig := pop.Signal{State: pop.Serving}
 	for _, c := range []struct {
@@ -55,6 +55,23 @@ func TestPopStateOfOtherPOPs(t *testing.T) {
 		p := PopStatus{Node: "fra", Member: c.member, Anycast: parseAnycast(c.anycast)}
 		if got := popState(p, sig, c.clustered); got != c.want {
 			t.Errorf("member %q anycast %q clustered %v: %q, want %q", c.member, c.anycast, c.clustered, got, c.want)
+		}
+	}
+	// The signal a POP publishes in its row wins over what its anycast
+	// column suggests, while it is a live member.
+	for _, c := range []struct {
+		member, published, anycast string
+		want                       string
+	}{
+		{"alive", "draining", "192.0.2.1/32=announced", "draining"},
+		{"alive", "serving", "192.0.2.1/32=withdrawn", "serving"},
+		{"alive", "serving,stale", "", "serving (stale table)"},
+		{"dead", "serving", "", "dead"},
+		{"", "stopping", "", "not a member"},
+	} {
+		p := PopStatus{Node: "fra", Member: c.member, Published: c.published, Anycast: parseAnycast(c.anycast)}
+		if got := popState(p, sig, true); got != c.want {
+			t.Errorf("member %q published %q anycast %q: %q, want %q", c.member, c.published, c.anycast, got, c.want)
 		}
 	}
 	self := PopStatus{Node: "gru", Self: true, Member: "alive"}

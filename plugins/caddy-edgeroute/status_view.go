@@ -43,9 +43,12 @@ type PopStatus struct {
 	Self      bool   `json:"self"`
 	// State is the POP's health: this POP's own signal (serving, draining,
 	// stopping); for another POP, what reaches this one of it: its
-	// membership (alive, suspect, dead, left, unknown) unless its
-	// replicated anycast column says it drains or has withdrawn everything.
+	// membership when it is not alive (suspect, dead, left), else the
+	// signal it publishes in its replicated row, else what its anycast
+	// column says (drains, has withdrawn everything).
 	State string `json:"state"`
+	// Published is the signal the POP wrote into its row.
+	Published string `json:"published_state,omitempty"`
 	// Member is the POP's cluster membership as seen from here.
 	Member string `json:"member,omitempty"`
 	// LagMS is the commit-to-merge delay of its newest change merged here;
@@ -134,7 +137,7 @@ func (a *App) statusView(ctx context.Context) StatusView {
 	for _, p := range tbl.Pops() {
 		ps := PopStatus{Node: p.Node, Region: p.Region, Country: p.Country, Addr: p.Addr, Endpoint: p.Endpoint,
 			Prefix6: p.Prefix6, PublicKey: shortKey(p.PublicKey), Self: p.Node == v.Self, Anycast: parseAnycast(p.Anycast),
-			LagMS: -1, Behind: -1}
+			Published: p.State, LagMS: -1, Behind: -1}
 		if m, ok := members[p.Node]; ok {
 			ps.Member, ps.LagMS, ps.Behind = m.State, m.LagMS, m.Behind
 		}
@@ -193,9 +196,10 @@ func (a *App) statusView(ctx context.Context) StatusView {
 }
 
 // popState names a POP's health for the page. This POP knows its own
-// signal. Of another POP it knows its membership and its replicated anycast
-// phases: a POP that drains its announcements is draining, one that has
-// withdrawn all of them is withdrawn.
+// signal. Of another POP it knows its membership, the signal it publishes
+// in its row, and its replicated anycast phases: a POP that drains its
+// announcements is draining, one that has withdrawn all of them is
+// withdrawn.
 func popState(p PopStatus, sig pop.Signal, clustered bool) string {
 	if p.Self {
 		if sig.Stale {
@@ -205,6 +209,9 @@ func popState(p PopStatus, sig pop.Signal, clustered bool) string {
 	}
 	if clustered && p.Member != "" && p.Member != "alive" {
 		return p.Member
+	}
+	if p.Published != "" && (!clustered || p.Member == "alive") {
+		return strings.ReplaceAll(p.Published, ",stale", " (stale table)")
 	}
 	draining, withdrawn := false, len(p.Anycast) > 0
 	for _, a := range p.Anycast {
