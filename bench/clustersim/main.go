@@ -52,6 +52,7 @@ var (
 	flagRegions = flag.Int("regions", 0, "regions (0: 3 up to 10 POPs, 6 up to 100, 10 beyond)")
 
 	flagVerbose = flag.Bool("v", false, "log progress to stderr")
+	flagLatency = flag.Float64("latency", 1, "multiplies every latency (0: none, to compare with bench/cluster's processes on loopback)")
 	flagProf    = flag.String("profile", "", "memberlist profile of every node, lan or wan (empty: lan up to 10 POPs, wan beyond)")
 	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 )
@@ -219,6 +220,7 @@ func setup(n int) *sim {
 		fail("%v", err)
 	}
 	s := &sim{n: n, regions: regionsFor(n), net: newSimNet(uint64(n)), dir: dir, key: make([]byte, 32)}
+	s.net.scale = *flagLatency
 	s.profile = *flagProf
 	if s.profile == "" {
 		s.profile = "lan"

@@ -24,7 +24,8 @@ type simNet struct {
 	mu     sync.RWMutex
 	nodes  map[string]*simTransport // by address
 	loss   float64
-	cutOff int // region cut from every other; -1: none
+	cutOff int     // region cut from every other; -1: none
+	scale  float64 // latencies are multiplied by it (0: none added, as on loopback)
 
 	// The simulator's own delay: how late timers deliver packets and
 	// stream data compared to when they were due (sampled).
@@ -35,7 +36,7 @@ type simNet struct {
 }
 
 func newSimNet(seed uint64) *simNet {
-	return &simNet{seed: seed, nodes: map[string]*simTransport{}, cutOff: -1}
+	return &simNet{seed: seed, nodes: map[string]*simTransport{}, cutOff: -1, scale: 1}
 }
 
 // baseLatency is the one-way latency of a pair of nodes: within a region
@@ -67,7 +68,7 @@ func (s *simNet) baseLatency(a, b *simTransport) time.Duration {
 // latency is one packet's one-way delay: the pair's base plus jitter
 // (exponential, mean 5 % of the base).
 func (s *simNet) latency(a, b *simTransport) time.Duration {
-	base := s.baseLatency(a, b)
+	base := time.Duration(float64(s.baseLatency(a, b)) * s.scale)
 	return base + time.Duration(rand.ExpFloat64()*0.05*float64(base))
 }
 
