@@ -62,11 +62,17 @@ func (n *Node) announce(v store.Vector, d uint64) {
 // from the member's last known vector when that is one it announced.
 func (n *Node) vectorMsg(to string, mine store.Vector, wantReply bool) []byte {
 	n.announce(mine, digestOf(mine))
-	m := syncMsg{From: n.cfg.Name, WantReply: wantReply, Vector: mine}
+	m := syncMsg{From: n.cfg.Name, WantReply: wantReply, Vector: mine, Digests: true}
 	n.mu.Lock()
 	var base store.Vector
 	var bd uint64
-	if p := n.known[to]; p != nil && p.vector != nil {
+	p := n.known[to]
+	if p != nil && p.legacy {
+		n.mu.Unlock()
+		m.Digests = false
+		return encodeSync(m)
+	}
+	if p != nil && p.vector != nil {
 		base, bd = p.vector, p.vectorDigest
 	}
 	n.mu.Unlock()
@@ -115,7 +121,7 @@ func (n *Node) handleDigest(m digestMsg) {
 	p := n.known[m.From]
 	var to *memberlist.Node
 	if p != nil {
-		p.digest = m.Digest
+		p.digest, p.legacy = m.Digest, false
 		to = p.node
 	}
 	n.mu.Unlock()

@@ -63,13 +63,16 @@ type peer struct {
 	// member's vector as last heard (it may be newer than vector).
 	vectorDigest uint64
 	digest       uint64
-	vectorAt     time.Time
-	lag          time.Duration // commit-to-merge delay of its newest change merged here
-	lagAt        time.Time
-	since        time.Time // last state change
-	syncAt       time.Time // last anti-entropy sent to it while dead
-	joinAt       time.Time // last rejoin tried while dead
-	leaving      bool      // said goodbye: its coming failure is a leave
+	// legacy: the member runs an older release, which sends and takes
+	// whole vectors only (its syncs do not say it understands digests).
+	legacy   bool
+	vectorAt time.Time
+	lag      time.Duration // commit-to-merge delay of its newest change merged here
+	lagAt    time.Time
+	since    time.Time // last state change
+	syncAt   time.Time // last anti-entropy sent to it while dead
+	joinAt   time.Time // last rejoin tried while dead
+	leaving  bool      // said goodbye: its coming failure is a leave
 }
 
 // patient tells whether a dead member has been dead long enough to be

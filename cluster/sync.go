@@ -109,12 +109,26 @@ func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Du
 	}
 	n.announce(vec, dig)
 	msg := encodeDigest(digestMsg{From: n.cfg.Name, WantReply: true, Digest: dig})
+	var whole []byte // for members of an older release
+	send := func(m *memberlist.Node) {
+		n.mu.Lock()
+		legacy := n.known[m.Name] != nil && n.known[m.Name].legacy
+		n.mu.Unlock()
+		if !legacy {
+			n.send(m, msg, 0)
+			return
+		}
+		if whole == nil {
+			whole = encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: vec})
+		}
+		n.send(m, whole, 0)
+	}
 	// Two live members a period: after a burst of commits every pair
 	// confirms its vectors within a few periods, without every node
 	// sending to every other at once.
 	rand.Shuffle(len(differing), func(i, j int) { differing[i], differing[j] = differing[j], differing[i] })
 	for _, m := range differing[:min(2, len(differing))] {
-		n.send(m, msg, 0)
+		send(m)
 	}
 	// Differing members believed dead may be back (a healed cut): a few
 	// each period (each of them every period for DeadPatience while there
@@ -138,7 +152,7 @@ func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Du
 	}
 	n.mu.Unlock()
 	for _, m := range differingDead {
-		n.send(m, msg, 0)
+		send(m)
 	}
 	return busy, later
 }
@@ -147,6 +161,7 @@ func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Du
 // (but changes younger than pushGrace, which the origin's push is most
 // likely still delivering) and, when asked, this node's own vector.
 func (n *Node) handleSync(m syncMsg) {
+	delta := m.Base != 0
 	if !n.resolve(&m) {
 		// A difference from a vector this node no longer holds: send
 		// the whole of ours, and the member answers with a difference
@@ -160,7 +175,7 @@ func (n *Node) handleSync(m syncMsg) {
 		if to != nil {
 			if mine, err := n.st.Vector(n.ctx); err == nil {
 				n.announce(mine, digestOf(mine))
-				n.send(to, encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: mine}), 0)
+				n.send(to, encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: mine, Digests: true}), 0)
 			}
 		}
 		return
@@ -171,6 +186,7 @@ func (n *Node) handleSync(m syncMsg) {
 	var to *memberlist.Node
 	if p != nil {
 		p.vector, p.vectorDigest, p.digest, p.vectorAt = m.Vector, d, d, time.Now()
+		p.legacy = !delta && !m.Digests
 		to = p.node
 	}
 	n.mu.Unlock()

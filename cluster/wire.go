@@ -69,7 +69,8 @@ func flag(b bool) uint64 {
 func encodeSyncDelta(m syncMsg, base store.Vector, baseDigest uint64) []byte {
 	e := encoder{b: header(msgSyncDelta)}
 	e.str(m.From)
-	e.uv(flag(m.WantReply))
+	m.Digests = true
+	e.uv(syncFlags(m))
 	e.b = binary.LittleEndian.AppendUint64(e.b, baseDigest)
 	var n uint64
 	for site, v := range m.Vector {
@@ -115,6 +116,19 @@ type syncMsg struct {
 	// Base, when not zero, is the digest of a vector the receiver
 	// announced: Vector then holds only the entries that differ from it.
 	Base uint64
+	// Digests tells that the sender understands msgDigest and
+	// msgSyncDelta (flag 2). A node of an older release reads the flags
+	// as "reply" only when they are exactly 1, so it is set only towards
+	// members known to understand it.
+	Digests bool
+}
+
+func syncFlags(m syncMsg) uint64 {
+	f := flag(m.WantReply)
+	if m.Digests {
+		f |= 2
+	}
+	return f
 }
 
 type encoder struct{ b []byte }
@@ -170,11 +184,7 @@ func encodeChanges(segs []store.Segment) []byte {
 func encodeSync(m syncMsg) []byte {
 	e := encoder{b: header(msgSync)}
 	e.str(m.From)
-	if m.WantReply {
-		e.uv(1)
-	} else {
-		e.uv(0)
-	}
+	e.uv(syncFlags(m))
 	e.uv(uint64(len(m.Vector)))
 	for site, v := range m.Vector {
 		e.str(site)
@@ -311,7 +321,9 @@ func decode(b []byte) (any, error) {
 		}
 		return segs, d.err
 	case msgSync, msgSyncDelta:
-		m := syncMsg{From: d.str(), WantReply: d.uv() == 1, Vector: store.Vector{}}
+		m := syncMsg{From: d.str(), Vector: store.Vector{}}
+		f := d.uv()
+		m.WantReply, m.Digests = f&1 != 0, f&2 != 0
 		if b[3] == msgSyncDelta {
 			m.Base = d.u64()
 			if d.err == nil && m.Base == 0 {
@@ -328,7 +340,7 @@ func decode(b []byte) (any, error) {
 		}
 		return m, d.err
 	case msgDigest:
-		m := digestMsg{From: d.str(), WantReply: d.uv() == 1}
+		m := digestMsg{From: d.str(), WantReply: d.uv()&1 != 0}
 		m.Digest = d.u64()
 		if d.err == nil && len(d.b) != 0 {
 			d.err = errors.New("trailing bytes")

@@ -97,3 +97,25 @@ func FuzzDecode(f *testing.F) {
 		decode(b)
 	})
 }
+
+// A member of an older release reads a sync's flags as "reply" only when
+// they are exactly 1 and knows neither digests nor differences: it is
+// sent whole vectors with the old flags, others get differences.
+func TestOlderMemberGetsWholeVectors(t *testing.T) {
+	n := &Node{cfg: Config{Name: "new"}, recent: map[uint64]store.Vector{}, known: map[string]*peer{}}
+	base := store.Vector{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 10}
+	mine := store.Vector{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 11}
+	n.known["old"] = &peer{name: "old", legacy: true, vector: base, vectorDigest: digestOf(base)}
+	n.known["peer"] = &peer{name: "peer", vector: base, vectorDigest: digestOf(base)}
+	old := n.vectorMsg("old", mine, true)
+	if old[3] != msgSync || old[4+1+len("new")] != 1 {
+		t.Fatalf("to an older member: type %d, flags %d", old[3], old[4+1+len("new")])
+	}
+	got, err := decode(old)
+	if m, ok := got.(syncMsg); err != nil || !ok || !reflect.DeepEqual(m.Vector, mine) || !m.WantReply {
+		t.Fatalf("%v %#v", err, got)
+	}
+	if cur := n.vectorMsg("peer", mine, true); cur[3] != msgSyncDelta {
+		t.Fatalf("to a current member: type %d, want a difference", cur[3])
+	}
+}
