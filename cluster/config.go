@@ -120,6 +120,10 @@ const (
 	// deadFanout: members believed dead that anti-entropy tries in one
 	// period.
 	deadFanout = 3
+	// Changes learnt by repair are forwarded to forwardFanout members;
+	// changes younger than forwardAge are taken for the origin's push.
+	forwardFanout = 2
+	forwardAge    = 2 * time.Second
 	// pushGrace: anti-entropy leaves out changes younger than this, which
 	// the origin's push is normally still delivering.
 	pushGrace = 250 * time.Millisecond

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/store"
@@ -80,6 +81,9 @@ func (n *Node) apply(segs []store.Segment) {
 	if res.Applied > 0 && n.cfg.OnMerge != nil {
 		n.cfg.OnMerge()
 	}
+	if res.Applied > 0 && len(res.Refused) == 0 {
+		n.forward(segs, now)
+	}
 	n.Stats.ChangesApplied.Add(uint64(res.Applied))
 	n.Stats.ChangesStale.Add(uint64(res.Stale))
 	n.Stats.ChangesRefused.Add(uint64(len(res.Refused)))
@@ -105,4 +109,37 @@ func (n *Node) apply(segs []store.Segment) {
 		}
 	}
 	n.mu.Unlock()
+}
+
+// forward passes changes this node has just learnt by repair (anti-entropy
+// after a partition or a lost push: changes older than forwardAge) on to
+// forwardFanout random members at once, instead of leaving every other
+// member to find them through its own anti-entropy, two members a period.
+// A member forwards only what was new to it, so each change is forwarded
+// at most once per member and the spread ends by itself; fresh pushes are
+// not forwarded (the origin sent them to everyone).
+func (n *Node) forward(segs []store.Segment, now time.Time) {
+	old := store.MakeHLC(now.Add(-forwardAge), 0)
+	var fwd []store.Segment
+	for _, s := range segs {
+		if s.Origin == n.st.SiteID() || len(s.Changes) == 0 {
+			continue
+		}
+		newest := uint64(0)
+		for _, c := range s.Changes {
+			newest = max(newest, c.HLC)
+		}
+		if newest < old {
+			fwd = append(fwd, s)
+		}
+	}
+	if len(fwd) == 0 {
+		return
+	}
+	to := n.alive()
+	rand.Shuffle(len(to), func(i, j int) { to[i], to[j] = to[j], to[i] })
+	to = to[:min(forwardFanout, len(to))]
+	if len(to) > 0 {
+		n.sendSegments(to, fwd)
+	}
 }
