@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/edgeproxy/edgeproxy/routing"
 )
 
 // logBuffer captures what the plugin logs; the watcher writes from its own
@@ -137,24 +139,32 @@ func TestWarningsAreLoggedOnce(t *testing.T) {
 	if err := in.start(); err != nil {
 		t.Fatal(err)
 	}
-	reload := func(sql string) {
+	// reload runs sql and waits for the snapshot that shows it: any new
+	// snapshot is not enough, since one may follow an earlier commit.
+	reload := func(sql string, shows func(*routing.Table) bool) {
 		t.Helper()
 		serial := in.snap.Load().serial
 		sqlite(t, in.db, sql)
-		for start := time.Now(); in.snap.Load().serial == serial; time.Sleep(5 * time.Millisecond) {
-			if time.Since(start) > 200*time.Millisecond {
-				t.Fatalf("no reload within 200 ms of %s", sql)
+		for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+			if s := in.snap.Load(); s.serial != serial && shows(s.table) {
+				return
+			}
+			if time.Since(start) > time.Second {
+				t.Fatalf("no reload showing %s within a second", sql)
 			}
 		}
 	}
-	for range 3 {
-		reload(`UPDATE backends SET weight = weight + 1 WHERE id = 'fr1'`)
+	weightFR1 := in.snap.Load().table.Backend("fr1").Weight
+	for i := range 3 {
+		reload(`UPDATE backends SET weight = weight + 1 WHERE id = 'fr1'`, func(tb *routing.Table) bool {
+			return tb.Backend("fr1") != nil && tb.Backend("fr1").Weight >= weightFR1+i+1
+		})
 	}
 	if n := strings.Count(logs.String(), `backend "bad.id": ID is not a DNS label`); n != 1 {
 		t.Fatalf("warning logged %d times over 4 loads, want once:\n%s", n, logs)
 	}
-	reload(`UPDATE backends SET id = 'bad_id' WHERE id = 'bad.id'`)
-	reload(`UPDATE backends SET id = 'bad.id' WHERE id = 'bad_id'`)
+	reload(`UPDATE backends SET id = 'bad_id' WHERE id = 'bad.id'`, func(tb *routing.Table) bool { return tb.Backend("bad_id") != nil })
+	reload(`UPDATE backends SET id = 'bad.id' WHERE id = 'bad_id'`, func(tb *routing.Table) bool { return tb.Backend("bad.id") != nil })
 	if n := strings.Count(logs.String(), `backend "bad.id": ID is not a DNS label`); n != 2 {
 		t.Fatalf("a warning that went away and came back was logged %d times, want twice:\n%s", n, logs)
 	}
