@@ -190,6 +190,10 @@ func (m *Manager) Current(h Handle) bool {
 	return m.running && h.gen == m.gen
 }
 
+// shutdownLinger is how long Shutdown waits between withdrawing and
+// closing the sessions.
+const shutdownLinger = 500 * time.Millisecond
+
 // Shutdown withdraws every prefix, removes the assigned addresses and
 // closes every session (a Cease to each peer). The speaker's server loop
 // stays for a later Apply.
@@ -216,6 +220,18 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	}
 	if err := m.assign.apply(nil); err != nil {
 		m.logger.Error("removing anycast addresses", zap.Error(err))
+	}
+	if wait := shutdownLinger - time.Since(m.spk.withdrawnAt); wait > 0 {
+		// GoBGP queues withdrawals, and its send loop may take a
+		// session's Cease before the queued updates: give them time to
+		// leave (here or at the end of a drain just before), so peers
+		// see the routes withdrawn, not lost with the session.
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
 	}
 	m.spk.stop(ctx)
 	if m.stopSrc != nil {

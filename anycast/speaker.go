@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strconv"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
@@ -22,6 +23,8 @@ type speaker struct {
 	global *globalConf // nil while stopped
 	peers  map[netip.Addr]Peer
 	paths  map[netip.Prefix]sentPath
+	// withdrawnAt is when a path was last withdrawn (see shutdownLinger).
+	withdrawnAt time.Time
 }
 
 type globalConf struct {
@@ -282,6 +285,7 @@ func (s *speaker) withdraw(ctx context.Context, p netip.Prefix) (bool, error) {
 		return false, fmt.Errorf("withdrawing %s: %v", p, err)
 	}
 	delete(s.paths, p)
+	s.withdrawnAt = time.Now()
 	return true, nil
 }
 
