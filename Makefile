@@ -11,9 +11,9 @@ BIN     := $(CURDIR)/bin
 RUN     := $(CURDIR)/.run
 
 # Debian packages the tests and benchmarks drive as real peers.
-TEST_PACKAGES := sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2 chromium curl
+TEST_PACKAGES := iproute2 procps sqlite3 dnsutils nftables wireguard-tools wireguard-go iperf3 bind9-utils iputils-ping bird2 chromium curl
 BENCH_PACKAGES := haproxy nginx-light wrk dnsperf iperf3 wireguard-go wireguard-tools
-TEST_TOOLS := sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird chromium curl
+TEST_TOOLS := ip sysctl sqlite3 dig nft wg wireguard-go iperf3 named-checkzone ping bird chromium curl
 
 .PHONY: all build run run-cluster test bench deps bench-deps vet fmt clean
 
