@@ -321,13 +321,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// expiryLookGap is the least time between two looks for the next expiry
+// while commits keep coming: a busy table (registrations, heartbeats,
+// health rows) costs the loop a read at most this often, not one per
+// commit.
+const expiryLookGap = 250 * time.Millisecond
+
 // RunExpiry removes backends whose heartbeat expired until ctx ends.
 // onExpired (may be nil) receives the removed IDs; onError the failures.
 //
-// It sleeps until the next expiry is due, and looks again whenever the
-// file changes (a registration, a heartbeat, a replicated lease), so an
-// idle POP reads nothing; every maxWait at the latest, and every maxWait
-// where the kernel does not report changes to the file.
+// It sleeps until the next expiry is due, and looks again when the file
+// changes (a registration, a heartbeat, a replicated lease), at most every
+// expiryLookGap, so an idle POP reads nothing; every maxWait at the latest,
+// and every maxWait where the kernel does not report changes to the file.
 func RunExpiry(ctx context.Context, st *store.Store, maxWait time.Duration, onExpired func([]string), onError func(error)) {
 	changed, err := st.NotifyChanges(ctx)
 	if err != nil {
@@ -335,6 +341,18 @@ func RunExpiry(ctx context.Context, st *store.Store, maxWait time.Duration, onEx
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	due := time.Now() // when the timer fires
+	var looked time.Time
+	reset := func(at time.Time) {
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(time.Until(at), 0))
+		due = at
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -349,18 +367,22 @@ func RunExpiry(ctx context.Context, st *store.Store, maxWait time.Duration, onEx
 				onExpired(ids)
 			}
 		case <-changed:
-		}
-		wait := maxWait
-		if at, ok, err := st.NextExpiry(ctx); err == nil && ok {
-			// A few milliseconds past the deadline: expiry is strict.
-			wait = min(wait, max(time.Until(at)+5*time.Millisecond, 0))
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+			if next := looked.Add(expiryLookGap); time.Now().Before(next) {
+				// Commits keep coming: look once the gap has passed.
+				if next.Before(due) {
+					reset(next)
+				}
+				continue
 			}
 		}
-		timer.Reset(wait)
+		looked = time.Now()
+		at := looked.Add(maxWait)
+		if next, ok, err := st.NextExpiry(ctx); err == nil && ok {
+			// A few milliseconds past the deadline: expiry is strict.
+			if d := next.Add(5 * time.Millisecond); d.Before(at) {
+				at = d
+			}
+		}
+		reset(at)
 	}
 }
