@@ -33,6 +33,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, backends []*Backen
 		LoadedAt:   loadedAt,
 		backends:   backends,
 		pops:       pops,
+		listOnly:   t.listOnly,
 	}
 	if len(changes) == 0 {
 		n.byApp, n.byID, n.index = t.byApp, t.byID, t.index
@@ -75,7 +76,9 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, backends []*Backen
 	for i, app := range apps {
 		if len(lists[i]) > 0 {
 			n.byApp[app] = lists[i]
-			n.index[app] = buildAppIndex(lists[i])
+			if !t.listOnly {
+				n.index[app] = buildAppIndex(lists[i])
+			}
 		}
 	}
 	return n

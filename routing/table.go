@@ -31,10 +31,24 @@ type Table struct {
 	byApp    map[string][]*Backend
 	byID     idIndex
 	index    map[string]*appIndex
+	// listOnly: no index to route by (see NewListTable).
+	listOnly bool
 }
 
 // NewTable indexes backends (in table order) and pops into a snapshot.
 func NewTable(generation uint64, loadedAt time.Time, backends []*Backend, pops []Pop) *Table {
+	return newTable(generation, loadedAt, backends, pops, false)
+}
+
+// NewListTable is NewTable without the index a connection is routed by,
+// for a reader that lists backends and never routes (the DNS server): a
+// change then costs it nothing for the routing index. Tables derived from
+// it have none either, and Acquire finds no backend in them.
+func NewListTable(generation uint64, loadedAt time.Time, backends []*Backend, pops []Pop) *Table {
+	return newTable(generation, loadedAt, backends, pops, true)
+}
+
+func newTable(generation uint64, loadedAt time.Time, backends []*Backend, pops []Pop, listOnly bool) *Table {
 	t := &Table{
 		Generation: generation,
 		LoadedAt:   loadedAt,
@@ -43,6 +57,7 @@ func NewTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 		byApp:      make(map[string][]*Backend),
 		byID:       newIDIndex(backends),
 		index:      make(map[string]*appIndex),
+		listOnly:   listOnly,
 	}
 	for _, b := range backends {
 		if b.Load == nil {
@@ -50,8 +65,10 @@ func NewTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 		}
 		t.byApp[b.App] = append(t.byApp[b.App], b)
 	}
-	for app, list := range t.byApp {
-		t.index[app] = buildAppIndex(list)
+	if !listOnly {
+		for app, list := range t.byApp {
+			t.index[app] = buildAppIndex(list)
+		}
 	}
 	return t
 }

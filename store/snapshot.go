@@ -46,7 +46,11 @@ func (s *Store) readAll(ctx context.Context, tx *sql.Tx) (*view, error) {
 		return nil, err
 	}
 	now := time.Now()
-	v.table = routing.NewTable(s.nextGeneration(now), now, v.backends, pops)
+	if s.listOnly {
+		v.table = routing.NewListTable(s.nextGeneration(now), now, v.backends, pops)
+	} else {
+		v.table = routing.NewTable(s.nextGeneration(now), now, v.backends, pops)
+	}
 	v.pos, v.journal = pos, journal && v.unique
 	return v, nil
 }

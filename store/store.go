@@ -26,6 +26,10 @@ type Options struct {
 	// Loads keeps live connection counts across snapshots. Nil gives the
 	// store a tracker of its own.
 	Loads *routing.LoadTracker
+	// ListOnly gives snapshots without the index connections are routed
+	// by (routing.NewListTable), for a reader that never routes: the DNS
+	// server.
+	ListOnly bool
 }
 
 // Store is an open routing table file.
@@ -35,6 +39,7 @@ type Store struct {
 	db       *sql.DB // reads, and the handle DB returns
 	wdb      *sql.DB // write transactions (BEGIN IMMEDIATE); db when read-only
 	loads    *routing.LoadTracker
+	listOnly bool
 	gen      atomic.Uint64
 	// migrated is set when this open brought the file to SchemaVersion
 	// (and not some other process before it).
@@ -74,7 +79,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routing table %s: %w", abs, err)
 	}
-	s := &Store{path: abs, readOnly: opts.ReadOnly, db: db, wdb: db, loads: opts.Loads}
+	s := &Store{path: abs, readOnly: opts.ReadOnly, db: db, wdb: db, loads: opts.Loads, listOnly: opts.ListOnly}
 	if !opts.ReadOnly {
 		// Write transactions begin with BEGIN IMMEDIATE: they take the
 		// write lock up front, waiting for it under the busy timeout. A

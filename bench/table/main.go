@@ -12,7 +12,9 @@
 //	    transaction) at that rate: the CPU the Caddy and CoreDNS processes
 //	    spend on them (/proc/PID/stat, next to the same processes idle),
 //	    then the time from each edit to the POP signal showing it
-//	    (GET /edgeroute/pop?watch=1) and to DNS answering with it.
+//	    (GET /edgeroute/pop?watch=1) and to DNS answering with it. With
+//	    -profile DIR, CPU profiles of both processes over the edits are
+//	    written there (caddy.pprof, coredns.pprof) for go tool pprof.
 //
 // The table has 100 apps of equal size over five regions.
 package main
@@ -25,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +58,7 @@ func main() {
 	n := flag.Int("backends", 10000, "edits: table size")
 	rate := flag.Int("rate", 100, "edits: single-row edits per second")
 	dur := flag.Duration("for", 10*time.Second, "edits: length of each phase")
+	profile := flag.String("profile", "", "edits: write CPU profiles of both processes under the edits into this directory")
 	flag.Parse()
 	sub := flag.Arg(0)
 	if flag.NArg() > 1 {
@@ -65,7 +69,7 @@ func main() {
 	case "load":
 		err = benchLoad(*caddy, *sizes)
 	case "edits":
-		err = benchEdits(*caddy, *coredns, *n, *rate, *dur)
+		err = benchEdits(*caddy, *coredns, *n, *rate, *dur, *profile)
 	default:
 		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
 	}
@@ -196,18 +200,28 @@ func benchLoad(caddy, sizes string) error {
 
 // corednsProc runs CoreDNS serving internal. from db on a free port.
 type corednsProc struct {
-	cmd  *exec.Cmd
-	addr string
-	log  bytes.Buffer
+	cmd   *exec.Cmd
+	addr  string
+	pprof string // the pprof plugin's address, when profiling
+	log   bytes.Buffer
 }
 
-func startCoreDNS(bin, dir, db string) (*corednsProc, error) {
+func startCoreDNS(bin, dir, db string, pprof bool) (*corednsProc, error) {
 	port, err := popctl.FreePort("127.0.0.1")
 	if err != nil {
 		return nil, err
 	}
 	c := &corednsProc{addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	conf := fmt.Sprintf("internal:%d {\n\tbind 127.0.0.1\n\tinternal {\n\t\tdb %s\n\t\tregion sa\n\t}\n}\n", port, db)
+	extra := ""
+	if pprof {
+		pp, err := popctl.FreePort("127.0.0.1")
+		if err != nil {
+			return nil, err
+		}
+		c.pprof = fmt.Sprintf("127.0.0.1:%d", pp)
+		extra = "\tpprof " + c.pprof + "\n"
+	}
+	conf := fmt.Sprintf("internal:%d {\n\tbind 127.0.0.1\n%s\tinternal {\n\t\tdb %s\n\t\tregion sa\n\t}\n}\n", port, extra, db)
 	path := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
@@ -246,7 +260,7 @@ type signalLine struct {
 	} `json:"apps"`
 }
 
-func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) error {
+func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration, profile string) error {
 	if n < apps {
 		return fmt.Errorf("-backends must be at least %d", apps)
 	}
@@ -267,7 +281,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) err
 		return err
 	}
 	defer p.Kill()
-	cd, err := startCoreDNS(corednsBin, dir, db)
+	cd, err := startCoreDNS(corednsBin, dir, db, profile != "")
 	if err != nil {
 		return err
 	}
@@ -350,6 +364,25 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) err
 	idleC, idleD := measure(func() { time.Sleep(dur) })
 	gen0 := generation()
 	edits := int(dur.Seconds() * float64(rate))
+	var profiled sync.WaitGroup
+	if profile != "" {
+		if err := os.MkdirAll(profile, 0o755); err != nil {
+			return err
+		}
+		secs := int(dur.Seconds())
+		for name, url := range map[string]string{
+			"caddy":   "http://" + p.Admin + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs),
+			"coredns": "http://" + cd.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs),
+		} {
+			profiled.Add(1)
+			go func() {
+				defer profiled.Done()
+				if err := fetchProfile(url, filepath.Join(profile, name+".pprof")); err != nil {
+					fmt.Fprintf(os.Stderr, "table: %s profile: %v\n", name, err)
+				}
+			}()
+		}
+	}
 	busyC, busyD := measure(func() {
 		start := time.Now()
 		for i := range edits {
@@ -360,6 +393,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) err
 		}
 		time.Sleep(200 * time.Millisecond) // the last edits' reloads
 	})
+	profiled.Wait()
 	if err != nil {
 		return fmt.Errorf("sqlite3: %v: %s", err, cliOut.String())
 	}
@@ -477,6 +511,27 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration) err
 	fmt.Printf("  edit to POP signal (routable count): %s; %d never seen\n", pct(routeLat), len(waiting))
 	fmt.Printf("  edit to DNS answer (<id>.<region>.backends): %s; %d not seen within 5 s\n", pct(dnsLat), dnsMiss)
 	return nil
+}
+
+// fetchProfile saves a pprof endpoint's answer to path.
+func fetchProfile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func pct(l []time.Duration) string {

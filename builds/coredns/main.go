@@ -16,6 +16,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/hosts"
 	_ "github.com/coredns/coredns/plugin/log"
 	_ "github.com/coredns/coredns/plugin/metrics"
+	_ "github.com/coredns/coredns/plugin/pprof"
 	_ "github.com/coredns/coredns/plugin/ready"
 	_ "github.com/coredns/coredns/plugin/reload"
 	_ "github.com/coredns/coredns/plugin/transfer"
@@ -36,6 +37,7 @@ var directives = []string{
 	"bind",
 	"ready",
 	"health",
+	"pprof",
 	"prometheus",
 	"errors",
 	"log",

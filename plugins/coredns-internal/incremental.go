@@ -1,7 +1,6 @@
 package internal
 
 import (
-	"hash/maphash"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,66 +53,6 @@ func (g groupNames) add(group, name string) {
 	}
 }
 
-// nameIndex finds a zone's node by name. It is cut into shards by a hash of
-// the name, so that a snapshot following a change copies the shards the
-// changed names fall in rather than a map of every name.
-type nameIndex struct {
-	shards []map[string]*node
-	mask   uint64
-}
-
-var nameSeed = maphash.MakeSeed()
-
-func newNameIndex(names map[string]*node) nameIndex {
-	n := 1
-	for n*64 < len(names) && n < 1<<14 {
-		n *= 2
-	}
-	x := nameIndex{shards: make([]map[string]*node, n), mask: uint64(n - 1)}
-	for i := range x.shards {
-		x.shards[i] = make(map[string]*node, len(names)/n+1)
-	}
-	for k, v := range names {
-		x.shards[x.shard(k)][k] = v
-	}
-	return x
-}
-
-func (x nameIndex) shard(name string) uint64 { return maphash.String(nameSeed, name) & x.mask }
-
-func (x nameIndex) get(name string) *node {
-	if len(x.shards) == 0 {
-		return nil
-	}
-	return x.shards[x.shard(name)][name]
-}
-
-// with returns an index without the names in gone and with the nodes in
-// add, sharing the untouched shards with x.
-func (x nameIndex) with(gone []string, add []*node) nameIndex {
-	y := nameIndex{shards: make([]map[string]*node, len(x.shards)), mask: x.mask}
-	copy(y.shards, x.shards)
-	copied := map[uint64]bool{}
-	own := func(name string) map[string]*node {
-		i := y.shard(name)
-		if !copied[i] {
-			m := make(map[string]*node, len(y.shards[i])+1)
-			for k, v := range y.shards[i] {
-				m[k] = v
-			}
-			y.shards[i], copied[i] = m, true
-		}
-		return y.shards[i]
-	}
-	for _, name := range gone {
-		delete(own(name), name)
-	}
-	for _, n := range add {
-		own(n.name)[n.name] = n
-	}
-	return y
-}
-
 // axfrList is the zone's names that have records, in name order: made
 // by a whole build, or sorted at the first transfer of a snapshot that
 // followed a change.
@@ -130,13 +69,11 @@ func (a *axfrList) list() []*node {
 	}
 	a.once.Do(func() {
 		var out []*node
-		for _, m := range a.from.shards {
-			for _, n := range m {
-				if n.hasRecords() {
-					out = append(out, n)
-				}
+		a.from.each(func(n *node) {
+			if n.hasRecords() {
+				out = append(out, n)
 			}
-		}
+		})
 		sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 		a.nodes = out
 	})
@@ -225,7 +162,16 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	for _, id := range ids {
 		only[backendGroup(id)] = true
 	}
-	p := planPart(t, apps, regions, ids)
+	p := planPart(t, old, apps, regions, ids, func(r string) ([]*routing.Backend, bool) {
+		if len(prev.zones) == 0 {
+			return nil, false
+		}
+		z0 := prev.zones[0]
+		if n := z0.names.get(z0.fqdn(r + ".backends")); n != nil && n.list != nil {
+			return n.list.live, true
+		}
+		return nil, false
+	})
 	// The backends whose records cannot come from the snapshot before:
 	// rows the change wrote, and rows whose health it changed.
 	fresh := map[*routing.Backend]bool{}
@@ -272,17 +218,15 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 // planPart plans the names of the given apps, regions and backends of a
 // clean table (see snapshot.clean): what newPlan plans for their groups,
 // without the checks a clean table passes by definition.
-func planPart(t *routing.Table, apps, regions, ids small) *plan {
-	p := &plan{targets: map[*routing.Backend]string{}, clean: true}
+//
+// A region's list comes from the table before (old) where liveBefore has
+// it, and the change allows (see regionList); else from a pass over t.
+func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(region string) ([]*routing.Backend, bool)) *plan {
+	p := &plan{byName: true, clean: true}
 	add := func(group, rel string, k kind, backends []*routing.Backend) *entry {
 		e := &entry{rel: rel, kind: k, group: group, backends: backends}
 		p.entries = append(p.entries, e)
 		return e
-	}
-	target := func(b *routing.Backend) {
-		if _, ok := p.targets[b]; !ok {
-			p.targets[b] = backendName(b.ID, b.Region)
-		}
 	}
 	for _, app := range apps {
 		var live []*routing.Backend
@@ -297,7 +241,6 @@ func planPart(t *routing.Table, apps, regions, ids small) *plan {
 				order = append(order, b.Region)
 			}
 			byRegion[b.Region] = append(byRegion[b.Region], b)
-			target(b)
 		}
 		if len(live) == 0 {
 			continue
@@ -319,15 +262,28 @@ func planPart(t *routing.Table, apps, regions, ids small) *plan {
 	}
 	if len(regions) > 0 {
 		lists := make([][]*routing.Backend, len(regions))
-		for _, b := range t.Backends() {
-			if b.Deleted {
-				continue
+		scan := false
+		for i, r := range regions {
+			if before, ok := liveBefore(r); ok {
+				lists[i], ok = regionList(before, r, old, t, ids)
+				scan = scan || !ok
+			} else {
+				scan = true
 			}
-			for i, r := range regions {
-				if b.Region == r {
-					lists[i] = append(lists[i], b)
-					target(b)
-					break
+		}
+		if scan {
+			for i := range lists {
+				lists[i] = nil
+			}
+			for _, b := range t.Backends() {
+				if b.Deleted {
+					continue
+				}
+				for i, r := range regions {
+					if b.Region == r {
+						lists[i] = append(lists[i], b)
+						break
+					}
 				}
 			}
 		}
@@ -341,7 +297,6 @@ func planPart(t *routing.Table, apps, regions, ids small) *plan {
 	}
 	for _, id := range ids {
 		if b := t.Backend(id); b != nil && !b.Deleted {
-			target(b)
 			add(backendGroup(id), backendName(b.ID, b.Region), kindBackend, []*routing.Backend{b})
 		}
 	}

@@ -33,7 +33,7 @@ SELECT 'b' || i, 'app' || (i %% 100), CASE (i / 100) %% 5 WHEN 0 THEN 'sa' WHEN 
 	if out, err := exec.Command("sqlite3", path, stmt).CombinedOutput(); err != nil {
 		b.Fatalf("sqlite3: %v: %s", err, out)
 	}
-	r, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	r, err := store.Open(ctx, path, store.Options{ReadOnly: true, ListOnly: true})
 	if err != nil {
 		b.Fatal(err)
 	}

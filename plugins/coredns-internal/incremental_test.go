@@ -28,20 +28,23 @@ func zoneText(z *zone) []string {
 		return b.String()
 	}
 	var out []string
-	for _, m := range z.names.shards {
-		for name, n := range m {
-			line := fmt.Sprintf("%s %v def=%s", name, n.kind, rrs(n.def))
+	z.names.each(func(n *node) {
+		{
+			name := n.name
+			line := fmt.Sprintf("%s %v def=%s", name, n.kind, rrs(n.records()))
 			var keys []string
-			for k, s := range n.byCountry {
-				keys = append(keys, "c:"+k+"="+rrs(s))
-			}
-			for k, s := range n.byRegion {
-				keys = append(keys, "r:"+k+"="+rrs(s))
+			if n.ranks != nil {
+				for k, s := range n.ranks.sets().byCountry {
+					keys = append(keys, "c:"+k+"="+rrs(s))
+				}
+				for k, s := range n.ranks.sets().byRegion {
+					keys = append(keys, "r:"+k+"="+rrs(s))
+				}
 			}
 			sort.Strings(keys)
 			out = append(out, line+" "+strings.Join(keys, " "))
 		}
-	}
+	})
 	sort.Strings(out)
 	for _, n := range z.axfr.list() {
 		out = append(out, "axfr "+n.name)
@@ -85,7 +88,7 @@ func TestFollowedRecordsMatchWholeBuilds(t *testing.T) {
 	}
 	sql(script)
 
-	r, err := store.Open(ctx, path, store.Options{ReadOnly: true})
+	r, err := store.Open(ctx, path, store.Options{ReadOnly: true, ListOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +104,12 @@ func TestFollowedRecordsMatchWholeBuilds(t *testing.T) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go r.Watch(wctx, store.Watcher{OnDelta: func(t *routing.Table, d store.Delta, w []string) { got <- delivery{t, d, w} }})
-	// follow hands the next delivery to the plugin and compares; it
-	// reports whether the plugin could follow it name by name.
-	follow := func(step string) (followed bool) {
+	// follow hands the next delivery to the plugin and, if check, compares;
+	// it reports whether the plugin could follow it name by name. Records
+	// are written at the first ask, and a comparison asks for all of
+	// them: steps left unchecked make the next build follow a snapshot
+	// whose records were never written.
+	follow := func(step string, check bool) (followed bool) {
 		t.Helper()
 		var dl delivery
 		select {
@@ -135,6 +141,9 @@ func TestFollowedRecordsMatchWholeBuilds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if !check {
+			return followed
+		}
 		want, _ := build(in.build, dl.t, down)
 		have := in.snap.Load()
 		for i := range want.zones {
@@ -148,7 +157,7 @@ func TestFollowedRecordsMatchWholeBuilds(t *testing.T) {
 		}
 		return followed
 	}
-	follow("start")
+	follow("start", true)
 	incremental := 0
 	for i := range 80 {
 		id := fmt.Sprintf("b%d", 1+rng.IntN(next))
@@ -186,19 +195,19 @@ func TestFollowedRecordsMatchWholeBuilds(t *testing.T) {
 		if m, _ := w.DBVersion(ctx); m == n {
 			continue // the statement matched no row: nothing to follow
 		}
-		if follow(stmt) {
+		if follow(stmt, i%3 != 1 || i > 70) {
 			incremental++
 		}
 	}
 	// A misspelled app makes names depend on other rows: whole builds
 	// from then on, until it is gone.
 	sql("UPDATE backends SET app = 'App1' WHERE id = (SELECT id FROM backends WHERE deleted = 0 LIMIT 1)")
-	follow("misspelled app")
+	follow("misspelled app", true)
 	if in.snap.Load().clean {
 		t.Fatal("a table with an upper-case app is taken as clean")
 	}
 	sql("UPDATE backends SET weight = 9 WHERE app = 'App1'")
-	follow("edit beside the misspelled app")
+	follow("edit beside the misspelled app", true)
 	t.Logf("%d edits followed name by name", incremental)
 	if incremental < 40 {
 		t.Fatalf("only %d of the edits were followed name by name", incremental)

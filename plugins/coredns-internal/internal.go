@@ -92,7 +92,7 @@ func (in *Internal) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		return dns.RcodeSuccess, nil
 	}
 
-	set, scope := n.def, uint8(0)
+	set, scope := n.records(), uint8(0)
 	if n.ranked() {
 		set = n.set(in.country(w, ecs), in.regions)
 		// The order depends on where the client is, so the answer is only

@@ -165,7 +165,7 @@ func newInternal(ctx context.Context, cfg config) (*Internal, error) {
 		return nil, err
 	}
 	in.geo = g
-	st, err := store.Open(ctx, cfg.db, store.Options{ReadOnly: true})
+	st, err := store.Open(ctx, cfg.db, store.Options{ReadOnly: true, ListOnly: true})
 	if err != nil {
 		g.Close()
 		return nil, err

@@ -101,37 +101,49 @@ var emptySet = &rrset{}
 type node struct {
 	name string // canonical owner name, lower case
 	kind kind
-	// def holds the records in table order, or for ranked names in the order
-	// for a client of unknown location.
+	// def holds the records of a name that is not ranked, in table order.
 	def *rrset
-	// Ranked names (apps and services) list their backends best first for
-	// the client. A client's order only depends on its country, and only on
-	// the countries and regions the name's backends are in, so every order
-	// a query can ask for is computed when the snapshot is built: by the
-	// client's country when a backend is in it, else by the client's region
-	// when a backend is in that, else def.
-	byCountry map[string]*rrset
-	byRegion  map[string]*rrset
-	// recs, for unranked names of many backends, is their records one
-	// backend at a time, for the build after a change to reuse.
-	recs []backendRecs
+	// ranks holds a ranked name's (apps and services) records. They list
+	// its backends best first for the client. A client's order only
+	// depends on its country, and only on the countries and regions the
+	// name's backends are in, so every order a query can ask for is known
+	// from the name's backends: by the client's country when a backend is
+	// in it, else by the client's region when a backend is in that, else
+	// the order for a client of unknown location.
+	ranks *ranking
+	// list holds a <region>.backends name's records.
+	list *listing
 }
 
-func (n *node) ranked() bool {
-	return n.kind == kindApp || n.kind == kindService || n.kind == kindAppRegion || n.kind == kindNearest
+func (n *node) ranked() bool { return n.ranks != nil }
+
+// records returns the name's records in table order, or for a ranked name
+// in the order for a client of unknown location.
+func (n *node) records() *rrset {
+	switch {
+	case n.ranks != nil:
+		return n.ranks.sets().def
+	case n.list != nil:
+		return n.list.sets().def
+	}
+	return n.def
 }
 
 // set returns the records for a client in country cc ("" when unknown).
 func (n *node) set(cc string, regions routing.RegionMap) *rrset {
-	if cc != "" && n.ranked() {
-		if s := n.byCountry[cc]; s != nil {
+	if n.ranks == nil {
+		return n.records()
+	}
+	r := n.ranks.sets()
+	if cc != "" {
+		if s := r.byCountry[cc]; s != nil {
 			return s
 		}
-		if s := n.byRegion[regions.Region(cc)]; s != nil {
+		if s := r.byRegion[regions.Region(cc)]; s != nil {
 			return s
 		}
 	}
-	return n.def
+	return r.def
 }
 
 // buildConfig is what record building needs from the plugin's configuration.
@@ -184,8 +196,21 @@ type plan struct {
 	popAddrs []netip.Addr // the POPs' host addresses
 	entries  []*entry
 	targets  map[*routing.Backend]string // backend -> "<id>.<region>.backends", its SRV target
+	// byName: every live backend's SRV target is <id>.<region>.backends
+	// as its row spells them (a plan of a clean table's changed part),
+	// and targets is not filled.
+	byName   bool
 	warnings []string
 	clean    bool // see snapshot.clean
+}
+
+// target returns the SRV target of b relative to the origin, if it has one.
+func (p *plan) target(b *routing.Backend) (string, bool) {
+	if p.byName {
+		return backendName(b.ID, b.Region), true
+	}
+	rel, ok := p.targets[b]
+	return rel, ok
 }
 
 // entry is a name relative to the origin ("web", "eu.backends") and what it
@@ -396,39 +421,15 @@ type zoneBuilder struct {
 	down    map[string]bool
 	targets map[*routing.Backend]string // backend -> SRV target FQDN
 	glue    map[*routing.Backend]dns.RR // backend -> address record of its target
-	// ranks remembers the orders computed for one list of backends (by
-	// its first element and length: the lists of a plan are never
-	// re-sliced), so the ten top<n>.nearest names of an app share their
-	// app's orders.
-	ranks map[rankKey][]routing.Ranked
-	plan  *plan
+	// orders holds one per list of backends of the plan, so the ten
+	// top<n>.nearest names of an app share their app's orders.
+	orders map[listKey]*orders
+	shared targetFunc // see sharedTarget
+	plan   *plan
 	// prev and fresh, when the build follows a change: the zone before
 	// it, and the backends the change wrote (see unranked).
 	prev  *zone
 	fresh map[*routing.Backend]bool
-}
-
-type rankKey struct {
-	first  *routing.Backend
-	n      int
-	client routing.Client
-}
-
-// rank is the scorer's order of the serving backends of list for c.
-func (zb *zoneBuilder) rank(list, serving []*routing.Backend, c routing.Client) []routing.Ranked {
-	if len(list) == 0 {
-		return zb.cfg.scorer.Rank(serving, c)
-	}
-	k := rankKey{list[0], len(list), c}
-	if r, ok := zb.ranks[k]; ok {
-		return r
-	}
-	if zb.ranks == nil {
-		zb.ranks = map[rankKey][]routing.Ranked{}
-	}
-	r := zb.cfg.scorer.Rank(serving, c)
-	zb.ranks[k] = r
-	return r
 }
 
 func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[string]bool) *zone {
@@ -482,7 +483,7 @@ func (zb *zoneBuilder) target(b *routing.Backend) (string, dns.RR, bool) {
 	if name, ok := zb.targets[b]; ok {
 		return name, zb.glue[b], true
 	}
-	rel, ok := zb.plan.targets[b]
+	rel, ok := zb.plan.target(b)
 	if !ok {
 		return "", nil, false
 	}
@@ -498,6 +499,12 @@ func (zb *zoneBuilder) target(b *routing.Backend) (string, dns.RR, bool) {
 }
 
 func (n *node) hasRecords() bool {
+	switch {
+	case n.ranks != nil:
+		return n.ranks.hasRecords()
+	case n.list != nil:
+		return n.list.hasRecords()
+	}
 	return len(n.def.a)+len(n.def.aaaa)+len(n.def.srv)+len(n.def.txt) > 0
 }
 
@@ -522,7 +529,9 @@ func (zb *zoneBuilder) node(e *entry, p *plan) *node {
 		zb.ranked(n, e.backends, e.top)
 	case kindTXT:
 		n.def = &rrset{txt: []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: cfg.ttl}, Txt: e.txt}}}
-	case kindBackends, kindBackend:
+	case kindBackends:
+		zb.listed(n, e.backends)
+	case kindBackend:
 		zb.unranked(n, e.backends)
 	case kindPops:
 		n.def = zb.addrSet(name, e.addrs)
@@ -531,11 +540,13 @@ func (zb *zoneBuilder) node(e *entry, p *plan) *node {
 }
 
 // fqdn writes a relative name under the origin.
-func (zb *zoneBuilder) fqdn(rel string) string {
-	if zb.z.origin == "." {
+func (zb *zoneBuilder) fqdn(rel string) string { return zb.z.fqdn(rel) }
+
+func (z *zone) fqdn(rel string) string {
+	if z.origin == "." {
 		return rel + "."
 	}
-	return rel + "." + zb.z.origin
+	return rel + "." + z.origin
 }
 
 // serving filters the backends a name lists: routable (healthy, not
@@ -552,37 +563,12 @@ func (zb *zoneBuilder) serving(backends []*routing.Backend) []*routing.Backend {
 
 func (zb *zoneBuilder) unranked(n *node, backends []*routing.Backend) {
 	list := zb.serving(backends)
-	if len(list) <= reuseAbove {
-		order := make([]routing.Ranked, len(list))
-		for i, b := range list {
-			order[i] = routing.Ranked{Backend: b}
-		}
-		n.def = zb.rrset(n.name, order, false, map[*routing.Backend]dns.RR{}, nil)
-		return
-	}
-	if zb.prev != nil {
-		if p := zb.prev.names.get(n.name); p != nil && p.recs != nil {
-			zb.reuse(n, list, p.recs)
-			return
-		}
-	}
-	n.recs = make([]backendRecs, len(list))
+	order := make([]routing.Ranked, len(list))
 	for i, b := range list {
-		r := &n.recs[i]
-		r.b = b
-		r.addr = addrRR(n.name, b.Addr.Addr(), zb.cfg.ttl)
-		if target, glue, ok := zb.target(b); ok {
-			r.srv = &dns.SRV{Hdr: dns.RR_Header{Name: n.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: zb.cfg.ttl},
-				Weight: weight(b), Port: b.Addr.Port(), Target: target}
-			r.glue = glue
-		}
+		order[i] = routing.Ranked{Backend: b}
 	}
-	n.def = recsSet(n.recs)
+	n.def = zb.rrset(n.name, order, false, map[*routing.Backend]dns.RR{}, nil)
 }
-
-// reuseAbove is the size past which an unranked name (a region's
-// backends) keeps its records per backend for the next build to reuse.
-const reuseAbove = 8
 
 // backendRecs is what an unranked name holds for one backend.
 type backendRecs struct {
@@ -594,6 +580,24 @@ type backendRecs struct {
 // recsSet lays records out as the name's rrset, in the order given.
 func recsSet(recs []backendRecs) *rrset {
 	s := &rrset{}
+	var v4, srv int
+	for _, r := range recs {
+		if _, ok := r.addr.(*dns.A); ok {
+			v4++
+		}
+		if r.srv != nil {
+			srv++
+		}
+	}
+	if v4 > 0 {
+		s.a = make([]dns.RR, 0, v4)
+	}
+	if v4 < len(recs) {
+		s.aaaa = make([]dns.RR, 0, len(recs)-v4)
+	}
+	if srv > 0 {
+		s.srv, s.glue = make([]dns.RR, 0, srv), make([]dns.RR, 0, srv)
+	}
 	for _, r := range recs {
 		if _, v4 := r.addr.(*dns.A); v4 {
 			s.a = append(s.a, r.addr)
@@ -606,61 +610,6 @@ func recsSet(recs []backendRecs) *rrset {
 		}
 	}
 	return s
-}
-
-// reuse builds an unranked name after a change from the same name before
-// it, keeping the records of every backend the change did not write.
-// Both lists are in table order, and backends the change did not write
-// keep theirs, so one pass pairs them up: an old entry that is not the
-// next backend belongs to a row the change wrote, and goes.
-func (zb *zoneBuilder) reuse(n *node, list []*routing.Backend, prev []backendRecs) {
-	n.recs = make([]backendRecs, 0, len(list))
-	j := 0
-	for _, b := range list {
-		for j < len(prev) && prev[j].b != b && !zb.fresh[b] {
-			j++ // an old row the change rewrote or removed
-		}
-		if j < len(prev) && prev[j].b == b {
-			n.recs = append(n.recs, prev[j])
-			j++
-			continue
-		}
-		r := backendRecs{b: b, addr: addrRR(n.name, b.Addr.Addr(), zb.cfg.ttl)}
-		if target, glue, ok := zb.target(b); ok {
-			r.srv = &dns.SRV{Hdr: dns.RR_Header{Name: n.name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: zb.cfg.ttl},
-				Weight: weight(b), Port: b.Addr.Port(), Target: target}
-			r.glue = glue
-		}
-		n.recs = append(n.recs, r)
-	}
-	n.def = recsSet(n.recs)
-}
-
-// ranked computes every order a client can get, with the scorer the proxy
-// uses, so a query only looks one up.
-// A top > 0 keeps only the first top backends of each order (the
-// top<n>.nearest names).
-func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
-	list := zb.serving(backends)
-	n.byCountry, n.byRegion = map[string]*rrset{}, map[string]*rrset{}
-	addrs := map[*routing.Backend]dns.RR{} // one address record per backend, shared by every order
-	srvs := map[srvKey]dns.RR{}
-	cut := func(r []routing.Ranked) []routing.Ranked {
-		if top > 0 && len(r) > top {
-			return r[:top]
-		}
-		return r
-	}
-	n.def = zb.rrset(n.name, cut(zb.rank(backends, list, routing.Client{})), true, addrs, srvs)
-	for _, b := range list {
-		if cc := b.Country; cc != "" && n.byCountry[cc] == nil {
-			c := routing.Client{Country: cc, Region: zb.cfg.regions.Region(cc)}
-			n.byCountry[cc] = zb.rrset(n.name, cut(zb.rank(backends, list, c)), true, addrs, srvs)
-		}
-		if r := b.Region; r != "" && n.byRegion[r] == nil {
-			n.byRegion[r] = zb.rrset(n.name, cut(zb.rank(backends, list, routing.Client{Region: r})), true, addrs, srvs)
-		}
-	}
 }
 
 // addrSet is A and AAAA records of owner for the addresses.
@@ -681,13 +630,18 @@ type srvKey struct {
 	tier routing.Tier
 }
 
-// rrset writes the records of owner for backends in the given order. SRV
-// records of ranked names carry the client's geo tier as their priority
-// (0 same country ... 3 elsewhere), so SRV clients that follow priorities
-// make the proxy's choice; their weight is the backend's weight.
+// rrset writes the records of owner for backends in the given order.
 func (zb *zoneBuilder) rrset(owner string, order []routing.Ranked, tiered bool, addrs map[*routing.Backend]dns.RR, srvs map[srvKey]dns.RR) *rrset {
+	return writeSet(owner, zb.cfg.ttl, order, tiered, addrs, srvs, zb.target)
+}
+
+// writeSet writes the records of owner for backends in the given order.
+// SRV records of ranked names carry the client's geo tier as their
+// priority (0 same country ... 3 elsewhere), so SRV clients that follow
+// priorities make the proxy's choice; their weight is the backend's
+// weight.
+func writeSet(owner string, ttl uint32, order []routing.Ranked, tiered bool, addrs map[*routing.Backend]dns.RR, srvs map[srvKey]dns.RR, target targetFunc) *rrset {
 	s := &rrset{}
-	ttl := zb.cfg.ttl
 	for _, r := range order {
 		b := r.Backend
 		rr := addrs[b]
@@ -700,7 +654,7 @@ func (zb *zoneBuilder) rrset(owner string, order []routing.Ranked, tiered bool, 
 		} else {
 			s.aaaa = append(s.aaaa, rr)
 		}
-		target, glue, ok := zb.target(b)
+		target, glue, ok := target(b)
 		if !ok {
 			continue
 		}

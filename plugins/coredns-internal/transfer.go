@@ -30,11 +30,12 @@ func (in *Internal) Transfer(zone string, serial uint32) (<-chan []dns.RR, error
 	go func() {
 		ch <- []dns.RR{z.ns}
 		for _, n := range z.axfr.list() {
+			set := n.records()
 			var rrs []dns.RR
-			rrs = append(rrs, n.def.a...)
-			rrs = append(rrs, n.def.aaaa...)
-			rrs = append(rrs, n.def.srv...)
-			rrs = append(rrs, n.def.txt...)
+			rrs = append(rrs, set.a...)
+			rrs = append(rrs, set.aaaa...)
+			rrs = append(rrs, set.srv...)
+			rrs = append(rrs, set.txt...)
 			ch <- rrs
 		}
 		ch <- []dns.RR{z.soa}

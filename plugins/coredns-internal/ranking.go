@@ -1,0 +1,175 @@
+package internal
+
+import (
+	"sync"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+
+	"github.com/miekg/dns"
+)
+
+// Ranked names (an app, its regions, services and nearest names) list
+// their backends best first for the client, in one order per class of
+// client. Those records are written at the first query that asks for the
+// name in a snapshot, not when the snapshot is built: a change to one
+// backend rebuilds its app's 27 names, each in up to eleven orders, and at
+// a hundred changes a second most of them are never asked for before the
+// next change. The names untouched by a change keep their records from
+// the snapshot before, written or not.
+
+// orders is the scorer's order of one list of serving backends for every
+// class of client: unknown location, each country and each region some
+// backend of the list is in. It is worked out at the first ask and shared
+// by the names that list the same backends (an app and its ten nearest
+// names; a region of an app and its services name).
+type orders struct {
+	once    sync.Once
+	scorer  routing.Scorer
+	regions routing.RegionMap
+	list    []*routing.Backend // serving backends, table order
+
+	def       []routing.Ranked
+	byCountry map[string][]routing.Ranked
+	byRegion  map[string][]routing.Ranked
+}
+
+func (o *orders) get() *orders {
+	o.once.Do(func() {
+		o.def = o.scorer.Rank(o.list, routing.Client{})
+		o.byCountry, o.byRegion = map[string][]routing.Ranked{}, map[string][]routing.Ranked{}
+		for _, b := range o.list {
+			if cc := b.Country; cc != "" && o.byCountry[cc] == nil {
+				o.byCountry[cc] = o.scorer.Rank(o.list, routing.Client{Country: cc, Region: o.regions.Region(cc)})
+			}
+			if r := b.Region; r != "" && o.byRegion[r] == nil {
+				o.byRegion[r] = o.scorer.Rank(o.list, routing.Client{Region: r})
+			}
+		}
+	})
+	return o
+}
+
+// targetFunc returns a backend's SRV target name and the address record of
+// that name, or false when it has none. The ones a ranking keeps are safe
+// for concurrent use: they read only what a published snapshot never
+// changes.
+type targetFunc func(*routing.Backend) (string, dns.RR, bool)
+
+// ranking is a ranked name's records for every class of client.
+type ranking struct {
+	once   sync.Once
+	owner  string
+	ttl    uint32
+	top    int // > 0: only the first top backends of each order (top<n>.nearest)
+	orders *orders
+	target targetFunc
+
+	def       *rrset
+	byCountry map[string]*rrset
+	byRegion  map[string]*rrset
+}
+
+// sets writes the records at the first call.
+func (r *ranking) sets() *ranking {
+	r.once.Do(func() {
+		o := r.orders.get()
+		// One address record per backend and one SRV record per
+		// backend and tier, shared by every order.
+		addrs := make(map[*routing.Backend]dns.RR, len(o.list))
+		srvs := map[srvKey]dns.RR{}
+		write := func(order []routing.Ranked) *rrset {
+			if r.top > 0 && len(order) > r.top {
+				order = order[:r.top]
+			}
+			return writeSet(r.owner, r.ttl, order, true, addrs, srvs, r.target)
+		}
+		r.def = write(o.def)
+		r.byCountry = make(map[string]*rrset, len(o.byCountry))
+		for cc, order := range o.byCountry {
+			r.byCountry[cc] = write(order)
+		}
+		r.byRegion = make(map[string]*rrset, len(o.byRegion))
+		for region, order := range o.byRegion {
+			r.byRegion[region] = write(order)
+		}
+		r.target = nil // what it reads can go once nothing else needs it
+	})
+	return r
+}
+
+// hasRecords: a ranked name's default order lists every serving backend
+// (a DNS server holds no connections, so none is at its hard limit).
+func (r *ranking) hasRecords() bool { return len(r.orders.list) > 0 }
+
+// listKey names one list of backends of a plan by its first element and
+// length: the lists of a plan are never re-sliced.
+type listKey struct {
+	first *routing.Backend
+	n     int
+}
+
+// ordersOf returns the orders of a plan's list of backends, one per list.
+func (zb *zoneBuilder) ordersOf(backends []*routing.Backend) *orders {
+	var k listKey
+	if len(backends) > 0 {
+		k = listKey{backends[0], len(backends)}
+		if o := zb.orders[k]; o != nil {
+			return o
+		}
+	}
+	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, list: zb.serving(backends)}
+	if len(backends) > 0 {
+		if zb.orders == nil {
+			zb.orders = map[listKey]*orders{}
+		}
+		zb.orders[k] = o
+	}
+	return o
+}
+
+// ranked gives a ranked name the records it writes at the first ask.
+func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
+	n.ranks = &ranking{owner: n.name, ttl: zb.cfg.ttl, top: top, orders: zb.ordersOf(backends), target: zb.sharedTarget()}
+}
+
+// sharedTarget is the builder's target for records written after the
+// build: it reads the plan's target names and the zone's finished name
+// index, and shares the target's own address record when the zone has it.
+func (zb *zoneBuilder) sharedTarget() targetFunc {
+	if zb.shared != nil {
+		return zb.shared
+	}
+	z, rel, ttl := zb.z, zb.plan.target, zb.cfg.ttl
+	zb.shared = func(b *routing.Backend) (string, dns.RR, bool) {
+		r, ok := rel(b)
+		if !ok {
+			return "", nil, false
+		}
+		name := z.fqdn(r)
+		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
+			return "", nil, false
+		}
+		if n := z.names.get(name); n != nil && n.def != nil {
+			if rr := n.def.addr(); rr != nil {
+				return n.name, rr, true
+			}
+		}
+		var glue dns.RR
+		if b.Addr.IsValid() {
+			glue = addrRR(name, b.Addr.Addr(), ttl)
+		}
+		return name, glue, true
+	}
+	return zb.shared
+}
+
+// addr is the set's one address record, or nil when it has none or more.
+func (s *rrset) addr() dns.RR {
+	switch {
+	case len(s.a) == 1 && len(s.aaaa) == 0:
+		return s.a[0]
+	case len(s.aaaa) == 1 && len(s.a) == 0:
+		return s.aaaa[0]
+	}
+	return nil
+}
