@@ -76,7 +76,15 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		lastReload time.Time // zero until after the baseline, which must not hold back the first commit
 		baseline   = true
 		settle     time.Duration
+		checkAt    time.Time // when check fires, if armed
 	)
+	arm := func(d time.Duration) {
+		at := time.Now().Add(d)
+		if checkAt.IsZero() || at.Before(checkAt) {
+			check.Reset(d)
+			checkAt = at
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -84,8 +92,15 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		case <-ticker.C:
 		case <-w.Wake:
 		case <-check.C:
+			checkAt = time.Time{}
 		case <-changed:
+			// One commit is many writes (each page of the WAL, then
+			// the commit frame) reported one by one, and visible only
+			// once the last is done: look once, shortly after the
+			// first report, rather than at every one.
 			settle = settleFirst
+			arm(coalesceReports)
+			continue
 		}
 		moved, ok := f.moved(ctx)
 		if !ok {
@@ -96,7 +111,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			// is visible; a writer with synchronous=FULL syncs the WAL
 			// in between. Look again shortly, backing off.
 			if settle > 0 && settle <= settleLast {
-				check.Reset(settle)
+				arm(settle)
 				settle *= 2
 			}
 			continue
@@ -119,7 +134,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			}
 		}
 		if wait := gap - time.Since(lastReload); !lastReload.IsZero() && wait > 0 {
-			check.Reset(wait)
+			arm(wait)
 			continue
 		}
 		if f.reload(ctx) && !baseline {
@@ -151,6 +166,10 @@ const journalPrunePeriod = 10 * time.Second
 // changeNotifier is the kernel's report of writes to the file; a test
 // swaps it to deliver a report early, as a slow sync does.
 var changeNotifier = notifyChanges
+
+// coalesceReports is how long after the kernel's first report of a write
+// the file is looked at: the writes of one commit come within it.
+const coalesceReports = time.Millisecond
 
 // A notification that shows no new commit is looked at again after 2, 4,
 // ... 256 ms: half a second in all, past a slow disk's sync.
