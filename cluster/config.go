@@ -117,6 +117,8 @@ const (
 	maxPacket    = 1000 // larger messages go over a stream
 	chunkChanges = 2000 // changes per segment piece
 	inboxSize    = 1024
+	// streamQueue: large messages that wait for a member's busy stream.
+	streamQueue = 4
 	// deadFanout: members believed dead that anti-entropy tries in one
 	// period.
 	deadFanout = 3

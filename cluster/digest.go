@@ -129,11 +129,11 @@ func (n *Node) handleDigest(m digestMsg) {
 		return
 	}
 	n.wakeSync()
-	mine, err := n.st.Vector(n.ctx)
+	mine, d, err := n.localVector()
 	if err != nil {
 		return
 	}
-	d := digestOf(mine)
+	n.log.Debug("cluster: digest", "from", m.From, "reply", m.WantReply, "same", d == m.Digest)
 	if d != m.Digest {
 		n.send(to, n.vectorMsg(m.From, mine, true), 0)
 		return

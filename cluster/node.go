@@ -32,13 +32,21 @@ type Node struct {
 	// a local commit pushed, a merge): anti-entropy rereads the local
 	// vector only then.
 	fileGen atomic.Uint64
+	// The local vector as read at fileGen vecGen (localVector).
+	vecMu     sync.Mutex
+	vec       store.Vector
+	vecGen    uint64
+	vecDigest uint64
 	// syncWake wakes anti-entropy from its rest: something changed that
 	// may leave a member lacking what another has.
 	syncWake chan struct{}
 
 	mu       sync.Mutex
 	known    map[string]*peer // by node name, including dead and left ones
-	inflight map[string]bool  // a stream send or join in progress, by name or "join"
+	inflight map[string]bool  // a join in progress ("join")
+	// streams: members a stream is being sent to, with the large messages
+	// waiting for it.
+	streams map[string][]queued
 	// seedJoined holds the addresses (seeds and failed members) a
 	// rejoin has reached: a seed among them is not joined again.
 	seedJoined map[string]bool
@@ -103,7 +111,7 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cluster: bind %q: %v", cfg.Bind, err)
 	}
 	n := &Node{cfg: cfg, st: st, log: cfg.Logger, inbox: make(chan []byte, inboxSize),
-		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}, seedJoined: map[string]bool{},
+		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}, streams: map[string][]queued{}, seedJoined: map[string]bool{},
 		recent: map[uint64]store.Vector{}}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 

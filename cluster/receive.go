@@ -67,6 +67,18 @@ func (n *Node) receive(b []byte) []store.Segment {
 // their origins.
 func (n *Node) apply(segs []store.Segment) {
 	now := time.Now()
+	if v, _, err := n.localVector(); err == nil {
+		have := make(store.Vector, len(v))
+		for s, x := range v {
+			have[s] = x
+		}
+		var dropped int
+		segs, dropped = trim(segs, have, n.st.SiteID())
+		n.Stats.ChangesStale.Add(uint64(dropped))
+		if len(segs) == 0 {
+			return
+		}
+	}
 	res, err := n.st.Apply(n.ctx, segs, now)
 	if err != nil {
 		if n.ctx.Err() == nil {

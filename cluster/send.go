@@ -23,37 +23,66 @@ func (n *Node) alive() []*memberlist.Node {
 }
 
 // send delivers a message to a member: small ones as one packet (UDP), large
-// ones over a stream in the background, one stream per member at a time
-// (anti-entropy retries what is skipped or lost).
+// ones over a stream in the background, one stream per member at a time.
+// A large message for a member whose stream is busy waits behind it (up to
+// streamQueue of them; beyond, it is dropped and anti-entropy sends again):
+// after a heal the changes a member lacks and the vector asking for what it
+// has leave together, and the vector used to be dropped, leaving that
+// member's part of the exchange to the next period.
 func (n *Node) send(to *memberlist.Node, msg []byte, changes int) {
-	count := func() {
-		n.Stats.MessagesSent.Add(1)
-		n.Stats.BytesSent.Add(uint64(len(msg)))
-		n.Stats.ChangesSent.Add(uint64(changes))
-	}
 	if len(msg) <= maxPacket {
 		if err := n.ml.SendBestEffort(to, msg); err == nil {
-			count()
+			n.countSent(msg, changes)
 			return
 		}
 	}
+	q := queued{msg: msg, changes: changes}
 	n.mu.Lock()
-	if n.inflight[to.Name] {
+	if pending, busy := n.streams[to.Name]; busy {
+		if len(pending) < streamQueue {
+			n.streams[to.Name] = append(pending, q)
+			n.mu.Unlock()
+			return
+		}
 		n.mu.Unlock()
+		n.Stats.StreamsSkipped.Add(1)
+		n.log.Debug("cluster: stream queue full; message dropped", "member", to.Name, "bytes", len(msg))
 		return
 	}
-	n.inflight[to.Name] = true
+	n.streams[to.Name] = nil
 	n.mu.Unlock()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		defer func() { n.mu.Lock(); delete(n.inflight, to.Name); n.mu.Unlock() }()
-		if err := n.ml.SendReliable(to, msg); err != nil {
-			n.log.Debug("cluster: send failed", "member", to.Name, "error", err)
-			return
+		for {
+			if err := n.ml.SendReliable(to, q.msg); err != nil {
+				n.log.Debug("cluster: send failed", "member", to.Name, "error", err)
+			} else {
+				n.countSent(q.msg, q.changes)
+			}
+			n.mu.Lock()
+			pending := n.streams[to.Name]
+			if len(pending) == 0 || n.ctx.Err() != nil {
+				delete(n.streams, to.Name)
+				n.mu.Unlock()
+				return
+			}
+			q, n.streams[to.Name] = pending[0], pending[1:]
+			n.mu.Unlock()
 		}
-		count()
 	}()
+}
+
+// queued is a large message waiting for a member's stream.
+type queued struct {
+	msg     []byte
+	changes int
+}
+
+func (n *Node) countSent(msg []byte, changes int) {
+	n.Stats.MessagesSent.Add(1)
+	n.Stats.BytesSent.Add(uint64(len(msg)))
+	n.Stats.ChangesSent.Add(uint64(changes))
 }
 
 // sendSegments packs segments into messages of bounded size. It returns

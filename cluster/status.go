@@ -25,6 +25,9 @@ type Stats struct {
 	BytesPushed     atomic.Uint64 // of BytesSent: the pushes of local commits
 	Pushes          atomic.Uint64 // local commits pushed (one per check that found changes)
 	TombstonesGC    atomic.Uint64
+	// StreamsSkipped: large messages dropped because the member's
+	// stream queue was full (anti-entropy sends again later).
+	StreamsSkipped atomic.Uint64
 }
 
 // MemberStatus is one member as this node sees it.

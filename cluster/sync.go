@@ -27,12 +27,7 @@ func (n *Node) syncLoop() {
 	interval := n.cfg.SyncInterval
 	t := time.NewTimer(interval)
 	defer t.Stop()
-	var (
-		vec     store.Vector
-		dig     uint64
-		readGen uint64
-		resting bool
-	)
+	var resting bool
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -48,13 +43,10 @@ func (n *Node) syncLoop() {
 			continue
 		}
 		// The vector is read again only when the file may have changed.
-		if g := n.fileGen.Load(); vec == nil || g != readGen {
-			v, err := n.st.Vector(n.ctx)
-			if err != nil {
-				t.Reset(interval)
-				continue
-			}
-			vec, readGen, dig = v, g, digestOf(v)
+		vec, dig, err := n.localVector()
+		if err != nil {
+			t.Reset(interval)
+			continue
 		}
 		busy, later := n.syncRound(vec, dig)
 		switch {
@@ -173,8 +165,8 @@ func (n *Node) handleSync(m syncMsg) {
 		}
 		n.mu.Unlock()
 		if to != nil {
-			if mine, err := n.st.Vector(n.ctx); err == nil {
-				n.announce(mine, digestOf(mine))
+			if mine, d, err := n.localVector(); err == nil {
+				n.announce(mine, d)
 				n.send(to, encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: mine, Digests: true}), 0)
 			}
 		}
@@ -195,38 +187,46 @@ func (n *Node) handleSync(m syncMsg) {
 	}
 	// The member's vector may differ from ours: compare next period.
 	n.wakeSync()
-	own, err := n.st.DBVersion(n.ctx)
+	mine, _, err := n.localVector()
 	if err != nil {
 		return
 	}
-	if v := m.Vector[n.st.SiteID()]; v > own {
-		// The peer knows this site further than the file does: the file
-		// was restored in place from an older copy. New changes must not
-		// reuse versions the cluster has seen.
-		n.log.Warn("cluster: a peer has seen newer versions of this file than it holds (restored from a backup?); skipping ahead",
-			"peer", m.From, "peer_knows", v, "local", own)
-		if err := n.st.SetVersion(n.ctx, v); err != nil {
-			n.log.Error("cluster: raising the local version", "error", err)
+	if v := m.Vector[n.st.SiteID()]; v > mine[n.st.SiteID()] {
+		n.skipAhead(m.From, v)
+	}
+	var segs []store.Segment
+	if !covers(m.Vector, mine) {
+		segs, err = n.st.Missing(n.ctx, m.Vector, chunkChanges, store.MakeHLC(time.Now().Add(-pushGrace), 0))
+		if err != nil {
+			n.log.Error("cluster: reading changes for a peer", "peer", m.From, "error", err)
+			return
 		}
-		n.fileChanged()
-	}
-	segs, err := n.st.Missing(n.ctx, m.Vector, chunkChanges, store.MakeHLC(time.Now().Add(-pushGrace), 0))
-	if err != nil {
-		n.log.Error("cluster: reading changes for a peer", "peer", m.From, "error", err)
-		return
 	}
 	if len(segs) > 0 {
 		n.sendSegments([]*memberlist.Node{to}, segs)
 	}
 	n.log.Debug("cluster: sync", "from", m.From, "reply", m.WantReply, "segments", len(segs))
 	if m.WantReply {
-		mine, err := n.st.Vector(n.ctx)
-		if err != nil {
-			return
-		}
 		// Always answer with our vector: the peer then sends what it has
 		// that we lack, and its view of us is fresh (a stale view would
 		// make it keep targeting us).
 		n.send(to, n.vectorMsg(m.From, mine, false), 0)
 	}
+}
+
+// skipAhead handles a member that knows this node's site at version v,
+// further than the vector last read: if the file itself is behind it, the
+// file was restored in place from an older copy, and new changes must not
+// reuse versions the cluster has seen.
+func (n *Node) skipAhead(from string, v uint64) {
+	own, err := n.st.DBVersion(n.ctx)
+	if err != nil || v <= own {
+		return // the vector read was only older than the file
+	}
+	n.log.Warn("cluster: a peer has seen newer versions of this file than it holds (restored from a backup?); skipping ahead",
+		"peer", from, "peer_knows", v, "local", own)
+	if err := n.st.SetVersion(n.ctx, v); err != nil {
+		n.log.Error("cluster: raising the local version", "error", err)
+	}
+	n.fileChanged()
 }

@@ -51,10 +51,12 @@ var (
 	flagLoss    = flag.Float64("loss", 0, "packet loss probability during the changes")
 	flagRegions = flag.Int("regions", 0, "regions (0: 3 up to 10 POPs, 6 up to 100, 10 beyond)")
 
-	flagVerbose = flag.Bool("v", false, "log progress to stderr")
-	flagLatency = flag.Float64("latency", 1, "multiplies every latency (0: none, to compare with bench/cluster's processes on loopback)")
-	flagProf    = flag.String("profile", "", "memberlist profile of every node, lan or wan (empty: lan up to 10 POPs, wan beyond)")
-	flagProfile = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flagVerbose  = flag.Bool("v", false, "log progress to stderr")
+	flagLatency  = flag.Float64("latency", 1, "multiplies every latency (0: none, to compare with bench/cluster's processes on loopback)")
+	flagProf     = flag.String("profile", "", "memberlist profile of every node, lan or wan (empty: lan up to 10 POPs, wan beyond)")
+	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flagHealProf = flag.String("healprofile", "", "write a CPU profile of the convergence after the heal here")
+	flagTrace    = flag.Int("trace", -1, "log every debug line of this POP's node to stderr (with -v)")
 )
 
 func logf(format string, a ...any) {
@@ -268,8 +270,12 @@ func setup(n int) *sim {
 	start := func(p *pop) {
 		ip, port := addrOf(p.i)
 		p.tr = s.net.add(ip, port, p.region)
+		lg := logger
+		if *flagVerbose && p.i == *flagTrace {
+			lg = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("trace", p.i)
+		}
 		cfg := cluster.Config{Name: fmt.Sprintf("pop%04d", p.i), Bind: p.tr.addr, Join: seeds,
-			Keys: [][]byte{s.key}, Cluster: "sim", Logger: logger, Transport: p.tr, Profile: s.profile,
+			Keys: [][]byte{s.key}, Cluster: "sim", Logger: lg, Transport: p.tr, Profile: s.profile,
 			OnMerge: func() {
 				if !p.armed.Load() || p.merged.Load() != 0 {
 					return
@@ -509,25 +515,56 @@ func (s *sim) partition() time.Duration {
 	s.exec(cut[0], `UPDATE backends SET port = 7 WHERE id = 'bench'`)
 	s.exec(main[0], `UPDATE backends SET port = 8 WHERE id = 'bench'`)
 	time.Sleep(*flagCut - *flagCut/3)
+	if *flagHealProf != "" && *flagProfile == "" {
+		f, err := os.Create(*flagHealProf)
+		if err != nil {
+			fail("%v", err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	s.net.Partition(-1)
 	healed := time.Now()
+	var skipped0 uint64
+	for _, p := range s.pops {
+		skipped0 += p.node.Stats.StreamsSkipped.Load()
+	}
+	lastLog := healed
 	for time.Since(healed) < 5*time.Minute {
-		var first store.Vector
-		same := true
-		for _, p := range s.pops {
+		// The union of every vector is what each must reach.
+		vs := make([]store.Vector, len(s.pops))
+		union := store.Vector{}
+		for i, p := range s.pops {
 			v, err := p.st.Vector(ctx)
 			if err != nil {
 				fail("%v", err)
 			}
-			if first == nil {
-				first = v
-			} else if !equal(first, v) {
-				same = false
-				break
+			vs[i] = v
+			for k, x := range v {
+				union[k] = max(union[k], x)
 			}
 		}
-		if same {
+		var behindMain, behindCut int
+		for i, v := range vs {
+			if !equal(v, union) {
+				if s.pops[i].region == island {
+					behindCut++
+				} else {
+					behindMain++
+				}
+			}
+		}
+		if behindMain+behindCut == 0 {
 			return time.Since(healed)
+		}
+		if *flagVerbose && time.Since(lastLog) >= 500*time.Millisecond {
+			lastLog = time.Now()
+			var skipped uint64
+			for _, p := range s.pops {
+				skipped += p.node.Stats.StreamsSkipped.Load()
+			}
+			logf("   %.1f s after the heal: %d of %d POPs of the majority and %d of %d cut off not converged; %d streams skipped",
+				time.Since(healed).Seconds(), behindMain, len(main), behindCut, len(cut), skipped-skipped0)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
