@@ -164,7 +164,7 @@ func (m *healthManager) watch(ctx context.Context) {
 // health block in a reload).
 func (m *healthManager) sync(tbl *routing.Table) {
 	targets := map[string][]health.Target{}
-	for _, b := range tbl.Backends() {
+	for b := range tbl.Rows().All() {
 		mon := m.monitors[b.App]
 		if mon == nil || !b.Healthy || b.Deleted || !b.Addr.IsValid() {
 			if b.Load.DownReasons()&routing.DownActive != 0 {
@@ -232,7 +232,7 @@ func (m *healthManager) checked(app string, st health.Status, changed bool) {
 // passive starts and ends ejections from the failure counts connections
 // keep in each backend's Load.
 func (m *healthManager) passive(tbl *routing.Table, now time.Time) {
-	for _, b := range tbl.Backends() {
+	for b := range tbl.Rows().All() {
 		fails := b.Load.ConsecutiveFailures()
 		ejected := b.Load.DownReasons()&routing.DownEjected != 0
 		if fails == 0 && !ejected {

@@ -137,8 +137,8 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 			log("routing table reloaded",
 				zap.String("db", rt.st.Path()),
 				zap.Uint64("generation", t.Generation),
-				zap.Int("backends", len(t.Backends())),
-				zap.Int("previous_backends", len(prev.Backends())),
+				zap.Int("backends", t.Rows().Len()),
+				zap.Int("previous_backends", prev.Rows().Len()),
 				zap.Int("snapshots_since_last_line", since))
 			if info {
 				lastInfo = time.Now()

@@ -13,11 +13,11 @@ type Change struct {
 	Old, New *Backend
 }
 
-// Derive returns the snapshot NewTable(generation, loadedAt, backends, pops)
+// Derive returns the snapshot NewTable(generation, loadedAt, rows, pops)
 // would build, sharing with t everything the changes do not touch, so that
 // following a one-row edit costs about the rows edited rather than the
-// table. backends is the whole new table in table order; every backend in
-// it that is not the New of a change must be the very *Backend t holds
+// table. rows is the whole new table in table order; every backend in it
+// that is not the New of a change must be the very *Backend t holds
 // (Backend values are immutable: a changed row is a new value). The
 // indexes of apps no change touches are t's own, the chunks and load
 // bookkeeping of their backends included; apps a change touches are
@@ -27,11 +27,11 @@ type Change struct {
 // that grows along backends, such as the row's rowid): the touched apps'
 // lists are then t's lists with the changes put in place, instead of a
 // pass over the whole table.
-func (t *Table) Derive(generation uint64, loadedAt time.Time, backends []*Backend, pops []Pop, changes []Change, order func(*Backend) int64) *Table {
+func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []Pop, changes []Change, order func(*Backend) int64) *Table {
 	n := &Table{
 		Generation: generation,
 		LoadedAt:   loadedAt,
-		backends:   backends,
+		rows:       rows,
 		pops:       pops,
 		listOnly:   t.listOnly,
 	}
@@ -51,8 +51,8 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, backends []*Backen
 			touched[c.New.App] = true
 		}
 	}
-	if t.byID.crowded(len(backends)) {
-		n.byID = newIDIndex(backends)
+	if t.byID.crowded(rows.Len()) {
+		n.byID = newIDIndex(rows.Slice())
 	} else {
 		n.byID = t.byID.with(changes)
 	}
@@ -71,7 +71,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, backends []*Backen
 	if order != nil {
 		lists = t.edited(apps, changes, order)
 	} else {
-		lists = scanApps(backends, apps)
+		lists = scanApps(rows, apps)
 	}
 	for i, app := range apps {
 		if len(lists[i]) > 0 {
@@ -118,10 +118,10 @@ func (t *Table) edited(apps []string, changes []Change, order func(*Backend) int
 // scanApps collects the lists of apps from the whole table in one pass
 // (pointer reads and string comparisons), with a map only when many apps
 // are asked for at once.
-func scanApps(backends []*Backend, apps []string) [][]*Backend {
+func scanApps(rows Rows, apps []string) [][]*Backend {
 	lists := make([][]*Backend, len(apps))
 	if len(apps) <= 4 {
-		for _, b := range backends {
+		for b := range rows.All() {
 			for i, app := range apps {
 				if b.App == app {
 					lists[i] = append(lists[i], b)
@@ -135,7 +135,7 @@ func scanApps(backends []*Backend, apps []string) [][]*Backend {
 	for i, app := range apps {
 		at[app] = i
 	}
-	for _, b := range backends {
+	for b := range rows.All() {
 		if i, ok := at[b.App]; ok {
 			lists[i] = append(lists[i], b)
 		}

@@ -32,7 +32,7 @@ func TestDerivedTablesRouteAndListTablesDoNot(t *testing.T) {
 			newTable = NewListTable
 		}
 		before := newTable(1, now, []*Backend{a, b}, nil)
-		derived := before.Derive(2, now, after, nil, changes, rowid)
+		derived := before.Derive(2, now, RowsOf(after), nil, changes, rowid)
 		if got := derived.App("myapp"); !slices.Equal(got, after) {
 			t.Fatalf("list=%v: derived app lists %v, want %v", list, ids(got), ids(after))
 		}

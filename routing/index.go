@@ -44,24 +44,64 @@ type slot struct {
 
 func buildAppIndex(backends []*Backend) *appIndex {
 	ix := &appIndex{all: &group{}, byCountry: map[string]*group{}, byRegion: map[string]*group{}}
-	// Rows of one region or country often come together: the group of
-	// the previous row is checked before the map.
-	type last struct {
+	// Two passes: the first counts the routable backends of each country
+	// and region, so that every group's slots are cut from one array
+	// (an app's index is built again at every change to one of its rows).
+	// An app has few countries and regions: they are found by a scan of
+	// the keys seen so far, starting with the previous row's.
+	type tally struct {
 		key string
-		g   *group
+		n   int
 	}
-	var lastCountry, lastRegion last
-	add := func(m map[string]*group, l *last, key string, s slot) {
-		g := l.g
-		if g == nil || l.key != key {
-			if g = m[key]; g == nil {
-				g = &group{}
-				m[key] = g
-			}
-			l.key, l.g = key, g
+	find := func(list []tally, last *int, key string) int {
+		if *last < len(list) && list[*last].key == key {
+			return *last
 		}
-		g.slots = append(g.slots, s)
+		for i := range list {
+			if list[i].key == key {
+				*last = i
+				return i
+			}
+		}
+		*last = len(list)
+		return -1
 	}
+	var countries, regions []tally
+	var lastC, lastR, n int
+	for _, b := range backends {
+		if !b.staticRoutable() {
+			continue
+		}
+		n++
+		if b.Country != "" {
+			if i := find(countries, &lastC, b.Country); i >= 0 {
+				countries[i].n++
+			} else {
+				countries = append(countries, tally{b.Country, 1})
+			}
+		}
+		if b.Region != "" {
+			if i := find(regions, &lastR, b.Region); i >= 0 {
+				regions[i].n++
+			} else {
+				regions = append(regions, tally{b.Region, 1})
+			}
+		}
+	}
+	backing := make([]slot, 3*n)
+	ix.all.slots = backing[0:0:n]
+	offset := n
+	cut := func(tallies []tally, m map[string]*group) []*group {
+		gs := make([]*group, len(tallies))
+		for i, t := range tallies {
+			gs[i] = &group{slots: backing[offset : offset : offset+t.n]}
+			offset += t.n
+			m[t.key] = gs[i]
+		}
+		return gs
+	}
+	cGroups, rGroups := cut(countries, ix.byCountry), cut(regions, ix.byRegion)
+	lastC, lastR = 0, 0
 	for i, b := range backends {
 		if !b.staticRoutable() {
 			continue
@@ -72,10 +112,12 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		}
 		ix.all.slots = append(ix.all.slots, s)
 		if b.Country != "" {
-			add(ix.byCountry, &lastCountry, b.Country, s)
+			g := cGroups[find(countries, &lastC, b.Country)]
+			g.slots = append(g.slots, s)
 		}
 		if b.Region != "" {
-			add(ix.byRegion, &lastRegion, b.Region, s)
+			g := rGroups[find(regions, &lastR, b.Region)]
+			g.slots = append(g.slots, s)
 		}
 	}
 	// Each backend is in at most three groups (all, its country, its

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"sort"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,11 +27,12 @@ type Table struct {
 	// LoadedAt is when the snapshot was read from the store.
 	LoadedAt time.Time
 
-	backends []*Backend // table order, which is v1's tie-break order
-	pops     []Pop
-	byApp    map[string][]*Backend
-	byID     idIndex
-	index    map[string]*appIndex
+	rows  Rows // table order, which is v1's tie-break order
+	flat  atomic.Pointer[[]*Backend]
+	pops  []Pop
+	byApp map[string][]*Backend
+	byID  idIndex
+	index map[string]*appIndex
 	// listOnly: no index to route by (see NewListTable).
 	listOnly bool
 }
@@ -52,13 +54,14 @@ func newTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 	t := &Table{
 		Generation: generation,
 		LoadedAt:   loadedAt,
-		backends:   backends,
+		rows:       RowsOf(backends),
 		pops:       pops,
 		byApp:      make(map[string][]*Backend),
 		byID:       newIDIndex(backends),
 		index:      make(map[string]*appIndex),
 		listOnly:   listOnly,
 	}
+	t.flat.Store(&backends)
 	for _, b := range backends {
 		if b.Load == nil {
 			b.Load = new(Load)
@@ -73,9 +76,20 @@ func newTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 	return t
 }
 
-// Backends returns every backend in table order, deleted ones included.
-// The slice must not be modified.
-func (t *Table) Backends() []*Backend { return t.backends }
+// Backends returns every backend in table order, deleted ones included, as
+// one slice made at the first call. The slice must not be modified. A pass
+// that runs on every snapshot ranges over Rows().All() instead.
+func (t *Table) Backends() []*Backend {
+	if p := t.flat.Load(); p != nil {
+		return *p
+	}
+	list := t.rows.Slice()
+	t.flat.Store(&list)
+	return list
+}
+
+// Rows returns every backend in table order, deleted ones included.
+func (t *Table) Rows() Rows { return t.rows }
 
 // App returns the backends of one app in table order. The slice must not be
 // modified.

@@ -34,8 +34,8 @@ type Delta struct {
 // own; the tables it builds are shared and never change.
 type view struct {
 	table    *routing.Table
-	backends []*routing.Backend // table.Backends()
-	rowOf    map[string]int64   // backend ID -> rowid; rowids grow along backends
+	backends routing.Rows     // table.Rows()
+	rowOf    map[string]int64 // backend ID -> rowid; rowids grow along backends
 	warnings map[string]rowWarning
 	query    string // backendQuery for the file's columns
 	unique   bool   // every ID names one row
@@ -96,7 +96,7 @@ func (s *Store) follow(ctx context.Context, v *view) (*view, Delta, error) {
 	case pos.n == v.pos.n:
 		return nil, Delta{}, nil
 	}
-	ch, ok, err := s.readJournal(ctx, tx, v.pos.n, pos.n, min(followLimit, max(64, len(v.backends)/8)))
+	ch, ok, err := s.readJournal(ctx, tx, v.pos.n, pos.n, min(followLimit, max(64, v.backends.Len()/8)))
 	if err != nil {
 		return nil, Delta{}, s.wrap(err)
 	}
@@ -157,7 +157,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, v *view, ch journalChange
 		// changes: the dropped rows' positions, and where each read row
 		// falls among the old ones.
 		at := func(rowid int64) (int, bool) {
-			return slices.BinarySearchFunc(v.backends, rowid, func(b *routing.Backend, r int64) int { return cmp.Compare(v.rowOf[b.ID], r) })
+			return v.backends.Search(func(b *routing.Backend) int { return cmp.Compare(v.rowOf[b.ID], rowid) })
 		}
 		var drop []int // positions in v.backends
 		for _, id := range ch.backends {
@@ -180,12 +180,13 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, v *view, ch journalChange
 		nv.rowOf = v.rowOf // the follower's own: updated in place
 		nv.warnings = v.warnings
 		for _, i := range drop {
-			b := v.backends[i]
+			b := v.backends.At(i)
 			changes = append(changes, routing.Change{Old: b})
 			delete(nv.rowOf, b.ID)
 			delete(nv.warnings, b.ID)
 		}
-		for _, a := range adds {
+		list := make([]*routing.Backend, len(adds))
+		for k, a := range adds {
 			if _, dup := nv.rowOf[a.b.ID]; dup {
 				return nil, false, nil
 			}
@@ -194,31 +195,12 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, v *view, ch journalChange
 				nv.warnings[a.b.ID] = w
 			}
 			changes = append(changes, routing.Change{New: a.b})
+			list[k] = a.b
 		}
-		// Merge: the old rows minus the dropped, with the read rows in
-		// their places. Copies of the unchanged runs are memmoves.
-		nb := make([]*routing.Backend, 0, len(v.backends)-len(drop)+len(adds))
-		i, d := 0, 0
-		keep := func(upto int) {
-			for i < upto {
-				end := upto
-				if d < len(drop) && drop[d] < end {
-					end = drop[d]
-				}
-				nb = append(nb, v.backends[i:end]...)
-				i = end
-				if d < len(drop) && drop[d] == i {
-					i++
-					d++
-				}
-			}
-		}
-		for k, a := range adds {
-			keep(place[k])
-			nb = append(nb, a.b)
-		}
-		keep(len(v.backends))
-		backends, nv.backends = nb, nb
+		// The old rows minus the dropped, with the read rows in their
+		// places: the chunks no edit falls in are shared.
+		nv.backends = v.backends.Edit(drop, list, place)
+		backends = nv.backends
 	}
 	if ch.pops {
 		p, err := loadPops(ctx, tx)

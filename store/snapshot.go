@@ -37,7 +37,7 @@ func (s *Store) readAll(ctx context.Context, tx *sql.Tx) (*view, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.loadBackends(ctx, tx)
+	v, list, err := s.loadBackends(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -47,10 +47,11 @@ func (s *Store) readAll(ctx context.Context, tx *sql.Tx) (*view, error) {
 	}
 	now := time.Now()
 	if s.listOnly {
-		v.table = routing.NewListTable(s.nextGeneration(now), now, v.backends, pops)
+		v.table = routing.NewListTable(s.nextGeneration(now), now, list, pops)
 	} else {
-		v.table = routing.NewTable(s.nextGeneration(now), now, v.backends, pops)
+		v.table = routing.NewTable(s.nextGeneration(now), now, list, pops)
 	}
+	v.backends = v.table.Rows()
 	v.pos, v.journal = pos, journal && v.unique
 	return v, nil
 }
@@ -74,27 +75,30 @@ func backendQuery(have map[string]bool) string {
 	return "SELECT rowid, " + strings.Join(cols, ", ") + " FROM backends"
 }
 
-func (s *Store) loadBackends(ctx context.Context, q queryer) (*view, error) {
+// loadBackends reads every backend row, in table order, into a new view
+// (without its table) and a list.
+func (s *Store) loadBackends(ctx context.Context, q queryer) (*view, []*routing.Backend, error) {
 	have, err := tableColumns(ctx, q, "backends")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(have) == 0 {
 		// Every edgeProxy table, v1's included, has backends: a file
 		// without it is the wrong file or a broken one, never "no
 		// backends", which would take every app out of service.
-		return nil, errors.New("the file has no backends table")
+		return nil, nil, errors.New("the file has no backends table")
 	}
 	v := &view{query: backendQuery(have), rowOf: map[string]int64{}, warnings: map[string]rowWarning{}, unique: true}
 	rows, err := q.QueryContext(ctx, v.query+" ORDER BY rowid")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
+	var list []*routing.Backend
 	for rows.Next() {
 		rowid, b, warning, err := s.scanBackend(rows)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, dup := v.rowOf[b.ID]; dup {
 			v.unique = false // rows cannot be told apart by ID: no following
@@ -103,9 +107,9 @@ func (s *Store) loadBackends(ctx context.Context, q queryer) (*view, error) {
 		if warning != "" {
 			v.warnings[b.ID] = rowWarning{rowid, warning}
 		}
-		v.backends = append(v.backends, b)
+		list = append(list, b)
 	}
-	return v, rows.Err()
+	return v, list, rows.Err()
 }
 
 // scanBackend reads one row of backendQuery, and says why it cannot be

@@ -190,7 +190,7 @@ func (a *App) Start() error {
 		zap.String("country", a.Country),
 		zap.String("db", a.rt.Store().Path()),
 		zap.String("geoip", a.geo.Source()),
-		zap.Int("backends", len(tbl.Backends())),
+		zap.Int("backends", tbl.Rows().Len()),
 		zap.Strings("apps", tbl.Apps()))
 	return nil
 }

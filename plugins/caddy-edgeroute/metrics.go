@@ -95,7 +95,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.rt.stats.mu.Unlock()
 
 	t := c.rt.Table()
-	for _, b := range t.Backends() {
+	for b := range t.Rows().All() {
 		gauge(descActive, float64(b.Load.Active()), b.App, b.ID)
 		counter(descConns, b.Load.Total(), b.App, b.ID)
 		counter(descBytes, b.Load.BytesIn(), b.App, b.ID, "to_backend")

@@ -275,7 +275,7 @@ func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(r
 			for i := range lists {
 				lists[i] = nil
 			}
-			for _, b := range t.Backends() {
+			for b := range t.Rows().All() {
 				if b.Deleted {
 					continue
 				}
