@@ -55,6 +55,8 @@ var (
 	flagLatency  = flag.Float64("latency", 1, "multiplies every latency (0: none, to compare with bench/cluster's processes on loopback)")
 	flagProf     = flag.String("profile", "", "memberlist profile of every node, lan or wan (empty: lan up to 10 POPs, wan beyond)")
 	flagProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	flagBatch    = flag.Int("batch", 25, "POPs started at once; each batch joins 3 POPs already started, and the next waits until the batch sees every POP so far alive")
+	flagBatchMax = flag.Duration("batchwait", 15*time.Second, "longest wait for a batch to see every POP so far alive")
 	flagHealProf = flag.String("healprofile", "", "write a CPU profile of the convergence after the heal here")
 	flagTrace    = flag.Int("trace", -1, "log every debug line of this POP's node to stderr (with -v)")
 )
@@ -233,29 +235,41 @@ func setup(n int) *sim {
 	for i := range s.key {
 		s.key[i] = byte(i*7 + 1)
 	}
-	// Files: copies of one template whose vector has an entry per POP
-	// (each a change of the bench row's weight, older than its insert),
-	// as in a cluster where every POP once wrote (registered backends,
-	// reported health). A copy takes a site id of its own when opened.
-	tmpl := filepath.Join(dir, "template.db")
-	s.template(ctx, tmpl)
+	// Files: one per POP, each holding what a template's segments carry:
+	// the bench row and a change of it from each of n sites, so the
+	// vector has an entry per POP, as in a cluster where every POP once
+	// wrote (registered backends, reported health). They are merged into
+	// fresh files rather than copied from one: a copy takes a site id of
+	// its own when opened and stamps a version of its own, so every POP
+	// would start with a vector no other has, and the start would be an
+	// exchange between every pair of POPs.
+	segs := s.template(ctx)
 	s.pops = make([]*pop, n)
-	for i := range n {
-		p := &pop{i: i, region: i % s.regions, path: filepath.Join(dir, fmt.Sprintf("pop%04d.db", i))}
-		b, err := os.ReadFile(tmpl)
-		if err != nil {
-			fail("%v", err)
-		}
-		if err := os.WriteFile(p.path, b, 0o644); err != nil {
-			fail("%v", err)
-		}
-		st, err := store.Open(ctx, p.path, store.Options{})
-		if err != nil {
-			fail("%v", err)
-		}
-		p.st = st
-		s.pops[i] = p
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				p := &pop{i: i, region: i % s.regions, path: filepath.Join(dir, fmt.Sprintf("pop%04d.db", i))}
+				st, err := store.Open(ctx, p.path, store.Options{})
+				if err != nil {
+					fail("%v", err)
+				}
+				if res, err := st.Apply(ctx, segs, time.Now()); err != nil || len(res.Refused) > 0 {
+					fail("pop %d: %v %v", i, err, res.Refused)
+				}
+				p.st = st
+				s.pops[i] = p
+			}
+		}()
 	}
+	wg.Wait()
 	logf("   files ready; starting nodes")
 	// Nodes: all join the first POP of the first three regions.
 	var seeds []string
@@ -267,7 +281,7 @@ func setup(n int) *sim {
 	if *flagVerbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	start := func(p *pop) {
+	start := func(p *pop, seeds []string) {
 		ip, port := addrOf(p.i)
 		p.tr = s.net.add(ip, port, p.region)
 		lg := logger
@@ -291,15 +305,49 @@ func setup(n int) *sim {
 		p.node = nd
 	}
 	for _, p := range s.pops[:min(3, s.regions)] {
-		start(p)
+		start(p, seeds)
 	}
-	for i := min(3, s.regions); i < n; i += 25 {
+	// The rest in batches, each POP joining three POPs started before it
+	// (the first of three regions, then any): the joins spread over the
+	// cluster instead of all landing on the same seeds, and a batch's
+	// joins are gossiped to everyone before the next batch adds more.
+	for i := min(3, s.regions); i < n; i += *flagBatch {
+		end := min(n, i+*flagBatch)
 		var wg sync.WaitGroup
-		for _, p := range s.pops[i:min(n, i+25)] {
+		for _, p := range s.pops[i:end] {
+			join := seeds
+			if i >= 30 {
+				join = nil
+				for _, k := range rand.Perm(i)[:3] {
+					join = append(join, s.pops[k].tr.addr)
+				}
+			}
 			wg.Add(1)
-			go func() { defer wg.Done(); start(p) }()
+			go func() { defer wg.Done(); start(p, join) }()
 		}
 		wg.Wait()
+		// A sample: Status reads the vector from the file, a cost of
+		// the simulator's that grows with N.
+		sample := append([]*pop(nil), s.pops[i:min(end, i+5)]...)
+		for _, k := range rand.Perm(i)[:min(i, 5)] {
+			sample = append(sample, s.pops[k])
+		}
+		t0 := time.Now()
+		for time.Since(t0) < *flagBatchMax {
+			short := 0
+			for _, p := range sample {
+				if p.node.Status(ctx).Counts["alive"] < end {
+					short++
+				}
+			}
+			if short == 0 {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if *flagVerbose {
+			logf("   %d POPs started (batch settled in %v)", end, time.Since(t0).Round(10*time.Millisecond))
+		}
 	}
 	logf("   nodes started; waiting for full membership")
 	// Every POP sees every other alive.
@@ -327,10 +375,10 @@ func setup(n int) *sim {
 	return s
 }
 
-// template writes a file holding the bench row (inserted on another
-// file, merged here) and one change of it from each of s.n sites.
-func (s *sim) template(ctx context.Context, path string) {
-	src, err := store.Open(ctx, path+".src", store.Options{})
+// template returns the segments every file starts from: the bench row
+// (inserted on another file) and one change of it from each of s.n sites.
+func (s *sim) template(ctx context.Context) []store.Segment {
+	src, err := store.Open(ctx, filepath.Join(s.dir, "template.db"), store.Options{})
 	if err != nil {
 		fail("%v", err)
 	}
@@ -353,15 +401,7 @@ func (s *sim) template(ctx context.Context, path string) {
 		segs = append(segs, store.Segment{Origin: site, From: 0, To: 1, Changes: []store.Change{{
 			Table: "backends", PK: ch[0].PK, Column: "weight", Value: int64(1), HLC: old, Seq: 1, CL: 1}}})
 	}
-	t, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		fail("%v", err)
-	}
-	res, err := t.Apply(ctx, segs, time.Now())
-	if err != nil || len(res.Refused) > 0 {
-		fail("template: %v %v", err, res.Refused)
-	}
-	t.Close()
+	return segs
 }
 
 func (s *sim) stop() {
@@ -571,12 +611,16 @@ func (s *sim) partition() time.Duration {
 	return -1
 }
 
+// equal compares two vectors; a site at version 0 is one not known (a
+// POP that never wrote has its own site at 0, which others never heard of).
 func equal(a, b store.Vector) bool {
-	if len(a) != len(b) {
-		return false
-	}
 	for k, v := range a {
 		if b[k] != v {
+			return false
+		}
+	}
+	for k, v := range b {
+		if a[k] != v {
 			return false
 		}
 	}
