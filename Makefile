@@ -33,6 +33,8 @@ run-cluster: build
 
 test: deps build vet
 	EDGEPROXY_CADDY=$(BIN)/caddy EDGEPROXY_COREDNS=$(BIN)/coredns $(GO) test -count=1 -timeout 30m ./...
+	# The lock-free structures queries and connections read, under the race detector.
+	$(GO) test -race -count=1 -timeout 10m ./routing ./plugins/coredns-internal
 
 vet:
 	$(GO) vet ./...
