@@ -222,7 +222,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 // A region's list comes from the table before (old) where liveBefore has
 // it, and the change allows (see regionList); else from a pass over t.
 func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(region string) ([]*routing.Backend, bool)) *plan {
-	p := &plan{byName: true, clean: true}
+	p := &plan{targets: targetNames{byName: true}, clean: true}
 	add := func(group, rel string, k kind, backends []*routing.Backend) *entry {
 		e := &entry{rel: rel, kind: k, group: group, backends: backends}
 		p.entries = append(p.entries, e)

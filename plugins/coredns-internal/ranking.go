@@ -133,13 +133,15 @@ func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
 }
 
 // sharedTarget is the builder's target for records written after the
-// build: it reads the plan's target names and the zone's finished name
-// index, and shares the target's own address record when the zone has it.
+// build: it reads the plan's target names (and nothing else of the plan,
+// which it would keep in memory for as long as a name is not asked for)
+// and the zone's finished name index, and shares the target's own address
+// record when the zone has it.
 func (zb *zoneBuilder) sharedTarget() targetFunc {
 	if zb.shared != nil {
 		return zb.shared
 	}
-	z, rel, ttl := zb.z, zb.plan.target, zb.cfg.ttl
+	z, rel, ttl := zb.z, zb.plan.targets.target, zb.cfg.ttl
 	zb.shared = func(b *routing.Backend) (string, dns.RR, bool) {
 		r, ok := rel(b)
 		if !ok {

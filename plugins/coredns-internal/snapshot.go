@@ -195,21 +195,26 @@ type plan struct {
 	sixpn    []netip.Addr // the POPs' own 6PN addresses (::1 of their prefixes)
 	popAddrs []netip.Addr // the POPs' host addresses
 	entries  []*entry
-	targets  map[*routing.Backend]string // backend -> "<id>.<region>.backends", its SRV target
-	// byName: every live backend's SRV target is <id>.<region>.backends
-	// as its row spells them (a plan of a clean table's changed part),
-	// and targets is not filled.
-	byName   bool
+	targets  targetNames
 	warnings []string
 	clean    bool // see snapshot.clean
 }
 
+// targetNames are the backends' SRV targets, "<id>.<region>.backends".
+type targetNames struct {
+	// byName: every live backend's target is <id>.<region>.backends as
+	// its row spells them (a plan of a clean table's changed part), and
+	// of is not filled.
+	byName bool
+	of     map[*routing.Backend]string
+}
+
 // target returns the SRV target of b relative to the origin, if it has one.
-func (p *plan) target(b *routing.Backend) (string, bool) {
-	if p.byName {
+func (t targetNames) target(b *routing.Backend) (string, bool) {
+	if t.byName {
 		return backendName(b.ID, b.Region), true
 	}
-	rel, ok := p.targets[b]
+	rel, ok := t.of[b]
 	return rel, ok
 }
 
@@ -232,7 +237,7 @@ type entry struct {
 // and leaves out the zone's fixed names, _apps and the POPs: the part of a
 // zone a change touches.
 func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool) *plan {
-	p := &plan{targets: map[*routing.Backend]string{}, clean: true}
+	p := &plan{targets: targetNames{of: map[*routing.Backend]string{}}, clean: true}
 	index := map[string]*entry{}
 	var group string // the group of the names add creates
 	add := func(rel string, k kind) *entry {
@@ -326,7 +331,7 @@ func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool
 			rel := key + ".backends"
 			e := add(rel, kindBackend)
 			e.backends = append(e.backends, b)
-			p.targets[b] = rel
+			p.targets.of[b] = rel
 		}
 	}
 	// Names users know from Fly.io's .internal: the nearest backends,
@@ -483,7 +488,7 @@ func (zb *zoneBuilder) target(b *routing.Backend) (string, dns.RR, bool) {
 	if name, ok := zb.targets[b]; ok {
 		return name, zb.glue[b], true
 	}
-	rel, ok := zb.plan.target(b)
+	rel, ok := zb.plan.targets.target(b)
 	if !ok {
 		return "", nil, false
 	}
