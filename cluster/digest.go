@@ -133,7 +133,12 @@ func (n *Node) handleDigest(m digestMsg) {
 	if err != nil {
 		return
 	}
-	n.log.Debug("cluster: digest", "from", m.From, "reply", m.WantReply, "same", d == m.Digest)
+	n.log.Debug("cluster: digest", "from", m.From, "reply", m.WantReply, "ack", m.Ack, "same", d == m.Digest)
+	if d != m.Digest && m.Ack {
+		// A member acknowledging a push, which has merged it but differs
+		// otherwise: anti-entropy picks it among those that differ.
+		return
+	}
 	if d != m.Digest {
 		n.send(to, n.vectorMsg(m.From, mine, true), 0)
 		return

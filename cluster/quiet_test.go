@@ -180,3 +180,39 @@ func TestLongDeadMemberIsTriedOnlyNowAndThen(t *testing.T) {
 		t.Fatalf("%d messages to a member dead for long in 1s", k)
 	}
 }
+
+// A commit costs the cluster its pushes and an acknowledgement from each
+// member to the origin, not a confirmation between every pair of
+// members: at a thousand POPs that was a million digests a commit.
+func TestCommitIsConfirmedByAcknowledgementsOnly(t *testing.T) {
+	const n = 8
+	nodes := startCluster(t, n, nil, nil)
+	nodes[0].exec(t, `INSERT INTO backends (id, app) VALUES ('b1','app')`)
+	converge(t, nodes, 3*time.Second)
+	waitQuiet := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			before := sumSent(nodes)
+			time.Sleep(500 * time.Millisecond)
+			if sumSent(nodes) == before {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the cluster does not fall quiet")
+			}
+		}
+	}
+	waitQuiet()
+	before := sumSent(nodes)
+	nodes[3].exec(t, `UPDATE backends SET weight = 4 WHERE id = 'b1'`)
+	converge(t, nodes, 3*time.Second)
+	waitQuiet()
+	sent := sumSent(nodes) - before
+	t.Logf("one commit on %d nodes: %d replication messages", n, sent)
+	// n-1 pushes and n-1 acknowledgements, and a few digests of the
+	// origin's anti-entropy racing the acknowledgements.
+	if sent > 3*(n-1) {
+		t.Errorf("one commit cost %d replication messages; want at most %d", sent, 3*(n-1))
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
@@ -67,7 +69,8 @@ func (n *Node) receive(b []byte) []store.Segment {
 // their origins.
 func (n *Node) apply(segs []store.Segment) {
 	now := time.Now()
-	if v, _, err := n.localVector(); err == nil {
+	v, before, err := n.localVector()
+	if err == nil {
 		have := make(store.Vector, len(v))
 		for s, x := range v {
 			have[s] = x
@@ -95,6 +98,9 @@ func (n *Node) apply(segs []store.Segment) {
 	}
 	if res.Applied > 0 && len(res.Refused) == 0 {
 		n.forward(segs, now)
+	}
+	if len(res.Advanced) > 0 && len(res.Refused) == 0 && before != 0 {
+		n.acknowledge(segs, before, now)
 	}
 	n.Stats.ChangesApplied.Add(uint64(res.Applied))
 	n.Stats.ChangesStale.Add(uint64(res.Stale))
@@ -153,5 +159,61 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 	to = to[:min(forwardFanout, len(to))]
 	if len(to) > 0 {
 		n.sendSegments(to, fwd)
+	}
+}
+
+// acknowledge follows the merge of pushes (every change younger than
+// forwardAge): it tells each origin this node's vector after the merge,
+// and takes every member that held the same vector as this node before
+// the merge to hold the same one after it, having had the same pushes.
+//
+// Without it, every commit changed every member's vector, and each
+// member then confirmed its vector with every other, two a period: N/4
+// periods and N² digests across the cluster after every commit (at 300
+// POPs, 90,000 packets a commit). With it, only the origin waits for
+// confirmations, which come with the acknowledgements; a member whose
+// push was lost sends none, stays different in the origin's view and is
+// repaired by the origin's anti-entropy, as before. A member that merged
+// the pushes in another order ends at the same vector.
+func (n *Node) acknowledge(segs []store.Segment, before uint64, now time.Time) {
+	fresh := store.MakeHLC(now.Add(-forwardAge), 0)
+	origins := map[string]bool{}
+	for _, s := range segs {
+		for _, c := range s.Changes {
+			if c.HLC < fresh {
+				return // a repair: members that differ may differ still
+			}
+		}
+		origins[s.Origin] = true
+	}
+	vec, after, err := n.localVector()
+	if err != nil || after == before {
+		return
+	}
+	var to []*memberlist.Node
+	n.mu.Lock()
+	for _, p := range n.known {
+		if p.digest == before {
+			p.digest = after
+			if p.vectorDigest == before {
+				// Tombstone collection reads the members' vectors: it
+				// keeps a tombstone 10 minutes at least, long after the
+				// origin has repaired a member that lost the push.
+				p.vector, p.vectorDigest = vec, after
+			}
+		}
+		if origins[p.site] && p.node != nil && p.state != memberlist.StateLeft {
+			to = append(to, p.node)
+		}
+	}
+	n.mu.Unlock()
+	// Members taken to hold it may send differences from it.
+	n.announce(vec, after)
+	if len(to) == 0 {
+		return
+	}
+	msg := encodeDigest(digestMsg{From: n.cfg.Name, Ack: true, Digest: after})
+	for _, m := range to {
+		n.send(m, msg, 0)
 	}
 }

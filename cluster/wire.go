@@ -31,7 +31,8 @@ const (
 	msgChanges  = 1
 	msgSync     = 2
 	msgLeave    = 3 // the sender is leaving on purpose: payload its name
-	// msgDigest: sender name, flags (1: reply), the digest of the
+	// msgDigest: sender name, flags (1: reply, 2: an acknowledgement of
+	// a push, which asks nothing back), the digest of the
 	// sender's vector (8 bytes). Anti-entropy's first word: a member whose
 	// vector has the same digest lacks nothing, and no vector travels.
 	msgDigest = 4
@@ -46,13 +47,20 @@ const (
 type digestMsg struct {
 	From      string
 	WantReply bool
-	Digest    uint64
+	// Ack: sent by a member that merged a push, to its origin, with the
+	// member's vector after the merge.
+	Ack    bool
+	Digest uint64
 }
 
 func encodeDigest(m digestMsg) []byte {
 	e := encoder{b: header(msgDigest)}
 	e.str(m.From)
-	e.uv(flag(m.WantReply))
+	f := flag(m.WantReply)
+	if m.Ack {
+		f |= 2
+	}
+	e.uv(f)
 	e.b = binary.LittleEndian.AppendUint64(e.b, m.Digest)
 	return e.b
 }
@@ -340,7 +348,9 @@ func decode(b []byte) (any, error) {
 		}
 		return m, d.err
 	case msgDigest:
-		m := digestMsg{From: d.str(), WantReply: d.uv()&1 != 0}
+		m := digestMsg{From: d.str()}
+		f := d.uv()
+		m.WantReply, m.Ack = f&1 != 0, f&2 != 0
 		m.Digest = d.u64()
 		if d.err == nil && len(d.b) != 0 {
 			d.err = errors.New("trailing bytes")

@@ -25,10 +25,14 @@ func TestWireRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, m) {
 		t.Fatalf("sync: %v %#v", err, got)
 	}
-	dm := digestMsg{From: "gru-1", WantReply: true, Digest: digestOf(m.Vector)}
-	got, err = decode(encodeDigest(dm))
-	if err != nil || got != dm {
-		t.Fatalf("digest: %v %#v", err, got)
+	for _, dm := range []digestMsg{
+		{From: "gru-1", WantReply: true, Digest: digestOf(m.Vector)},
+		{From: "gru-1", Ack: true, Digest: digestOf(m.Vector)},
+	} {
+		got, err = decode(encodeDigest(dm))
+		if err != nil || got != dm {
+			t.Fatalf("digest: %v %#v", err, got)
+		}
 	}
 	got, err = decode(encodeLeave("gru-1"))
 	if err != nil || got != leaveMsg("gru-1") {
