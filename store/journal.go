@@ -211,12 +211,16 @@ func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
+// journalPosQuery reads the journal's id, the schema version and the last
+// entry's number.
+const journalPosQuery = `SELECT (SELECT v FROM crdt_meta WHERE k = 'journal'), (SELECT schema_version FROM pragma_schema_version),
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'crdt_journal'), 0)`
+
 // journalNow reads where the journal of a file known to have one is: its
 // id, the schema version and the last entry. An error (the journal or
 // crdt_meta gone) tells the caller to read everything.
 func (s *Store) journalNow(ctx context.Context, tx *sql.Tx) (pos journalPos, ok bool) {
-	st, err := s.readStmt(ctx, `SELECT (SELECT v FROM crdt_meta WHERE k = 'journal'), (SELECT schema_version FROM pragma_schema_version),
-		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'crdt_journal'), 0)`)
+	st, err := s.readStmt(ctx, journalPosQuery)
 	if err != nil {
 		return pos, false
 	}

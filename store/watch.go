@@ -186,6 +186,7 @@ type follower struct {
 	w       Watcher
 	conn    *sql.Conn
 	version *sql.Stmt     // PRAGMA data_version on conn
+	journal *sql.Stmt     // the journal's position on conn (journalNow)
 	last    int64         // data_version at the last reload; -1 forces one
 	seen    int64         // data_version at the last look
 	failing string        // the last error reported, so a lasting fault is logged once
@@ -213,7 +214,7 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 			f.report(f.s.wrap(err))
 			return false, false
 		}
-		f.conn, f.version, f.last = c, st, -1
+		f.conn, f.version, f.journal, f.last = c, st, nil, -1
 	}
 	if err := f.version.QueryRowContext(ctx).Scan(&f.seen); err != nil {
 		f.close()
@@ -228,6 +229,10 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 // snapshot holds (heartbeats, leases, the replicator's bookkeeping).
 func (f *follower) reload(ctx context.Context) bool {
 	start := time.Now()
+	if f.view != nil && f.view.journal && f.unmoved(ctx) {
+		f.last, f.failing = f.seen, ""
+		return false
+	}
 	v, d, err := f.s.follow(ctx, f.view)
 	if err != nil {
 		f.view = nil // half followed: start again from the whole table
@@ -253,8 +258,34 @@ func (f *follower) reload(ctx context.Context) bool {
 	return true
 }
 
+// unmoved reports whether the journal is where the view left it: the
+// commits since wrote nothing a snapshot holds. It is one statement on the
+// connection that saw the commit, where following it would be a read
+// transaction of several on another; any doubt (an error) says no.
+func (f *follower) unmoved(ctx context.Context) bool {
+	if f.journal == nil {
+		st, err := f.conn.PrepareContext(ctx, journalPosQuery)
+		if err != nil {
+			return false
+		}
+		f.journal = st
+	}
+	var (
+		pos journalPos
+		id  *string
+	)
+	if err := f.journal.QueryRowContext(ctx).Scan(&id, &pos.schema, &pos.n); err != nil || id == nil {
+		return false
+	}
+	pos.id = *id
+	return pos == f.view.pos
+}
+
 func (f *follower) close() {
 	if f.conn != nil {
+		if f.journal != nil {
+			f.journal.Close()
+		}
 		f.version.Close()
 		f.conn.Close()
 		f.conn = nil
