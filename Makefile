@@ -47,7 +47,7 @@ bench: build bench-deps
 	$(GO) run ./bench/clustersim -pops 10,100
 	CADDY=$(BIN)/caddy bash bench/registry/run.sh
 	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns edits
-	$(GO) run ./bench/table -caddy $(BIN)/caddy load
+	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns load
 	$(GO) run ./bench/mesh -caddy $(BIN)/caddy
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
 	$(GO) test -run '^$$' -bench 'OpenTable|FollowEdit' -benchtime 20x ./store

@@ -1,11 +1,13 @@
 // Command table measures how the routing table's size weighs on a POP,
 // against the built binaries (real processes, real sqlite3 CLI, real DNS):
 //
-//	table -caddy bin/caddy load [-sizes 1000,10000,100000]
+//	table -caddy bin/caddy [-coredns bin/coredns] load [-sizes 1000,10000,100000]
 //	    for each size, a table file of that many backends is opened by a
 //	    fresh Caddy: time from the process start until a connection is
 //	    routed to a live backend, and the process's resident memory next to
-//	    the same process on an empty table;
+//	    the same process on an empty table; with -coredns, then by a fresh
+//	    CoreDNS: time to its first answer for the live backend's app, and
+//	    its memory;
 //
 //	table -caddy bin/caddy -coredns bin/coredns edits [-backends 10000] [-rate 100] [-for 10s]
 //	    single-row edits by one running sqlite3 CLI (each statement its own
@@ -69,7 +71,7 @@ func main() {
 	var err error
 	switch sub {
 	case "load":
-		err = benchLoad(*caddy, *sizes)
+		err = benchLoad(*caddy, *coredns, *sizes)
 	case "edits":
 		err = benchEdits(*caddy, *coredns, *n, *rate, *dur, *profile)
 	default:
@@ -137,7 +139,7 @@ func cpuTicks(pid int) int64 {
 	return u + s
 }
 
-func benchLoad(caddy, sizes string) error {
+func benchLoad(caddy, corednsBin, sizes string) error {
 	live, err := popctl.Greeter("live")
 	if err != nil {
 		return err
@@ -152,9 +154,9 @@ func benchLoad(caddy, sizes string) error {
 		}
 		list = append(list, n)
 	}
-	fmt.Println("| backends | seed (sqlite3) | start to first routed connection | table file | Caddy RSS | RSS over the empty table |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|")
-	var rss0 int64
+	fmt.Println("| backends | seed (sqlite3) | start to first routed connection | table file | Caddy RSS | RSS over the empty table | CoreDNS start to first answer | CoreDNS RSS over the empty table |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var rss0, drss0 int64
 	for _, n := range list {
 		dir, err := os.MkdirTemp("", "edgeroute-table")
 		if err != nil {
@@ -193,9 +195,39 @@ func benchLoad(caddy, sizes string) error {
 			rss0 = rss
 		}
 		p.Kill()
+		// CoreDNS on the same file, alone: from its start to the first
+		// answer naming the live backend, and its memory once answering.
+		dnsCol := "| | "
+		if corednsBin != "" {
+			start := time.Now()
+			cd, err := startCoreDNS(corednsBin, dir, db, false)
+			if err != nil {
+				return err
+			}
+			cl := &dns.Client{Timeout: 200 * time.Millisecond}
+			var answered time.Duration
+			for deadline := start.Add(60 * time.Second); ; {
+				if ok, _ := hasA(cl, cd.addr, "myapp.internal."); ok {
+					answered = time.Since(start)
+					break
+				}
+				if time.Now().After(deadline) {
+					cd.stop()
+					return fmt.Errorf("%d backends: coredns never answered:\n%s", n, cd.log.String())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(2 * time.Second)
+			drss := rssKB(cd.cmd.Process.Pid)
+			if n == 0 {
+				drss0 = drss
+			}
+			cd.stop()
+			dnsCol = fmt.Sprintf("| %v | %.1f MB |", answered.Round(time.Millisecond), float64(drss-drss0)/1024)
+		}
 		os.RemoveAll(dir)
-		fmt.Printf("| %d | %v | %v | %.1f MB | %.1f MB | %.1f MB |\n", n, seedTime.Round(time.Millisecond), routed.Round(time.Millisecond),
-			float64(fi.Size())/1e6, float64(rss)/1024, float64(rss-rss0)/1024)
+		fmt.Printf("| %d | %v | %v | %.1f MB | %.1f MB | %.1f MB %s\n", n, seedTime.Round(time.Millisecond), routed.Round(time.Millisecond),
+			float64(fi.Size())/1e6, float64(rss)/1024, float64(rss-rss0)/1024, dnsCol)
 	}
 	return nil
 }
