@@ -73,10 +73,10 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	f := follower{s: s, w: w, last: -1}
 	defer f.close()
 	var (
-		lastReload time.Time // zero until after the baseline, which must not hold back the first commit
-		baseline   = true
-		settle     time.Duration
-		checkAt    time.Time // when check fires, if armed
+		lastLook time.Time // the last look at the rows after a commit; zero until after the baseline, which must not hold back the first commit
+		baseline = true
+		settle   time.Duration
+		checkAt  time.Time // when check fires, if armed
 	)
 	arm := func(d time.Duration) {
 		at := time.Now().Add(d)
@@ -118,8 +118,10 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		}
 		settle = 0
 		// Commits in a burst each report a change: read the table at
-		// most once per interval meanwhile, or per followGap where
-		// only the changed rows are read.
+		// most once per interval meanwhile, or look at the journal at
+		// most once per followGap where only the changed rows are read
+		// (whether or not the last look found rows to read: a stream of
+		// heartbeats is commits too).
 		gap := interval
 		if f.view != nil && f.view.journal {
 			gap = following
@@ -133,12 +135,15 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 				gap = min(interval, max(following, 3*f.cost))
 			}
 		}
-		if wait := gap - time.Since(lastReload); !lastReload.IsZero() && wait > 0 {
+		if wait := gap - time.Since(lastLook); !lastLook.IsZero() && wait > 0 {
 			arm(wait)
 			continue
 		}
-		if f.reload(ctx) && !baseline {
-			lastReload = time.Now()
+		journaled := f.view != nil && f.view.journal
+		if f.reload(ctx) || journaled {
+			if !baseline {
+				lastLook = time.Now()
+			}
 		}
 		baseline = false
 		if !s.readOnly && time.Since(f.pruned) >= journalPrunePeriod {

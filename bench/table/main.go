@@ -63,6 +63,7 @@ func main() {
 	rate := flag.Int("rate", 100, "edits: single-row edits per second")
 	dur := flag.Duration("for", 10*time.Second, "edits: length of each phase")
 	profile := flag.String("profile", "", "edits: write CPU profiles of both processes under the edits into this directory")
+	otherRate := flag.Int("other-rate", 0, "edits: commits per second to a table neither process holds (default: -rate)")
 	flag.Parse()
 	sub := flag.Arg(0)
 	if flag.NArg() > 1 {
@@ -73,7 +74,7 @@ func main() {
 	case "load":
 		err = benchLoad(*caddy, *coredns, *sizes)
 	case "edits":
-		err = benchEdits(*caddy, *coredns, *n, *rate, *dur, *profile)
+		err = benchEdits(*caddy, *coredns, *n, *rate, *otherRate, *dur, *profile)
 	default:
 		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
 	}
@@ -294,7 +295,7 @@ type signalLine struct {
 	} `json:"apps"`
 }
 
-func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration, profile string) error {
+func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Duration, profile string) error {
 	if n < apps {
 		return fmt.Errorf("-backends must be at least %d", apps)
 	}
@@ -434,10 +435,16 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration, pro
 		return fmt.Errorf("sqlite3: %v: %s", err, cliOut.String())
 	}
 	snapshots := generation() - gen0
+	if otherRate <= 0 {
+		otherRate = rate
+	}
+	others := int(dur.Seconds() * float64(otherRate))
 	otherC, otherD := measure(func() {
 		start := time.Now()
-		for i := range edits {
-			pace(i, start)
+		for i := range others {
+			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(otherRate))); d > 0 {
+				time.Sleep(d)
+			}
 			if _, err = fmt.Fprintf(stdin, "UPDATE bench_other SET v = %d WHERE k = 1;\n", i+1); err != nil {
 				return
 			}
@@ -450,7 +457,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate int, dur time.Duration, pro
 	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s (%d snapshots):\n", n, edits, rate, snapshots)
 	fmt.Printf("  caddy   CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleC, busyC, busyC-idleC)
 	fmt.Printf("  coredns CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleD, busyD, busyD-idleD)
-	fmt.Printf("  as many commits to a table neither holds: caddy %.1f%%, coredns %.1f%% of one core over idle\n", otherC-idleC, otherD-idleD)
+	fmt.Printf("  %d commits/s to a table neither holds: caddy %.1f%%, coredns %.1f%% of one core over idle\n", otherRate, otherC-idleC, otherD-idleD)
 
 	// Latency: the POP signal stream and DNS, per edit.
 	ctx, cancel := context.WithCancel(context.Background())
