@@ -122,9 +122,11 @@ const (
 	// deadFanout: members believed dead that anti-entropy tries in one
 	// period.
 	deadFanout = 3
-	// Changes learnt by repair are forwarded to forwardFanout members;
-	// changes younger than forwardAge are taken for the origin's push.
-	forwardFanout = 2
+	// Changes learnt by repair are forwarded to forwardFanout members
+	// (an epidemic where each forwards once misses e^-fanout of the
+	// members: 14 % with 2, 5 % with 3, left to anti-entropy); changes
+	// younger than forwardAge are taken for the origin's push.
+	forwardFanout = 3
 	forwardAge    = 2 * time.Second
 	// pushGrace: anti-entropy leaves out changes younger than this, which
 	// the origin's push is normally still delivering.

@@ -70,6 +70,13 @@ func (e *events) update(nd *memberlist.Node, state memberlist.NodeStateType) {
 	if p.state != state || p.since.IsZero() {
 		p.since = time.Now()
 	}
+	if state == memberlist.StateDead {
+		// Cut off or down: whatever it held, it missed what was pushed
+		// since, though members that merged those pushes took it to
+		// hold what they held (acknowledge). Unknown again, it differs,
+		// and anti-entropy tries it until it answers.
+		p.digest = 0
+	}
 	p.addr, p.site, p.state = nd.Address(), string(nd.Meta), state
 	cp := *nd
 	p.node = &cp

@@ -190,10 +190,18 @@ func (n *Node) acknowledge(segs []store.Segment, before uint64, now time.Time) {
 	if err != nil || after == before {
 		return
 	}
+	// Not members memberlist suspects: they may be cut off, and missed
+	// the pushes (those declared dead are unknown already).
+	suspect := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		if m.State == memberlist.StateSuspect {
+			suspect[m.Name] = true
+		}
+	}
 	var to []*memberlist.Node
 	n.mu.Lock()
 	for _, p := range n.known {
-		if p.digest == before {
+		if p.digest == before && !suspect[p.name] {
 			p.digest = after
 			if p.vectorDigest == before {
 				// Tombstone collection reads the members' vectors: it

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"math/rand/v2"
 	"sort"
 	"time"
 
@@ -49,10 +50,20 @@ func (n *Node) rejoinLoop() {
 		for _, p := range n.known {
 			if p.state == memberlist.StateDead && !alive[p.addr] {
 				if _, due := n.patient(p, p.joinAt, now); due {
-					want[p.addr] = true
 					dead = append(dead, p)
 				}
 			}
+		}
+		// A few a round, at random: after a region's cut heals, every
+		// member of the majority joining every member of the region (a
+		// push and pull of the whole membership each, one after the
+		// other) took longer than the heal itself. A member reached
+		// learns it was taken for dead and refutes it, and memberlist
+		// gossips that to everyone; the others are tried next round.
+		rand.Shuffle(len(dead), func(i, j int) { dead[i], dead[j] = dead[j], dead[i] })
+		dead = dead[:min(len(dead), deadFanout)]
+		for _, p := range dead {
+			want[p.addr] = true
 		}
 		busy := n.inflight["join"]
 		if len(want) > 0 && !busy {
