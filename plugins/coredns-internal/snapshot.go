@@ -566,13 +566,23 @@ func (zb *zoneBuilder) serving(backends []*routing.Backend) []*routing.Backend {
 	return out
 }
 
+// unranked writes a backend's own name, <id>.<region>.backends: its
+// address record is also the glue of every SRV record naming it.
 func (zb *zoneBuilder) unranked(n *node, backends []*routing.Backend) {
 	list := zb.serving(backends)
 	order := make([]routing.Ranked, len(list))
+	addrs := make(map[*routing.Backend]dns.RR, len(list))
 	for i, b := range list {
 		order[i] = routing.Ranked{Backend: b}
+		rr := addrRR(n.name, b.Addr.Addr(), zb.cfg.ttl)
+		addrs[b] = rr
+		if _, ok := zb.targets[b]; !ok {
+			if rel, ok := zb.plan.targets.target(b); ok && zb.fqdn(rel) == n.name {
+				zb.targets[b], zb.glue[b] = n.name, rr
+			}
+		}
 	}
-	n.def = zb.rrset(n.name, order, false, map[*routing.Backend]dns.RR{}, nil)
+	n.def = zb.rrset(n.name, order, false, addrs, nil)
 }
 
 // backendRecs is what an unranked name holds for one backend.
