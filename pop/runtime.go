@@ -111,8 +111,10 @@ func (rt *Runtime) start(interval time.Duration) {
 }
 
 func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
-	// The watcher's first delivery is its baseline, normally the table
-	// Open already loaded: not worth an info line.
+	// The watcher follows on from the table Open loaded (From). Where it
+	// cannot, its first delivery is a baseline of that table, not worth an
+	// info line; so the first delivery is a debug line either way, and
+	// the next info line counts it.
 	first := true
 	// A busy table (registrations, heartbeats' health rows, an operator's
 	// script) changes many times a second: one info line per
@@ -123,6 +125,7 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 	rt.st.Watch(ctx, store.Watcher{
 		Interval: interval,
 		Wake:     rt.wake,
+		From:     rt.table.Load(),
 		OnTable: func(t *routing.Table, warnings []string) {
 			prev := rt.table.Swap(t)
 			rt.logWarnings(warnings)

@@ -27,6 +27,9 @@ func (s *Store) Snapshot(ctx context.Context) (*routing.Table, []string, error) 
 	if err != nil {
 		return nil, nil, s.wrap(err)
 	}
+	if v.journal {
+		s.snapView.Store(v)
+	}
 	return v.table, v.warningList(), nil
 }
 

@@ -41,6 +41,7 @@ type Store struct {
 	loads    *routing.LoadTracker
 	listOnly bool
 	gen      atomic.Uint64
+	snapView atomic.Pointer[view] // what the last Snapshot read, for a Watch to follow on from
 	// migrated is set when this open brought the file to SchemaVersion
 	// (and not some other process before it).
 	migrated bool

@@ -49,12 +49,18 @@ type Watcher struct {
 	// on it after merging, so a replicated change routes without waiting
 	// for the next interval.
 	Wake <-chan struct{}
+	// From, if set, is the table the caller already holds, from this
+	// store's last Snapshot: the watcher follows on from it, with no
+	// baseline, and its first delivery is the first change since (a
+	// whole second read of a large table saved at start). Any other
+	// table is ignored.
+	From *routing.Table
 }
 
 // Watch follows the file until ctx ends. Its first delivery, made at once,
 // is a baseline, normally the table the caller already has: take that with
 // Snapshot before calling Watch, so configuration errors surface at load
-// time.
+// time, and name it in From to be spared the baseline.
 func (s *Store) Watch(ctx context.Context, w Watcher) {
 	interval, following := w.Interval, w.Interval
 	if interval <= 0 {
@@ -71,6 +77,13 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	defer check.Stop()
 
 	f := follower{s: s, w: w, last: -1}
+	if w.From != nil {
+		// The snapshot's view is taken by one watcher only: a follower
+		// updates its view's maps in place.
+		if v := s.snapView.Load(); v != nil && v.table == w.From && s.snapView.CompareAndSwap(v, nil) {
+			f.view = v
+		}
+	}
 	defer f.close()
 	var (
 		lastLook time.Time // the last look at the rows after a commit; zero until after the baseline, which must not hold back the first commit

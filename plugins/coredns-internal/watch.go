@@ -84,6 +84,7 @@ func (in *Internal) start() error {
 			// The default interval: a commit is followed at once, and at
 			// most every few milliseconds in a burst (every 50 ms where
 			// the whole table has to be read).
+			From: in.snap.Load().table,
 			OnDelta: func(t *routing.Table, d store.Delta, warnings []string) {
 				if failing {
 					// The records in use are older than the change
