@@ -329,24 +329,24 @@ func (s *Store) registerTx(batch []*regReq) error {
 // now+ttl. A backend that exists without a heartbeat (written by SQL, say)
 // starts one. It reports false, writing nothing, when no live backend has
 // the ID. The replicated lease is written only when it needs renewing or
-// another POP holds it (see leases).
+// another POP holds it (see leases). Heartbeats that arrive together are
+// committed together (see heartbeats.go).
 func (s *Store) Heartbeat(ctx context.Context, id string, ttl time.Duration, now time.Time) (bool, error) {
 	if err := s.ensureRegistry(); err != nil {
 		return false, err
 	}
-	defer s.writeLock()()
-	tx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return false, s.wrap(err)
-	}
-	defer tx.Rollback()
+	return s.heartbeats.join(ctx, s, heartbeat{id: id, ttl: ttl, now: now})
+}
+
+// heartbeat writes one heartbeat in tx, reporting whether the backend exists.
+func (s *Store) heartbeat(ctx context.Context, tx *sql.Tx, h heartbeat) (bool, error) {
 	// The row is written only if the backend exists.
 	res, err := s.exec(ctx, tx, `INSERT INTO heartbeats (backend_id, registered_at, last_seen, expires_at)
 		SELECT id, ?, ?, ? FROM backends WHERE id=? AND COALESCE(deleted, 0)=0 LIMIT 1
 		ON CONFLICT(backend_id) DO UPDATE SET last_seen=excluded.last_seen, expires_at=excluded.expires_at`,
-		ms(now), ms(now), ms(now.Add(ttl)), id)
+		ms(h.now), ms(h.now), ms(h.now.Add(h.ttl)), h.id)
 	if err != nil {
-		return false, s.wrap(err)
+		return false, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
@@ -359,10 +359,10 @@ func (s *Store) Heartbeat(ctx context.Context, id string, ttl time.Duration, now
 			ttl_ms=excluded.ttl_ms, holder=excluded.holder
 		WHERE leases.holder IS NOT excluded.holder OR leases.ttl_ms IS NOT excluded.ttl_ms
 			OR leases.expires_at - excluded.renewed_at < excluded.ttl_ms`,
-		id, ms(now), ms(now.Add(leaseLength(ttl))), ttl.Milliseconds(), s.site); err != nil {
-		return false, s.wrap(err)
+		h.id, ms(h.now), ms(h.now.Add(leaseLength(h.ttl))), h.ttl.Milliseconds(), s.site); err != nil {
+		return false, err
 	}
-	return true, s.wrapNil(tx.Commit())
+	return true, nil
 }
 
 // Deregister deletes a backend row, its lease and its heartbeat. The

@@ -42,6 +42,8 @@ type Store struct {
 	listOnly bool
 	gen      atomic.Uint64
 	snapView atomic.Pointer[view] // what the last Snapshot read, for a Watch to follow on from
+
+	heartbeats heartbeatGroups
 	// migrated is set when this open brought the file to SchemaVersion
 	// (and not some other process before it).
 	migrated bool

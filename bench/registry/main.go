@@ -5,6 +5,11 @@
 //	    sustained, each a distinct backend written to the routing table,
 //	    after preload registrations made the same way (unmeasured);
 //
+//	registry -caddy bin/caddy heartbeat -preload 10000 [-for 10s] [-workers 32]
+//	    heartbeats per second through the same API against that many
+//	    registered backends, each client heartbeating them in turn, and
+//	    the Caddy process's CPU per heartbeat;
+//
 //	registry -caddy bin/caddy health [-backends 1000] [-interval 1s] [-for 30s] [-check tcp|http]
 //	    CPU the Caddy process spends checking that many real backends,
 //	    as a share of one core, next to the same process idle, to HAProxy
@@ -44,8 +49,8 @@ const token = "bench-token"
 func main() {
 	caddy := flag.String("caddy", "bin/caddy", "Caddy binary built with the edgeroute plugin")
 	dur := flag.Duration("for", 0, "measurement length (default 10s for register, 30s for health)")
-	workers := flag.Int("workers", 32, "register: concurrent clients")
-	preload := flag.Int("preload", 0, "register: backends registered before the measurement")
+	workers := flag.Int("workers", 32, "register, heartbeat: concurrent clients")
+	preload := flag.Int("preload", 0, "register, heartbeat: backends registered before the measurement")
 	n := flag.Int("backends", 1000, "health: backends to check")
 	interval := flag.Duration("interval", time.Second, "health: check interval")
 	check := flag.String("check", "tcp", "health: tcp or http")
@@ -62,12 +67,14 @@ func main() {
 	switch sub {
 	case "register":
 		err = benchRegister(*caddy, orDefault(*dur, 10*time.Second), *workers, *preload)
+	case "heartbeat":
+		err = benchHeartbeat(*caddy, orDefault(*dur, 10*time.Second), *workers, *preload)
 	case "health":
 		err = benchHealth(*caddy, orDefault(*dur, 30*time.Second), *n, *interval, *check)
 	case "connect-floor": // started by health -check tcp
 		err = connectFloor(os.Getenv("FLOOR_PORTS"), *interval)
 	default:
-		err = fmt.Errorf("usage: registry -caddy BIN register|health")
+		err = fmt.Errorf("usage: registry -caddy BIN register|heartbeat|health")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "registry:", err)
@@ -202,44 +209,8 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	defer s.stop()
 	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if preload > 0 {
-		// The table already holds preload registered backends, spread
-		// over 100 apps; registering them is not measured.
-		t0 := time.Now()
-		var pre, preFailed atomic.Int64
-		var pwg sync.WaitGroup
-		for range workers {
-			pwg.Add(1)
-			go func() {
-				defer pwg.Done()
-				for {
-					i := pre.Add(1)
-					if i > int64(preload) {
-						return
-					}
-					body := fmt.Sprintf(`{"id":"pre-%d","app":"app%d","region":"eu","ip":"10.200.%d.%d","port":%d}`, i, i%100, (i>>8)&255, i&255, 1+i%65535)
-					req, _ := http.NewRequest(http.MethodPost, "http://"+s.api+"/api/v1/register", strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+token)
-					req.Header.Set("Content-Type", "application/json")
-					resp, err := client.Do(req)
-					if err != nil {
-						preFailed.Add(1)
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusCreated {
-						preFailed.Add(1)
-					}
-				}
-			}()
-		}
-		pwg.Wait()
-		if preFailed.Load() > 0 {
-			return fmt.Errorf("preload: %d of %d registrations failed", preFailed.Load(), preload)
-		}
-		fmt.Printf("preloaded %d registered backends in %v\n", preload, time.Since(t0).Round(time.Millisecond))
-		time.Sleep(time.Second)
+	if err := preloadBackends(s, client, workers, preload); err != nil {
+		return err
 	}
 	var (
 		ok, failed atomic.Int64
@@ -319,6 +290,128 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	rows -= int64(preload)
 	if rows < ok.Load() || rows > ok.Load()+int64(workers) {
 		return fmt.Errorf("table holds %d rows, %d registrations answered 201", rows, ok.Load())
+	}
+	return nil
+}
+
+// preloadBackends registers n backends pre-1 ... pre-n spread over 100
+// apps through the API, unmeasured.
+func preloadBackends(s *server, client *http.Client, workers, preload int) error {
+	if preload > 0 {
+		// The table already holds preload registered backends, spread
+		// over 100 apps; registering them is not measured.
+		t0 := time.Now()
+		var pre, preFailed atomic.Int64
+		var pwg sync.WaitGroup
+		for range workers {
+			pwg.Add(1)
+			go func() {
+				defer pwg.Done()
+				for {
+					i := pre.Add(1)
+					if i > int64(preload) {
+						return
+					}
+					body := fmt.Sprintf(`{"id":"pre-%d","app":"app%d","region":"eu","ip":"10.200.%d.%d","port":%d}`, i, i%100, (i>>8)&255, i&255, 1+i%65535)
+					req, _ := http.NewRequest(http.MethodPost, "http://"+s.api+"/api/v1/register", strings.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+token)
+					req.Header.Set("Content-Type", "application/json")
+					resp, err := client.Do(req)
+					if err != nil {
+						preFailed.Add(1)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusCreated {
+						preFailed.Add(1)
+					}
+				}
+			}()
+		}
+		pwg.Wait()
+		if preFailed.Load() > 0 {
+			return fmt.Errorf("preload: %d of %d registrations failed", preFailed.Load(), preload)
+		}
+		fmt.Printf("preloaded %d registered backends in %v\n", preload, time.Since(t0).Round(time.Millisecond))
+		time.Sleep(time.Second)
+	}
+	return nil
+}
+
+// benchHeartbeat measures heartbeats through the API against preload
+// registered backends, each worker heartbeating them in turn.
+func benchHeartbeat(caddy string, dur time.Duration, workers, preload int) error {
+	if preload < 1 {
+		return fmt.Errorf("heartbeat needs -preload backends to heartbeat")
+	}
+	s, err := startCaddy(caddy, "", "")
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if err := preloadBackends(s, client, workers, preload); err != nil {
+		return err
+	}
+	var (
+		ok, failed atomic.Int64
+		next       atomic.Int64
+		mu         sync.Mutex
+		lat        []time.Duration
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				i := next.Add(1)%int64(preload) + 1
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/api/v1/heartbeat/pre-%d", s.api, i), nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					failed.Add(1)
+					continue
+				}
+				ok.Add(1)
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	fmt.Printf("heartbeats through POST /api/v1/heartbeat/{id}, %d backends, %d clients, %v:\n", preload, workers, elapsed.Round(time.Millisecond))
+	fmt.Printf("  %d answered 200 (%d failed), %.0f/s\n", ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds())
+	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
+	fmt.Printf("  caddy CPU %.0f%% of one core, %.0f us per heartbeat\n", float64(cpu1-cpu0)/elapsed.Seconds(),
+		float64(cpu1-cpu0)*1e4/float64(max(ok.Load(), 1)))
+	if failed.Load() > 0 {
+		return fmt.Errorf("%d heartbeats failed", failed.Load())
 	}
 	return nil
 }
