@@ -202,16 +202,11 @@ func cpuSplit(pid int) (int64, int64, error) {
 }
 
 func benchRegister(caddy string, dur time.Duration, workers, preload int) error {
-	s, err := startCaddy(caddy, "", "")
+	s, client, err := startPreloaded(caddy, workers, preload)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
-	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if err := preloadBackends(s, client, workers, preload); err != nil {
-		return err
-	}
 	var (
 		ok, failed atomic.Int64
 		mu         sync.Mutex
@@ -233,25 +228,15 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 				i := next.Add(1)
 				body := fmt.Sprintf(`{"id":"bench-%d","app":"bench%d","region":"eu","ip":"10.%d.%d.%d","port":%d}`,
 					i, w%8, (i>>16)&255, (i>>8)&255, i&255, 1+i%65535)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.api+"/api/v1/register", strings.NewReader(body))
-				req.Header.Set("Authorization", "Bearer "+token)
-				req.Header.Set("Content-Type", "application/json")
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
+				took, good := call(ctx, client, "http://"+s.api+"/api/v1/register", body, http.StatusCreated)
+				if !good {
 					if ctx.Err() == nil {
 						failed.Add(1)
 					}
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusCreated {
-					failed.Add(1)
-					continue
-				}
 				ok.Add(1)
-				mine = append(mine, time.Since(t0))
+				mine = append(mine, took)
 				perSecond[int(time.Since(start)/time.Second)].Add(1)
 			}
 			mu.Lock()
@@ -272,12 +257,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 		return err
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
+	pct := func(p float64) time.Duration { return percentile(lat, p) }
 	minSec := int64(1 << 62)
 	for i := range int(dur / time.Second) {
 		minSec = min(minSec, perSecond[i].Load())
@@ -292,6 +272,48 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 		return fmt.Errorf("table holds %d rows, %d registrations answered 201", rows, ok.Load())
 	}
 	return nil
+}
+
+// call makes one POST to the API with the bench's token and reports how
+// long it took and whether it was answered with want.
+func call(ctx context.Context, client *http.Client, url, body string, want int) (time.Duration, bool) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	t0 := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return time.Since(t0), resp.StatusCode == want
+}
+
+// percentile of sorted latencies.
+func percentile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+}
+
+// startPreloaded starts Caddy with the API and registers preload backends
+// through it, with a client for that many workers.
+func startPreloaded(caddy string, workers, preload int) (*server, *http.Client, error) {
+	s, err := startCaddy(caddy, "", "")
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	if err := preloadBackends(s, client, workers, preload); err != nil {
+		s.stop()
+		return nil, nil, err
+	}
+	return s, client, nil
 }
 
 // preloadBackends registers n backends pre-1 ... pre-n spread over 100
@@ -345,16 +367,11 @@ func benchHeartbeat(caddy string, dur time.Duration, workers, preload int) error
 	if preload < 1 {
 		return fmt.Errorf("heartbeat needs -preload backends to heartbeat")
 	}
-	s, err := startCaddy(caddy, "", "")
+	s, client, err := startPreloaded(caddy, workers, preload)
 	if err != nil {
 		return err
 	}
 	defer s.stop()
-	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	if err := preloadBackends(s, client, workers, preload); err != nil {
-		return err
-	}
 	var (
 		ok, failed atomic.Int64
 		next       atomic.Int64
@@ -371,24 +388,15 @@ func benchHeartbeat(caddy string, dur time.Duration, workers, preload int) error
 			var mine []time.Duration
 			for ctx.Err() == nil {
 				i := next.Add(1)%int64(preload) + 1
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://%s/api/v1/heartbeat/pre-%d", s.api, i), nil)
-				req.Header.Set("Authorization", "Bearer "+token)
-				t0 := time.Now()
-				resp, err := client.Do(req)
-				if err != nil {
+				took, good := call(ctx, client, fmt.Sprintf("http://%s/api/v1/heartbeat/pre-%d", s.api, i), "", http.StatusOK)
+				if !good {
 					if ctx.Err() == nil {
 						failed.Add(1)
 					}
 					continue
 				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					failed.Add(1)
-					continue
-				}
 				ok.Add(1)
-				mine = append(mine, time.Since(t0))
+				mine = append(mine, took)
 			}
 			mu.Lock()
 			lat = append(lat, mine...)
@@ -399,12 +407,7 @@ func benchHeartbeat(caddy string, dur time.Duration, workers, preload int) error
 	elapsed := time.Since(start)
 	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
+	pct := func(p float64) time.Duration { return percentile(lat, p) }
 	fmt.Printf("heartbeats through POST /api/v1/heartbeat/{id}, %d backends, %d clients, %v:\n", preload, workers, elapsed.Round(time.Millisecond))
 	fmt.Printf("  %d answered 200 (%d failed), %.0f/s\n", ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds())
 	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
