@@ -203,8 +203,10 @@ type follower struct {
 	s       *Store
 	w       Watcher
 	conn    *sql.Conn
-	version *sql.Stmt     // PRAGMA data_version on conn
-	journal *sql.Stmt     // the journal's position on conn (journalNow)
+	version *sql.Stmt  // PRAGMA data_version on conn
+	journal *sql.Stmt  // data_version and the journal's position on conn (pollJournalQuery)
+	pos     journalPos // the journal's position at the last look, when posOK
+	posOK   bool
 	last    int64         // data_version at the last reload; -1 forces one
 	seen    int64         // data_version at the last look
 	failing string        // the last error reported, so a lasting fault is logged once
@@ -234,6 +236,10 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 		}
 		f.conn, f.version, f.journal, f.last = c, st, nil, -1
 	}
+	f.posOK = false
+	if f.view != nil && f.view.journal && f.pollJournal(ctx) {
+		return f.seen != f.last || f.failing != "", true
+	}
 	if err := f.version.QueryRowContext(ctx).Scan(&f.seen); err != nil {
 		f.close()
 		f.report(f.s.wrap(err))
@@ -242,12 +248,38 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 	return f.seen != f.last || f.failing != "", true
 }
 
+// pollJournalQuery is PRAGMA data_version and the journal's position
+// (journalPosQuery) in one statement: one look tells whether anything was
+// committed and whether it was anything a snapshot holds.
+const pollJournalQuery = `SELECT (SELECT data_version FROM pragma_data_version), (SELECT v FROM crdt_meta WHERE k = 'journal'),
+		(SELECT schema_version FROM pragma_schema_version), COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'crdt_journal'), 0)`
+
+// pollJournal looks at data_version and the journal's position at once,
+// for a view that follows the journal. false: it could not (the journal
+// gone, say), and the caller looks at data_version alone.
+func (f *follower) pollJournal(ctx context.Context) bool {
+	if f.journal == nil {
+		st, err := f.conn.PrepareContext(ctx, pollJournalQuery)
+		if err != nil {
+			return false
+		}
+		f.journal = st
+	}
+	var id *string
+	if err := f.journal.QueryRowContext(ctx).Scan(&f.seen, &id, &f.pos.schema, &f.pos.n); err != nil || id == nil {
+		return false
+	}
+	f.pos.id, f.posOK = *id, true
+	return true
+}
+
 // reload reads and delivers the table, reporting whether it delivered a
 // new snapshot: none when the commits since the last one wrote nothing a
 // snapshot holds (heartbeats, leases, the replicator's bookkeeping).
 func (f *follower) reload(ctx context.Context) bool {
 	start := time.Now()
-	if f.view != nil && f.view.journal && f.unmoved(ctx) {
+	if f.view != nil && f.view.journal && f.posOK && f.pos == f.view.pos {
+		// The commits since wrote nothing a snapshot holds.
 		f.last, f.failing = f.seen, ""
 		return false
 	}
@@ -274,29 +306,6 @@ func (f *follower) reload(ctx context.Context) bool {
 		f.cost, f.batch = time.Since(start), len(d.Backends)+len(d.Health)
 	}
 	return true
-}
-
-// unmoved reports whether the journal is where the view left it: the
-// commits since wrote nothing a snapshot holds. It is one statement on the
-// connection that saw the commit, where following it would be a read
-// transaction of several on another; any doubt (an error) says no.
-func (f *follower) unmoved(ctx context.Context) bool {
-	if f.journal == nil {
-		st, err := f.conn.PrepareContext(ctx, journalPosQuery)
-		if err != nil {
-			return false
-		}
-		f.journal = st
-	}
-	var (
-		pos journalPos
-		id  *string
-	)
-	if err := f.journal.QueryRowContext(ctx).Scan(&id, &pos.schema, &pos.n); err != nil || id == nil {
-		return false
-	}
-	pos.id = *id
-	return pos == f.view.pos
 }
 
 func (f *follower) close() {
