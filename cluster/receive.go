@@ -100,7 +100,7 @@ func (n *Node) apply(segs []store.Segment) {
 		n.forward(segs, now)
 	}
 	if len(res.Advanced) > 0 && len(res.Refused) == 0 && before != 0 {
-		n.acknowledge(segs, before, now)
+		n.acknowledge(segs, v, before, now)
 	}
 	n.Stats.ChangesApplied.Add(uint64(res.Applied))
 	n.Stats.ChangesStale.Add(uint64(res.Stale))
@@ -175,7 +175,7 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 // push was lost sends none, stays different in the origin's view and is
 // repaired by the origin's anti-entropy, as before. A member that merged
 // the pushes in another order ends at the same vector.
-func (n *Node) acknowledge(segs []store.Segment, before uint64, now time.Time) {
+func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint64, now time.Time) {
 	fresh := store.MakeHLC(now.Add(-forwardAge), 0)
 	origins := map[string]bool{}
 	for _, s := range segs {
@@ -189,6 +189,19 @@ func (n *Node) acknowledge(segs []store.Segment, before uint64, now time.Time) {
 	vec, after, err := n.localVector()
 	if err != nil || after == before {
 		return
+	}
+	// Only the pushes' origins moved: a commit of this node's own not yet
+	// pushed (or anything else) would be taken for had by members that
+	// never saw it, and a lost push of it never repaired.
+	for s, x := range vec {
+		if x != prev[s] && !origins[s] {
+			return
+		}
+	}
+	for s, x := range prev {
+		if _, ok := vec[s]; !ok && x != 0 {
+			return
+		}
 	}
 	// Not members memberlist suspects: they may be cut off, and missed
 	// the pushes (those declared dead are unknown already).
