@@ -223,7 +223,8 @@ func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint6
 				p.vector, p.vectorDigest = vec, after
 			}
 		}
-		if origins[p.site] && p.node != nil && p.state != memberlist.StateLeft {
+		// Not to a member of an older release: it refuses digests.
+		if origins[p.site] && p.node != nil && p.state != memberlist.StateLeft && !p.legacy {
 			to = append(to, p.node)
 		}
 	}
