@@ -203,18 +203,14 @@ func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint6
 			return
 		}
 	}
-	// Not members memberlist suspects: they may be cut off, and missed
-	// the pushes (those declared dead are unknown already).
-	suspect := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		if m.State == memberlist.StateSuspect {
-			suspect[m.Name] = true
-		}
-	}
+	// Members declared dead are unknown already. memberlist does not
+	// tell which members it merely suspects (Node.State stays alive;
+	// its own state is private), so those are taken along: a cut-off
+	// one is declared dead within the cut, and then tried again.
 	var to []*memberlist.Node
 	n.mu.Lock()
 	for _, p := range n.known {
-		if p.digest == before && !suspect[p.name] {
+		if p.digest == before {
 			p.digest = after
 			if p.vectorDigest == before {
 				// Tombstone collection reads the members' vectors: it
