@@ -59,15 +59,11 @@ func (s *Store) WriteHealth(ctx context.Context, observer string, rows []HealthR
 // reads; that commit changes PRAGMA data_version, so a watcher reads both
 // again at its next look and the two converge within one poll interval.
 func (s *Store) DownBackends(ctx context.Context) (map[string]bool, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, s.wrap(err)
+	tx, ok, err := s.healthReader(ctx)
+	if err != nil || !ok {
+		return nil, err
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'health'`).Scan(&n); err != nil || n == 0 {
-		return nil, s.wrapNil(err)
-	}
 	rows, err := tx.QueryContext(ctx, `SELECT backend_id FROM health GROUP BY backend_id HAVING max(healthy) = 0`)
 	if err != nil {
 		return nil, s.wrap(err)
@@ -82,4 +78,20 @@ func (s *Store) DownBackends(ctx context.Context) (map[string]bool, error) {
 		down[id] = true
 	}
 	return down, s.wrapNil(rows.Err())
+}
+
+// healthReader opens a read transaction on a file with a health table.
+// ok is false, and no transaction is left open, when the file has none
+// (a v1 file the proxy has not migrated yet).
+func (s *Store) healthReader(ctx context.Context) (tx *sql.Tx, ok bool, err error) {
+	tx, err = s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, false, s.wrap(err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'health'`).Scan(&n); err != nil || n == 0 {
+		tx.Rollback()
+		return nil, false, s.wrapNil(err)
+	}
+	return tx, true, nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 )
 
@@ -15,15 +14,11 @@ func (s *Store) DownOf(ctx context.Context, ids []string) (map[string]bool, erro
 	if len(ids) == 0 {
 		return down, nil
 	}
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, s.wrap(err)
+	tx, ok, err := s.healthReader(ctx)
+	if err != nil || !ok {
+		return down, err
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'health'`).Scan(&n); err != nil || n == 0 {
-		return down, s.wrapNil(err)
-	}
 	list, _ := json.Marshal(ids)
 	rows, err := tx.QueryContext(ctx, `SELECT backend_id FROM health WHERE backend_id IN (SELECT value FROM json_each(?))
 		GROUP BY backend_id HAVING max(healthy) = 0`, string(list))

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"time"
 )
 
@@ -20,15 +19,11 @@ type Observation struct {
 // backend and observer, for status pages. A file without a health table (a
 // v1 file the proxy has not migrated) has none.
 func (s *Store) HealthObservations(ctx context.Context) ([]Observation, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, s.wrap(err)
+	tx, ok, err := s.healthReader(ctx)
+	if err != nil || !ok {
+		return nil, err
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'health'`).Scan(&n); err != nil || n == 0 {
-		return nil, s.wrapNil(err)
-	}
 	rows, err := tx.QueryContext(ctx, `SELECT backend_id, observer, healthy, rtt_us, checked_at FROM health ORDER BY backend_id, observer`)
 	if err != nil {
 		return nil, s.wrap(err)
