@@ -69,7 +69,7 @@ func (a *axfrList) list() []*node {
 	}
 	a.once.Do(func() {
 		var out []*node
-		a.from.each(func(n *node) {
+		a.from.Each(func(n *node) {
 			if n.hasRecords() {
 				out = append(out, n)
 			}

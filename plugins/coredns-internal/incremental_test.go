@@ -28,7 +28,7 @@ func zoneText(z *zone) []string {
 		return b.String()
 	}
 	var out []string
-	z.names.each(func(n *node) {
+	z.names.Each(func(n *node) {
 		{
 			name := n.name
 			line := fmt.Sprintf("%s %v def=%s", name, n.kind, rrs(n.records()))

@@ -439,7 +439,7 @@ type zoneBuilder struct {
 
 func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[string]bool) *zone {
 	z := &zone{origin: origin}
-	names := map[string]*node{}
+	var names []*node // of two nodes with one name, the later stays
 	if origin != "." {
 		z.dotted = "." + origin
 	}
@@ -456,7 +456,7 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 		Minttl:  cfg.ttl,
 	}
 	z.ns = &dns.NS{Hdr: dns.RR_Header{Name: origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: cfg.ttl}, Ns: nsName}
-	names[origin] = &node{name: origin, kind: kindApex, def: emptySet}
+	names = append(names, &node{name: origin, kind: kindApex, def: emptySet})
 
 	zb.setup(p)
 	var axfr []*node
@@ -466,7 +466,7 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 		if n == nil {
 			continue
 		}
-		names[n.name] = n
+		names = append(names, n)
 		groups.add(e.group, n.name)
 		if n.hasRecords() {
 			axfr = append(axfr, n)

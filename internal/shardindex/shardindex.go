@@ -1,0 +1,140 @@
+// Package shardindex is an immutable index of values by a string key, cut
+// into shards by a hash of the key, each a short list sorted by that hash.
+// A copy with a few keys changed copies the few short lists they fall in
+// (a memmove each) and shares every other: snapshots that follow one
+// another by small edits (the routing table's IDs, the DNS zone's names)
+// cost about the edit, not the index.
+package shardindex
+
+import (
+	"cmp"
+	"hash/maphash"
+	"slices"
+)
+
+// Index finds values of type V by key. The zero Index is empty. It never
+// changes once built; With makes the next one.
+type Index[V any] struct {
+	shards [][]entry[V]
+	mask   uint64
+	key    func(V) string
+}
+
+type entry[V any] struct {
+	hash uint64
+	v    V
+}
+
+// maxShards bounds the shard directory that every edit copies.
+const maxShards = 1 << 16
+
+var seed = maphash.MakeSeed()
+
+func hash(key string) uint64 { return maphash.String(seed, key) }
+
+// Build indexes values, about perShard to a shard, by key(v). Of several
+// values with one key, the last is kept.
+func Build[V any](values []V, perShard int, key func(V) string) Index[V] {
+	n := 1
+	for n*perShard < len(values) && n < maxShards {
+		n *= 2
+	}
+	x := Index[V]{shards: make([][]entry[V], n), mask: uint64(n - 1), key: key}
+	for _, v := range values {
+		h := hash(key(v))
+		x.shards[h&x.mask] = append(x.shards[h&x.mask], entry[V]{h, v})
+	}
+	for i, sh := range x.shards {
+		// Stable: values of one key keep their order, and the last stays.
+		slices.SortStableFunc(sh, func(a, b entry[V]) int { return cmp.Compare(a.hash, b.hash) })
+		out := sh[:0]
+		for j, e := range sh {
+			if !x.keyLater(sh[j+1:], e) {
+				out = append(out, e)
+			}
+		}
+		x.shards[i] = out
+	}
+	return x
+}
+
+// keyLater reports whether an entry of rest (those after e in its shard)
+// has e's key.
+func (x Index[V]) keyLater(rest []entry[V], e entry[V]) bool {
+	for _, r := range rest {
+		if r.hash != e.hash {
+			return false
+		}
+		if x.key(r.v) == x.key(e.v) {
+			return true
+		}
+	}
+	return false
+}
+
+// Shards is how many shards the index has.
+func (x Index[V]) Shards() int { return len(x.shards) }
+
+// find returns where key is, or would go, in its shard.
+func (x Index[V]) find(key string, h uint64) (int, bool) {
+	s := x.shards[h&x.mask]
+	i, _ := slices.BinarySearchFunc(s, h, func(e entry[V], h uint64) int { return cmp.Compare(e.hash, h) })
+	for j := i; j < len(s) && s[j].hash == h; j++ {
+		if x.key(s[j].v) == key {
+			return j, true
+		}
+	}
+	return i, false
+}
+
+// Get returns the value of key, and whether there is one.
+func (x Index[V]) Get(key string) (V, bool) {
+	if len(x.shards) > 0 {
+		h := hash(key)
+		if i, ok := x.find(key, h); ok {
+			return x.shards[h&x.mask][i].v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// Each calls f for every value, in no particular order.
+func (x Index[V]) Each(f func(V)) {
+	for _, s := range x.shards {
+		for _, e := range s {
+			f(e.v)
+		}
+	}
+}
+
+// With returns an index without the keys in gone and then with the values
+// in put (replacing those of their keys), sharing the untouched shards
+// with x. x must have been built (Build), not be the zero Index.
+func (x Index[V]) With(gone []string, put []V) Index[V] {
+	y := Index[V]{shards: slices.Clone(x.shards), mask: x.mask, key: x.key}
+	var copied []uint64 // an edit touches few shards
+	own := func(h uint64) []entry[V] {
+		if i := h & y.mask; !slices.Contains(copied, i) {
+			y.shards[i], copied = slices.Clone(y.shards[i]), append(copied, i)
+		}
+		return y.shards[h&y.mask]
+	}
+	for _, key := range gone {
+		h := hash(key)
+		if i, ok := y.find(key, h); ok {
+			y.shards[h&y.mask] = slices.Delete(own(h), i, i+1)
+		}
+	}
+	for _, v := range put {
+		h := hash(y.key(v))
+		i, ok := y.find(y.key(v), h)
+		s := own(h)
+		if ok {
+			s[i].v = v
+		} else {
+			y.shards[h&y.mask] = slices.Insert(s, i, entry[V]{h, v})
+		}
+	}
+	return y
+}
