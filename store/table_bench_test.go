@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/tabletest"
 )
 
 // seedTable writes n backends (100 apps, five regions) with the sqlite3
@@ -20,11 +22,7 @@ func seedTable(tb testing.TB, n int) string {
 		tb.Fatal(err)
 	}
 	s.Close()
-	stmt := fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < %d)
-INSERT INTO backends (id, app, region, country, wg_ip, port)
-SELECT 'b' || i, 'app' || (i %% 100), CASE (i / 100) %% 5 WHEN 0 THEN 'sa' WHEN 1 THEN 'eu' WHEN 2 THEN 'us' WHEN 3 THEN 'ap' ELSE 'af' END,
-	CASE (i / 100) %% 5 WHEN 0 THEN 'BR' WHEN 1 THEN 'DE' WHEN 2 THEN 'US' WHEN 3 THEN 'JP' ELSE 'ZA' END,
-	'10.' || ((i >> 16) & 255) || '.' || ((i >> 8) & 255) || '.' || (i & 255), 8000 + i %% 1000 FROM c`, n-1)
+	stmt := tabletest.BackendsSQL(n)
 	if out, err := exec.Command("sqlite3", path, stmt).CombinedOutput(); err != nil {
 		tb.Fatalf("sqlite3: %v: %s", err, out)
 	}
