@@ -2,12 +2,11 @@ package cluster
 
 import (
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
-// gcLoop forgets tombstones every member has seen: only when the vector of
-// every member not known to have left is at hand.
+// gcLoop forgets tombstones every member has seen (of both clusters, on a
+// bridge): only when the vector of every member not known to have left is
+// at hand.
 func (n *Node) gcLoop() {
 	t := time.NewTicker(n.cfg.GCInterval)
 	defer t.Stop()
@@ -21,22 +20,10 @@ func (n *Node) gcLoop() {
 		if err != nil {
 			continue
 		}
-		complete := true
-		n.mu.Lock()
-		for _, p := range n.known {
-			if p.state == memberlist.StateLeft {
-				continue
-			}
-			if p.vector == nil {
-				complete = false
-				break
-			}
-			for site, v := range seen {
-				seen[site] = min(v, p.vector[site])
-			}
+		if !n.collectSeen(seen) {
+			continue
 		}
-		n.mu.Unlock()
-		if !complete {
+		if b := n.sibling.Load(); b != nil && !b.collectSeen(seen) {
 			continue
 		}
 		k, err := n.st.CollectTombstones(n.ctx, seen, time.Now().Add(-n.cfg.TombstoneAge))

@@ -55,6 +55,9 @@ type Node struct {
 	recent      map[uint64]store.Vector
 	recentOrder []uint64
 
+	// sibling is the bridge's node in its other cluster (Bridge), or nil.
+	sibling atomic.Pointer[Node]
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup

@@ -29,28 +29,47 @@ func (n *Node) receiveLoop() {
 				break drain
 			}
 		}
-		var segs []store.Segment
+		var in inbound
 		for _, b := range batch {
-			segs = append(segs, n.receive(b)...)
+			segs, relayer := n.receive(b)
+			if relayer == "" {
+				in.direct = append(in.direct, segs...)
+				continue
+			}
+			in.relayed = append(in.relayed, segs...)
+			if in.relayers == nil {
+				in.relayers = map[string]bool{}
+			}
+			in.relayers[relayer] = true
 		}
-		if len(segs) > 0 {
-			n.apply(segs)
+		if len(in.direct)+len(in.relayed) > 0 {
+			n.apply(in)
 		}
 	}
 }
 
-// receive handles one message and returns the segments it carries.
-func (n *Node) receive(b []byte) []store.Segment {
+// inbound is the changes of one batch of messages: from members of this
+// cluster (pushes, repairs) and relayed by bridges, with their names.
+type inbound struct {
+	direct, relayed []store.Segment
+	relayers        map[string]bool
+}
+
+// receive handles one message and returns the segments it carries and,
+// for changes a bridge relayed, the bridge's name.
+func (n *Node) receive(b []byte) ([]store.Segment, string) {
 	n.Stats.MessagesRecv.Add(1)
 	m, err := decode(b)
 	if err != nil {
 		n.Stats.MessagesRefused.Add(1)
 		n.log.Warn("cluster: message refused", "bytes", len(b), "error", err)
-		return nil
+		return nil, ""
 	}
 	switch m := m.(type) {
 	case []store.Segment:
-		return m
+		return m, ""
+	case relayMsg:
+		return m.Segs, m.From
 	case syncMsg:
 		n.handleSync(m)
 	case digestMsg:
@@ -62,12 +81,12 @@ func (n *Node) receive(b []byte) []store.Segment {
 		}
 		n.mu.Unlock()
 	}
-	return nil
+	return nil, ""
 }
 
-// apply merges segments into the file and records the replication lag of
-// their origins.
-func (n *Node) apply(segs []store.Segment) {
+// apply merges segments into the file, records the replication lag of
+// their origins and, on a bridge, relays what was new to the other cluster.
+func (n *Node) apply(in inbound) {
 	now := time.Now()
 	v, before, err := n.localVector()
 	if err == nil {
@@ -75,13 +94,15 @@ func (n *Node) apply(segs []store.Segment) {
 		for s, x := range v {
 			have[s] = x
 		}
-		var dropped int
-		segs, dropped = trim(segs, have, n.st.SiteID())
-		n.Stats.ChangesStale.Add(uint64(dropped))
-		if len(segs) == 0 {
+		var d1, d2 int
+		in.direct, d1 = trim(in.direct, have, n.st.SiteID())
+		in.relayed, d2 = trim(in.relayed, have, n.st.SiteID())
+		n.Stats.ChangesStale.Add(uint64(d1 + d2))
+		if len(in.direct)+len(in.relayed) == 0 {
 			return
 		}
 	}
+	segs := append(in.direct[:len(in.direct):len(in.direct)], in.relayed...)
 	res, err := n.st.Apply(n.ctx, segs, now)
 	if err != nil {
 		if n.ctx.Err() == nil {
@@ -97,10 +118,14 @@ func (n *Node) apply(segs []store.Segment) {
 		n.cfg.OnMerge()
 	}
 	if res.Applied > 0 && len(res.Refused) == 0 {
-		n.forward(segs, now)
+		// A bridge sent relayed changes to every member already.
+		n.forward(in.direct, now)
 	}
 	if len(res.Advanced) > 0 && len(res.Refused) == 0 && before != 0 {
-		n.acknowledge(segs, v, before, now)
+		n.acknowledge(segs, v, before, now, in.relayers)
+	}
+	if b := n.sibling.Load(); b != nil && (res.Applied > 0 || len(res.Advanced) > 0) && len(res.Refused) == 0 {
+		b.relay(segs)
 	}
 	n.Stats.ChangesApplied.Add(uint64(res.Applied))
 	n.Stats.ChangesStale.Add(uint64(res.Stale))
@@ -163,7 +188,8 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 }
 
 // acknowledge follows the merge of pushes (every change younger than
-// forwardAge): it tells each origin this node's vector after the merge,
+// forwardAge): it tells each origin, and each bridge that relayed some of
+// them, this node's vector after the merge,
 // and takes every member that held the same vector as this node before
 // the merge to hold the same one after it, having had the same pushes.
 //
@@ -175,7 +201,7 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 // push was lost sends none, stays different in the origin's view and is
 // repaired by the origin's anti-entropy, as before. A member that merged
 // the pushes in another order ends at the same vector.
-func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint64, now time.Time) {
+func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint64, now time.Time, relayers map[string]bool) {
 	fresh := store.MakeHLC(now.Add(-forwardAge), 0)
 	origins := map[string]bool{}
 	for _, s := range segs {
@@ -220,7 +246,7 @@ func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint6
 			}
 		}
 		// Not to a member of an older release: it refuses digests.
-		if origins[p.site] && p.node != nil && p.state != memberlist.StateLeft && !p.legacy {
+		if (origins[p.site] || relayers[p.name]) && p.node != nil && p.state != memberlist.StateLeft && !p.legacy {
 			to = append(to, p.node)
 		}
 	}

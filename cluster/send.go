@@ -88,6 +88,12 @@ func (n *Node) countSent(msg []byte, changes int) {
 // sendSegments packs segments into messages of bounded size. It returns
 // the bytes handed to the transport (all messages, all members).
 func (n *Node) sendSegments(to []*memberlist.Node, segs []store.Segment) int {
+	return n.sendPacked(to, segs, encodeChanges)
+}
+
+// sendPacked packs segments into messages of bounded size, each encoded
+// by encode.
+func (n *Node) sendPacked(to []*memberlist.Node, segs []store.Segment, encode func([]store.Segment) []byte) int {
 	total := 0
 	const budget = 512 << 10
 	var batch []store.Segment
@@ -96,7 +102,7 @@ func (n *Node) sendSegments(to []*memberlist.Node, segs []store.Segment) int {
 		if len(batch) == 0 {
 			return
 		}
-		msg := encodeChanges(batch)
+		msg := encode(batch)
 		for _, m := range to {
 			n.send(m, msg, changes)
 		}

@@ -28,6 +28,9 @@ type Stats struct {
 	// StreamsSkipped: large messages dropped because the member's
 	// stream queue was full (anti-entropy sends again later).
 	StreamsSkipped atomic.Uint64
+	// ChangesRelayed: changes the bridge's other node merged and this
+	// one relayed to its members (Bridge).
+	ChangesRelayed atomic.Uint64
 }
 
 // MemberStatus is one member as this node sees it.
@@ -60,6 +63,8 @@ type Status struct {
 	Members   []MemberStatus `json:"members"`
 	Counts    map[string]int `json:"members_by_state"`
 	Health    int            `json:"health_score"`
+	// Bridge names the other cluster this node relays to, on a bridge.
+	Bridge string `json:"bridge,omitempty"`
 }
 
 func stateName(s memberlist.NodeStateType) string {
@@ -81,6 +86,9 @@ func (n *Node) Status(ctx context.Context) Status {
 	st := Status{Node: n.cfg.Name, Addr: n.self, Cluster: n.cfg.Cluster,
 		Encrypted: len(n.cfg.Keys) > 0, Site: n.st.SiteID(), Counts: map[string]int{"alive": 1, "dead": 0, "left": 0},
 		Health: n.ml.GetHealthScore()}
+	if b := n.sibling.Load(); b != nil {
+		st.Bridge = b.cfg.Cluster
+	}
 	st.Vector, _ = n.st.Vector(ctx)
 	st.DBVersion = st.Vector[st.Site]
 	live := map[string]memberlist.NodeStateType{}

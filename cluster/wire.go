@@ -41,7 +41,17 @@ const (
 	// the digest of that base (8 bytes), then the entries that differ
 	// from it (a site at version 0 is one the sender lacks).
 	msgSyncDelta = 5
+	// msgRelay: the relaying node's name, then a msgChanges payload. A
+	// bridge passes on what it merged from its other cluster; members
+	// acknowledge the merge to it as they would to an origin.
+	msgRelay = 6
 )
+
+// relayMsg is changes a bridge merged from its other cluster.
+type relayMsg struct {
+	From string
+	Segs []store.Segment
+}
 
 // digestMsg announces the digest of the sender's vector.
 type digestMsg struct {
@@ -170,6 +180,18 @@ func header(t byte) []byte { return []byte{'E', 'R', wireVersion, t} }
 
 func encodeChanges(segs []store.Segment) []byte {
 	e := encoder{b: header(msgChanges)}
+	e.segments(segs)
+	return e.b
+}
+
+func encodeRelay(from string, segs []store.Segment) []byte {
+	e := encoder{b: header(msgRelay)}
+	e.str(from)
+	e.segments(segs)
+	return e.b
+}
+
+func (e *encoder) segments(segs []store.Segment) {
 	e.uv(uint64(len(segs)))
 	for _, s := range segs {
 		e.str(s.Origin)
@@ -186,7 +208,6 @@ func encodeChanges(segs []store.Segment) []byte {
 			e.uv(c.CL)
 		}
 	}
-	return e.b
 }
 
 func encodeSync(m syncMsg) []byte {
@@ -297,8 +318,8 @@ func (d *decoder) value() any {
 	}
 }
 
-// decode parses a message: a []store.Segment, a syncMsg, a digestMsg or a
-// leaveMsg.
+// decode parses a message: a []store.Segment, a relayMsg, a syncMsg, a
+// digestMsg or a leaveMsg.
 func decode(b []byte) (any, error) {
 	if len(b) < 4 || b[0] != 'E' || b[1] != 'R' {
 		return nil, errors.New("not an edgeroute cluster message")
@@ -309,25 +330,21 @@ func decode(b []byte) (any, error) {
 	d := &decoder{b: b[4:]}
 	switch b[3] {
 	case msgChanges:
-		n := d.count(4)
-		segs := make([]store.Segment, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			s := store.Segment{Origin: d.str(), From: d.uv(), To: d.uv()}
-			m := d.count(7)
-			s.Changes = make([]store.Change, 0, m)
-			for j := 0; j < m && d.err == nil; j++ {
-				c := store.Change{Table: d.str(), PK: d.str(), Column: d.str(), Value: d.value(), HLC: d.uv(), Seq: d.uv(), CL: d.uv(), Site: s.Origin}
-				s.Changes = append(s.Changes, c)
-			}
-			if s.Origin == "" || s.To < s.From {
-				d.err = fmt.Errorf("invalid segment (origin %q, from %d, to %d)", s.Origin, s.From, s.To)
-			}
-			segs = append(segs, s)
-		}
+		segs := d.segments()
 		if d.err == nil && len(d.b) != 0 {
 			d.err = errors.New("trailing bytes")
 		}
 		return segs, d.err
+	case msgRelay:
+		m := relayMsg{From: d.str()}
+		m.Segs = d.segments()
+		if d.err == nil && m.From == "" {
+			d.err = errors.New("relay without a sender")
+		}
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		return m, d.err
 	case msgSync, msgSyncDelta:
 		m := syncMsg{From: d.str(), Vector: store.Vector{}}
 		f := d.uv()
@@ -365,4 +382,23 @@ func decode(b []byte) (any, error) {
 	default:
 		return nil, fmt.Errorf("unknown message type %d", b[3])
 	}
+}
+
+func (d *decoder) segments() []store.Segment {
+	n := d.count(4)
+	segs := make([]store.Segment, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		s := store.Segment{Origin: d.str(), From: d.uv(), To: d.uv()}
+		m := d.count(7)
+		s.Changes = make([]store.Change, 0, m)
+		for j := 0; j < m && d.err == nil; j++ {
+			c := store.Change{Table: d.str(), PK: d.str(), Column: d.str(), Value: d.value(), HLC: d.uv(), Seq: d.uv(), CL: d.uv(), Site: s.Origin}
+			s.Changes = append(s.Changes, c)
+		}
+		if s.Origin == "" || s.To < s.From {
+			d.err = fmt.Errorf("invalid segment (origin %q, from %d, to %d)", s.Origin, s.From, s.To)
+		}
+		segs = append(segs, s)
+	}
+	return segs
 }

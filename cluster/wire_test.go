@@ -20,6 +20,13 @@ func TestWireRoundTrip(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(got, segs) {
 		t.Fatalf("changes: %v\n%#v\n%#v", err, got, segs)
 	}
+	got, err = decode(encodeRelay("gru-bridge", segs))
+	if rm, ok := got.(relayMsg); err != nil || !ok || rm.From != "gru-bridge" || !reflect.DeepEqual(rm.Segs, segs) {
+		t.Fatalf("relay: %v %#v", err, got)
+	}
+	if _, err := decode(encodeRelay("", segs)); err == nil {
+		t.Fatal("a relay without a sender decoded")
+	}
 	m := syncMsg{From: "gru-1", WantReply: true, Vector: store.Vector{"a": 1, "b": 1 << 50}}
 	got, err = decode(encodeSync(m))
 	if err != nil || !reflect.DeepEqual(got, m) {
@@ -39,10 +46,11 @@ func TestWireRoundTrip(t *testing.T) {
 		t.Fatalf("leave: %v %#v", err, got)
 	}
 	// Every truncation of a valid message is an error, never a panic.
-	full := encodeChanges(segs)
-	for i := range full {
-		if _, err := decode(full[:i]); err == nil {
-			t.Fatalf("truncated at %d decoded", i)
+	for _, full := range [][]byte{encodeChanges(segs), encodeRelay("gru-bridge", segs)} {
+		for i := range full {
+			if _, err := decode(full[:i]); err == nil {
+				t.Fatalf("truncated at %d decoded", i)
+			}
 		}
 	}
 }
@@ -97,6 +105,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("ER\x01\x01\xff\xff\xff\xff\x0f"))
 	f.Add(encodeDigest(digestMsg{From: "n", Digest: 9}))
 	f.Add(encodeSyncDelta(syncMsg{From: "n", Vector: store.Vector{"s": 3}}, store.Vector{"s": 1, "t": 2}, 7))
+	f.Add(encodeRelay("b", []store.Segment{{Origin: "o", From: 0, To: 1, Changes: []store.Change{{Table: "t", PK: "[1]", Column: "c", Value: int64(2), HLC: 1, Seq: 1, CL: 1}}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decode(b)
 	})

@@ -1,0 +1,114 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startOn starts a second node on a running node's file: a bridge's node
+// in its other cluster.
+func startOn(t *testing.T, on *tnode, cfg Config) *tnode {
+	t.Helper()
+	buf := &syncBuffer{}
+	cfg.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n, err := Start(on.st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn := &tnode{Node: n, name: cfg.Name, path: on.path, st: on.st, log: buf, cfg: cfg}
+	t.Cleanup(func() { tn.Kill() }) // before the file closes: cleanups run last first
+	return tn
+}
+
+// regions starts one cluster per region of size POPs, the first POP of
+// each a bridge with a node in the cluster "global". Anti-entropy waits a
+// minute, so what arrives within seconds was pushed or relayed.
+func regions(t *testing.T, names []string, size int) (pops [][]*tnode, bridges []*tnode) {
+	t.Helper()
+	dir := t.TempDir()
+	var globalJoin []string
+	for _, r := range names {
+		var join []string
+		var region []*tnode
+		for i := range size {
+			name := fmt.Sprintf("%s%d", r, i)
+			cfg := testConfig(name, nil, join)
+			cfg.Cluster, cfg.SyncInterval = "test-"+r, time.Minute
+			nd := startNode(t, filepath.Join(dir, name+".db"), cfg)
+			if i == 0 {
+				join = []string{nd.Addr()}
+			}
+			region = append(region, nd)
+		}
+		gcfg := testConfig("global-"+r, nil, globalJoin)
+		gcfg.Cluster, gcfg.SyncInterval = "test-global", time.Minute
+		g := startOn(t, region[0], gcfg)
+		if err := Bridge(region[0].Node, g.Node); err != nil {
+			t.Fatal(err)
+		}
+		globalJoin = append(globalJoin, g.Addr())
+		pops, bridges = append(pops, region), append(bridges, g)
+	}
+	for _, region := range pops {
+		waitMembers(t, region, size, 10*time.Second)
+	}
+	waitMembers(t, bridges, len(names), 10*time.Second)
+	return pops, bridges
+}
+
+// A commit in one region reaches every POP of the others through the
+// bridges, pushed and relayed, while each POP's membership stays its own
+// region's.
+func TestBridgesRelayBetweenRegions(t *testing.T) {
+	pops, bridges := regions(t, []string{"eu", "sa", "us"}, 3)
+	var all []*tnode
+	for _, region := range pops {
+		all = append(all, region...)
+	}
+	for _, nd := range all {
+		if got := len(nd.alive()); got != 2 {
+			t.Fatalf("%s sees %d other members; a region of 3 POPs should show 2", nd.name, got)
+		}
+	}
+	start := time.Now()
+	pops[0][2].exec(t, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('be1', 'myapp', 'eu', 'fdaa::1', 80)`)
+	converge(t, all, 3*time.Second)
+	t.Logf("eu2 to every POP of three regions: %v", time.Since(start))
+	// And back from a POP that is no bridge in another region, while
+	// the first change is acknowledged everywhere.
+	pops[2][1].exec(t, `UPDATE backends SET port = 8080 WHERE id = 'be1'`)
+	converge(t, all, 3*time.Second)
+	if !strings.Contains(all[0].dump(), "|8080|") {
+		t.Fatalf("the update from us1 did not arrive:\n%s", all[0].dump())
+	}
+	var relayed uint64
+	for _, b := range bridges {
+		relayed += b.Stats.ChangesRelayed.Load()
+		if st := b.Status(t.Context()); st.Bridge == "" {
+			t.Errorf("%s's status does not name the cluster it bridges to", b.name)
+		}
+	}
+	for _, region := range pops {
+		relayed += region[0].Stats.ChangesRelayed.Load()
+	}
+	if relayed == 0 {
+		t.Fatal("no bridge relayed a change: they arrived some other way")
+	}
+}
+
+func TestBridgeRefusesNodesOnDifferentFilesOrOneCluster(t *testing.T) {
+	dir := t.TempDir()
+	a := startNode(t, filepath.Join(dir, "a.db"), testConfig("a", nil, nil))
+	b := startNode(t, filepath.Join(dir, "b.db"), testConfig("b", nil, nil))
+	if err := Bridge(a.Node, b.Node); err == nil || !strings.Contains(err.Error(), "same file") {
+		t.Fatalf("nodes on two files: %v", err)
+	}
+	g := startOn(t, a, testConfig("a-again", nil, nil))
+	if err := Bridge(a.Node, g.Node); err == nil || !strings.Contains(err.Error(), "labels") {
+		t.Fatalf("two nodes of one cluster: %v", err)
+	}
+}
