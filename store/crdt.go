@@ -29,7 +29,9 @@ import (
 //
 // crdt_versions holds, per origin site, the highest version up to which
 // this file has merged (or superseded) every change of that site: the
-// version vector anti-entropy exchanges.
+// version vector anti-entropy exchanges. Every merge that moves it sets
+// crdt_meta's versions_gen to a new random value, so a reader can tell
+// that the vector it read last is still the file's.
 
 // replicated lists the tables that replicate, with their primary keys.
 var replicated = []struct {
@@ -44,7 +46,7 @@ var replicated = []struct {
 
 const createCRDT = `
 CREATE TABLE IF NOT EXISTS crdt_meta (k TEXT PRIMARY KEY NOT NULL, v) WITHOUT ROWID;
-INSERT OR IGNORE INTO crdt_meta (k, v) VALUES ('db_version', 0), ('hlc', 0), ('applying', 0), ('site', ''), ('dev', 0), ('ino', 0);
+INSERT OR IGNORE INTO crdt_meta (k, v) VALUES ('db_version', 0), ('hlc', 0), ('applying', 0), ('site', ''), ('dev', 0), ('ino', 0), ('versions_gen', 0);
 CREATE TABLE IF NOT EXISTS crdt_clock (
 	tbl  TEXT NOT NULL,
 	pk   TEXT NOT NULL,
@@ -336,6 +338,11 @@ func (s *Store) initCRDT(ctx context.Context) error {
 	// leaves the file as it was.
 	if _, err := conn.ExecContext(ctx, `UPDATE crdt_meta SET v = CASE k WHEN 'site' THEN ?1 WHEN 'dev' THEN ?2 WHEN 'ino' THEN ?3 END
 		WHERE (k = 'site' AND v IS NOT ?1) OR (k = 'dev' AND v IS NOT ?2) OR (k = 'ino' AND v IS NOT ?3)`, site, dev, ino); err != nil {
+		return err
+	}
+	// Files made before versions_gen (see Store.Vector) get it here; the
+	// row already there, nothing is written.
+	if _, err := conn.ExecContext(ctx, "INSERT OR IGNORE INTO crdt_meta (k, v) VALUES ('versions_gen', 0)"); err != nil {
 		return err
 	}
 	// A crash of the replicator can never leave the flag set (it is only

@@ -42,6 +42,7 @@ type Store struct {
 	listOnly bool
 	gen      atomic.Uint64
 	snapView atomic.Pointer[view] // what the last Snapshot read, for a Watch to follow on from
+	vectors  atomic.Pointer[vectorCache]
 
 	heartbeats heartbeatGroups
 	// migrated is set when this open brought the file to SchemaVersion

@@ -1,0 +1,97 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// The vector reads back what was merged, whatever the sites' text: one
+// row per site or one string for all of them must not differ.
+func TestVectorReadsBackEverySite(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := Vector{}
+	var segs []Segment
+	for i, site := range []string{"a", "site:with:colons", "comma,site", "12:34", "ünïcödé", fmt.Sprintf("%032x", 7)} {
+		segs = append(segs, Segment{Origin: site, From: 0, To: uint64(i + 1)<<40 + 3})
+		want[site] = uint64(i+1)<<40 + 3
+	}
+	if _, err := s.Apply(ctx, segs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	own, err := s.DBVersion(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[s.SiteID()] = own
+	got, err := s.Vector(ctx)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("vector %v (%v), want %v", got, err, want)
+	}
+	// Read again after a merge by another handle on the file (another
+	// process), and after a local write: the vector read before is not
+	// the file's any more.
+	other, err := Open(ctx, s.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Apply(ctx, []Segment{{Origin: "a", From: want["a"], To: want["a"] + 5}, {Origin: "late", From: 0, To: 2}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`INSERT INTO backends (id, app, wg_ip, port) VALUES ('b1', 'app', '10.0.0.1', 80)`); err != nil {
+		t.Fatal(err)
+	}
+	want["a"] += 5
+	want["late"] = 2
+	if want[s.SiteID()], err = s.DBVersion(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Vector(ctx)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after another merge and a local write: %v (%v), want %v", got, err, want)
+	}
+	got["a"] = 1 // the caller's own copy
+	if again, _ := s.Vector(ctx); again["a"] != want["a"] {
+		t.Fatalf("a caller's change leaked into the next read: %v", again)
+	}
+	for _, bad := range []string{"x", "3:ab:1", "2:ab", "2:ab:", "2:ab:x", "-1::1", "9:ab:1"} {
+		if v, err := parseVector(bad); err == nil {
+			t.Errorf("parseVector(%q) = %v, want an error", bad, v)
+		}
+	}
+}
+
+func BenchmarkVector(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprint(n, "sites"), func(b *testing.B) {
+			ctx := context.Background()
+			s, err := Open(ctx, filepath.Join(b.TempDir(), "t.db"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			var segs []Segment
+			for i := range n {
+				segs = append(segs, Segment{Origin: fmt.Sprintf("%032x", i+1), From: 0, To: uint64(i + 1)})
+			}
+			if _, err := s.Apply(ctx, segs, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.Vector(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
