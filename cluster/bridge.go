@@ -29,7 +29,7 @@ import (
 
 // Bridge makes a and b, two nodes on one file in two clusters, relay to
 // each other's cluster what they merge from their own. Tombstones are then
-// collected only once every member of both clusters has seen them.
+// collected by a alone, once every member of both clusters has seen them.
 func Bridge(a, b *Node) error {
 	if a == b || a.st != b.st {
 		return errors.New("cluster: a bridge joins two nodes that replicate the same file")
@@ -39,6 +39,7 @@ func Bridge(a, b *Node) error {
 	}
 	a.sibling.Store(b)
 	b.sibling.Store(a)
+	b.secondary.Store(true)
 	a.log.Info("cluster: bridging", "to", b.cfg.Cluster, "as", b.cfg.Name)
 	b.log.Info("cluster: bridging", "to", a.cfg.Cluster, "as", a.cfg.Name)
 	return nil

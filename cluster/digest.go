@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -25,6 +26,10 @@ const recentVectors = 32
 // digestOf hashes a vector's non-zero entries in site order: equal
 // vectors (a site missing is at version 0) have equal digests. Never 0.
 func digestOf(v store.Vector) uint64 {
+	return hashInOrder(sortedSites(v), v)
+}
+
+func sortedSites(v store.Vector) []string {
 	sites := make([]string, 0, len(v))
 	for s, x := range v {
 		if x != 0 {
@@ -32,6 +37,10 @@ func digestOf(v store.Vector) uint64 {
 		}
 	}
 	sort.Strings(sites)
+	return sites
+}
+
+func hashInOrder(sites []string, v store.Vector) uint64 {
 	h := fnv.New64a()
 	var b [binary.MaxVarintLen64]byte
 	for _, s := range sites {
@@ -40,6 +49,33 @@ func digestOf(v store.Vector) uint64 {
 		h.Write(binary.AppendUvarint(b[:0], v[s]))
 	}
 	return max(h.Sum64(), 1)
+}
+
+// digester computes digestOf for one node's successive vectors, keeping
+// the sorted sites of the last one: the sites of a vector rarely change,
+// and at a thousand POPs sorting them was 137 us of a digest's 140.
+type digester struct {
+	mu    sync.Mutex
+	sites []string
+}
+
+func (d *digester) digest(v store.Vector) uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	nonzero := 0
+	for _, x := range v {
+		if x != 0 {
+			nonzero++
+		}
+	}
+	same := nonzero == len(d.sites)
+	for i := 0; same && i < len(d.sites); i++ {
+		same = v[d.sites[i]] != 0
+	}
+	if !same {
+		d.sites = sortedSites(v)
+	}
+	return hashInOrder(d.sites, v)
 }
 
 // announce remembers a vector this node is about to send (or whose
@@ -61,7 +97,7 @@ func (n *Node) announce(v store.Vector, d uint64) {
 // vectorMsg encodes this node's vector for a member: as the difference
 // from the member's last known vector when that is one it announced.
 func (n *Node) vectorMsg(to string, mine store.Vector, wantReply bool) []byte {
-	n.announce(mine, digestOf(mine))
+	n.announce(mine, n.digests.digest(mine))
 	m := syncMsg{From: n.cfg.Name, WantReply: wantReply, Vector: mine, Digests: true}
 	n.mu.Lock()
 	var base store.Vector

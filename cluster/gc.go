@@ -16,6 +16,9 @@ func (n *Node) gcLoop() {
 			return
 		case <-t.C:
 		}
+		if n.secondary.Load() {
+			continue
+		}
 		seen, err := n.st.Vector(n.ctx)
 		if err != nil {
 			continue

@@ -28,7 +28,7 @@ func (n *Node) localVector() (store.Vector, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	d := digestOf(v)
+	d := n.digests.digest(v)
 	n.vecMu.Lock()
 	n.vec, n.vecGen, n.vecDigest = v, g, d
 	n.vecMu.Unlock()

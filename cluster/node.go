@@ -37,6 +37,7 @@ type Node struct {
 	vec       store.Vector
 	vecGen    uint64
 	vecDigest uint64
+	digests   digester
 	// syncWake wakes anti-entropy from its rest: something changed that
 	// may leave a member lacking what another has.
 	syncWake chan struct{}
@@ -57,6 +58,9 @@ type Node struct {
 
 	// sibling is the bridge's node in its other cluster (Bridge), or nil.
 	sibling atomic.Pointer[Node]
+	// secondary: the second node of a bridge, whose sibling collects the
+	// tombstones of their one file for both.
+	secondary atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc

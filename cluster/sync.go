@@ -172,7 +172,7 @@ func (n *Node) handleSync(m syncMsg) {
 		}
 		return
 	}
-	d := digestOf(m.Vector)
+	d := n.digests.digest(m.Vector)
 	n.mu.Lock()
 	p := n.known[m.From]
 	var to *memberlist.Node

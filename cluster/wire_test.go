@@ -132,3 +132,28 @@ func TestOlderMemberGetsWholeVectors(t *testing.T) {
 		t.Fatalf("to a current member: type %d, want a difference", cur[3])
 	}
 }
+
+// The digester, which keeps the last vector's sorted sites, gives what
+// digestOf gives as sites come, go, drop to version 0 and keep their set.
+func TestDigesterAgreesWithDigestOf(t *testing.T) {
+	var d digester
+	v := store.Vector{}
+	for i := range 50 {
+		v[fmt.Sprintf("site-%02d", i)] = uint64(i + 1)
+	}
+	steps := []func(){
+		func() {},
+		func() { v["site-07"]++ },                         // same sites
+		func() { v["site-99"] = 4 },                       // a site more
+		func() { delete(v, "site-03") },                   // a site less
+		func() { v["site-98"] = 1; delete(v, "site-04") }, // as many, not the same
+		func() { v["site-10"] = 0 },                       // at version 0: not there
+		func() { v["site-10"] = 2 },
+	}
+	for i, step := range steps {
+		step()
+		if got, want := d.digest(v), digestOf(v); got != want {
+			t.Fatalf("step %d: digester %x, digestOf %x", i, got, want)
+		}
+	}
+}
