@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
 	"go.uber.org/zap/exp/zapslog"
 
@@ -21,7 +22,8 @@ import (
 // the runtime, across reloads that keep its settings.
 type clusterState struct {
 	node        *cluster.Node
-	fingerprint string // what a reload must match to keep the node running
+	bridge      *cluster.Node // in the global cluster, on a bridge; nil otherwise
+	fingerprint string        // what a reload must match to keep the node running
 	keys        [][]byte
 }
 
@@ -47,6 +49,25 @@ func (rt *Runtime) Cluster() *cluster.Node {
 	return nil
 }
 
+// Bridge is the bridge's node in the global cluster, nil when this POP is
+// no bridge.
+func (rt *Runtime) Bridge() *cluster.Node {
+	if cur := rt.cluster.Load(); cur != nil {
+		return cur.bridge
+	}
+	return nil
+}
+
+// stop leaves both clusters, the global one first: its members stop
+// counting on this bridge before its region does.
+func (cs *clusterState) stop() error {
+	var err error
+	if cs.bridge != nil {
+		err = cs.bridge.Stop()
+	}
+	return errors.Join(err, cs.node.Stop())
+}
+
 // setCluster makes the cluster match cfg: started, kept (keys rotated in
 // place), restarted with new settings, or stopped. Its caller holds
 // applyMu.
@@ -57,7 +78,7 @@ func (rt *Runtime) setCluster(cfg Config) error {
 		if cur != nil {
 			rt.cluster.Store(nil)
 			log.Info("cluster block removed: leaving the cluster")
-			if err := cur.node.Stop(); err != nil {
+			if err := cur.stop(); err != nil {
 				return err
 			}
 		}
@@ -73,7 +94,7 @@ func (rt *Runtime) setCluster(cfg Config) error {
 	if cur != nil {
 		rt.cluster.Store(nil)
 		log.Info("cluster settings changed: restarting the cluster listener")
-		if err := cur.node.Stop(); err != nil {
+		if err := cur.stop(); err != nil {
 			log.Warn("leaving the cluster", zap.Error(err))
 		}
 	}
@@ -95,11 +116,39 @@ func (rt *Runtime) setCluster(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	cs := &clusterState{node: node, fingerprint: fp, keys: c.Keys}
+	if b := c.Bridge; b != nil {
+		gn, err := cluster.Start(rt.st, cluster.Config{
+			Name:           cfg.Identity.Node,
+			Bind:           b.Bind,
+			Advertise:      b.Advertise,
+			Join:           b.Join,
+			Keys:           c.Keys,
+			Cluster:        b.Name,
+			Logger:         slog.New(zapslog.NewHandler(log.Named("cluster.bridge").Core())),
+			SyncInterval:   c.SyncInterval,
+			RejoinInterval: c.RejoinInterval,
+			TombstoneAge:   c.TombstoneAge,
+			Profile:        b.Profile,
+			OnMerge:        rt.kick,
+		})
+		if err == nil {
+			err = cluster.Bridge(node, gn)
+			if err != nil {
+				gn.Stop()
+			}
+		}
+		if err != nil {
+			node.Stop()
+			return fmt.Errorf("bridge: %w", err)
+		}
+		cs.bridge = gn
+	}
 	if from := rt.st.CopiedFrom(); from != "" {
 		log.Warn("this routing table file is a copy of another POP's: it replicates under a new site id",
 			zap.String("db", rt.st.Path()), zap.String("site", rt.st.SiteID()), zap.String("copied_from", from))
 	}
-	rt.cluster.Store(&clusterState{node: node, fingerprint: fp, keys: c.Keys})
+	rt.cluster.Store(cs)
 	return rt.publishPop(cfg, node.Addr())
 }
 
@@ -109,10 +158,22 @@ func rotateKeys(st *clusterState, keys [][]byte) error {
 	if slices.EqualFunc(keys, st.keys, bytes.Equal) {
 		return nil
 	}
-	kr := st.node.Keyring()
-	if kr == nil || len(keys) == 0 {
+	if st.node.Keyring() == nil || len(keys) == 0 {
 		return errors.New("turning encryption on or off needs a restart of the cluster: change bind or restart Caddy")
 	}
+	for _, n := range []*cluster.Node{st.node, st.bridge} {
+		if n != nil {
+			if err := rotate(n.Keyring(), keys); err != nil {
+				return err
+			}
+		}
+	}
+	st.keys = keys
+	return nil
+}
+
+// rotate installs keys on one node's keyring.
+func rotate(kr *memberlist.Keyring, keys [][]byte) error {
 	for _, k := range keys {
 		if err := kr.AddKey(k); err != nil {
 			return err
@@ -128,7 +189,6 @@ func rotateKeys(st *clusterState, keys [][]byte) error {
 			}
 		}
 	}
-	st.keys = keys
 	return nil
 }
 
@@ -156,6 +216,6 @@ func (rt *Runtime) publishPop(cfg Config, nodeAddr string) error {
 // stopCluster leaves the cluster when the runtime is released.
 func (rt *Runtime) stopCluster() {
 	if cur := rt.cluster.Swap(nil); cur != nil {
-		cur.node.Stop()
+		cur.stop()
 	}
 }

@@ -45,6 +45,19 @@ type ClusterConfig struct {
 	TombstoneAge   time.Duration
 	// Profile is memberlist's timing profile, "lan" or "wan" (empty: lan).
 	Profile string
+	// Bridge, when set, makes this POP one of its region's bridges: a
+	// second node, on the same file and keys, in a global cluster of
+	// bridges, relaying between the two (cluster.Bridge).
+	Bridge *BridgeConfig
+}
+
+// BridgeConfig is a bridge's membership in the global cluster.
+type BridgeConfig struct {
+	Bind      string
+	Advertise string
+	Join      []string
+	Name      string
+	Profile   string
 }
 
 // HealthSpec configures one app's health: active checks (Monitor nil: none),

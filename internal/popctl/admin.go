@@ -106,6 +106,9 @@ type Status struct {
 	Changes  map[string]uint64 `json:"changes"`
 	Messages map[string]uint64 `json:"messages"`
 	Bytes    map[string]uint64 `json:"bytes"`
+	// On a bridge: the cluster it relays to, and its node there.
+	Bridge string  `json:"bridge"`
+	Global *Status `json:"global"`
 }
 
 // Cluster reads GET /edgeroute/cluster.

@@ -18,6 +18,8 @@ type ClusterView struct {
 	Changes  map[string]uint64 `json:"changes"`
 	Messages map[string]uint64 `json:"messages"`
 	Bytes    map[string]uint64 `json:"bytes"`
+	// Global is the bridge's node in the global cluster, on a bridge.
+	Global *ClusterView `json:"global,omitempty"`
 }
 
 // clusterStatus serves GET /edgeroute/cluster: members and their state,
@@ -35,13 +37,21 @@ func (a *adminAPI) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	view := ClusterView{Status: n.Status(ctx),
+	view := clusterView(ctx, n)
+	if g := a.app.rt.Bridge(); g != nil {
+		gv := clusterView(ctx, g)
+		view.Global = &gv
+	}
+	return writeJSON(w, view)
+}
+
+func clusterView(ctx context.Context, n *cluster.Node) ClusterView {
+	return ClusterView{Status: n.Status(ctx),
 		Changes: map[string]uint64{"sent": n.Stats.ChangesSent.Load(), "applied": n.Stats.ChangesApplied.Load(),
-			"stale": n.Stats.ChangesStale.Load(), "refused": n.Stats.ChangesRefused.Load()},
+			"stale": n.Stats.ChangesStale.Load(), "refused": n.Stats.ChangesRefused.Load(), "relayed": n.Stats.ChangesRelayed.Load()},
 		Messages: map[string]uint64{"sent": n.Stats.MessagesSent.Load(), "received": n.Stats.MessagesRecv.Load(),
 			"refused": n.Stats.MessagesRefused.Load()},
 		Bytes: map[string]uint64{"sent": n.Stats.BytesSent.Load(), "received": n.Stats.BytesRecv.Load(),
 			"pushed": n.Stats.BytesPushed.Load()},
 	}
-	return writeJSON(w, view)
 }

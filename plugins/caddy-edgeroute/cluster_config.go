@@ -51,8 +51,30 @@ type ClusterConfig struct {
 	// loopback: anyone who reaches the port can then rewrite where
 	// traffic goes. For labs only; a warning is logged at every start.
 	Insecure bool `json:"insecure,omitempty"`
+	// Bridge makes this POP one of its region's bridges (see
+	// BridgeConfig). Past a few hundred POPs, each region is a cluster of
+	// its own and a few POPs per region bridge them.
+	Bridge *BridgeConfig `json:"bridge,omitempty"`
 
 	keys [][]byte
+}
+
+// BridgeConfig is the `bridge` block inside `cluster`: a second cluster
+// listener, in a global cluster of every region's bridges, on the same
+// file and keys. What the POP merges from its region it relays at once to
+// the other bridges, and what it merges from them to its region.
+type BridgeConfig struct {
+	// Bind is the host:port of the global cluster listener.
+	Bind string `json:"bind"`
+	// Advertise is the host:port other bridges reach this one at, if it
+	// differs from Bind.
+	Advertise string `json:"advertise,omitempty"`
+	// Join lists host:port of bridges of other regions.
+	Join []string `json:"join,omitempty"`
+	// Name labels the global cluster; it must differ from the region's.
+	Name string `json:"name"`
+	// Profile is the global cluster's memberlist timing (default wan).
+	Profile string `json:"profile,omitempty"`
 }
 
 // unmarshalCluster parses, with the dispenser on the `cluster` token:
@@ -68,10 +90,17 @@ type ClusterConfig struct {
 //		tombstone_age   <duration>
 //		profile         lan|wan
 //		insecure
+//		bridge {
+//			bind      <host:port>
+//			advertise <host:port>
+//			join      <host:port>...
+//			name      <global cluster name>
+//			profile   lan|wan
+//		}
 //	}
 //
 // A cluster whose bind address is not loopback needs a key; `insecure`
-// runs it in clear anyway.
+// runs it in clear anyway. The bridge uses the cluster's keys.
 func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.Errf("edgeroute: cluster: unexpected argument %q: options go in a block", d.Val())
@@ -89,6 +118,15 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 		seen[opt] = true
 		args := d.RemainingArgs()
 		switch opt {
+		case "bridge":
+			if len(args) != 0 {
+				return d.Err("edgeroute: cluster: bridge takes a block, not values")
+			}
+			b, err := unmarshalBridge(d)
+			if err != nil {
+				return err
+			}
+			c.Bridge = b
 		case "insecure":
 			if len(args) != 0 {
 				return d.Err("edgeroute: cluster: insecure takes no value")
@@ -138,7 +176,7 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 				c.TombstoneAge = dur
 			}
 		default:
-			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age, profile, insecure)", opt)
+			return d.Errf("edgeroute: cluster: unknown option %q (known: bind, advertise, join, key, name, sync_interval, rejoin_interval, tombstone_age, profile, insecure, bridge)", opt)
 		}
 	}
 	if c.Bind == "" {
@@ -146,6 +184,45 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 	}
 	a.Cluster = c
 	return nil
+}
+
+// unmarshalBridge parses the bridge block, with the dispenser on its
+// token.
+func unmarshalBridge(d *caddyfile.Dispenser) (*BridgeConfig, error) {
+	b := new(BridgeConfig)
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("edgeroute: cluster: bridge: %s given twice (join takes several values on one line)", opt)
+		}
+		seen[opt] = true
+		args := d.RemainingArgs()
+		switch opt {
+		case "bind", "advertise", "name", "profile":
+			if len(args) != 1 {
+				return nil, d.Errf("edgeroute: cluster: bridge: %s takes exactly one value", opt)
+			}
+			switch opt {
+			case "bind":
+				b.Bind = args[0]
+			case "advertise":
+				b.Advertise = args[0]
+			case "name":
+				b.Name = args[0]
+			default:
+				b.Profile = args[0]
+			}
+		case "join":
+			if len(args) == 0 {
+				return nil, d.Err("edgeroute: cluster: bridge: join needs at least one host:port")
+			}
+			b.Join = append(b.Join, args...)
+		default:
+			return nil, d.Errf("edgeroute: cluster: bridge: unknown option %q (known: bind, advertise, join, name, profile)", opt)
+		}
+	}
+	return b, nil
 }
 
 func checkHostPort(what, s string) error {
@@ -186,6 +263,11 @@ func (c *ClusterConfig) validate() error {
 	if c.SyncInterval < 0 || c.RejoinInterval < 0 || c.TombstoneAge < 0 {
 		return fmt.Errorf("edgeroute: cluster: durations must be positive")
 	}
+	if b := c.Bridge; b != nil {
+		if err := b.validate(c); err != nil {
+			return err
+		}
+	}
 	repl := caddy.NewReplacer()
 	c.keys = nil
 	for i, k := range c.Keys {
@@ -202,10 +284,50 @@ func (c *ClusterConfig) validate() error {
 		}
 		c.keys = append(c.keys, raw)
 	}
-	if len(c.keys) == 0 && !c.Insecure && !loopbackBind(c.Bind) {
-		return fmt.Errorf("edgeroute: cluster: bind %s is not a loopback address and the cluster has no key: "+
-			"anyone who reaches it could rewrite the routing table; set key (e.g. key {env.EDGE_CLUSTER_KEY}, "+
-			"made with `openssl rand -base64 32`) or, for a lab, insecure", c.Bind)
+	for _, bind := range c.binds() {
+		if len(c.keys) == 0 && !c.Insecure && !loopbackBind(bind) {
+			return fmt.Errorf("edgeroute: cluster: bind %s is not a loopback address and the cluster has no key: "+
+				"anyone who reaches it could rewrite the routing table; set key (e.g. key {env.EDGE_CLUSTER_KEY}, "+
+				"made with `openssl rand -base64 32`) or, for a lab, insecure", bind)
+		}
+	}
+	return nil
+}
+
+// binds lists the cluster's listeners: its own and the bridge's.
+func (c *ClusterConfig) binds() []string {
+	if c.Bridge != nil {
+		return []string{c.Bind, c.Bridge.Bind}
+	}
+	return []string{c.Bind}
+}
+
+// validate checks the bridge block of cluster c.
+func (b *BridgeConfig) validate(c *ClusterConfig) error {
+	if b.Bind == "" {
+		return fmt.Errorf("edgeroute: cluster: bridge: bind <host:port> is required")
+	}
+	for _, f := range []struct{ what, v string }{{"bind", b.Bind}, {"advertise", b.Advertise}} {
+		if f.v == "" {
+			continue
+		}
+		if err := checkHostPort(f.what, f.v); err != nil {
+			return fmt.Errorf("edgeroute: cluster: bridge: %s", strings.TrimPrefix(err.Error(), "edgeroute: cluster: "))
+		}
+	}
+	for _, j := range b.Join {
+		if err := checkHostPort("join", j); err != nil {
+			return fmt.Errorf("edgeroute: cluster: bridge: %s", strings.TrimPrefix(err.Error(), "edgeroute: cluster: "))
+		}
+	}
+	if b.Bind == c.Bind {
+		return fmt.Errorf("edgeroute: cluster: bridge: bind %s is the cluster's own listener; the global cluster needs another port", b.Bind)
+	}
+	if b.Name == "" || b.Name == c.Name {
+		return fmt.Errorf("edgeroute: cluster: bridge: name the global cluster, with a name other than the region's (%q)", c.Name)
+	}
+	if b.Profile != "" && b.Profile != "lan" && b.Profile != "wan" {
+		return fmt.Errorf("edgeroute: cluster: bridge: profile %q: it must be lan or wan", b.Profile)
 	}
 	return nil
 }
@@ -229,9 +351,19 @@ func (c *ClusterConfig) popConfig() *pop.ClusterConfig {
 	if c == nil {
 		return nil
 	}
-	return &pop.ClusterConfig{Bind: c.Bind, Advertise: c.Advertise, Join: c.Join, Keys: c.keys, Name: c.Name,
+	pc := &pop.ClusterConfig{Bind: c.Bind, Advertise: c.Advertise, Join: c.Join, Keys: c.keys, Name: c.Name,
 		SyncInterval: time.Duration(c.SyncInterval), RejoinInterval: time.Duration(c.RejoinInterval),
 		TombstoneAge: time.Duration(c.TombstoneAge), Profile: c.Profile}
+	if b := c.Bridge; b != nil {
+		// Bridges are in different regions by design: across continents
+		// the LAN timings declare live bridges dead.
+		profile := b.Profile
+		if profile == "" {
+			profile = "wan"
+		}
+		pc.Bridge = &pop.BridgeConfig{Bind: b.Bind, Advertise: b.Advertise, Join: b.Join, Name: b.Name, Profile: profile}
+	}
+	return pc
 }
 
 func (a *App) provisionCluster(ctx caddy.Context) error {
@@ -243,7 +375,7 @@ func (a *App) provisionCluster(ctx caddy.Context) error {
 	}
 	if a.Cluster.Insecure && len(a.Cluster.keys) == 0 {
 		a.logger.Warn("cluster runs without a key (insecure): replication is in clear and unauthenticated; anyone who reaches the bind address can rewrite where traffic goes",
-			zap.String("bind", a.Cluster.Bind))
+			zap.Strings("bind", a.Cluster.binds()))
 	}
 	return registerClusterMetrics(ctx, a.rt)
 }

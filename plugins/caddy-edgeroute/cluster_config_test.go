@@ -67,3 +67,63 @@ func TestClusterValidateRejects(t *testing.T) {
 		}
 	}
 }
+
+// A bridge block parses into the global cluster's listener, takes the
+// cluster's keys, and defaults to memberlist's WAN timings.
+func TestUnmarshalBridgeBlock(t *testing.T) {
+	a := new(App)
+	err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`edgeroute {
+		cluster {
+			bind 10.50.0.1:4001
+			key  AAECAwQFBgcICQoLDA0ODw==
+			name eu
+			bridge {
+				bind 10.50.0.1:4002
+				join 10.60.0.1:4002 10.70.0.1:4002
+				name global
+			}
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := a.Cluster.Bridge
+	if b == nil || b.Bind != "10.50.0.1:4002" || len(b.Join) != 2 || b.Name != "global" {
+		t.Fatalf("parsed %+v", b)
+	}
+	if err := a.Cluster.validate(); err != nil {
+		t.Fatal(err)
+	}
+	pc := a.Cluster.popConfig()
+	if pc.Bridge == nil || pc.Bridge.Profile != "wan" || pc.Bridge.Name != "global" || len(pc.Keys) != 1 {
+		t.Fatalf("as the runtime takes it: %+v %+v", pc, pc.Bridge)
+	}
+}
+
+func TestBridgeRejects(t *testing.T) {
+	for want, src := range map[string]string{
+		"unknown option \"key\"":               "bind 127.0.0.1:4002\n name g\n key x",
+		"bridge: join needs":                   "bind 127.0.0.1:4002\n name g\n join",
+		"bridge takes a block":                 "",
+		"bind given twice":                     "bind 127.0.0.1:4002\n bind 127.0.0.1:4003\n name g",
+		"bridge: bind <host:port> is":          "name g",
+		"bridge: bind \"x\"":                   "bind x\n name g",
+		"the cluster's own listener":           "bind 127.0.0.1:4001\n name g",
+		"other than the region's (\"eu\")":     "bind 127.0.0.1:4002\n name eu",
+		"bridge: profile \"metro\"":            "bind 127.0.0.1:4002\n name g\n profile metro",
+		"bind 10.9.9.9:4002 is not a loopback": "bind 10.9.9.9:4002\n name g",
+	} {
+		block := "bridge {\n" + src + "\n}"
+		if src == "" {
+			block = "bridge 127.0.0.1:4002"
+		}
+		a := new(App)
+		err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("edgeroute {\n cluster {\n bind 127.0.0.1:4001\n name eu\n " + block + "\n }\n}"))
+		if err == nil {
+			err = a.Cluster.validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want it to say %q", src, err, want)
+		}
+	}
+}

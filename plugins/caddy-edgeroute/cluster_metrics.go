@@ -26,13 +26,20 @@ var (
 		"Local version counter of the routing table (changes made on this POP).", nil, nil)
 	descClusterTombstones = prometheus.NewDesc("edgeroute_cluster_tombstones_collected_total",
 		"Tombstones of deleted rows forgotten once every member had them.", nil, nil)
+	descBridgeMembers = prometheus.NewDesc("edgeroute_cluster_bridge_members",
+		"Members of the global cluster of bridges by state, on a bridge (itself included, as alive).", []string{"state"}, nil)
+	descBridgeRelayed = prometheus.NewDesc("edgeroute_cluster_bridge_relayed_changes_total",
+		"Changes a bridge merged from one of its clusters and relayed to the other, by the cluster relayed to (region, global).", []string{"to"}, nil)
+	descBridgeBytes = prometheus.NewDesc("edgeroute_cluster_bridge_bytes_total",
+		"Bytes of replication messages in the global cluster, on a bridge, by direction (sent, received).", []string{"direction"}, nil)
 )
 
 type clusterCollector struct{ rt *runtime }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClusterMembers, descClusterChanges, descClusterMessages, descClusterBytes,
-		descClusterLag, descClusterBehind, descClusterVersion, descClusterTombstones} {
+		descClusterLag, descClusterBehind, descClusterVersion, descClusterTombstones,
+		descBridgeMembers, descBridgeRelayed, descBridgeBytes} {
 		ch <- d
 	}
 }
@@ -72,6 +79,15 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		if m.Behind >= 0 {
 			gauge(descClusterBehind, float64(m.Behind), m.Name)
 		}
+	}
+	if g := c.rt.Bridge(); g != nil {
+		for state, k := range g.Status(ctx).Counts {
+			gauge(descBridgeMembers, float64(k), state)
+		}
+		counter(descBridgeRelayed, n.Stats.ChangesRelayed.Load(), "region")
+		counter(descBridgeRelayed, g.Stats.ChangesRelayed.Load(), "global")
+		counter(descBridgeBytes, g.Stats.BytesSent.Load(), "sent")
+		counter(descBridgeBytes, g.Stats.BytesRecv.Load(), "received")
 	}
 }
 
