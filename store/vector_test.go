@@ -21,7 +21,7 @@ func TestVectorReadsBackEverySite(t *testing.T) {
 	want := Vector{}
 	var segs []Segment
 	for i, site := range []string{"a", "site:with:colons", "comma,site", "12:34", "ünïcödé", fmt.Sprintf("%032x", 7)} {
-		segs = append(segs, Segment{Origin: site, From: 0, To: uint64(i + 1)<<40 + 3})
+		segs = append(segs, Segment{Origin: site, From: 0, To: uint64(i+1)<<40 + 3})
 		want[site] = uint64(i+1)<<40 + 3
 	}
 	if _, err := s.Apply(ctx, segs, time.Now()); err != nil {
