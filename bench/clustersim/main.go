@@ -59,6 +59,7 @@ var (
 	flagBatchMax = flag.Duration("batchwait", 15*time.Second, "longest wait for a batch to see every POP so far alive")
 	flagHealProf = flag.String("healprofile", "", "write a CPU profile of the convergence after the heal here")
 	flagTrace    = flag.Int("trace", -1, "log every debug line of this POP's node to stderr (with -v)")
+	flagBridges  = flag.Int("bridges", 0, "0: one cluster of every POP; k > 0: a cluster per region, whose first k POPs bridge it to a global cluster of bridges")
 )
 
 func logf(format string, a ...any) {
@@ -77,6 +78,9 @@ type pop struct {
 	st     *store.Store
 	tr     *simTransport
 	node   *cluster.Node
+	// A bridge's node in the global cluster, on the same file.
+	gtr   *simTransport
+	gnode *cluster.Node
 	// Propagation: when the change being timed was merged here.
 	merged atomic.Int64 // unix nanos of the first merge past base; 0: not yet
 	armed  atomic.Bool
@@ -84,6 +88,7 @@ type pop struct {
 
 type result struct {
 	pops, regions, changes             int
+	bridges                            int
 	profile                            string
 	p50, p99, max, allP99              time.Duration
 	missed                             int
@@ -177,6 +182,7 @@ func rss() float64 {
 
 type sim struct {
 	n, regions int
+	bridges    int // per region; 0: one cluster
 	profile    string
 	net        *simNet
 	pops       []*pop
@@ -188,6 +194,9 @@ func (s *sim) wireBytes() uint64 {
 	var t uint64
 	for _, p := range s.pops {
 		t += p.tr.sent.Load()
+		if p.gtr != nil {
+			t += p.gtr.sent.Load()
+		}
 	}
 	return t
 }
@@ -196,8 +205,34 @@ func (s *sim) replBytes() uint64 {
 	var t uint64
 	for _, p := range s.pops {
 		t += p.node.Stats.BytesSent.Load()
+		if p.gnode != nil {
+			t += p.gnode.Stats.BytesSent.Load()
+		}
 	}
 	return t
+}
+
+// bridge tells whether POP i bridges its region to the global cluster:
+// the first s.bridges POPs of each region.
+func (s *sim) bridge(i int) bool { return s.bridges > 0 && i < s.bridges*s.regions }
+
+// peers is how many POPs (itself included) POP i should see alive once
+// the first end POPs have started: all of them in one cluster, those of
+// its region in regional clusters.
+func (s *sim) peers(i, end int) int {
+	if s.bridges == 0 {
+		return end
+	}
+	r := i % s.regions
+	if r >= end {
+		return 0
+	}
+	return (end-1-r)/s.regions + 1
+}
+
+// globalAddr is the address of a bridge's node in the global cluster.
+func globalAddr(i int) (net.IP, int) {
+	return net.ParseIP(fmt.Sprintf("fd00:e6::%x", i+1)), 7946
 }
 
 func (s *sim) exec(i int, q string, args ...any) {
@@ -223,7 +258,7 @@ func setup(n int) *sim {
 	if err != nil {
 		fail("%v", err)
 	}
-	s := &sim{n: n, regions: regionsFor(n), net: newSimNet(uint64(n)), dir: dir, key: make([]byte, 32)}
+	s := &sim{n: n, regions: regionsFor(n), bridges: *flagBridges, net: newSimNet(uint64(n)), dir: dir, key: make([]byte, 32)}
 	s.net.scale = *flagLatency
 	s.profile = *flagProf
 	if s.profile == "" {
@@ -281,6 +316,22 @@ func setup(n int) *sim {
 	if *flagVerbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	onMerge := func(p *pop) func() {
+		return func() {
+			if !p.armed.Load() || p.merged.Load() != 0 {
+				return
+			}
+			// Called after a merge that changed the file: with one
+			// change in flight at a time, that change.
+			p.merged.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	}
+	label := func(p *pop) string {
+		if s.bridges == 0 {
+			return "sim"
+		}
+		return fmt.Sprintf("sim-region%d", p.region)
+	}
 	start := func(p *pop, seeds []string) {
 		ip, port := addrOf(p.i)
 		p.tr = s.net.add(ip, port, p.region)
@@ -289,34 +340,43 @@ func setup(n int) *sim {
 			lg = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("trace", p.i)
 		}
 		cfg := cluster.Config{Name: fmt.Sprintf("pop%04d", p.i), Bind: p.tr.addr, Join: seeds,
-			Keys: [][]byte{s.key}, Cluster: "sim", Logger: lg, Transport: p.tr, Profile: s.profile,
-			OnMerge: func() {
-				if !p.armed.Load() || p.merged.Load() != 0 {
-					return
-				}
-				// Called after a merge that changed the file: with one
-				// change in flight at a time, that change.
-				p.merged.CompareAndSwap(0, time.Now().UnixNano())
-			}}
+			Keys: [][]byte{s.key}, Cluster: label(p), Logger: lg, Transport: p.tr, Profile: s.profile, OnMerge: onMerge(p)}
 		nd, err := cluster.Start(p.st, cfg)
 		if err != nil {
 			fail("pop %d: %v", p.i, err)
 		}
 		p.node = nd
 	}
-	for _, p := range s.pops[:min(3, s.regions)] {
+	first := min(3, s.regions)
+	if s.bridges > 0 {
+		// Each region's first POP starts its cluster.
+		first, seeds = s.regions, nil
+	}
+	for _, p := range s.pops[:first] {
 		start(p, seeds)
 	}
 	// The rest in batches, each POP joining three POPs started before it
 	// (the first of three regions, then any): the joins spread over the
 	// cluster instead of all landing on the same seeds, and a batch's
 	// joins are gossiped to everyone before the next batch adds more.
-	for i := min(3, s.regions); i < n; i += *flagBatch {
+	for i := first; i < n; i += *flagBatch {
 		end := min(n, i+*flagBatch)
 		var wg sync.WaitGroup
 		for _, p := range s.pops[i:end] {
 			join := seeds
-			if i >= 30 {
+			switch {
+			case s.bridges > 0:
+				// Three POPs of its region started before it.
+				var before []int
+				for k := p.region; k < i; k += s.regions {
+					before = append(before, k)
+				}
+				rand.Shuffle(len(before), func(a, b int) { before[a], before[b] = before[b], before[a] })
+				join = nil
+				for _, k := range before[:min(3, len(before))] {
+					join = append(join, s.pops[k].tr.addr)
+				}
+			case i >= 30:
 				join = nil
 				for _, k := range rand.Perm(i)[:3] {
 					join = append(join, s.pops[k].tr.addr)
@@ -336,7 +396,7 @@ func setup(n int) *sim {
 		for time.Since(t0) < *flagBatchMax {
 			short := 0
 			for _, p := range sample {
-				if p.node.Status(ctx).Counts["alive"] < end {
+				if p.node.Status(ctx).Counts["alive"] < s.peers(p.i, end) {
 					short++
 				}
 			}
@@ -349,15 +409,44 @@ func setup(n int) *sim {
 			logf("   %d POPs started (batch settled in %v)", end, time.Since(t0).Round(10*time.Millisecond))
 		}
 	}
+	// Bridges: a second node on the same file in the global cluster, each
+	// joining up to three bridges started before it.
+	var globals []string
+	for _, p := range s.pops {
+		if !s.bridge(p.i) {
+			continue
+		}
+		ip, port := globalAddr(p.i)
+		p.gtr = s.net.add(ip, port, p.region)
+		join := append([]string(nil), globals...)
+		rand.Shuffle(len(join), func(a, b int) { join[a], join[b] = join[b], join[a] })
+		cfg := cluster.Config{Name: fmt.Sprintf("global%04d", p.i), Bind: p.gtr.addr, Join: join[:min(3, len(join))],
+			Keys: [][]byte{s.key}, Cluster: "sim-global", Logger: logger, Transport: p.gtr, Profile: s.profile, OnMerge: onMerge(p)}
+		nd, err := cluster.Start(p.st, cfg)
+		if err != nil {
+			fail("pop %d: global node: %v", p.i, err)
+		}
+		if err := cluster.Bridge(p.node, nd); err != nil {
+			fail("pop %d: %v", p.i, err)
+		}
+		p.gnode = nd
+		globals = append(globals, p.gtr.addr)
+	}
 	logf("   nodes started; waiting for full membership")
-	// Every POP sees every other alive.
+	// Every POP sees every other of its cluster alive.
 	deadline := time.Now().Add(time.Duration(n)*100*time.Millisecond + time.Minute)
 	for {
 		short, fewest := 0, n
 		for _, p := range s.pops {
-			if c := p.node.Status(ctx).Counts["alive"]; c < n {
+			if c := p.node.Status(ctx).Counts["alive"]; c < s.peers(p.i, n) {
 				short++
 				fewest = min(fewest, c)
+			}
+			if p.gnode != nil {
+				if c := p.gnode.Status(ctx).Counts["alive"]; c < len(globals) {
+					short++
+					fewest = min(fewest, c)
+				}
 			}
 		}
 		if short == 0 {
@@ -407,11 +496,21 @@ func (s *sim) template(ctx context.Context) []store.Segment {
 func (s *sim) stop() {
 	for _, p := range s.pops {
 		p.tr.Shutdown()
+		if p.gtr != nil {
+			p.gtr.Shutdown()
+		}
 	}
 	var wg sync.WaitGroup
 	for _, p := range s.pops {
 		wg.Add(1)
-		go func() { defer wg.Done(); p.node.Kill(); p.st.Close() }()
+		go func() {
+			defer wg.Done()
+			if p.gnode != nil {
+				p.gnode.Kill()
+			}
+			p.node.Kill()
+			p.st.Close()
+		}()
 	}
 	wg.Wait()
 	os.RemoveAll(s.dir)
@@ -453,7 +552,7 @@ func run(n int) result {
 	logf("== %d POPs: setting up", n)
 	s := setup(n)
 	defer s.stop()
-	r := result{pops: n, regions: s.regions, profile: s.profile, changes: *flagChanges, setup: time.Since(t0)}
+	r := result{pops: n, regions: s.regions, bridges: s.bridges, profile: s.profile, changes: *flagChanges, setup: time.Since(t0)}
 	logf("   %d POPs up in %v; settling", n, r.setup.Round(time.Second))
 	time.Sleep(*flagSettle)
 
@@ -568,6 +667,9 @@ func (s *sim) partition() time.Duration {
 	var skipped0 uint64
 	for _, p := range s.pops {
 		skipped0 += p.node.Stats.StreamsSkipped.Load()
+		if p.gnode != nil {
+			skipped0 += p.gnode.Stats.StreamsSkipped.Load()
+		}
 	}
 	lastLog := healed
 	for time.Since(healed) < 5*time.Minute {
@@ -602,6 +704,9 @@ func (s *sim) partition() time.Duration {
 			var skipped uint64
 			for _, p := range s.pops {
 				skipped += p.node.Stats.StreamsSkipped.Load()
+				if p.gnode != nil {
+					skipped += p.gnode.Stats.StreamsSkipped.Load()
+				}
 			}
 			logf("   %.1f s after the heal: %d of %d POPs of the majority and %d of %d cut off not converged; %d streams skipped",
 				time.Since(healed).Seconds(), behindMain, len(main), behindCut, len(cut), skipped-skipped0)
@@ -638,11 +743,15 @@ func fms(d time.Duration) string {
 
 func printTable(rs []result) {
 	fmt.Println()
-	fmt.Println("| POPs | regions | profile | changes | p50 | p99 | max | every POP, p99 | missed | replication bytes/change/POP | wire bytes/change/POP | idle wire B/s/POP | idle replication B/s/POP | CPU/POP idle | CPU/POP changes | heap/POP | RSS/POP | convergence after heal | sim: CPU use of 2 cores | sim: delivery lateness p50/p99 | sim: 10 ms ticker late p99/max |")
-	fmt.Println("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| POPs | regions | clusters | profile | changes | p50 | p99 | max | every POP, p99 | missed | replication bytes/change/POP | wire bytes/change/POP | idle wire B/s/POP | idle replication B/s/POP | CPU/POP idle | CPU/POP changes | heap/POP | RSS/POP | convergence after heal | sim: CPU use of 2 cores | sim: delivery lateness p50/p99 | sim: 10 ms ticker late p99/max |")
+	fmt.Println("|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
-		fmt.Printf("| %d | %d | %s | %d | %s | %s | %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.2f %% | %.2f %% | %.1f MB | %.1f MB | %s | %.0f %% | %s / %s | %s / %s |\n",
-			r.pops, r.regions, r.profile, r.changes, fms(r.p50), fms(r.p99), fms(r.max), fms(r.allP99), r.missed,
+		clusters := "one"
+		if r.bridges > 0 {
+			clusters = fmt.Sprintf("regional, %d bridges each", r.bridges)
+		}
+		fmt.Printf("| %d | %d | %s | %s | %d | %s | %s | %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.2f %% | %.2f %% | %.1f MB | %.1f MB | %s | %.0f %% | %s / %s | %s / %s |\n",
+			r.pops, r.regions, clusters, r.profile, r.changes, fms(r.p50), fms(r.p99), fms(r.max), fms(r.allP99), r.missed,
 			r.replPerChange, r.wirePerChange, r.idleWire, r.idleRepl, r.cpuIdle, r.cpuChanges,
 			r.heapPerPop/1e6, r.rssPerPop/1e6, fms(r.converge), 100*r.simSat,
 			fms(r.lateP50), fms(r.lateP99), fms(r.tickP99), fms(r.tickMax))
