@@ -292,6 +292,16 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
 		return res, err
 	}
+	// The vector read last, if it is still the file's, is brought up to
+	// date below instead of being read again after the merge.
+	var gen sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT v FROM crdt_meta WHERE k = 'versions_gen'").Scan(&gen); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return res, err
+	}
+	cached := s.vectors.Load()
+	if cached != nil && (!gen.Valid || cached.gen != gen.Int64) {
+		cached = nil
+	}
 	// The versions of the segments' origins only: the whole vector has an
 	// entry per POP that ever wrote, a thousand at a thousand POPs, and a
 	// merge usually carries one origin.
@@ -350,9 +360,20 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			res.Advanced = append(res.Advanced, seg.Origin)
 		}
 	}
+	var next *vectorCache
 	if len(res.Advanced) > 0 {
-		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", rand.Int64()); err != nil {
+		newGen := rand.Int64()
+		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", newGen); err != nil {
 			return res, err
+		}
+		if cached != nil {
+			next = &vectorCache{gen: newGen, v: make(Vector, len(cached.v)+len(res.Advanced))}
+			for site, x := range cached.v {
+				next.v[site] = x
+			}
+			for _, site := range res.Advanced {
+				next.v[site] = vec[site]
+			}
 		}
 	}
 	if res.MaxHLC > 0 {
@@ -367,6 +388,9 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 		return res, err
 	}
 	done = true
+	if next != nil {
+		s.vectors.CompareAndSwap(cached, next)
+	}
 	return res, nil
 }
 

@@ -63,6 +63,14 @@ func TestVectorReadsBackEverySite(t *testing.T) {
 	if again, _ := s.Vector(ctx); again["a"] != want["a"] {
 		t.Fatalf("a caller's change leaked into the next read: %v", again)
 	}
+	// A merge of its own brings the vector it read up to date.
+	if _, err := s.Apply(ctx, []Segment{{Origin: "late", From: 2, To: 9}, {Origin: "new", From: 0, To: 1}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	want["late"], want["new"] = 9, 1
+	if got, err = s.Vector(ctx); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a merge: %v (%v), want %v", got, err, want)
+	}
 	for _, bad := range []string{"x", "3:ab:1", "2:ab", "2:ab:", "2:ab:x", "-1::1", "9:ab:1"} {
 		if v, err := parseVector(bad); err == nil {
 			t.Errorf("parseVector(%q) = %v, want an error", bad, v)
