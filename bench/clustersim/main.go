@@ -235,13 +235,25 @@ func globalAddr(i int) (net.IP, int) {
 	return net.ParseIP(fmt.Sprintf("fd00:e6::%x", i+1)), 7946
 }
 
+// exec commits q on POP i's file through a connection of its own, as the
+// sqlite3 CLI would. It takes the write lock first (BEGIN IMMEDIATE): a
+// statement that starts reading and then writes fails at once, without
+// waiting, when the replicator commits a merge in between.
 func (s *sim) exec(i int, q string, args ...any) {
-	db, err := sql.Open("sqlite3", "file:"+s.pops[i].path+"?_busy_timeout=60000&_journal_mode=WAL")
+	db, err := sql.Open("sqlite3", "file:"+s.pops[i].path+"?_busy_timeout=60000&_journal_mode=WAL&_txlock=immediate")
 	if err != nil {
 		fail("%v", err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(q, args...); err != nil {
+	tx, err := db.Begin()
+	if err == nil {
+		if _, err = tx.Exec(q, args...); err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+	}
+	if err != nil {
 		fail("pop %d: %v", i, err)
 	}
 }
