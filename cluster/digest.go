@@ -94,10 +94,11 @@ func (n *Node) announce(v store.Vector, d uint64) {
 	}
 }
 
-// vectorMsg encodes this node's vector for a member: as the difference
-// from the member's last known vector when that is one it announced.
-func (n *Node) vectorMsg(to string, mine store.Vector, wantReply bool) []byte {
-	n.announce(mine, n.digests.digest(mine))
+// vectorMsg encodes this node's vector, whose digest is digest, for a
+// member: as the difference from the member's last known vector when that
+// is one it announced.
+func (n *Node) vectorMsg(to string, mine store.Vector, digest uint64, wantReply bool) []byte {
+	n.announce(mine, digest)
 	m := syncMsg{From: n.cfg.Name, WantReply: wantReply, Vector: mine, Digests: true}
 	n.mu.Lock()
 	var base store.Vector
@@ -176,7 +177,7 @@ func (n *Node) handleDigest(m digestMsg) {
 		return
 	}
 	if d != m.Digest {
-		n.send(to, n.vectorMsg(m.From, mine, true), 0)
+		n.send(to, n.vectorMsg(m.From, mine, d, true), 0)
 		return
 	}
 	n.announce(mine, d)

@@ -122,7 +122,7 @@ func (n *Node) apply(in inbound) {
 		n.forward(in.direct, now)
 	}
 	if len(res.Advanced) > 0 && len(res.Refused) == 0 && before != 0 {
-		n.acknowledge(segs, v, before, now, in.relayers)
+		n.acknowledge(in, v, before, now)
 	}
 	if b := n.sibling.Load(); b != nil && (res.Applied > 0 || len(res.Advanced) > 0) && len(res.Refused) == 0 {
 		b.relay(segs)
@@ -201,10 +201,10 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 // push was lost sends none, stays different in the origin's view and is
 // repaired by the origin's anti-entropy, as before. A member that merged
 // the pushes in another order ends at the same vector.
-func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint64, now time.Time, relayers map[string]bool) {
+func (n *Node) acknowledge(in inbound, prev store.Vector, before uint64, now time.Time) {
 	fresh := store.MakeHLC(now.Add(-forwardAge), 0)
 	origins := map[string]bool{}
-	for _, s := range segs {
+	for _, s := range in.direct {
 		for _, c := range s.Changes {
 			if c.HLC < fresh {
 				return // a repair: members that differ may differ still
@@ -212,6 +212,14 @@ func (n *Node) acknowledge(segs []store.Segment, prev store.Vector, before uint6
 		}
 		origins[s.Origin] = true
 	}
+	// A relay went to every live member, however old its changes: a
+	// bridge relays what it has just merged. (Taking a late relay for a
+	// repair made every member of a busy cluster unconfirmed, and the
+	// anti-entropy that followed made it busier.)
+	for _, s := range in.relayed {
+		origins[s.Origin] = true
+	}
+	relayers := in.relayers
 	vec, after, err := n.localVector()
 	if err != nil || after == before {
 		return

@@ -187,7 +187,7 @@ func (n *Node) handleSync(m syncMsg) {
 	}
 	// The member's vector may differ from ours: compare next period.
 	n.wakeSync()
-	mine, _, err := n.localVector()
+	mine, mineDigest, err := n.localVector()
 	if err != nil {
 		return
 	}
@@ -210,7 +210,7 @@ func (n *Node) handleSync(m syncMsg) {
 		// Always answer with our vector: the peer then sends what it has
 		// that we lack, and its view of us is fresh (a stale view would
 		// make it keep targeting us).
-		n.send(to, n.vectorMsg(m.From, mine, false), 0)
+		n.send(to, n.vectorMsg(m.From, mine, mineDigest, false), 0)
 	}
 }
 

@@ -120,7 +120,7 @@ func TestOlderMemberGetsWholeVectors(t *testing.T) {
 	mine := store.Vector{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 11}
 	n.known["old"] = &peer{name: "old", legacy: true, vector: base, vectorDigest: digestOf(base)}
 	n.known["peer"] = &peer{name: "peer", vector: base, vectorDigest: digestOf(base)}
-	old := n.vectorMsg("old", mine, true)
+	old := n.vectorMsg("old", mine, digestOf(mine), true)
 	if old[3] != msgSync || old[4+1+len("new")] != 1 {
 		t.Fatalf("to an older member: type %d, flags %d", old[3], old[4+1+len("new")])
 	}
@@ -128,7 +128,7 @@ func TestOlderMemberGetsWholeVectors(t *testing.T) {
 	if m, ok := got.(syncMsg); err != nil || !ok || !reflect.DeepEqual(m.Vector, mine) || !m.WantReply {
 		t.Fatalf("%v %#v", err, got)
 	}
-	if cur := n.vectorMsg("peer", mine, true); cur[3] != msgSyncDelta {
+	if cur := n.vectorMsg("peer", mine, digestOf(mine), true); cur[3] != msgSyncDelta {
 		t.Fatalf("to a current member: type %d, want a difference", cur[3])
 	}
 }
