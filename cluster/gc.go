@@ -19,6 +19,13 @@ func (n *Node) gcLoop() {
 		if n.secondary.Load() {
 			continue
 		}
+		before := time.Now().Add(-n.cfg.TombstoneAge)
+		// Most rounds have nothing old enough to forget; gathering every
+		// member's vector (a thousand entries each, at a thousand POPs)
+		// would be the round's whole cost.
+		if old, err := n.st.HasTombstonesBefore(n.ctx, before); err != nil || !old {
+			continue
+		}
 		seen, err := n.st.Vector(n.ctx)
 		if err != nil {
 			continue
@@ -29,7 +36,7 @@ func (n *Node) gcLoop() {
 		if b := n.sibling.Load(); b != nil && !b.collectSeen(seen) {
 			continue
 		}
-		k, err := n.st.CollectTombstones(n.ctx, seen, time.Now().Add(-n.cfg.TombstoneAge))
+		k, err := n.st.CollectTombstones(n.ctx, seen, before)
 		if err != nil {
 			n.log.Error("cluster: collecting tombstones", "error", err)
 			continue

@@ -560,6 +560,18 @@ func (s *Store) CollectTombstones(ctx context.Context, seen Vector, before time.
 	return n, tx.Commit()
 }
 
+// HasTombstonesBefore tells whether some deleted row's tombstone is older
+// than before: a tombstone collection has nothing to do otherwise, and
+// need not gather every member's vector.
+func (s *Store) HasTombstonesBefore(ctx context.Context, before time.Time) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM crdt_clock WHERE col = '' AND cl % 2 = 0 AND hlc < ? LIMIT 1`, int64(MakeHLC(before, 0))).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Tombstones counts the sentinels of deleted rows.
 func (s *Store) Tombstones(ctx context.Context) (int64, error) {
 	var n int64
