@@ -190,6 +190,7 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 // token.
 func unmarshalBridge(d *caddyfile.Dispenser) (*BridgeConfig, error) {
 	b := new(BridgeConfig)
+	single := map[string]*string{"bind": &b.Bind, "advertise": &b.Advertise, "name": &b.Name, "profile": &b.Profile}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
@@ -198,29 +199,20 @@ func unmarshalBridge(d *caddyfile.Dispenser) (*BridgeConfig, error) {
 		}
 		seen[opt] = true
 		args := d.RemainingArgs()
-		switch opt {
-		case "bind", "advertise", "name", "profile":
+		if dst, ok := single[opt]; ok {
 			if len(args) != 1 {
 				return nil, d.Errf("edgeroute: cluster: bridge: %s takes exactly one value", opt)
 			}
-			switch opt {
-			case "bind":
-				b.Bind = args[0]
-			case "advertise":
-				b.Advertise = args[0]
-			case "name":
-				b.Name = args[0]
-			default:
-				b.Profile = args[0]
-			}
-		case "join":
-			if len(args) == 0 {
-				return nil, d.Err("edgeroute: cluster: bridge: join needs at least one host:port")
-			}
-			b.Join = append(b.Join, args...)
-		default:
+			*dst = args[0]
+			continue
+		}
+		if opt != "join" {
 			return nil, d.Errf("edgeroute: cluster: bridge: unknown option %q (known: bind, advertise, join, name, profile)", opt)
 		}
+		if len(args) == 0 {
+			return nil, d.Err("edgeroute: cluster: bridge: join needs at least one host:port")
+		}
+		b.Join = append(b.Join, args...)
 	}
 	return b, nil
 }
