@@ -26,8 +26,9 @@ func startOn(t *testing.T, on *tnode, cfg Config) *tnode {
 
 // regions starts one cluster per region of size POPs, the first POP of
 // each a bridge with a node in the cluster "global". Anti-entropy waits a
-// minute, so what arrives within seconds was pushed or relayed.
-func regions(t *testing.T, names []string, size int) (pops [][]*tnode, bridges []*tnode) {
+// minute, so what arrives within seconds was pushed or relayed; mod, if
+// set, adjusts every node's config after that.
+func regions(t *testing.T, names []string, size int, mod func(*Config)) (pops [][]*tnode, bridges []*tnode) {
 	t.Helper()
 	dir := t.TempDir()
 	var globalJoin []string
@@ -38,6 +39,9 @@ func regions(t *testing.T, names []string, size int) (pops [][]*tnode, bridges [
 			name := fmt.Sprintf("%s%d", r, i)
 			cfg := testConfig(name, nil, join)
 			cfg.Cluster, cfg.SyncInterval = "test-"+r, time.Minute
+			if mod != nil {
+				mod(&cfg)
+			}
 			nd := startNode(t, filepath.Join(dir, name+".db"), cfg)
 			if i == 0 {
 				join = []string{nd.Addr()}
@@ -46,6 +50,9 @@ func regions(t *testing.T, names []string, size int) (pops [][]*tnode, bridges [
 		}
 		gcfg := testConfig("global-"+r, nil, globalJoin)
 		gcfg.Cluster, gcfg.SyncInterval = "test-global", time.Minute
+		if mod != nil {
+			mod(&gcfg)
+		}
 		g := startOn(t, region[0], gcfg)
 		if err := Bridge(region[0].Node, g.Node); err != nil {
 			t.Fatal(err)
@@ -64,7 +71,7 @@ func regions(t *testing.T, names []string, size int) (pops [][]*tnode, bridges [
 // bridges, pushed and relayed, while each POP's membership stays its own
 // region's.
 func TestBridgesRelayBetweenRegions(t *testing.T) {
-	pops, bridges := regions(t, []string{"eu", "sa", "us"}, 3)
+	pops, bridges := regions(t, []string{"eu", "sa", "us"}, 3, nil)
 	var all []*tnode
 	for _, region := range pops {
 		all = append(all, region...)
@@ -97,6 +104,31 @@ func TestBridgesRelayBetweenRegions(t *testing.T) {
 	}
 	if relayed == 0 {
 		t.Fatal("no bridge relayed a change: they arrived some other way")
+	}
+}
+
+// A bridge forgets a tombstone only once the members of both its clusters
+// have it: its region having it is not enough while a bridge of another
+// region is cut off without it.
+func TestBridgeKeepsTombstonesUntilBothClustersHaveThem(t *testing.T) {
+	pops, bridges := regions(t, []string{"eu", "us"}, 2, func(c *Config) {
+		c.SyncInterval, c.GCInterval, c.TombstoneAge = 100*time.Millisecond, 100*time.Millisecond, time.Millisecond
+	})
+	eu0, eu1 := pops[0][0], pops[0][1]
+	all := append(append([]*tnode(nil), pops[0]...), pops[1]...)
+	eu1.exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES ('be1', 'myapp', 'fdaa::1', 80)`)
+	converge(t, all, 3*time.Second)
+	// us's bridge leaves the global cluster's reach: its last vector,
+	// without the delete, stays eu's bridge's view of it.
+	bridges[1].Kill()
+	eu1.exec(t, `DELETE FROM backends WHERE id = 'be1'`)
+	converge(t, pops[0], 3*time.Second)
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if k, _ := eu0.st.Tombstones(t.Context()); k != 1 {
+			t.Fatalf("eu's bridge holds %d tombstones while us's bridge lacks the delete: it forgot one its other cluster still needs", k)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
