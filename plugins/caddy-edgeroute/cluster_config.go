@@ -138,16 +138,8 @@ func (a *App) unmarshalCluster(d *caddyfile.Dispenser) error {
 			}
 			c.Profile = args[0]
 		case "bind", "advertise", "name":
-			if len(args) != 1 {
-				return d.Errf("edgeroute: cluster: %s takes exactly one value", opt)
-			}
-			switch opt {
-			case "bind":
-				c.Bind = args[0]
-			case "advertise":
-				c.Advertise = args[0]
-			default:
-				c.Name = args[0]
+			if err := setOne(d, "edgeroute: cluster", opt, args, map[string]*string{"bind": &c.Bind, "advertise": &c.Advertise, "name": &c.Name}); err != nil {
+				return err
 			}
 		case "join":
 			if len(args) == 0 {
@@ -199,11 +191,10 @@ func unmarshalBridge(d *caddyfile.Dispenser) (*BridgeConfig, error) {
 		}
 		seen[opt] = true
 		args := d.RemainingArgs()
-		if dst, ok := single[opt]; ok {
-			if len(args) != 1 {
-				return nil, d.Errf("edgeroute: cluster: bridge: %s takes exactly one value", opt)
+		if _, ok := single[opt]; ok {
+			if err := setOne(d, "edgeroute: cluster: bridge", opt, args, single); err != nil {
+				return nil, err
 			}
-			*dst = args[0]
 			continue
 		}
 		if opt != "join" {
@@ -217,40 +208,59 @@ func unmarshalBridge(d *caddyfile.Dispenser) (*BridgeConfig, error) {
 	return b, nil
 }
 
-func checkHostPort(what, s string) error {
+// setOne stores the value of opt, an option that takes exactly one, in
+// its field of fields; prefix starts the error.
+func setOne(d *caddyfile.Dispenser, prefix, opt string, args []string, fields map[string]*string) error {
+	if len(args) != 1 {
+		return d.Errf("%s: %s takes exactly one value", prefix, opt)
+	}
+	*fields[opt] = args[0]
+	return nil
+}
+
+// checkListener checks one cluster listener's addresses and profile (the
+// cluster's own, or its bridge's); prefix starts every error.
+func checkListener(prefix, bind, advertise string, join []string, profile string) error {
+	if bind == "" {
+		return fmt.Errorf("%s: bind <host:port> is required", prefix)
+	}
+	if err := checkHostPort(prefix, "bind", bind); err != nil {
+		return err
+	}
+	if advertise != "" {
+		if err := checkHostPort(prefix, "advertise", advertise); err != nil {
+			return err
+		}
+	}
+	for _, j := range join {
+		if err := checkHostPort(prefix, "join", j); err != nil {
+			return err
+		}
+	}
+	if profile != "" && profile != "lan" && profile != "wan" {
+		return fmt.Errorf("%s: profile %q: it must be lan or wan", prefix, profile)
+	}
+	return nil
+}
+
+func checkHostPort(prefix, what, s string) error {
 	h, p, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("edgeroute: cluster: %s %q: use host:port (%v)", what, s, err)
+		return fmt.Errorf("%s: %s %q: use host:port (%v)", prefix, what, s, err)
 	}
 	if n, err := strconv.Atoi(p); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("edgeroute: cluster: %s %q: bad port", what, s)
+		return fmt.Errorf("%s: %s %q: bad port", prefix, what, s)
 	}
 	if what == "advertise" && (h == "" || net.ParseIP(h) == nil) {
-		return fmt.Errorf("edgeroute: cluster: advertise %q: must be an IP address and port", s)
+		return fmt.Errorf("%s: advertise %q: must be an IP address and port", prefix, s)
 	}
 	return nil
 }
 
 // validate checks addresses and decodes the keys (after placeholders).
 func (c *ClusterConfig) validate() error {
-	if c.Bind == "" {
-		return fmt.Errorf("edgeroute: cluster: bind <host:port> is required")
-	}
-	if err := checkHostPort("bind", c.Bind); err != nil {
+	if err := checkListener("edgeroute: cluster", c.Bind, c.Advertise, c.Join, c.Profile); err != nil {
 		return err
-	}
-	if c.Advertise != "" {
-		if err := checkHostPort("advertise", c.Advertise); err != nil {
-			return err
-		}
-	}
-	for _, j := range c.Join {
-		if err := checkHostPort("join", j); err != nil {
-			return err
-		}
-	}
-	if c.Profile != "" && c.Profile != "lan" && c.Profile != "wan" {
-		return fmt.Errorf("edgeroute: cluster: profile %q: it must be lan or wan", c.Profile)
 	}
 	if c.SyncInterval < 0 || c.RejoinInterval < 0 || c.TombstoneAge < 0 {
 		return fmt.Errorf("edgeroute: cluster: durations must be positive")
@@ -296,30 +306,14 @@ func (c *ClusterConfig) binds() []string {
 
 // validate checks the bridge block of cluster c.
 func (b *BridgeConfig) validate(c *ClusterConfig) error {
-	if b.Bind == "" {
-		return fmt.Errorf("edgeroute: cluster: bridge: bind <host:port> is required")
-	}
-	for _, f := range []struct{ what, v string }{{"bind", b.Bind}, {"advertise", b.Advertise}} {
-		if f.v == "" {
-			continue
-		}
-		if err := checkHostPort(f.what, f.v); err != nil {
-			return fmt.Errorf("edgeroute: cluster: bridge: %s", strings.TrimPrefix(err.Error(), "edgeroute: cluster: "))
-		}
-	}
-	for _, j := range b.Join {
-		if err := checkHostPort("join", j); err != nil {
-			return fmt.Errorf("edgeroute: cluster: bridge: %s", strings.TrimPrefix(err.Error(), "edgeroute: cluster: "))
-		}
+	if err := checkListener("edgeroute: cluster: bridge", b.Bind, b.Advertise, b.Join, b.Profile); err != nil {
+		return err
 	}
 	if b.Bind == c.Bind {
 		return fmt.Errorf("edgeroute: cluster: bridge: bind %s is the cluster's own listener; the global cluster needs another port", b.Bind)
 	}
 	if b.Name == "" || b.Name == c.Name {
 		return fmt.Errorf("edgeroute: cluster: bridge: name the global cluster, with a name other than the region's (%q)", c.Name)
-	}
-	if b.Profile != "" && b.Profile != "lan" && b.Profile != "wan" {
-		return fmt.Errorf("edgeroute: cluster: bridge: profile %q: it must be lan or wan", b.Profile)
 	}
 	return nil
 }
