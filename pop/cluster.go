@@ -99,39 +99,29 @@ func (rt *Runtime) setCluster(cfg Config) error {
 		}
 	}
 	c := cfg.Cluster
-	node, err := cluster.Start(rt.st, cluster.Config{
+	// The region's node and, on a bridge, the global one share every
+	// setting but where they listen and which cluster they are in.
+	shared := cluster.Config{
 		Name:           cfg.Identity.Node,
-		Bind:           c.Bind,
-		Advertise:      c.Advertise,
-		Join:           c.Join,
 		Keys:           c.Keys,
-		Cluster:        c.Name,
-		Logger:         slog.New(zapslog.NewHandler(log.Named("cluster").Core())),
 		SyncInterval:   c.SyncInterval,
 		RejoinInterval: c.RejoinInterval,
 		TombstoneAge:   c.TombstoneAge,
-		Profile:        c.Profile,
 		OnMerge:        rt.kick,
-	})
+	}
+	listen := func(logger, bind, advertise string, join []string, name, profile string) (*cluster.Node, error) {
+		nc := shared
+		nc.Bind, nc.Advertise, nc.Join, nc.Cluster, nc.Profile = bind, advertise, join, name, profile
+		nc.Logger = slog.New(zapslog.NewHandler(log.Named(logger).Core()))
+		return cluster.Start(rt.st, nc)
+	}
+	node, err := listen("cluster", c.Bind, c.Advertise, c.Join, c.Name, c.Profile)
 	if err != nil {
 		return err
 	}
 	cs := &clusterState{node: node, fingerprint: fp, keys: c.Keys}
 	if b := c.Bridge; b != nil {
-		gn, err := cluster.Start(rt.st, cluster.Config{
-			Name:           cfg.Identity.Node,
-			Bind:           b.Bind,
-			Advertise:      b.Advertise,
-			Join:           b.Join,
-			Keys:           c.Keys,
-			Cluster:        b.Name,
-			Logger:         slog.New(zapslog.NewHandler(log.Named("cluster.bridge").Core())),
-			SyncInterval:   c.SyncInterval,
-			RejoinInterval: c.RejoinInterval,
-			TombstoneAge:   c.TombstoneAge,
-			Profile:        b.Profile,
-			OnMerge:        rt.kick,
-		})
+		gn, err := listen("cluster.bridge", b.Bind, b.Advertise, b.Join, b.Name, b.Profile)
 		if err == nil {
 			err = cluster.Bridge(node, gn)
 			if err != nil {
