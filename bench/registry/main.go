@@ -207,44 +207,16 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 		return err
 	}
 	defer s.stop()
-	var (
-		ok, failed atomic.Int64
-		mu         sync.Mutex
-		lat        []time.Duration
-		next       atomic.Int64
-		perSecond  = make([]atomic.Int64, int(dur/time.Second)+2)
-	)
+	perSecond := make([]atomic.Int64, int(dur/time.Second)+2)
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for ctx.Err() == nil {
-				i := next.Add(1)
-				body := fmt.Sprintf(`{"id":"bench-%d","app":"bench%d","region":"eu","ip":"10.%d.%d.%d","port":%d}`,
-					i, w%8, (i>>16)&255, (i>>8)&255, i&255, 1+i%65535)
-				took, good := call(ctx, client, "http://"+s.api+"/api/v1/register", body, http.StatusCreated)
-				if !good {
-					if ctx.Err() == nil {
-						failed.Add(1)
-					}
-					continue
-				}
-				ok.Add(1)
-				mine = append(mine, took)
-				perSecond[int(time.Since(start)/time.Second)].Add(1)
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	res := drive(ctx, client, workers, func(w int, i int64) (string, string, int) {
+		body := fmt.Sprintf(`{"id":"bench-%d","app":"bench%d","region":"eu","ip":"10.%d.%d.%d","port":%d}`,
+			i, w%8, (i>>16)&255, (i>>8)&255, i&255, 1+i%65535)
+		return "http://" + s.api + "/api/v1/register", body, http.StatusCreated
+	}, func() { perSecond[int(time.Since(start)/time.Second)].Add(1) })
 	elapsed := time.Since(start)
 	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
 	db, err := sql.Open("sqlite3", "file:"+s.db+"?mode=ro")
@@ -256,22 +228,67 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	if err := db.QueryRow("SELECT count(*) FROM backends").Scan(&rows); err != nil {
 		return err
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration { return percentile(lat, p) }
+	pct := func(p float64) time.Duration { return percentile(res.lat, p) }
 	minSec := int64(1 << 62)
 	for i := range int(dur / time.Second) {
 		minSec = min(minSec, perSecond[i].Load())
 	}
 	fmt.Printf("registrations through POST /api/v1/register, %d clients, %v:\n", workers, elapsed.Round(time.Millisecond))
-	fmt.Printf("  %d registered (%d failed), %.0f/s mean, slowest whole second %d/s\n", ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds(), minSec)
+	fmt.Printf("  %d registered (%d failed), %.0f/s mean, slowest whole second %d/s\n", res.ok, res.failed, float64(res.ok)/elapsed.Seconds(), minSec)
 	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
 	fmt.Printf("  routing table rows: %d; caddy CPU %.0f%% of one core\n", rows, float64(cpu1-cpu0)/elapsed.Seconds())
 	// A request cut off by the end of the run may have been written.
 	rows -= int64(preload)
-	if rows < ok.Load() || rows > ok.Load()+int64(workers) {
-		return fmt.Errorf("table holds %d rows, %d registrations answered 201", rows, ok.Load())
+	if rows < res.ok || rows > res.ok+int64(workers) {
+		return fmt.Errorf("table holds %d rows, %d registrations answered 201", rows, res.ok)
 	}
 	return nil
+}
+
+// loadResult is what drive's clients got back.
+type loadResult struct {
+	ok, failed int64
+	lat        []time.Duration // of the answered requests, in order
+}
+
+// drive runs workers clients, each sending request's next request (w is
+// the client, i counts requests from 1 across them) and waiting for its
+// answer, until ctx ends. answered, if set, is called after each request
+// answered with the wanted status.
+func drive(ctx context.Context, client *http.Client, workers int, request func(w int, i int64) (url, body string, want int), answered func()) loadResult {
+	var (
+		ok, failed atomic.Int64
+		next       atomic.Int64
+		mu         sync.Mutex
+		lat        []time.Duration
+		wg         sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				url, body, want := request(w, next.Add(1))
+				took, good := call(ctx, client, url, body, want)
+				if !good {
+					if ctx.Err() == nil {
+						failed.Add(1)
+					}
+					continue
+				}
+				ok.Add(1)
+				mine = append(mine, took)
+				if answered != nil {
+					answered()
+				}
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return loadResult{ok: ok.Load(), failed: failed.Load(), lat: lat}
 }
 
 // call makes one POST to the API with the bench's token and reports how
@@ -372,49 +389,23 @@ func benchHeartbeat(caddy string, dur time.Duration, workers, preload int) error
 		return err
 	}
 	defer s.stop()
-	var (
-		ok, failed atomic.Int64
-		next       atomic.Int64
-		mu         sync.Mutex
-		lat        []time.Duration
-	)
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			var mine []time.Duration
-			for ctx.Err() == nil {
-				i := next.Add(1)%int64(preload) + 1
-				took, good := call(ctx, client, fmt.Sprintf("http://%s/api/v1/heartbeat/pre-%d", s.api, i), "", http.StatusOK)
-				if !good {
-					if ctx.Err() == nil {
-						failed.Add(1)
-					}
-					continue
-				}
-				ok.Add(1)
-				mine = append(mine, took)
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	res := drive(ctx, client, workers, func(_ int, i int64) (string, string, int) {
+		return fmt.Sprintf("http://%s/api/v1/heartbeat/pre-%d", s.api, i%int64(preload)+1), "", http.StatusOK
+	}, nil)
 	elapsed := time.Since(start)
 	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration { return percentile(lat, p) }
+	pct := func(p float64) time.Duration { return percentile(res.lat, p) }
 	fmt.Printf("heartbeats through POST /api/v1/heartbeat/{id}, %d backends, %d clients, %v:\n", preload, workers, elapsed.Round(time.Millisecond))
-	fmt.Printf("  %d answered 200 (%d failed), %.0f/s\n", ok.Load(), failed.Load(), float64(ok.Load())/elapsed.Seconds())
+	fmt.Printf("  %d answered 200 (%d failed), %.0f/s\n", res.ok, res.failed, float64(res.ok)/elapsed.Seconds())
 	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
 	fmt.Printf("  caddy CPU %.0f%% of one core, %.0f us per heartbeat\n", float64(cpu1-cpu0)/elapsed.Seconds(),
-		float64(cpu1-cpu0)*1e4/float64(max(ok.Load(), 1)))
-	if failed.Load() > 0 {
-		return fmt.Errorf("%d heartbeats failed", failed.Load())
+		float64(cpu1-cpu0)*1e4/float64(max(res.ok, 1)))
+	if res.failed > 0 {
+		return fmt.Errorf("%d heartbeats failed", res.failed)
 	}
 	return nil
 }
