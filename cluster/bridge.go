@@ -2,8 +2,7 @@ package cluster
 
 import (
 	"errors"
-
-	"github.com/hashicorp/memberlist"
+	"time"
 
 	"github.com/edgeproxy/edgeproxy/store"
 )
@@ -27,9 +26,10 @@ import (
 // unchanged: what a bridge missed from one side reaches the other side
 // through its vector like any change of its file.
 
-// Bridge makes a and b, two nodes on one file in two clusters, relay to
-// each other's cluster what they merge from their own. Tombstones are then
-// collected by a alone, once every member of both clusters has seen them.
+// Bridge makes a and b, two nodes on one file, a in its region's cluster
+// and b in the global cluster of bridges, relay to each other's cluster
+// what they merge from their own. Tombstones are then collected by a
+// alone, once every POP of every region has them (floor.go).
 func Bridge(a, b *Node) error {
 	if a == b || a.st != b.st {
 		return errors.New("cluster: a bridge joins two nodes that replicate the same file")
@@ -40,6 +40,10 @@ func Bridge(a, b *Node) error {
 	a.sibling.Store(b)
 	b.sibling.Store(a)
 	b.secondary.Store(true)
+	// a's metadata now names it a bridge; tell its region.
+	if err := a.ml.UpdateNode(2 * time.Second); err != nil {
+		a.log.Debug("cluster: bridge metadata not yet broadcast; it spreads with membership", "error", err)
+	}
 	a.log.Info("cluster: bridging", "to", b.cfg.Cluster, "as", b.cfg.Name)
 	b.log.Info("cluster: bridging", "to", a.cfg.Cluster, "as", a.cfg.Name)
 	return nil
@@ -61,24 +65,4 @@ func (n *Node) relay(segs []store.Segment) {
 	}
 	n.Stats.ChangesRelayed.Add(uint64(changes))
 	n.sendPacked(to, segs, func(batch []store.Segment) []byte { return encodeRelay(n.cfg.Name, batch) })
-}
-
-// collectSeen lowers seen to what every member not known to have left
-// has confirmed, and reports false when some member's vector is not at
-// hand. Called with n.mu not held.
-func (n *Node) collectSeen(seen store.Vector) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, p := range n.known {
-		if p.state == memberlist.StateLeft {
-			continue
-		}
-		if p.vector == nil {
-			return false
-		}
-		for site, v := range seen {
-			seen[site] = min(v, p.vector[site])
-		}
-	}
-	return true
 }

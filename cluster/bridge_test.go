@@ -132,6 +132,70 @@ func TestBridgeKeepsTombstonesUntilBothClustersHaveThem(t *testing.T) {
 	}
 }
 
+// A POP forgets a tombstone only once every POP of every region has it,
+// though it knows its own region only. Here eu1 deletes a row while us1,
+// cut off from its region, updates it: had a POP of eu forgotten the
+// delete, us1's update would bring the row back there when us1 returns.
+// The delete reaches us's bridge, so eu learns that us1 lacks it only
+// from the floor of its region that us's bridge passes on.
+func TestRegionsForgetTombstonesOnlyOnceEveryRegionHasThem(t *testing.T) {
+	faults := NewFaults(7)
+	pops, _ := regions(t, []string{"eu", "us"}, 2, func(c *Config) {
+		c.SyncInterval, c.GCInterval, c.TombstoneAge = 100*time.Millisecond, 100*time.Millisecond, time.Millisecond
+		c.Faults = faults
+	})
+	eu0, eu1, us0, us1 := pops[0][0], pops[0][1], pops[1][0], pops[1][1]
+	all := append(append([]*tnode(nil), pops[0]...), pops[1]...)
+	tombstones := func() string {
+		var b strings.Builder
+		for _, nd := range all {
+			k, _ := nd.st.Tombstones(t.Context())
+			fmt.Fprintf(&b, " %s:%d", nd.name, k)
+		}
+		return b.String()
+	}
+	forgotten := func(within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for tombstones() != " eu0:0 eu1:0 us0:0 us1:0" {
+			if time.Now().After(deadline) {
+				t.Fatalf("tombstones every POP holds are not forgotten within %v:%s", within, tombstones())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// With every region reachable, the floors let every POP forget a
+	// delete every POP holds.
+	eu1.exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES ('be0', 'myapp', 'fdaa::1', 80)`)
+	eu1.exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES ('be1', 'myapp', 'fdaa::2', 80)`)
+	converge(t, all, 3*time.Second)
+	eu1.exec(t, `DELETE FROM backends WHERE id = 'be0'`)
+	converge(t, all, 3*time.Second)
+	forgotten(5 * time.Second)
+
+	faults.Partition([]string{us1.Addr()}, []string{us0.Addr()})
+	eu1.exec(t, `DELETE FROM backends WHERE id = 'be1'`)
+	us1.exec(t, `UPDATE backends SET port = 9090 WHERE id = 'be1'`)
+	converge(t, []*tnode{eu0, eu1, us0}, 3*time.Second)
+	// Ten collection rounds: every POP has the delete but us1.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		for _, nd := range []*tnode{eu0, eu1, us0} {
+			if k, _ := nd.st.Tombstones(t.Context()); k != 1 {
+				t.Fatalf("%s holds %d tombstones while us1 lacks the delete: it forgot one a POP of another region still needs", nd.name, k)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	faults.Heal()
+	converge(t, all, 10*time.Second)
+	if d := eu0.dump(); strings.Contains(d, "be1") {
+		t.Fatalf("the row deleted in eu came back with us1's update:\n%s", d)
+	}
+	forgotten(10 * time.Second)
+}
+
 func TestBridgeRefusesNodesOnDifferentFilesOrOneCluster(t *testing.T) {
 	dir := t.TempDir()
 	a := startNode(t, filepath.Join(dir, "a.db"), testConfig("a", nil, nil))

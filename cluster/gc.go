@@ -2,11 +2,15 @@ package cluster
 
 import (
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/store"
 )
 
-// gcLoop forgets tombstones every member has seen (of both clusters, on a
-// bridge): only when the vector of every member not known to have left is
-// at hand.
+// gcLoop forgets, every GCInterval, the tombstones older than
+// TombstoneAge that every POP holds: every member of this node's cluster
+// (of both clusters, on a bridge) and, in regional clusters, every POP of
+// the other regions, as the bridges' floors tell (floor.go). It waits
+// while the vector of some member not known to have left is not at hand.
 func (n *Node) gcLoop() {
 	t := time.NewTicker(n.cfg.GCInterval)
 	defer t.Stop()
@@ -16,34 +20,39 @@ func (n *Node) gcLoop() {
 			return
 		case <-t.C:
 		}
-		if n.secondary.Load() {
-			continue
+		if !n.secondary.Load() {
+			n.collectTombstones()
 		}
-		before := time.Now().Add(-n.cfg.TombstoneAge)
-		// Most rounds have nothing old enough to forget; gathering every
-		// member's vector (a thousand entries each, at a thousand POPs)
-		// would be the round's whole cost.
-		if old, err := n.st.HasTombstonesBefore(n.ctx, before); err != nil || !old {
-			continue
-		}
-		seen, err := n.st.Vector(n.ctx)
-		if err != nil {
-			continue
-		}
-		if !n.collectSeen(seen) {
-			continue
-		}
-		if b := n.sibling.Load(); b != nil && !b.collectSeen(seen) {
-			continue
-		}
-		k, err := n.st.CollectTombstones(n.ctx, seen, before)
-		if err != nil {
-			n.log.Error("cluster: collecting tombstones", "error", err)
-			continue
-		}
-		if k > 0 {
-			n.Stats.TombstonesGC.Add(uint64(k))
-			n.log.Info("cluster: tombstones collected", "count", k)
-		}
+	}
+}
+
+func (n *Node) collectTombstones() {
+	before := time.Now().Add(-n.cfg.TombstoneAge)
+	// Most rounds find no tombstone old enough, and end here: gathering
+	// every member's vector (a thousand entries each, at a thousand POPs)
+	// would be the round's whole cost.
+	sites, err := n.st.TombstoneSites(n.ctx, before)
+	if err != nil || len(sites) == 0 {
+		return
+	}
+	vec, err := n.st.Vector(n.ctx)
+	if err != nil {
+		return
+	}
+	seen := make(store.Vector, len(sites))
+	for _, s := range sites {
+		seen[s] = vec[s]
+	}
+	if !n.lowerToFloor(seen) {
+		return
+	}
+	k, err := n.st.CollectTombstones(n.ctx, seen, before)
+	if err != nil {
+		n.log.Error("cluster: collecting tombstones", "error", err)
+		return
+	}
+	if k > 0 {
+		n.Stats.TombstonesGC.Add(uint64(k))
+		n.log.Info("cluster: tombstones collected", "count", k)
 	}
 }

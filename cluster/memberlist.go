@@ -11,10 +11,19 @@ import (
 )
 
 // delegate receives memberlist's user messages and gives this node's
-// metadata (its site id).
+// metadata: its site id, then, on a bridge's node in its region, a line
+// saying so (its region's POPs then wait for the bridges' floors before
+// they forget a tombstone).
 type delegate Node
 
-func (d *delegate) NodeMeta(limit int) []byte { return []byte(d.st.SiteID()) }
+func (d *delegate) NodeMeta(limit int) []byte {
+	if d.sibling.Load() != nil && !d.secondary.Load() {
+		return []byte(d.st.SiteID() + "\n" + metaBridge)
+	}
+	return []byte(d.st.SiteID())
+}
+
+const metaBridge = "bridge"
 
 func (d *delegate) NotifyMsg(b []byte) {
 	n := (*Node)(d)
@@ -77,7 +86,8 @@ func (e *events) update(nd *memberlist.Node, state memberlist.NodeStateType) {
 		// and anti-entropy tries it until it answers.
 		p.digest = 0
 	}
-	p.addr, p.site, p.state = nd.Address(), string(nd.Meta), state
+	site, role, _ := strings.Cut(string(nd.Meta), "\n")
+	p.addr, p.site, p.bridge, p.state = nd.Address(), site, role == metaBridge, state
 	cp := *nd
 	p.node = &cp
 	n.mu.Unlock()

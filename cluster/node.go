@@ -61,6 +61,9 @@ type Node struct {
 	// secondary: the second node of a bridge, whose sibling collects the
 	// tombstones of their one file for both.
 	secondary atomic.Bool
+	// globalFloor: on a POP that is no bridge, the floor of every region
+	// a bridge of its region sent last (floor.go). Held under mu.
+	globalFloor store.Vector
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -88,6 +91,10 @@ type peer struct {
 	syncAt   time.Time // last anti-entropy sent to it while dead
 	joinAt   time.Time // last rejoin tried while dead
 	leaving  bool      // said goodbye: its coming failure is a leave
+	bridge   bool      // a bridge of this node's region (its metadata says so)
+	// floor: on a bridge's global node, the floor of its region that the
+	// member sent last (floor.go).
+	floor store.Vector
 }
 
 // patient tells whether a dead member has been dead long enough to be

@@ -74,6 +74,8 @@ func (n *Node) receive(b []byte) ([]store.Segment, string) {
 		n.handleSync(m)
 	case digestMsg:
 		n.handleDigest(m)
+	case floorMsg:
+		n.handleFloor(m)
 	case leaveMsg:
 		n.mu.Lock()
 		if p := n.known[string(m)]; p != nil {

@@ -40,6 +40,8 @@ type MemberStatus struct {
 	Site  string    `json:"site,omitempty"`
 	State string    `json:"state"`
 	Since time.Time `json:"since"`
+	// Bridge: the member is a bridge of this node's region.
+	Bridge bool `json:"bridge,omitempty"`
 	// Behind is how many of this node's versions the member has not
 	// confirmed yet (from its last anti-entropy vector); -1 if unknown.
 	Behind int64 `json:"versions_behind"`
@@ -102,7 +104,7 @@ func (n *Node) Status(ctx context.Context) Status {
 		if s, ok := live[p.name]; ok {
 			state = s
 		}
-		ms := MemberStatus{Name: p.name, Addr: p.addr, Site: p.site, State: stateName(state), Since: p.since,
+		ms := MemberStatus{Name: p.name, Addr: p.addr, Site: p.site, State: stateName(state), Since: p.since, Bridge: p.bridge,
 			Behind: -1, LagMS: -1, Vector: p.vector, VectorAt: p.vectorAt, LagAt: p.lagAt}
 		if p.vector != nil {
 			ms.Behind = int64(st.DBVersion) - int64(p.vector[st.Site])

@@ -45,6 +45,37 @@ const (
 	// bridge passes on what it merged from its other cluster; members
 	// acknowledge the merge to it as they would to an origin.
 	msgRelay = 6
+	// msgFloor: sender name, kind (1: the floor of the sender's region,
+	// from a bridge to the global cluster; 2: the floor of every region,
+	// from a bridge to its region), uvarint entries of (site, version).
+	msgFloor = 7
+)
+
+// floorMsg is a floor of tombstone collection passed on by a bridge
+// (floor.go): per site, the lowest version every POP it covers holds.
+type floorMsg struct {
+	From string
+	// Global: the floor of every region, sent into a region; otherwise
+	// the floor of the sender's region, sent into the global cluster.
+	Global bool
+	Vector store.Vector
+}
+
+func encodeFloor(m floorMsg) []byte {
+	e := encoder{b: header(msgFloor)}
+	e.str(m.From)
+	kind := uint64(floorRegion)
+	if m.Global {
+		kind = floorGlobal
+	}
+	e.uv(kind)
+	e.vector(m.Vector)
+	return e.b
+}
+
+const (
+	floorRegion = 1
+	floorGlobal = 2
 )
 
 // relayMsg is changes a bridge merged from its other cluster.
@@ -214,12 +245,16 @@ func encodeSync(m syncMsg) []byte {
 	e := encoder{b: header(msgSync)}
 	e.str(m.From)
 	e.uv(syncFlags(m))
-	e.uv(uint64(len(m.Vector)))
-	for site, v := range m.Vector {
-		e.str(site)
-		e.uv(v)
-	}
+	e.vector(m.Vector)
 	return e.b
+}
+
+func (e *encoder) vector(v store.Vector) {
+	e.uv(uint64(len(v)))
+	for site, x := range v {
+		e.str(site)
+		e.uv(x)
+	}
 }
 
 type decoder struct {
@@ -319,7 +354,7 @@ func (d *decoder) value() any {
 }
 
 // decode parses a message: a []store.Segment, a relayMsg, a syncMsg, a
-// digestMsg or a leaveMsg.
+// digestMsg, a floorMsg or a leaveMsg.
 func decode(b []byte) (any, error) {
 	if len(b) < 4 || b[0] != 'E' || b[1] != 'R' {
 		return nil, errors.New("not an edgeroute cluster message")
@@ -346,7 +381,7 @@ func decode(b []byte) (any, error) {
 		}
 		return m, d.err
 	case msgSync, msgSyncDelta:
-		m := syncMsg{From: d.str(), Vector: store.Vector{}}
+		m := syncMsg{From: d.str()}
 		f := d.uv()
 		m.WantReply, m.Digests = f&1 != 0, f&2 != 0
 		if b[3] == msgSyncDelta {
@@ -355,10 +390,23 @@ func decode(b []byte) (any, error) {
 				d.err = errors.New("delta from no base")
 			}
 		}
-		n := d.count(2)
-		for i := 0; i < n && d.err == nil; i++ {
-			site := d.str()
-			m.Vector[site] = d.uv()
+		m.Vector = d.vector()
+		if d.err == nil && len(d.b) != 0 {
+			d.err = errors.New("trailing bytes")
+		}
+		return m, d.err
+	case msgFloor:
+		m := floorMsg{From: d.str()}
+		switch kind := d.uv(); {
+		case d.err != nil:
+		case kind == floorRegion, kind == floorGlobal:
+			m.Global = kind == floorGlobal
+		default:
+			d.err = fmt.Errorf("unknown floor kind %d", kind)
+		}
+		m.Vector = d.vector()
+		if d.err == nil && m.From == "" {
+			d.err = errors.New("floor without a sender")
 		}
 		if d.err == nil && len(d.b) != 0 {
 			d.err = errors.New("trailing bytes")
@@ -382,6 +430,16 @@ func decode(b []byte) (any, error) {
 	default:
 		return nil, fmt.Errorf("unknown message type %d", b[3])
 	}
+}
+
+func (d *decoder) vector() store.Vector {
+	v := store.Vector{}
+	n := d.count(2)
+	for i := 0; i < n && d.err == nil; i++ {
+		site := d.str()
+		v[site] = d.uv()
+	}
+	return v
 }
 
 func (d *decoder) segments() []store.Segment {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/edgeproxy/edgeproxy/store"
@@ -41,12 +42,31 @@ func TestWireRoundTrip(t *testing.T) {
 			t.Fatalf("digest: %v %#v", err, got)
 		}
 	}
+	for _, fm := range []floorMsg{
+		{From: "gru-bridge", Vector: store.Vector{"a": 3}},
+		{From: "gru-bridge", Global: true, Vector: store.Vector{"a": 3, "b": 1 << 50}},
+		{From: "gru-bridge", Global: true, Vector: store.Vector{}},
+	} {
+		got, err = decode(encodeFloor(fm))
+		if err != nil || !reflect.DeepEqual(got, fm) {
+			t.Fatalf("floor: %v %#v", err, got)
+		}
+	}
+	if _, err := decode(encodeFloor(floorMsg{Vector: store.Vector{"a": 3}})); err == nil {
+		t.Fatal("a floor without a sender decoded")
+	}
+	bad := encodeFloor(floorMsg{From: "gru-bridge", Vector: store.Vector{}})
+	bad[4+1+len("gru-bridge")] = 9
+	if _, err := decode(bad); err == nil || !strings.Contains(err.Error(), "floor kind 9") {
+		t.Fatalf("a floor of an unknown kind: %v", err)
+	}
 	got, err = decode(encodeLeave("gru-1"))
 	if err != nil || got != leaveMsg("gru-1") {
 		t.Fatalf("leave: %v %#v", err, got)
 	}
 	// Every truncation of a valid message is an error, never a panic.
-	for _, full := range [][]byte{encodeChanges(segs), encodeRelay("gru-bridge", segs)} {
+	floor := encodeFloor(floorMsg{From: "gru-bridge", Global: true, Vector: store.Vector{"a": 3, "b": 1 << 50}})
+	for _, full := range [][]byte{encodeChanges(segs), encodeRelay("gru-bridge", segs), floor} {
 		for i := range full {
 			if _, err := decode(full[:i]); err == nil {
 				t.Fatalf("truncated at %d decoded", i)
@@ -105,6 +125,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("ER\x01\x01\xff\xff\xff\xff\x0f"))
 	f.Add(encodeDigest(digestMsg{From: "n", Digest: 9}))
 	f.Add(encodeSyncDelta(syncMsg{From: "n", Vector: store.Vector{"s": 3}}, store.Vector{"s": 1, "t": 2}, 7))
+	f.Add(encodeFloor(floorMsg{From: "b", Global: true, Vector: store.Vector{"s": 3}}))
 	f.Add(encodeRelay("b", []store.Segment{{Origin: "o", From: 0, To: 1, Changes: []store.Change{{Table: "t", PK: "[1]", Column: "c", Value: int64(2), HLC: 1, Seq: 1, CL: 1}}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decode(b)

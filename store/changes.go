@@ -508,49 +508,55 @@ func (s *Store) mergeOne(ctx context.Context, conn *sql.Conn, c Change) (won boo
 	return true, nil
 }
 
-// CollectTombstones forgets the sentinels of deleted rows that every peer
-// has seen (seen is, per origin, the lowest version all members know) and
-// that are older than before. It returns how many it removed.
-//
-// It runs every minute on every node, and most runs find nothing to
-// forget: one read finds the origins of old tombstones, and only those are
-// deleted from, in one write transaction. (A write per origin of the
-// vector, a thousand at a thousand POPs, each in a transaction of its own
-// that failed when a merge committed between its read and its write, was
-// the cost before.)
-func (s *Store) CollectTombstones(ctx context.Context, seen Vector, before time.Time) (int64, error) {
-	if s.readOnly {
-		return 0, ErrReadOnly
-	}
-	limit := int64(MakeHLC(before, 0))
-	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT site FROM crdt_clock WHERE col = '' AND cl % 2 = 0 AND hlc < ?`, limit)
+// TombstoneSites lists the origins of the deletes whose tombstones are
+// older than before: the sites tombstone collection must find every
+// member's version of. Most rounds find none, and the round ends there.
+func (s *Store) TombstoneSites(ctx context.Context, before time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT site FROM crdt_clock WHERE col = '' AND cl % 2 = 0 AND hlc < ?`,
+		int64(MakeHLC(before, 0)))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	defer rows.Close()
 	var sites []string
 	for rows.Next() {
 		var site string
 		if err := rows.Scan(&site); err != nil {
-			rows.Close()
-			return 0, err
+			return nil, err
 		}
-		if seen[site] > 0 {
-			sites = append(sites, site)
-		}
+		sites = append(sites, site)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(sites) == 0 {
-		return 0, err
+	return sites, rows.Err()
+}
+
+// CollectTombstones forgets the sentinels of deleted rows that are older
+// than before and that every peer has seen: seen holds, per origin, the
+// lowest version all members know (an origin it lacks, or holds at 0, is
+// left alone). It returns how many it removed, in one write transaction.
+func (s *Store) CollectTombstones(ctx context.Context, seen Vector, before time.Time) (int64, error) {
+	if s.readOnly {
+		return 0, ErrReadOnly
 	}
+	some := false
+	for _, v := range seen {
+		some = some || v > 0
+	}
+	if !some {
+		return 0, nil
+	}
+	limit := int64(MakeHLC(before, 0))
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
 	var n int64
-	for _, site := range sites {
+	for site, v := range seen {
+		if v == 0 {
+			continue
+		}
 		r, err := tx.ExecContext(ctx, `DELETE FROM crdt_clock WHERE col = '' AND cl % 2 = 0 AND site = ? AND seq <= ? AND hlc < ?`,
-			site, int64(seen[site]), limit)
+			site, int64(v), limit)
 		if err != nil {
 			return 0, err
 		}
@@ -558,18 +564,6 @@ func (s *Store) CollectTombstones(ctx context.Context, seen Vector, before time.
 		n += k
 	}
 	return n, tx.Commit()
-}
-
-// HasTombstonesBefore tells whether some deleted row's tombstone is older
-// than before: a tombstone collection has nothing to do otherwise, and
-// need not gather every member's vector.
-func (s *Store) HasTombstonesBefore(ctx context.Context, before time.Time) (bool, error) {
-	var one int
-	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM crdt_clock WHERE col = '' AND cl % 2 = 0 AND hlc < ? LIMIT 1`, int64(MakeHLC(before, 0))).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // Tombstones counts the sentinels of deleted rows.

@@ -102,6 +102,7 @@ type Status struct {
 		State  string  `json:"state"`
 		Behind int64   `json:"versions_behind"`
 		LagMS  float64 `json:"lag_ms"`
+		Bridge bool    `json:"bridge"`
 	} `json:"members"`
 	Changes  map[string]uint64 `json:"changes"`
 	Messages map[string]uint64 `json:"messages"`

@@ -83,6 +83,14 @@ func TestBridgesCarryChangesBetweenRegions(t *testing.T) {
 				return fmt.Sprintf("%s as a bridge: %q %+v", p.Opts.Name, st.Bridge, st.Global)
 			}
 		}
+		// A POP that is no bridge knows its region's bridge as one: it
+		// waits for the bridges' floors before it forgets a tombstone.
+		for _, p := range []*popctl.POP{eu1, us1} {
+			st, _ := p.Cluster()
+			if len(st.Members) != 1 || !st.Members[0].Bridge {
+				return fmt.Sprintf("%s does not show its region's bridge as one: %+v", p.Opts.Name, st.Members)
+			}
+		}
 		return ""
 	})
 

@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"github.com/hashicorp/memberlist"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// A tombstone may be forgotten only once every POP holds it: a POP that
+// lacks the delete and still writes to the row would otherwise bring the
+// row back, on the POPs that forgot it, when its writes arrive. In one
+// cluster every member knows every other's vector. In regional clusters a
+// POP knows its region only, so the bridges pass floors: per site of an
+// old tombstone, the lowest version the POPs a floor covers hold.
+//
+//   - A bridge sends the global cluster its region's floor, taken from the
+//     vectors of its region's members alone.
+//   - A bridge takes the floor of every region from the region floors the
+//     other bridges sent and the global members' own vectors, and sends it
+//     to its region, where a POP that is no bridge lowers what it may
+//     forget to it.
+//
+// A region floor never includes a global floor, so no floor feeds back
+// into itself: a floor that did could never rise again. A floor is a
+// lower bound once computed (vectors only grow), so the last one heard
+// stays usable; a member that is cut off keeps the floor it sent last,
+// and with it every tombstone it lacked, until it comes back or leaves.
+// Floors travel only in rounds that find old tombstones, and name only
+// their sites.
+
+// lowerToFloor lowers seen (this node's versions of the sites of old
+// tombstones) to what every POP holds, as far as this node can tell, and
+// reports false when it cannot tell. Called with n.mu not held.
+func (n *Node) lowerToFloor(seen store.Vector) bool {
+	if !n.collectSeen(seen) {
+		return false
+	}
+	g := n.sibling.Load()
+	if g == nil {
+		return n.lowerToGlobalFloor(seen)
+	}
+	g.sendFloor(floorMsg{From: g.cfg.Name, Vector: clone(seen)})
+	if !g.collectSeen(seen) || !g.collectRegionFloors(seen) {
+		return false
+	}
+	n.sendFloor(floorMsg{From: n.cfg.Name, Global: true, Vector: seen})
+	return true
+}
+
+// collectSeen lowers seen to what every member not known to have left
+// has confirmed, and reports false when some member's vector is not at
+// hand.
+func (n *Node) collectSeen(seen store.Vector) bool {
+	return n.lowerToMembers(seen, func(p *peer) store.Vector { return p.vector })
+}
+
+// collectRegionFloors lowers seen, on a bridge's global node, to the
+// region floors its members sent, and reports false while some member
+// not known to have left has sent none.
+func (n *Node) collectRegionFloors(seen store.Vector) bool {
+	return n.lowerToMembers(seen, func(p *peer) store.Vector { return p.floor })
+}
+
+// lowerToMembers lowers seen to what of(member) holds, for every member
+// not known to have left; false if of gives nil for one.
+func (n *Node) lowerToMembers(seen store.Vector, of func(*peer) store.Vector) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.known {
+		if p.state == memberlist.StateLeft {
+			continue
+		}
+		v := of(p)
+		if v == nil {
+			return false
+		}
+		lower(seen, v)
+	}
+	return true
+}
+
+// lowerToGlobalFloor lowers seen, on a POP that is no bridge, to the
+// floor of every region that a bridge of its region sent last. A POP in a
+// cluster without bridges needs none; one with bridges waits for it.
+func (n *Node) lowerToGlobalFloor(seen store.Vector) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	bridged := false
+	for _, p := range n.known {
+		bridged = bridged || (p.bridge && p.state != memberlist.StateLeft)
+	}
+	if !bridged {
+		return true
+	}
+	if n.globalFloor == nil {
+		return false
+	}
+	lower(seen, n.globalFloor)
+	return true
+}
+
+// lower lowers each site of seen to its version in v (0 where v lacks it).
+func lower(seen, v store.Vector) {
+	for site, x := range seen {
+		seen[site] = min(x, v[site])
+	}
+}
+
+func clone(v store.Vector) store.Vector {
+	c := make(store.Vector, len(v))
+	for s, x := range v {
+		c[s] = x
+	}
+	return c
+}
+
+func (n *Node) sendFloor(m floorMsg) {
+	msg := encodeFloor(m)
+	for _, to := range n.alive() {
+		n.send(to, msg, 0)
+	}
+}
+
+// handleFloor keeps a floor a bridge sent: a global one on a POP that is
+// no bridge, a region's on a bridge's global node.
+func (n *Node) handleFloor(m floorMsg) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !m.Global {
+		if p := n.known[m.From]; p != nil {
+			p.floor = m.Vector
+		}
+		return
+	}
+	if n.sibling.Load() == nil {
+		n.globalFloor = m.Vector
+	}
+}
