@@ -77,6 +77,11 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	defer check.Stop()
 
 	f := follower{s: s, w: w, last: -1}
+	// The looks at the file are short statements, and the loop ends with
+	// ctx between them. A cancellable context costs database/sql a
+	// goroutine per query to watch it, and waking it: more than the
+	// statement itself, at every commit to the file.
+	qctx := context.WithoutCancel(ctx)
 	if w.From != nil {
 		// The snapshot's view is taken by one watcher only: a follower
 		// updates its view's maps in place.
@@ -115,7 +120,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			arm(coalesceReports)
 			continue
 		}
-		moved, ok := f.moved(ctx)
+		moved, ok := f.moved(qctx)
 		if !ok {
 			continue
 		}
@@ -153,7 +158,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 			continue
 		}
 		journaled := f.view != nil && f.view.journal
-		if f.reload(ctx) || journaled {
+		if f.reload(qctx) || journaled {
 			if !baseline {
 				lastLook = time.Now()
 			}
