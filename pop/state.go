@@ -3,6 +3,7 @@ package pop
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -43,10 +44,11 @@ type signalState struct {
 	// The per-app counts of the last recompute, and what they were
 	// counted from: a recompute after a new snapshot counts again only
 	// the apps whose backends changed (appsFor).
-	appsMu   sync.Mutex
-	appsOf   *routing.Table
-	apps     map[string]AppSignal
-	downSeen uint64
+	appsMu     sync.Mutex
+	appsOf     *routing.Table
+	apps       map[string]AppSignal
+	downSeen   uint64
+	limitsSeen uint64
 }
 
 type hold struct {
@@ -90,10 +92,8 @@ func (s *signalState) run(ctx context.Context) {
 			// A new snapshot, a health verdict or an operator's
 			// action: apps whose backends and health are as before
 			// keep their counts.
-			s.recomputeWith(false)
-			s.publish()
-			continue
 		case <-t.C:
+			// The maintenance file, and backends at their hard limit.
 		}
 		s.recompute()
 		s.publish()
@@ -137,16 +137,12 @@ func (s *signalState) setStale(reason string) {
 }
 
 // recompute builds the signal from the table and the operator's state and
-// publishes it when it says something new.
-func (s *signalState) recompute() { s.recomputeWith(true) }
-
-// recomputeWith is recompute; with all false it counts again only the apps
+// publishes it when it says something new. It counts again only the apps
 // whose backends changed since the last count, unless some backend's
-// health changed meanwhile. Counts that move without an event (backends
-// reaching their hard limit) are refreshed by the periodic recompute.
-func (s *signalState) recomputeWith(all bool) {
+// health changed or a backend reached or left its hard limit meanwhile.
+func (s *signalState) recompute() {
 	tbl := s.rt.table.Load()
-	apps := s.appsFor(tbl, all)
+	apps := s.appsFor(tbl)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,25 +214,24 @@ func deliver(ch chan Signal, sig Signal) {
 }
 
 // appsFor returns the per-app counts of tbl, counting again only what
-// may have changed since the last call unless all.
-func (s *signalState) appsFor(tbl *routing.Table, all bool) map[string]AppSignal {
+// may have changed since the last call.
+func (s *signalState) appsFor(tbl *routing.Table) map[string]AppSignal {
 	s.appsMu.Lock()
 	defer s.appsMu.Unlock()
-	down := routing.DownChanges()
+	// Read before the counts: a change during them moves these again.
+	down, limits := routing.DownChanges(), routing.LimitCrossings()
 	switch {
-	case all || s.appsOf == nil || down != s.downSeen:
+	case s.appsOf == nil || down != s.downSeen || limits != s.limitsSeen:
+		// Every app, but only when a health verdict changed or a
+		// backend reached or left its hard limit: counting every
+		// app at every periodic recompute (four times a second) was
+		// most of an idle POP's CPU at a hundred thousand backends.
 		s.apps = appSignals(tbl, nil, nil)
 	case tbl != s.appsOf:
 		s.apps = appSignals(tbl, s.appsOf, s.apps)
 	}
-	s.appsOf, s.downSeen = tbl, down
+	s.appsOf, s.downSeen, s.limitsSeen = tbl, down, limits
 	return s.apps
-}
-
-// sameBackends reports whether two snapshots' lists of an app are the
-// same list (a derived snapshot shares the lists of untouched apps).
-func sameBackends(a, b []*routing.Backend) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // appSignals counts each app's routable backends and says why the others
@@ -251,10 +246,13 @@ func appSignals(tbl, prev *routing.Table, prevApps map[string]AppSignal) map[str
 	// App by app, so a pass over a large table looks up no map per
 	// backend: the signal is recomputed after every snapshot.
 	out := make(map[string]AppSignal, len(prevApps)+1)
-	for _, app := range tbl.Apps() {
-		if a, ok := prevApps[app]; ok && sameBackends(tbl.App(app), prev.App(app)) {
-			out[app] = a
-			continue
+	if prev != nil {
+		maps.Copy(out, prevApps)
+	}
+	for _, app := range tbl.AppsEditedSince(prev) {
+		delete(out, app)
+		if len(tbl.App(app)) == 0 {
+			continue // gone from the table
 		}
 		t := &tally{reasons: map[string]int{}}
 		acc[app] = t

@@ -223,3 +223,29 @@ func TestClusteredPOPPublishesItsState(t *testing.T) {
 	rt.BeginStop("exit")
 	waitPublished("stopping")
 }
+
+// A backend at its hard limit is counted out of the signal without any
+// event of its own, within a periodic recompute, and back in when a
+// connection ends; apps without one keep their counts meanwhile.
+func TestSignalFollowsBackendsAtTheirHardLimit(t *testing.T) {
+	rt, db := openPOP(t, `('a1','web','sa','BR','127.0.0.1',1)`, `('d1','db','eu','DE','127.0.0.1',3)`)
+	if _, err := db.Exec(`UPDATE backends SET hard_limit = 1 WHERE id = 'a1'`); err != nil {
+		t.Fatal(err)
+	}
+	ch, stop := rt.Watch()
+	defer stop()
+	next(t, ch, "a1 with a hard limit of 1", func(s Signal) bool {
+		b := rt.Table().Backend("a1")
+		return b != nil && b.HardLimit == 1 && s.Apps["web"].Routable == 1
+	})
+	l := rt.Table().Backend("a1").Load
+	if !l.TryAcquire(1) {
+		t.Fatal("the first connection was refused")
+	}
+	s := next(t, ch, "a1 at its hard limit", func(s Signal) bool { return s.Apps["web"].Routable == 0 })
+	if s.Apps["web"].Reason != "0 of 1 routable: 1 at hard limit" || s.Apps["db"].Routable != 1 {
+		t.Errorf("signal at the limit: %+v", s.Apps)
+	}
+	l.Release()
+	next(t, ch, "a1 below its hard limit", func(s Signal) bool { return s.Apps["web"].Routable == 1 })
+}

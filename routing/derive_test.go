@@ -63,3 +63,30 @@ func ids(l []*Backend) []string {
 	}
 	return out
 }
+
+// A derived table names the apps its changes touched, and those it no
+// longer has; every app, when asked against no table.
+func TestAppsEditedSince(t *testing.T) {
+	now := time.Unix(1000, 0)
+	web1, web2, db1, api1 := backend("w1", "eu", "FR", 1, 100, 200), backend("w2", "eu", "FR", 1, 100, 200),
+		backend("d1", "eu", "FR", 1, 100, 200), backend("a1", "eu", "FR", 1, 100, 200)
+	web1.App, web2.App, db1.App, api1.App = "web", "web", "db", "api"
+	before := NewTable(1, now, []*Backend{web1, web2, db1, api1}, nil)
+	edited := *web2
+	edited.Weight = 7
+	derived := before.Derive(2, now, RowsOf([]*Backend{web1, &edited, db1}), nil,
+		[]Change{{Old: web2, New: &edited}, {Old: api1}}, nil)
+	got := derived.AppsEditedSince(before)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"api", "web"}) {
+		t.Fatalf("apps edited: %v, want the edited web and the removed api", got)
+	}
+	if got := derived.AppsEditedSince(derived); len(got) != 0 {
+		t.Fatalf("apps edited since the same table: %v", got)
+	}
+	all := derived.AppsEditedSince(nil)
+	slices.Sort(all)
+	if !slices.Equal(all, []string{"db", "web"}) {
+		t.Fatalf("apps edited since no table: %v", all)
+	}
+}

@@ -31,6 +31,21 @@ var downChanges atomic.Uint64
 // reasons change.
 func DownChanges() uint64 { return downChanges.Load() }
 
+// failureRuns counts the runs of consecutive failures that began, on any
+// backend: the passive checker looks for failing backends among all of a
+// table's rows only when it moved, and otherwise at the few it follows.
+var failureRuns atomic.Uint64
+
+// FailureRuns returns a number that moves whenever some backend's count of
+// consecutive failures leaves zero.
+func FailureRuns() uint64 { return failureRuns.Load() }
+
+func (l *Load) failed() {
+	if l.health.consecFails.Add(1) == 1 {
+		failureRuns.Add(1)
+	}
+}
+
 // Down reports whether the POP keeps traffic away from the backend now.
 func (l *Load) Down() bool { return l.health.down.Load() != 0 }
 
@@ -66,7 +81,7 @@ func (l *Load) DialSucceeded() {
 
 // ConnReset counts a connection the backend reset against it, like a failed
 // dial, without touching the dial failure total.
-func (l *Load) ConnReset() { l.health.consecFails.Add(1) }
+func (l *Load) ConnReset() { l.failed() }
 
 // ConsecutiveFailures is the number of dial failures and resets since the
 // last successful dial.

@@ -13,6 +13,7 @@ type Load struct {
 	bytesIn  atomic.Uint64 // client to backend
 	bytesOut atomic.Uint64 // backend to client
 	failures atomic.Uint64 // dial failures
+	atLimit  atomic.Bool   // active reached the hard limit of the last TryAcquire
 	health   liveHealth    // the POP's own health view (health.go)
 	// chunks of the newest table whose remembered best backend depends
 	// on this load (index.go); refreshed on every change.
@@ -54,6 +55,10 @@ func (l *Load) TryAcquire(hardLimit int) bool {
 		}
 		if l.active.CompareAndSwap(n, n+1) {
 			l.total.Add(1)
+			if hardLimit > 0 && n+1 == int64(hardLimit) {
+				l.atLimit.Store(true)
+				limitCrossings.Add(1)
+			}
 			l.changed()
 			return true
 		}
@@ -63,8 +68,20 @@ func (l *Load) TryAcquire(hardLimit int) bool {
 // Release returns a slot taken by TryAcquire.
 func (l *Load) Release() {
 	l.active.Add(-1)
+	if l.atLimit.Load() && l.atLimit.CompareAndSwap(true, false) {
+		limitCrossings.Add(1)
+	}
 	l.changed()
 }
+
+// limitCrossings counts the times any backend reached its hard limit or
+// fell back below it: the only change of what a POP can route that comes
+// with no event (snapshot or health verdict) of its own.
+var limitCrossings atomic.Uint64
+
+// LimitCrossings returns a number that moves whenever some backend
+// reaches its hard limit or leaves it.
+func LimitCrossings() uint64 { return limitCrossings.Load() }
 
 // AddBytes records traffic copied in each direction.
 func (l *Load) AddBytes(in, out uint64) {
@@ -75,7 +92,7 @@ func (l *Load) AddBytes(in, out uint64) {
 // DialFailed records a failed dial.
 func (l *Load) DialFailed() {
 	l.failures.Add(1)
-	l.health.consecFails.Add(1)
+	l.failed()
 }
 
 // LoadTracker hands out one Load per backend ID and keeps it for as long as

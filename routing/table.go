@@ -101,6 +101,31 @@ func (t *Table) Backend(id string) *Backend { return t.byID.get(id) }
 // Pops returns every POP. The slice must not be modified.
 func (t *Table) Pops() []Pop { return t.pops }
 
+// AppsEditedSince returns, in no order, the apps whose list of backends
+// in t is not prev's (a derived table shares the lists of the apps no
+// change touched), those prev has and t lacks included: every app of t
+// when prev is nil.
+func (t *Table) AppsEditedSince(prev *Table) []string {
+	var out []string
+	for app, list := range t.byApp {
+		if prev == nil || !sameList(list, prev.byApp[app]) {
+			out = append(out, app)
+		}
+	}
+	if prev != nil {
+		for app := range prev.byApp {
+			if _, ok := t.byApp[app]; !ok {
+				out = append(out, app)
+			}
+		}
+	}
+	return out
+}
+
+func sameList(a, b []*Backend) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // Apps returns the sorted names of every app with at least one backend.
 func (t *Table) Apps() []string {
 	names := make([]string, 0, len(t.byApp))
