@@ -75,9 +75,11 @@ type Config struct {
 	// Memberlist, if set, adjusts memberlist's configuration last
 	// (timings in tests).
 	Memberlist func(*memberlist.Config)
-	// OnMerge, if set, is called after a merge changed the file (the
-	// routing table reloads at once instead of at its next poll).
-	OnMerge func()
+	// OnMerge, if set, is called after a merge changed the file: rows
+	// tells whether it changed rows (the routing table then reloads at
+	// once instead of at its next poll) or only the version vector (the
+	// merged changes had lost to newer values already here).
+	OnMerge func(rows bool)
 }
 
 // DefaultConfig returns every default of a node; Start takes each field

@@ -116,8 +116,8 @@ func (n *Node) apply(in inbound) {
 	if res.Applied > 0 || len(res.Advanced) > 0 {
 		n.fileChanged()
 	}
-	if res.Applied > 0 && n.cfg.OnMerge != nil {
-		n.cfg.OnMerge()
+	if (res.Applied > 0 || len(res.Advanced) > 0) && n.cfg.OnMerge != nil {
+		n.cfg.OnMerge(res.Applied > 0)
 	}
 	if res.Applied > 0 && len(res.Refused) == 0 {
 		// A bridge sent relayed changes to every member already.

@@ -107,7 +107,11 @@ func (rt *Runtime) setCluster(cfg Config) error {
 		SyncInterval:   c.SyncInterval,
 		RejoinInterval: c.RejoinInterval,
 		TombstoneAge:   c.TombstoneAge,
-		OnMerge:        rt.kick,
+		OnMerge: func(rows bool) {
+			if rows {
+				rt.kick()
+			}
+		},
 	}
 	listen := func(logger, bind, advertise string, join []string, name, profile string) (*cluster.Node, error) {
 		nc := shared

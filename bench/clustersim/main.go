@@ -341,8 +341,8 @@ func setup(n int) *sim {
 	if *flagVerbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	onMerge := func(p *pop) func() {
-		return func() {
+	onMerge := func(p *pop) func(bool) {
+		return func(rows bool) {
 			if t := p.target.Load(); t != nil && p.converged.Load() == 0 {
 				// Checked at the merge, where the POP reaches it: a
 				// pass over a thousand files takes seconds on a busy
@@ -351,7 +351,7 @@ func setup(n int) *sim {
 					p.converged.CompareAndSwap(0, time.Now().UnixNano())
 				}
 			}
-			if !p.armed.Load() || p.merged.Load() != 0 {
+			if !rows || !p.armed.Load() || p.merged.Load() != 0 {
 				return
 			}
 			// Called after a merge that changed the file: with one
@@ -721,16 +721,18 @@ func (s *sim) partition() time.Duration {
 		}
 	}
 	lastLog := healed
+	var byPass int // POPs the pass found converged before their merge was seen
 	for time.Since(healed) < 5*time.Minute {
 		// A POP is timed at the merge that makes its vector the union
-		// (onMerge); a pass over those not there yet catches the ones
-		// whose last merge only advanced the vector, timed at the pass.
+		// (onMerge, whether the merge changed rows or only versions);
+		// the pass over those not there yet is a safety net, timed at
+		// the pass, and counts what is left.
 		var behindMain, behindCut int
 		var last time.Duration
 		for _, p := range s.pops {
 			if p.converged.Load() == 0 {
-				if v, err := p.st.Vector(ctx); err == nil && equal(v, union) {
-					p.converged.CompareAndSwap(0, time.Now().UnixNano())
+				if v, err := p.st.Vector(ctx); err == nil && equal(v, union) && p.converged.CompareAndSwap(0, time.Now().UnixNano()) {
+					byPass++
 				}
 			}
 			if c := p.converged.Load(); c != 0 {
@@ -746,6 +748,9 @@ func (s *sim) partition() time.Duration {
 		if behindMain+behindCut == 0 {
 			for _, p := range s.pops {
 				p.target.Store(nil)
+			}
+			if *flagVerbose {
+				logf("   every POP converged; %d of %d timed by the pass over the files, not at their merge", byPass, len(s.pops))
 			}
 			return last
 		}
