@@ -77,11 +77,75 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 		if len(lists[i]) > 0 {
 			n.byApp[app] = lists[i]
 			if !t.listOnly {
-				n.index[app] = buildAppIndex(lists[i])
+				n.index[app] = t.indexAfter(app, lists[i], changes)
 			}
 		}
 	}
 	return n
+}
+
+// indexAfter returns the index of app's list after the changes: t's index
+// patched when every change to the app is an edit that keeps its backend
+// in its place and groups (the common edit: health, a weight, a limit, a
+// port), else built again.
+func (t *Table) indexAfter(app string, list []*Backend, changes []Change) *appIndex {
+	if edits, ok := t.patchable(app, list, changes); ok {
+		return t.index[app].patched(list, edits)
+	}
+	return buildAppIndex(list)
+}
+
+// patchable returns the changes to app as edits when t's index of it can
+// be patched for them: at most maxPatched edits in place (editedInPlace),
+// each backend at the same place of the app's list as before. A removal
+// and an addition of the same ID are one edit (the store reports an
+// edited row so).
+func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]Change, bool) {
+	old := t.byApp[app]
+	if t.index[app] == nil || len(old) != len(list) {
+		return nil, false
+	}
+	var edits, halves []Change
+	for _, c := range changes {
+		switch {
+		case (c.Old == nil || c.Old.App != app) && (c.New == nil || c.New.App != app):
+		case c.Old != nil && c.New != nil:
+			edits = append(edits, c)
+		default:
+			halves = append(halves, c)
+		}
+		if len(edits)+len(halves) > 2*maxPatched {
+			return nil, false
+		}
+	}
+	for len(halves) > 0 {
+		h := halves[0]
+		j := slices.IndexFunc(halves[1:], func(o Change) bool {
+			return h.Old != nil && o.New != nil && o.New.ID == h.Old.ID || h.New != nil && o.Old != nil && o.Old.ID == h.New.ID
+		})
+		if j < 0 {
+			return nil, false // a row added or removed
+		}
+		o := halves[1+j]
+		e := Change{Old: h.Old, New: o.New}
+		if h.Old == nil {
+			e = Change{Old: o.Old, New: h.New}
+		}
+		edits = append(edits, e)
+		halves = slices.Delete(halves, 1+j, 2+j)[1:]
+	}
+	if len(edits) == 0 || len(edits) > maxPatched {
+		return nil, false
+	}
+	for _, c := range edits {
+		if !editedInPlace(c) {
+			return nil, false
+		}
+		if i := slices.Index(old, c.Old); i < 0 || list[i] != c.New {
+			return nil, false
+		}
+	}
+	return edits, true
 }
 
 // edited returns the lists of apps after the changes: each app's list in t

@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -88,5 +90,103 @@ func TestAppsEditedSince(t *testing.T) {
 	slices.Sort(all)
 	if !slices.Equal(all, []string{"db", "web"}) {
 		t.Fatalf("apps edited since no table: %v", all)
+	}
+}
+
+// An app's index patched for edits that keep each backend in its place
+// picks like the plain scan of the app's list, through loads and health
+// moving between the edits; edits that move a backend between groups
+// (its country, its health) build the index again, and also pick alike.
+func TestPatchedIndexPicksLikeTheScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	countries := []string{"FR", "DE", "BR", "US"}
+	regions := DefaultRegions()
+	list := make([]*Backend, 300)
+	order := map[string]int64{}
+	for i := range list {
+		cc := countries[rng.IntN(len(countries))]
+		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1+rng.IntN(3), 1+rng.IntN(20), rng.IntN(6))
+		order[list[i].ID] = int64(i)
+	}
+	rowid := func(b *Backend) int64 { return order[b.ID] }
+	tbl := NewTable(1, time.Now(), list, nil)
+	patched, built := 0, 0
+	for step := range 400 {
+		i := rng.IntN(len(list))
+		old := list[i]
+		nb := *old
+		switch rng.IntN(8) {
+		case 0:
+			nb.Healthy = !nb.Healthy
+		case 1:
+			nb.Country = countries[rng.IntN(len(countries))]
+			nb.Region = regions.Region(nb.Country)
+		case 2:
+			nb.HardLimit = rng.IntN(6)
+		case 3:
+			nb.SoftLimit = 1 + rng.IntN(20)
+		default:
+			nb.Weight = 1 + rng.IntN(5)
+		}
+		list = slices.Clone(list)
+		list[i] = &nb
+		// The store reports an edited row as its removal and its
+		// addition, in either order.
+		changes := []Change{{Old: old, New: &nb}}
+		switch rng.IntN(3) {
+		case 1:
+			changes = []Change{{Old: old}, {New: &nb}}
+		case 2:
+			changes = []Change{{New: &nb}, {Old: old}}
+		}
+		if _, ok := tbl.patchable("myapp", list, changes); ok != (old.Country == nb.Country) {
+			t.Fatalf("step %d: %s edited from %s to %s: patchable %v", step, old.ID, old.Country, nb.Country, ok)
+		} else if ok {
+			patched++
+		} else {
+			built++
+		}
+		tbl = tbl.Derive(uint64(step+2), time.Now(), RowsOf(list), nil, changes, rowid)
+		for range 5 {
+			stir(rng, list)
+		}
+		for _, cc := range countries {
+			s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
+			c := client(cc)
+			want, wantTier := s.Pick(list, c, nil)
+			got, gotTier := s.pick(tbl.index["myapp"], c, nil)
+			if got != want || (want != nil && gotTier != wantTier) {
+				t.Fatalf("step %d (%s edited): index %s/%v, scan %s/%v", step, old.ID, idOf(got), gotTier, idOf(want), wantTier)
+			}
+		}
+	}
+	if patched == 0 || built == 0 {
+		t.Fatalf("%d edits patched the index and %d built it: the test should see both", patched, built)
+	}
+}
+
+// A one-row edit that keeps the backend in its place (a new weight), in
+// an app of 1,000 backends: the snapshot's cost for that app.
+func BenchmarkDeriveWeightEdit(b *testing.B) {
+	countries := []string{"FR", "DE", "BR", "US", "JP"}
+	regions := DefaultRegions()
+	list := make([]*Backend, 1000)
+	order := map[*Backend]int64{}
+	for i := range list {
+		cc := countries[i%len(countries)]
+		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1, 100, 0)
+		order[list[i]] = int64(i)
+	}
+	tbl := NewTable(1, time.Now(), list, nil)
+	nb := *list[500]
+	nb.Weight = 7
+	order[&nb] = 500
+	after := slices.Clone(list)
+	after[500] = &nb
+	rows := RowsOf(after)
+	changes := []Change{{Old: list[500], New: &nb}}
+	rowid := func(x *Backend) int64 { return order[x] }
+	for b.Loop() {
+		tbl.Derive(2, time.Now(), rows, nil, changes, rowid)
 	}
 }

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 )
 
@@ -12,6 +13,8 @@ type appIndex struct {
 	all       *group
 	byCountry map[string]*group
 	byRegion  map[string]*group
+	// backing holds every group's slots, each group at its off.
+	backing []slot
 }
 
 // group is the backends of one tier for some clients, in table order. A
@@ -21,6 +24,7 @@ type appIndex struct {
 type group struct {
 	slots  []slot
 	chunks []chunk
+	off    int // where slots start in the index's backing
 }
 
 // chunkSize balances the refresh (a scan of one chunk on every acquire and
@@ -34,6 +38,10 @@ type chunk struct {
 
 // slot is a backend with what the scan needs precomputed: the reciprocal of
 // soft limit times weight turns the score's two divisions into a multiply.
+// Every backend of the app has one, in the groups of its country and
+// region; one the table does not let route (unhealthy, deleted, without a
+// valid address) has a hard limit of 0, so it is never eligible, and an
+// edit that makes it routable again changes its slot, not the groups.
 type slot struct {
 	b    *Backend
 	load *Load
@@ -44,8 +52,8 @@ type slot struct {
 
 func buildAppIndex(backends []*Backend) *appIndex {
 	ix := &appIndex{all: &group{}, byCountry: map[string]*group{}, byRegion: map[string]*group{}}
-	// Two passes: the first counts the routable backends of each country
-	// and region, so that every group's slots are cut from one array
+	// Two passes: the first counts the backends of each country and
+	// region, so that every group's slots are cut from one array
 	// (an app's index is built again at every change to one of its rows).
 	// An app has few countries and regions: they are found by a scan of
 	// the keys seen so far, starting with the previous row's.
@@ -67,12 +75,9 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		return -1
 	}
 	var countries, regions []tally
-	var lastC, lastR, n int
+	var lastC, lastR int
+	n := len(backends)
 	for _, b := range backends {
-		if !b.staticRoutable() {
-			continue
-		}
-		n++
 		if b.Country != "" {
 			if i := find(countries, &lastC, b.Country); i >= 0 {
 				countries[i].n++
@@ -89,12 +94,13 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		}
 	}
 	backing := make([]slot, 3*n)
+	ix.backing = backing
 	ix.all.slots = backing[0:0:n]
 	offset := n
 	cut := func(tallies []tally, m map[string]*group) []*group {
 		gs := make([]*group, len(tallies))
 		for i, t := range tallies {
-			gs[i] = &group{slots: backing[offset : offset : offset+t.n]}
+			gs[i] = &group{slots: backing[offset : offset : offset+t.n], off: offset}
 			offset += t.n
 			m[t.key] = gs[i]
 		}
@@ -103,13 +109,7 @@ func buildAppIndex(backends []*Backend) *appIndex {
 	cGroups, rGroups := cut(countries, ix.byCountry), cut(regions, ix.byRegion)
 	lastC, lastR = 0, 0
 	for i, b := range backends {
-		if !b.staticRoutable() {
-			continue
-		}
-		s := slot{b: b, load: b.Load, inv: 1 / (b.EffectiveSoftLimit() * b.EffectiveWeight()), hard: int64(b.HardLimit), at: int32(i)}
-		if s.hard <= 0 {
-			s.hard = math.MaxInt64
-		}
+		s := slotOf(b, int32(i))
 		ix.all.slots = append(ix.all.slots, s)
 		if b.Country != "" {
 			g := cGroups[find(countries, &lastC, b.Country)]
@@ -120,6 +120,25 @@ func buildAppIndex(backends []*Backend) *appIndex {
 			g.slots = append(g.slots, s)
 		}
 	}
+	ix.watch(backends)
+	return ix
+}
+
+// slotOf is b's slot at place at of its app's list.
+func slotOf(b *Backend, at int32) slot {
+	s := slot{b: b, load: b.Load, inv: 1 / (b.EffectiveSoftLimit() * b.EffectiveWeight()), hard: int64(b.HardLimit), at: at}
+	switch {
+	case !b.staticRoutable():
+		s.hard = 0 // never eligible
+	case s.hard <= 0:
+		s.hard = math.MaxInt64
+	}
+	return s
+}
+
+// watch cuts the index's large groups into chunks and points the load of
+// each of the app's backends at the chunks it must refresh.
+func (ix *appIndex) watch(backends []*Backend) {
 	// Each backend is in at most three groups (all, its country, its
 	// region), so the chunks its load refreshes fit three slots of one
 	// array for the whole app: two allocations per app, none per backend.
@@ -134,7 +153,48 @@ func buildAppIndex(backends []*Backend) *appIndex {
 			b.Load.chunks.Store(&lists[i])
 		}
 	}
-	return ix
+}
+
+// maxPatched is how many edits of one app a snapshot patches into the
+// app's index; more are built again.
+const maxPatched = 8
+
+// patched returns the index of the app's list after edits that kept each
+// backend in its place and its groups (editedInPlace): ix's slots, with
+// the edited backends' slots made again. Building an index passes twice
+// over the app's backends, a cache miss and string comparisons each; a
+// patch copies the slots, which hold all it needs.
+func (ix *appIndex) patched(backends []*Backend, edits []Change) *appIndex {
+	nb := slices.Clone(ix.backing)
+	for k := range nb {
+		for _, c := range edits {
+			if nb[k].b == c.Old {
+				nb[k] = slotOf(c.New, nb[k].at)
+			}
+		}
+	}
+	regroup := func(g *group) *group {
+		return &group{slots: nb[g.off : g.off+len(g.slots) : g.off+len(g.slots)], off: g.off}
+	}
+	nix := &appIndex{all: regroup(ix.all), backing: nb,
+		byCountry: make(map[string]*group, len(ix.byCountry)), byRegion: make(map[string]*group, len(ix.byRegion))}
+	for k, g := range ix.byCountry {
+		nix.byCountry[k] = regroup(g)
+	}
+	for k, g := range ix.byRegion {
+		nix.byRegion[k] = regroup(g)
+	}
+	nix.watch(backends)
+	return nix
+}
+
+// editedInPlace reports whether an edit leaves the backend in the groups
+// of its app's index it was in: the same backend (its ID and load) in the
+// same app, country and region. Its health, weight, limits and address
+// may have changed.
+func editedInPlace(c Change) bool {
+	return c.Old != nil && c.New != nil && c.Old.ID == c.New.ID && c.Old.Load == c.New.Load &&
+		c.Old.App == c.New.App && c.Old.Country == c.New.Country && c.Old.Region == c.New.Region
 }
 
 // watchList collects the chunks each backend of an app belongs to.

@@ -307,17 +307,7 @@ func TestChunkedPickEqualsScan(t *testing.T) {
 		t.Fatal("the test table should have chunked groups")
 	}
 	for step := range 5000 {
-		b := list[rng.IntN(len(list))]
-		switch rng.IntN(5) {
-		case 0, 1:
-			b.Load.TryAcquire(b.HardLimit)
-		case 2, 3:
-			if b.Load.Active() > 0 {
-				b.Load.Release()
-			}
-		case 4:
-			b.Load.SetDown(DownEjected, !b.Load.Down())
-		}
+		stir(rng, list)
 		s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
 		c := client(countries[rng.IntN(len(countries))])
 		want, wantTier := s.Pick(list, c, nil)
@@ -325,5 +315,21 @@ func TestChunkedPickEqualsScan(t *testing.T) {
 		if got != want || (want != nil && gotTier != wantTier) {
 			t.Fatalf("step %d: chunked %s/%v, scan %s/%v", step, idOf(got), gotTier, idOf(want), wantTier)
 		}
+	}
+}
+
+// stir changes the live state of a random backend of list: a connection
+// taken or given back, an ejection started or ended.
+func stir(rng *rand.Rand, list []*Backend) {
+	b := list[rng.IntN(len(list))]
+	switch rng.IntN(5) {
+	case 0, 1:
+		b.Load.TryAcquire(b.HardLimit)
+	case 2, 3:
+		if b.Load.Active() > 0 {
+			b.Load.Release()
+		}
+	case 4:
+		b.Load.SetDown(DownEjected, !b.Load.Down())
 	}
 }
