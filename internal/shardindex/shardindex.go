@@ -1,9 +1,10 @@
 // Package shardindex is an immutable index of values by a string key, cut
 // into shards by a hash of the key, each a short list sorted by that hash.
 // A copy with a few keys changed copies the few short lists they fall in
-// (a memmove each) and shares every other: snapshots that follow one
-// another by small edits (the routing table's IDs, the DNS zone's names)
-// cost about the edit, not the index.
+// (a memmove each) and the pages of the shard directory that hold them,
+// and shares every other: snapshots that follow one another by small
+// edits (the routing table's IDs, the DNS zone's names) cost about the
+// edit, not the index.
 package shardindex
 
 import (
@@ -15,10 +16,21 @@ import (
 // Index finds values of type V by key. The zero Index is empty. It never
 // changes once built; With makes the next one.
 type Index[V any] struct {
-	shards [][]entry[V]
-	mask   uint64
-	key    func(V) string
+	// pages holds the shards, pageSize to a page: an edit copies the
+	// directory of pages and the pages it touches, not a directory of
+	// every shard (tens of thousands at a hundred thousand backends'
+	// DNS names, a megabyte a copy).
+	pages [][][]entry[V]
+	mask  uint64
+	key   func(V) string
 }
+
+const (
+	pageBits = 7
+	pageSize = 1 << pageBits
+)
+
+func (x Index[V]) shard(i uint64) []entry[V] { return x.pages[i>>pageBits][i&(pageSize-1)] }
 
 type entry[V any] struct {
 	hash uint64
@@ -39,12 +51,13 @@ func Build[V any](values []V, perShard int, key func(V) string) Index[V] {
 	for n*perShard < len(values) && n < maxShards {
 		n *= 2
 	}
-	x := Index[V]{shards: make([][]entry[V], n), mask: uint64(n - 1), key: key}
+	shards := make([][]entry[V], n)
+	x := Index[V]{mask: uint64(n - 1), key: key}
 	for _, v := range values {
 		h := hash(key(v))
-		x.shards[h&x.mask] = append(x.shards[h&x.mask], entry[V]{h, v})
+		shards[h&x.mask] = append(shards[h&x.mask], entry[V]{h, v})
 	}
-	for i, sh := range x.shards {
+	for i, sh := range shards {
 		// Stable: values of one key keep their order, and the last stays.
 		slices.SortStableFunc(sh, func(a, b entry[V]) int { return cmp.Compare(a.hash, b.hash) })
 		out := sh[:0]
@@ -53,7 +66,10 @@ func Build[V any](values []V, perShard int, key func(V) string) Index[V] {
 				out = append(out, e)
 			}
 		}
-		x.shards[i] = out
+		shards[i] = out
+	}
+	for p := 0; p < n; p += pageSize {
+		x.pages = append(x.pages, shards[p:min(p+pageSize, n):min(p+pageSize, n)])
 	}
 	return x
 }
@@ -73,11 +89,11 @@ func (x Index[V]) keyLater(rest []entry[V], e entry[V]) bool {
 }
 
 // Shards is how many shards the index has.
-func (x Index[V]) Shards() int { return len(x.shards) }
+func (x Index[V]) Shards() int { return int(x.mask) + 1 }
 
 // find returns where key is, or would go, in its shard.
 func (x Index[V]) find(key string, h uint64) (int, bool) {
-	s := x.shards[h&x.mask]
+	s := x.shard(h & x.mask)
 	i, _ := slices.BinarySearchFunc(s, h, func(e entry[V], h uint64) int { return cmp.Compare(e.hash, h) })
 	for j := i; j < len(s) && s[j].hash == h; j++ {
 		if x.key(s[j].v) == key {
@@ -89,10 +105,10 @@ func (x Index[V]) find(key string, h uint64) (int, bool) {
 
 // Get returns the value of key, and whether there is one.
 func (x Index[V]) Get(key string) (V, bool) {
-	if len(x.shards) > 0 {
+	if len(x.pages) > 0 {
 		h := hash(key)
 		if i, ok := x.find(key, h); ok {
-			return x.shards[h&x.mask][i].v, true
+			return x.shard(h & x.mask)[i].v, true
 		}
 	}
 	var zero V
@@ -101,9 +117,11 @@ func (x Index[V]) Get(key string) (V, bool) {
 
 // Each calls f for every value, in no particular order.
 func (x Index[V]) Each(f func(V)) {
-	for _, s := range x.shards {
-		for _, e := range s {
-			f(e.v)
+	for _, p := range x.pages {
+		for _, s := range p {
+			for _, e := range s {
+				f(e.v)
+			}
 		}
 	}
 }
@@ -112,18 +130,24 @@ func (x Index[V]) Each(f func(V)) {
 // in put (replacing those of their keys), sharing the untouched shards
 // with x. x must have been built (Build), not be the zero Index.
 func (x Index[V]) With(gone []string, put []V) Index[V] {
-	y := Index[V]{shards: slices.Clone(x.shards), mask: x.mask, key: x.key}
-	var copied []uint64 // an edit touches few shards
+	y := Index[V]{pages: slices.Clone(x.pages), mask: x.mask, key: x.key}
+	var pages, shards []uint64 // copied already: an edit touches few
 	own := func(h uint64) []entry[V] {
-		if i := h & y.mask; !slices.Contains(copied, i) {
-			y.shards[i], copied = slices.Clone(y.shards[i]), append(copied, i)
+		i := h & y.mask
+		p := i >> pageBits
+		if !slices.Contains(pages, p) {
+			y.pages[p], pages = slices.Clone(y.pages[p]), append(pages, p)
 		}
-		return y.shards[h&y.mask]
+		if !slices.Contains(shards, i) {
+			y.pages[p][i&(pageSize-1)], shards = slices.Clone(y.shard(i)), append(shards, i)
+		}
+		return y.shard(i)
 	}
+	set := func(h uint64, s []entry[V]) { y.pages[(h&y.mask)>>pageBits][h&y.mask&(pageSize-1)] = s }
 	for _, key := range gone {
 		h := hash(key)
 		if i, ok := y.find(key, h); ok {
-			y.shards[h&y.mask] = slices.Delete(own(h), i, i+1)
+			set(h, slices.Delete(own(h), i, i+1))
 		}
 	}
 	for _, v := range put {
@@ -133,7 +157,7 @@ func (x Index[V]) With(gone []string, put []V) Index[V] {
 		if ok {
 			s[i].v = v
 		} else {
-			y.shards[h&y.mask] = slices.Insert(s, i, entry[V]{h, v})
+			set(h, slices.Insert(s, i, entry[V]{h, v}))
 		}
 	}
 	return y

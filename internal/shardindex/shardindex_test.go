@@ -59,10 +59,10 @@ func TestIndexAgreesWithAMapAndSharesShards(t *testing.T) {
 		x = x.With(gone, put)
 		check(fmt.Sprintf("step %d", step))
 		shared := 0
-		for i := range x.shards {
-			if len(x.shards[i]) > 0 && len(before.shards[i]) > 0 && &x.shards[i][0] == &before.shards[i][0] {
+		for i := range uint64(x.Shards()) {
+			if a, b := x.shard(i), before.shard(i); len(a) > 0 && len(b) > 0 && &a[0] == &b[0] {
 				shared++
-			} else if len(x.shards[i]) == 0 && len(before.shards[i]) == 0 {
+			} else if len(a) == 0 && len(b) == 0 {
 				shared++
 			}
 		}
@@ -73,5 +73,43 @@ func TestIndexAgreesWithAMapAndSharesShards(t *testing.T) {
 	var empty Index[*item]
 	if _, ok := empty.Get("k1"); ok {
 		t.Fatal("the zero Index found a key")
+	}
+}
+
+// An edit of one key copies one page of the shard directory, whatever the
+// number of shards.
+func TestEditCopiesOnePageOfTheDirectory(t *testing.T) {
+	values := make([]*item, 40000)
+	for i := range values {
+		values[i] = &item{key: fmt.Sprintf("k%d", i)}
+	}
+	x := Build(values, 1, itemKey)
+	y := x.With(nil, []*item{{key: "k7", val: "new"}})
+	shared := 0
+	for p := range x.pages {
+		if &x.pages[p][0] == &y.pages[p][0] {
+			shared++
+		}
+	}
+	if len(x.pages) < 100 || shared != len(x.pages)-1 {
+		t.Fatalf("an edit of one key shared %d of %d pages of the directory, want all but one", shared, len(x.pages))
+	}
+	if v, ok := y.Get("k7"); !ok || v.val != "new" {
+		t.Fatalf("Get(k7) after the edit: %v %v", v, ok)
+	}
+}
+
+// One key edited in an index of 65,536 shards (the most it cuts), as the
+// DNS names of 100,000 backends.
+func BenchmarkWithOneKey(b *testing.B) {
+	values := make([]*item, 1<<18)
+	for i := range values {
+		values[i] = &item{key: fmt.Sprintf("k%d", i)}
+	}
+	x := Build(values, 4, itemKey)
+	put := []*item{{key: "k7", val: "new"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		x.With(nil, put)
 	}
 }
