@@ -1,6 +1,7 @@
 package internal
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -229,27 +230,40 @@ func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(r
 		return e
 	}
 	for _, app := range apps {
-		var live []*routing.Backend
-		byRegion := map[string][]*routing.Backend{}
-		var order []string // regions in order of first appearance
-		for _, b := range t.App(app) {
+		// An app has few regions: found by a scan of those seen so far,
+		// starting with the previous backend's, not a map (a hash per
+		// backend, on every edit of an app of a thousand).
+		type inRegion struct {
+			region   string
+			backends []*routing.Backend
+		}
+		all := t.App(app)
+		live := make([]*routing.Backend, 0, len(all))
+		var regions []inRegion // in order of first appearance
+		last := 0
+		for _, b := range all {
 			if b.Deleted {
 				continue
 			}
 			live = append(live, b)
-			if byRegion[b.Region] == nil {
-				order = append(order, b.Region)
+			if last >= len(regions) || regions[last].region != b.Region {
+				last = slices.IndexFunc(regions, func(r inRegion) bool { return r.region == b.Region })
+				if last < 0 {
+					regions, last = append(regions, inRegion{region: b.Region}), len(regions)
+				}
 			}
-			byRegion[b.Region] = append(byRegion[b.Region], b)
+			regions[last].backends = append(regions[last].backends, b)
 		}
 		if len(live) == 0 {
 			continue
 		}
 		g := appGroup(app)
 		add(g, app, kindApp, live)
-		for _, r := range order {
-			add(g, r+"."+app, kindAppRegion, byRegion[r])
-			add(g, app+"."+r+".services", kindService, byRegion[r])
+		order := make([]string, len(regions))
+		for i, r := range regions {
+			order[i] = r.region
+			add(g, r.region+"."+app, kindAppRegion, r.backends)
+			add(g, app+"."+r.region+".services", kindService, r.backends)
 		}
 		add(g, "of."+app, kindEmpty, nil)
 		add(g, "nearest.of."+app, kindEmpty, nil)
