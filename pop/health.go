@@ -172,8 +172,8 @@ func (m *healthManager) watch(ctx context.Context) {
 // active-check verdict of backends no monitor checks (their app lost its
 // health block in a reload). After the first, it looks only at the apps
 // whose list of backends the table changed since the last sync (a derived
-// snapshot shares the others' lists): every row at every snapshot was, at
-// a hundred thousand backends, most of the cost of an edit.
+// snapshot shares the others' lists): every row at every snapshot would
+// be, at a hundred thousand backends, most of the cost of an edit.
 func (m *healthManager) sync(tbl *routing.Table) {
 	prev := m.synced
 	m.synced = tbl
@@ -255,8 +255,8 @@ func (m *healthManager) checked(app string, st health.Status, changed bool) {
 // keep in each backend's Load. It runs every HealthTick: it looks at every
 // row of the table only when a run of failures began somewhere since its
 // last look (at a hundred thousand backends, a look at every row ten times
-// a second was most of an idle POP's CPU), and otherwise at the backends
-// it found failing or ejected.
+// a second would be most of an idle POP's CPU), and otherwise at the
+// backends it found failing or ejected.
 func (m *healthManager) passive(tbl *routing.Table, now time.Time) {
 	if runs := routing.FailureRuns(); m.failing == nil || runs != m.failingRuns {
 		// Read before the rows: a run that begins during the look is

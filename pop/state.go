@@ -224,8 +224,8 @@ func (s *signalState) appsFor(tbl *routing.Table) map[string]AppSignal {
 	case s.appsOf == nil || down != s.downSeen || limits != s.limitsSeen:
 		// Every app, but only when a health verdict changed or a
 		// backend reached or left its hard limit: counting every
-		// app at every periodic recompute (four times a second) was
-		// most of an idle POP's CPU at a hundred thousand backends.
+		// app at every periodic recompute (four times a second) would
+		// be most of an idle POP's CPU at a hundred thousand backends.
 		s.apps = appSignals(tbl, nil, nil)
 	case tbl != s.appsOf:
 		s.apps = appSignals(tbl, s.appsOf, s.apps)

@@ -37,7 +37,7 @@ type entry[V any] struct {
 	v    V
 }
 
-// maxShards bounds the shard directory that every edit copies.
+// maxShards bounds the shard directory, whose pages an edit copies.
 const maxShards = 1 << 16
 
 var seed = maphash.MakeSeed()
