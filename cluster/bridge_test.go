@@ -130,6 +130,13 @@ func TestBridgeKeepsTombstonesUntilBothClustersHaveThem(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Their status says why: us's bridge went before it sent a floor.
+	if kept := eu0.Status(t.Context()).TombstonesKept; !strings.Contains(kept, "global-us") {
+		t.Errorf("eu's bridge keeps its tombstone and says %q, not that global-us has not sent its floor", kept)
+	}
+	if kept := eu1.Status(t.Context()).TombstonesKept; !strings.Contains(kept, "no bridge of this region has sent") {
+		t.Errorf("eu1 keeps its tombstone and says %q, not that it has no floor from its bridges", kept)
+	}
 }
 
 // A POP forgets a tombstone only once every POP of every region has it,

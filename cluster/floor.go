@@ -30,40 +30,46 @@ import (
 
 // lowerToFloor lowers seen (this node's versions of the sites of old
 // tombstones) to what every POP holds, as far as this node can tell, and
-// reports false when it cannot tell. Called with n.mu not held.
-func (n *Node) lowerToFloor(seen store.Vector) bool {
-	if !n.collectSeen(seen) {
-		return false
+// says why when it cannot tell (then nothing is collected). Called with
+// n.mu not held.
+func (n *Node) lowerToFloor(seen store.Vector) (kept string) {
+	if m := n.collectSeen(seen); m != "" {
+		return "the vector of member " + m + " is not known yet"
 	}
 	g := n.sibling.Load()
 	if g == nil {
-		return n.lowerToGlobalFloor(seen)
+		if !n.lowerToGlobalFloor(seen) {
+			return "no bridge of this region has sent the floor of every region yet"
+		}
+		return ""
 	}
 	g.sendFloor(floorMsg{From: g.cfg.Name, Vector: clone(seen)})
-	if !g.collectSeen(seen) || !g.collectRegionFloors(seen) {
-		return false
+	if m := g.collectSeen(seen); m != "" {
+		return "the vector of global member " + m + " is not known yet"
+	}
+	if m := g.collectRegionFloors(seen); m != "" {
+		return "global member " + m + " has not sent its region's floor yet"
 	}
 	n.sendFloor(floorMsg{From: n.cfg.Name, Global: true, Vector: seen})
-	return true
+	return ""
 }
 
 // collectSeen lowers seen to what every member not known to have left
-// has confirmed, and reports false when some member's vector is not at
-// hand.
-func (n *Node) collectSeen(seen store.Vector) bool {
+// has confirmed, and names a member whose vector is not at hand, if any.
+func (n *Node) collectSeen(seen store.Vector) (missing string) {
 	return n.lowerToMembers(seen, func(p *peer) store.Vector { return p.vector })
 }
 
 // collectRegionFloors lowers seen, on a bridge's global node, to the
-// region floors its members sent, and reports false while some member
-// not known to have left has sent none.
-func (n *Node) collectRegionFloors(seen store.Vector) bool {
+// region floors its members sent, and names a member not known to have
+// left that has sent none, if any.
+func (n *Node) collectRegionFloors(seen store.Vector) (missing string) {
 	return n.lowerToMembers(seen, func(p *peer) store.Vector { return p.floor })
 }
 
 // lowerToMembers lowers seen to what of(member) holds, for every member
-// not known to have left; false if of gives nil for one.
-func (n *Node) lowerToMembers(seen store.Vector, of func(*peer) store.Vector) bool {
+// not known to have left, or names one for which of gives nil.
+func (n *Node) lowerToMembers(seen store.Vector, of func(*peer) store.Vector) (missing string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, p := range n.known {
@@ -72,11 +78,11 @@ func (n *Node) lowerToMembers(seen store.Vector, of func(*peer) store.Vector) bo
 		}
 		v := of(p)
 		if v == nil {
-			return false
+			return p.name
 		}
 		lower(seen, v)
 	}
-	return true
+	return ""
 }
 
 // lowerToGlobalFloor lowers seen, on a POP that is no bridge, to the

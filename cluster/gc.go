@@ -33,6 +33,7 @@ func (n *Node) collectTombstones() {
 	// would be the round's whole cost.
 	sites, err := n.st.TombstoneSites(n.ctx, before)
 	if err != nil || len(sites) == 0 {
+		n.keptBecause("")
 		return
 	}
 	vec, err := n.st.Vector(n.ctx)
@@ -43,7 +44,9 @@ func (n *Node) collectTombstones() {
 	for _, s := range sites {
 		seen[s] = vec[s]
 	}
-	if !n.lowerToFloor(seen) {
+	kept := n.lowerToFloor(seen)
+	n.keptBecause(kept)
+	if kept != "" {
 		return
 	}
 	k, err := n.st.CollectTombstones(n.ctx, seen, before)
@@ -54,5 +57,18 @@ func (n *Node) collectTombstones() {
 	if k > 0 {
 		n.Stats.TombstonesGC.Add(uint64(k))
 		n.log.Info("cluster: tombstones collected", "count", k)
+	}
+}
+
+// keptBecause records why the last round that found old tombstones could
+// not collect any ("" once a round could, or found none), for Status, and
+// logs a new reason.
+func (n *Node) keptBecause(why string) {
+	n.mu.Lock()
+	changed := n.tombstonesKept != why
+	n.tombstonesKept = why
+	n.mu.Unlock()
+	if changed && why != "" {
+		n.log.Info("cluster: old tombstones kept", "because", why)
 	}
 }

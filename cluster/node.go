@@ -64,6 +64,9 @@ type Node struct {
 	// globalFloor: on a POP that is no bridge, the floor of every region
 	// a bridge of its region sent last (floor.go). Held under mu.
 	globalFloor store.Vector
+	// tombstonesKept: why the last collection round that found old
+	// tombstones could not collect any (keptBecause). Held under mu.
+	tombstonesKept string
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -67,6 +67,9 @@ type Status struct {
 	Health    int            `json:"health_score"`
 	// Bridge names the other cluster this node relays to, on a bridge.
 	Bridge string `json:"bridge,omitempty"`
+	// TombstonesKept says why the last collection round that found
+	// tombstones older than TombstoneAge could collect none.
+	TombstonesKept string `json:"tombstones_kept,omitempty"`
 }
 
 func stateName(s memberlist.NodeStateType) string {
@@ -99,6 +102,7 @@ func (n *Node) Status(ctx context.Context) Status {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	st.TombstonesKept = n.tombstonesKept
 	for _, p := range n.known {
 		state := p.state
 		if s, ok := live[p.name]; ok {
