@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"github.com/hashicorp/memberlist"
+	"maps"
 
 	"github.com/edgeproxy/edgeproxy/store"
 )
@@ -43,7 +44,7 @@ func (n *Node) lowerToFloor(seen store.Vector) (kept string) {
 		}
 		return ""
 	}
-	g.sendFloor(floorMsg{From: g.cfg.Name, Vector: clone(seen)})
+	g.sendFloor(floorMsg{From: g.cfg.Name, Vector: maps.Clone(seen)})
 	if m := g.collectSeen(seen); m != "" {
 		return "the vector of global member " + m + " is not known yet"
 	}
@@ -110,14 +111,6 @@ func lower(seen, v store.Vector) {
 	for site, x := range seen {
 		seen[site] = min(x, v[site])
 	}
-}
-
-func clone(v store.Vector) store.Vector {
-	c := make(store.Vector, len(v))
-	for s, x := range v {
-		c[s] = x
-	}
-	return c
 }
 
 func (n *Node) sendFloor(m floorMsg) {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"maps"
 	"math/rand/v2"
 	"time"
 
@@ -92,10 +93,7 @@ func (n *Node) apply(in inbound) {
 	now := time.Now()
 	v, before, err := n.localVector()
 	if err == nil {
-		have := make(store.Vector, len(v))
-		for s, x := range v {
-			have[s] = x
-		}
+		have := maps.Clone(v)
 		var d1, d2 int
 		in.direct, d1 = trim(in.direct, have, n.st.SiteID())
 		in.relayed, d2 = trim(in.relayed, have, n.st.SiteID())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -70,10 +71,7 @@ func (s *Store) Vector(ctx context.Context) (Vector, error) {
 		return nil, err
 	}
 	if c := s.vectors.Load(); c != nil && gen.Valid && c.gen == gen.Int64 {
-		v := make(Vector, len(c.v)+1)
-		for site, x := range c.v {
-			v[site] = x
-		}
+		v := maps.Clone(c.v)
 		v[s.site] = uint64(own)
 		return v, nil
 	}
@@ -82,11 +80,7 @@ func (s *Store) Vector(ctx context.Context) (Vector, error) {
 		return nil, err
 	}
 	if gen.Valid {
-		c := &vectorCache{gen: gen.Int64, v: make(Vector, len(v))}
-		for site, x := range v {
-			c.v[site] = x
-		}
-		s.vectors.Store(c)
+		s.vectors.Store(&vectorCache{gen: gen.Int64, v: maps.Clone(v)})
 	}
 	return v, nil
 }
@@ -367,10 +361,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			return res, err
 		}
 		if cached != nil {
-			next = &vectorCache{gen: newGen, v: make(Vector, len(cached.v)+len(res.Advanced))}
-			for site, x := range cached.v {
-				next.v[site] = x
-			}
+			next = &vectorCache{gen: newGen, v: maps.Clone(cached.v)}
 			for _, site := range res.Advanced {
 				next.v[site] = vec[site]
 			}
