@@ -25,7 +25,7 @@ var (
 	descClusterVersion = prometheus.NewDesc("edgeroute_cluster_db_version",
 		"Local version counter of the routing table (changes made on this POP).", nil, nil)
 	descClusterTombstones = prometheus.NewDesc("edgeroute_cluster_tombstones_collected_total",
-		"Tombstones of deleted rows forgotten once every member had them.", nil, nil)
+		"Tombstones of deleted rows forgotten once every POP had them (every region's, with bridges).", nil, nil)
 	descBridgeMembers = prometheus.NewDesc("edgeroute_cluster_bridge_members",
 		"Members of the global cluster of bridges by state, on a bridge (itself included, as alive).", []string{"state"}, nil)
 	descBridgeRelayed = prometheus.NewDesc("edgeroute_cluster_bridge_relayed_changes_total",
