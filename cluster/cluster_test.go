@@ -466,3 +466,29 @@ func TestTenNodePartitionHealConvergence(t *testing.T) {
 		t.Errorf("convergence after heal took %v, target 2s", d)
 	}
 }
+
+// memberlist hands queued messages over newest first, so under load a
+// member's goodbye can arrive after the departure it announces. It still
+// counts as a leave: the member is shown as left and not dialled again.
+func TestLateGoodbyeStillMeansLeft(t *testing.T) {
+	nodes := startCluster(t, 2, nil, nil)
+	a, b := nodes[0], nodes[1]
+	b.Kill()
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Status(context.Background()).Counts["dead"] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pop1 not seen down: %v", a.Status(context.Background()).Counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	(*delegate)(a.Node).NotifyMsg(encodeLeave(b.name))
+	if c := a.Status(context.Background()).Counts; c["left"] != 1 || c["dead"] != 0 {
+		t.Fatalf("after the late goodbye: %v", c)
+	}
+	dials := func() int { return strings.Count(a.log.String(), "failed to join "+b.Addr()) }
+	before := dials()
+	time.Sleep(4 * a.cfg.RejoinInterval)
+	if n := dials() - before; n != 0 {
+		t.Fatalf("pop0 dialled pop1 %d times after it left", n)
+	}
+}

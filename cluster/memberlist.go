@@ -102,6 +102,9 @@ func (e *events) NotifyJoin(nd *memberlist.Node) {
 }
 
 func (e *events) NotifyLeave(nd *memberlist.Node) {
+	if nd.Name == e.cfg.Name {
+		return // this node's own Leave; Stop says so
+	}
 	e.update(nd, memberlist.StateDead)
 	how := "failed"
 	e.mu.Lock()
@@ -110,6 +113,25 @@ func (e *events) NotifyLeave(nd *memberlist.Node) {
 	}
 	e.mu.Unlock()
 	e.log.Warn("cluster: member down", "member", nd.Name, "addr", nd.Address(), "how", how)
+}
+
+// markLeaving records a member's goodbye. memberlist hands queued messages
+// over newest first, so the goodbye may come after the departure it
+// announces: a member already down is then taken to have left.
+func (n *Node) markLeaving(name string) {
+	n.mu.Lock()
+	p := n.known[name]
+	late := p != nil && p.state == memberlist.StateDead
+	if p != nil {
+		p.leaving = true
+	}
+	if late {
+		p.state = memberlist.StateLeft
+	}
+	n.mu.Unlock()
+	if late {
+		n.log.Info("cluster: member left", "member", name)
+	}
 }
 
 func (e *events) NotifyUpdate(nd *memberlist.Node) { e.update(nd, memberlist.StateAlive) }

@@ -233,9 +233,11 @@ func (n *Node) Keyring() *memberlist.Keyring { return n.keyring }
 // stops replicating. The file is left open.
 func (n *Node) Stop() error {
 	bye := encodeLeave(n.cfg.Name)
-	for _, m := range n.alive() {
+	members := n.alive()
+	for _, m := range members {
 		n.ml.SendBestEffort(m, bye)
 	}
+	n.log.Info("cluster: leaving", "node", n.cfg.Name, "told", len(members))
 	n.cancel()
 	err := n.ml.Leave(time.Second)
 	n.wg.Wait()

@@ -78,11 +78,7 @@ func (n *Node) receive(b []byte) ([]store.Segment, string) {
 	case floorMsg:
 		n.handleFloor(m)
 	case leaveMsg:
-		n.mu.Lock()
-		if p := n.known[string(m)]; p != nil {
-			p.leaving = true
-		}
-		n.mu.Unlock()
+		n.markLeaving(string(m))
 	}
 	return nil, ""
 }
