@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"slices"
 	"sort"
@@ -70,17 +69,13 @@ func (v *view) warningList() []string {
 // cheaper.
 const followLimit = 4096
 
-// follow brings v up to the file. It returns the next view and what
-// changed, or nil when nothing a snapshot holds changed since v. With a
-// nil v, or one the journal cannot bring forward, it reads everything.
-func (s *Store) follow(ctx context.Context, v *view) (*view, Delta, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, Delta{}, s.wrap(err)
-	}
-	defer tx.Rollback()
+// follow brings v up to the file as r sees it. It returns the next view
+// and what changed, or nil when nothing a snapshot holds changed since v.
+// With a nil v, or one the journal cannot bring forward, it reads
+// everything.
+func (s *Store) follow(ctx context.Context, r reading, v *view) (*view, Delta, error) {
 	full := func() (*view, Delta, error) {
-		nv, err := s.readAll(ctx, tx)
+		nv, err := s.readAll(ctx, r)
 		if err != nil {
 			return nil, Delta{}, s.wrap(err)
 		}
@@ -89,21 +84,21 @@ func (s *Store) follow(ctx context.Context, v *view) (*view, Delta, error) {
 	if v == nil || !v.journal {
 		return full()
 	}
-	pos, ok := s.journalNow(ctx, tx)
+	pos, ok := s.journalNow(ctx, r)
 	switch {
 	case !ok || pos.id != v.pos.id || pos.schema != v.pos.schema || pos.n < v.pos.n:
 		return full()
 	case pos.n == v.pos.n:
 		return nil, Delta{}, nil
 	}
-	ch, ok, err := s.readJournal(ctx, tx, v.pos.n, pos.n, min(followLimit, max(64, v.backends.Len()/8)))
+	ch, ok, err := s.readJournal(ctx, r, v.pos.n, pos.n, min(followLimit, max(64, v.backends.Len()/8)))
 	if err != nil {
 		return nil, Delta{}, s.wrap(err)
 	}
 	if !ok {
 		return full()
 	}
-	nv, ok, err := s.apply(ctx, tx, v, ch)
+	nv, ok, err := s.apply(ctx, r, v, ch)
 	if err != nil {
 		return nil, Delta{}, s.wrap(err)
 	}
@@ -117,17 +112,17 @@ func (s *Store) follow(ctx context.Context, v *view) (*view, Delta, error) {
 // apply builds the view after the journal's changes: the changed rows are
 // read again, everything else is v's. ok is false when the rows cannot be
 // followed by ID (two rows with one ID).
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, v *view, ch journalChanges) (*view, bool, error) {
+func (s *Store) apply(ctx context.Context, r reading, v *view, ch journalChanges) (*view, bool, error) {
 	nv := *v
 	backends, pops := v.backends, v.table.Pops()
 	var changes []routing.Change
 	if len(ch.backends) > 0 {
 		ids, _ := json.Marshal(ch.backends)
-		st, err := s.readStmt(ctx, v.query+" WHERE id IN (SELECT value FROM json_each(?))")
+		st, err := r.prepared(ctx, v.query+" WHERE id IN (SELECT value FROM json_each(?))")
 		if err != nil {
 			return nil, false, err
 		}
-		rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, string(ids))
+		rows, err := st.QueryContext(ctx, string(ids))
 		if err != nil {
 			return nil, false, err
 		}
@@ -203,7 +198,7 @@ func (s *Store) apply(ctx context.Context, tx *sql.Tx, v *view, ch journalChange
 		backends = nv.backends
 	}
 	if ch.pops {
-		p, err := loadPops(ctx, tx)
+		p, err := loadPops(ctx, r)
 		if err != nil {
 			return nil, false, err
 		}

@@ -75,7 +75,8 @@ func TestFollowMatchesWholeReads(t *testing.T) {
 	path := filepath.Join(dir, "routing.db")
 	s := openT(t, path)
 	other := openT(t, filepath.Join(dir, "other.db"))
-	v, d, err := s.follow(ctx, nil)
+	rc := readConnT(t, s)
+	v, d, err := rc.follow(ctx, nil)
 	if err != nil || !d.Full || !v.journal {
 		t.Fatalf("first follow: %v %+v journal %v", err, d, v != nil && v.journal)
 	}
@@ -85,7 +86,7 @@ func TestFollowMatchesWholeReads(t *testing.T) {
 	next := 0
 	check := func(step string, wantFull bool) {
 		t.Helper()
-		nv, d, err := s.follow(ctx, v)
+		nv, d, err := rc.follow(ctx, v)
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
@@ -146,7 +147,7 @@ func TestFollowMatchesWholeReads(t *testing.T) {
 		before := sqlite(t, path, "SELECT seq FROM sqlite_sequence WHERE name = 'crdt_journal'")
 		sqlite(t, path, stmt)
 		if sqlite(t, path, "SELECT seq FROM sqlite_sequence WHERE name = 'crdt_journal'") == before {
-			if nv, _, err := s.follow(ctx, v); err != nil || nv != nil {
+			if nv, _, err := rc.follow(ctx, v); err != nil || nv != nil {
 				t.Fatalf("%s: nothing written, yet a new snapshot (%v)", stmt, err)
 			}
 			continue
@@ -158,7 +159,7 @@ func TestFollowMatchesWholeReads(t *testing.T) {
 	sqlite(t, path, "CREATE TABLE IF NOT EXISTS scratch (x); INSERT INTO scratch VALUES (1)")
 	check("a new table (schema change)", true)
 	sqlite(t, path, "INSERT INTO scratch VALUES (2)")
-	if nv, _, err := s.follow(ctx, v); err != nil || nv != nil {
+	if nv, _, err := rc.follow(ctx, v); err != nil || nv != nil {
 		t.Fatalf("a write to another table made a snapshot (%v)", err)
 	}
 
@@ -222,10 +223,15 @@ func TestCopyGetsANewJournalID(t *testing.T) {
 	path := filepath.Join(dir, "routing.db")
 	s := openT(t, path)
 	sqlite(t, path, "INSERT INTO backends (id, app, wg_ip, port) VALUES ('a', 'web', '10.0.0.1', 80)")
-	v, _, err := s.follow(ctx, nil)
+	rc, err := s.openReadConn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	v, _, err := rc.follow(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.close(false)
 	s.Close()
 	copyPath := filepath.Join(dir, "copy.db")
 	sqlite(t, path, ".backup "+copyPath)
@@ -241,7 +247,18 @@ func TestCopyGetsANewJournalID(t *testing.T) {
 		t.Fatalf("the copy kept the journal id %s", pos.id)
 	}
 	sqlite(t, copyPath, "UPDATE backends SET weight = 5 WHERE id = 'a'")
-	if _, d, err := c.follow(ctx, v); err != nil || !d.Full {
+	if _, d, err := readConnT(t, c).follow(ctx, v); err != nil || !d.Full {
 		t.Fatalf("a view of the original followed the copy: %+v %v", d, err)
 	}
+}
+
+// readConnT is a follower's connection to s, closed after the test.
+func readConnT(tb testing.TB, s *Store) *readConn {
+	tb.Helper()
+	c, err := s.openReadConn(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.close(false) })
+	return c
 }

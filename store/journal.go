@@ -2,10 +2,8 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
-	"sync"
 )
 
 // The change journal: which rows of the tables a snapshot is built from
@@ -137,15 +135,15 @@ type journalChanges struct {
 // readJournal returns the changes after from up to to (both entry numbers
 // of the same journal), or ok false when entries in between were pruned or
 // there are more than limit of them: the reader reads everything instead.
-func (s *Store) readJournal(ctx context.Context, tx *sql.Tx, from, to int64, limit int) (ch journalChanges, ok bool, err error) {
+func (s *Store) readJournal(ctx context.Context, r reading, from, to int64, limit int) (ch journalChanges, ok bool, err error) {
 	if to-from > int64(limit) {
 		return ch, false, nil
 	}
-	st, err := s.readStmt(ctx, `SELECT tbl, json_extract(pk, '$[0]') FROM crdt_journal WHERE n > ? AND n <= ?`)
+	st, err := r.prepared(ctx, `SELECT tbl, json_extract(pk, '$[0]') FROM crdt_journal WHERE n > ? AND n <= ?`)
 	if err != nil {
 		return ch, false, err
 	}
-	rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, from, to)
+	rows, err := st.QueryContext(ctx, from, to)
 	if err != nil {
 		return ch, false, err
 	}
@@ -191,26 +189,6 @@ func (s *Store) readJournal(ctx context.Context, tx *sql.Tx, from, to int64, lim
 	return ch, count == to-from, nil
 }
 
-var readStmts sync.Map // stmtKey -> *sql.Stmt on the read handle
-
-// readStmt is a statement prepared once per store on its read handle, for
-// the queries a follower runs on every commit.
-func (s *Store) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	k := stmtKey{s, query}
-	if v, ok := readStmts.Load(k); ok {
-		return v.(*sql.Stmt), nil
-	}
-	st, err := s.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if v, loaded := readStmts.LoadOrStore(k, st); loaded {
-		st.Close()
-		return v.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
 // journalPosQuery reads the journal's id, the schema version and the last
 // entry's number.
 const journalPosQuery = `SELECT (SELECT v FROM crdt_meta WHERE k = 'journal'), (SELECT schema_version FROM pragma_schema_version),
@@ -219,13 +197,13 @@ const journalPosQuery = `SELECT (SELECT v FROM crdt_meta WHERE k = 'journal'), (
 // journalNow reads where the journal of a file known to have one is: its
 // id, the schema version and the last entry. An error (the journal or
 // crdt_meta gone) tells the caller to read everything.
-func (s *Store) journalNow(ctx context.Context, tx *sql.Tx) (pos journalPos, ok bool) {
-	st, err := s.readStmt(ctx, journalPosQuery)
+func (s *Store) journalNow(ctx context.Context, r reading) (pos journalPos, ok bool) {
+	st, err := r.prepared(ctx, journalPosQuery)
 	if err != nil {
 		return pos, false
 	}
 	var id *string
-	if err := tx.StmtContext(ctx, st).QueryRowContext(ctx).Scan(&id, &pos.schema, &pos.n); err != nil || id == nil {
+	if err := st.QueryRowContext(ctx).Scan(&id, &pos.schema, &pos.n); err != nil || id == nil {
 		return pos, false
 	}
 	pos.id = *id

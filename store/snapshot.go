@@ -35,16 +35,16 @@ func (s *Store) Snapshot(ctx context.Context) (*routing.Table, []string, error) 
 
 // readAll reads the whole table into a new view; its journal position is
 // set when the file has a journal and the view can follow it.
-func (s *Store) readAll(ctx context.Context, tx *sql.Tx) (*view, error) {
-	pos, journal, err := journalState(ctx, tx)
+func (s *Store) readAll(ctx context.Context, q execQueryer) (*view, error) {
+	pos, journal, err := journalState(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	v, list, err := s.loadBackends(ctx, tx)
+	v, list, err := s.loadBackends(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	pops, err := loadPops(ctx, tx)
+	pops, err := loadPops(ctx, q)
 	if err != nil {
 		return nil, err
 	}

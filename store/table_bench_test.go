@@ -91,7 +91,8 @@ func BenchmarkFollowEdit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			v, _, err := s.follow(ctx, nil)
+			rc := readConnT(b, s)
+			v, _, err := rc.follow(ctx, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -103,7 +104,7 @@ func BenchmarkFollowEdit(b *testing.B) {
 				}
 				i += 7919
 				t0 := time.Now()
-				nv, d, err := s.follow(ctx, v)
+				nv, d, err := rc.follow(ctx, v)
 				following += time.Since(t0)
 				if err != nil || nv == nil || d.Full {
 					b.Fatalf("follow: %v %v %+v", err, nv == nil, d)

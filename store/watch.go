@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 
@@ -207,9 +206,7 @@ const (
 type follower struct {
 	s       *Store
 	w       Watcher
-	conn    *sql.Conn
-	version *sql.Stmt  // PRAGMA data_version on conn
-	journal *sql.Stmt  // data_version and the journal's position on conn (pollJournalQuery)
+	conn    *readConn
 	pos     journalPos // the journal's position at the last look, when posOK
 	posOK   bool
 	last    int64         // data_version at the last reload; -1 forces one
@@ -226,27 +223,25 @@ type follower struct {
 // been reported.
 func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 	if f.conn == nil {
-		c, err := f.s.db.Conn(ctx)
+		c, err := f.s.openReadConn(ctx)
 		if err != nil {
 			f.report(f.s.wrap(err))
 			return false, false
 		}
-		// Prepared once: a busy file is looked at hundreds of times a
-		// second (every write of a commit reports a change).
-		st, err := c.PrepareContext(ctx, "PRAGMA data_version")
-		if err != nil {
-			c.Close()
-			f.report(f.s.wrap(err))
-			return false, false
-		}
-		f.conn, f.version, f.journal, f.last = c, st, nil, -1
+		f.conn, f.last = c, -1
 	}
 	f.posOK = false
 	if f.view != nil && f.view.journal && f.pollJournal(ctx) {
 		return f.seen != f.last || f.failing != "", true
 	}
-	if err := f.version.QueryRowContext(ctx).Scan(&f.seen); err != nil {
-		f.close()
+	// Prepared once: a busy file is looked at hundreds of times a second
+	// (every write of a commit reports a change).
+	st, err := f.conn.prepared(ctx, "PRAGMA data_version")
+	if err == nil {
+		err = st.QueryRowContext(ctx).Scan(&f.seen)
+	}
+	if err != nil {
+		f.drop()
 		f.report(f.s.wrap(err))
 		return false, false
 	}
@@ -263,15 +258,12 @@ const pollJournalQuery = `SELECT (SELECT data_version FROM pragma_data_version),
 // for a view that follows the journal. false: it could not (the journal
 // gone, say), and the caller looks at data_version alone.
 func (f *follower) pollJournal(ctx context.Context) bool {
-	if f.journal == nil {
-		st, err := f.conn.PrepareContext(ctx, pollJournalQuery)
-		if err != nil {
-			return false
-		}
-		f.journal = st
+	st, err := f.conn.prepared(ctx, pollJournalQuery)
+	if err != nil {
+		return false
 	}
 	var id *string
-	if err := f.journal.QueryRowContext(ctx).Scan(&f.seen, &id, &f.pos.schema, &f.pos.n); err != nil || id == nil {
+	if err := st.QueryRowContext(ctx).Scan(&f.seen, &id, &f.pos.schema, &f.pos.n); err != nil || id == nil {
 		return false
 	}
 	f.pos.id, f.posOK = *id, true
@@ -288,9 +280,10 @@ func (f *follower) reload(ctx context.Context) bool {
 		f.last, f.failing = f.seen, ""
 		return false
 	}
-	v, d, err := f.s.follow(ctx, f.view)
+	v, d, err := f.conn.follow(ctx, f.view)
 	if err != nil {
 		f.view = nil // half followed: start again from the whole table
+		f.drop()
 		f.report(err)
 		return false
 	}
@@ -315,11 +308,16 @@ func (f *follower) reload(ctx context.Context) bool {
 
 func (f *follower) close() {
 	if f.conn != nil {
-		if f.journal != nil {
-			f.journal.Close()
-		}
-		f.version.Close()
-		f.conn.Close()
+		f.conn.close(false)
+		f.conn = nil
+	}
+}
+
+// drop closes the connection after an error, which may have left a read
+// open on it.
+func (f *follower) drop() {
+	if f.conn != nil {
+		f.conn.close(true)
 		f.conn = nil
 	}
 }
