@@ -203,6 +203,95 @@ func TestRegionsForgetTombstonesOnlyOnceEveryRegionHasThem(t *testing.T) {
 	forgotten(10 * time.Second)
 }
 
+// Floors travel in the rounds in which the bridges find old tombstones.
+// us1 is cut off from its bridge through those rounds, after it got the
+// delete: every other POP forgets the tombstone and sends no floor again.
+// Back, us1 asks its bridge for the floor it missed, and forgets too.
+func TestAPOPThatMissedTheFloorAsksForIt(t *testing.T) {
+	pops, bridges, faults, held := deleteComingOfAge(t, 11)
+	eu0, eu1, us0, us1 := pops[0][0], pops[0][1], pops[1][0], pops[1][1]
+	// us0 must know that us1 has the delete before the cut.
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		v, _ := us1.st.Vector(t.Context())
+		if st := memberNamed(us0.Status(t.Context()), "us1"); covers(st.Vector, v) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("us0 never learnt us1's vector")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	faults.Partition([]string{us1.Addr()}, []string{us0.Addr(), eu0.Addr(), eu1.Addr(), bridges[0].Addr(), bridges[1].Addr()})
+	held.wait(" eu0:0 eu1:0 us0:0 us1:1", tombstoneAgeOfTests+10*time.Second)
+	faults.Heal()
+	held.wait(" eu0:0 eu1:0 us0:0 us1:0", 10*time.Second)
+}
+
+// The same between bridges: eu's bridge cannot reach us's while the
+// tombstone comes of age, though us's reaches eu's. eu forgets it, with the
+// floor of us's region; us, without eu's, keeps it. Once the route is
+// back, us's bridge asks eu's for the floor of its region, and us forgets.
+func TestABridgeThatMissedARegionFloorAsksForIt(t *testing.T) {
+	_, bridges, faults, held := deleteComingOfAge(t, 13)
+	faults.CutOneWay(bridges[0].Addr(), bridges[1].Addr())
+	held.wait(" eu0:0 eu1:0 us0:1 us1:1", tombstoneAgeOfTests+10*time.Second)
+	faults.Heal()
+	held.wait(" eu0:0 eu1:0 us0:0 us1:0", 10*time.Second)
+}
+
+// tombstoneAgeOfTests leaves deleteComingOfAge's caller time to cut a
+// route before the tombstone is old enough to collect.
+const tombstoneAgeOfTests = 3 * time.Second
+
+// deleteComingOfAge starts two regions of two POPs, eu and us, on one
+// Faults, and has eu1 delete a row every POP then holds; the tombstone
+// becomes old enough to collect tombstoneAgeOfTests after the delete.
+func deleteComingOfAge(t *testing.T, seed uint64) (pops [][]*tnode, bridges []*tnode, faults *Faults, held tombstonesHeld) {
+	t.Helper()
+	faults = NewFaults(seed)
+	pops, bridges = regions(t, []string{"eu", "us"}, 2, func(c *Config) {
+		c.SyncInterval, c.GCInterval, c.TombstoneAge = 100*time.Millisecond, 100*time.Millisecond, tombstoneAgeOfTests
+		c.Faults = faults
+	})
+	all := []*tnode{pops[0][0], pops[0][1], pops[1][0], pops[1][1]}
+	pops[0][1].exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES ('be0', 'myapp', 'fdaa::1', 80)`)
+	converge(t, all, 3*time.Second)
+	deleted := time.Now()
+	pops[0][1].exec(t, `DELETE FROM backends WHERE id = 'be0'`)
+	converge(t, all, 3*time.Second)
+	if since := time.Since(deleted); since >= tombstoneAgeOfTests/2 {
+		t.Fatalf("the delete took %v to reach every POP: the test needs it within half the tombstone age, %v", since, tombstoneAgeOfTests)
+	}
+	return pops, bridges, faults, tombstonesHeld{t, all}
+}
+
+// tombstonesHeld follows how many tombstones each of nodes holds.
+type tombstonesHeld struct {
+	t     *testing.T
+	nodes []*tnode
+}
+
+func (h tombstonesHeld) String() string {
+	var b strings.Builder
+	for _, nd := range h.nodes {
+		k, _ := nd.st.Tombstones(h.t.Context())
+		fmt.Fprintf(&b, " %s:%d", nd.name, k)
+	}
+	return b.String()
+}
+
+// wait waits until String is want.
+func (h tombstonesHeld) wait(want string, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	for h.String() != want {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("tombstones held after %v:%s, want%s", within, h, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func TestBridgeRefusesNodesOnDifferentFilesOrOneCluster(t *testing.T) {
 	dir := t.TempDir()
 	a := startNode(t, filepath.Join(dir, "a.db"), testConfig("a", nil, nil))
@@ -214,4 +303,13 @@ func TestBridgeRefusesNodesOnDifferentFilesOrOneCluster(t *testing.T) {
 	if err := Bridge(a.Node, g.Node); err == nil || !strings.Contains(err.Error(), "labels") {
 		t.Fatalf("two nodes of one cluster: %v", err)
 	}
+}
+
+func memberNamed(st Status, name string) MemberStatus {
+	for _, m := range st.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return MemberStatus{}
 }

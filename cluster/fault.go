@@ -20,7 +20,8 @@ type Faults struct {
 	loss     float64
 	dup      float64
 	maxDelay time.Duration
-	side     map[string]int // address -> partition group; 0 = every group
+	side     map[string]int     // address -> partition group; 0 = every group
+	oneWay   map[[2]string]bool // (from, to) addresses cut in that direction alone
 	rng      *rand.Rand
 }
 
@@ -38,11 +39,12 @@ func (f *Faults) Set(loss, dup float64, maxDelay time.Duration) {
 }
 
 // Partition cuts the listed groups of addresses (host:port) from one
-// another. Addresses not listed reach everyone.
+// another, and removes every one-way cut. Addresses not listed reach
+// everyone.
 func (f *Faults) Partition(groups ...[]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.side = map[string]int{}
+	f.side, f.oneWay = map[string]int{}, nil
 	for i, g := range groups {
 		for _, a := range g {
 			f.side[a] = i + 1
@@ -50,14 +52,25 @@ func (f *Faults) Partition(groups ...[]string) {
 	}
 }
 
-// Heal removes every partition.
+// Heal removes every partition and one-way cut.
 func (f *Faults) Heal() { f.Partition() }
+
+// CutOneWay loses what from sends to to, while to still reaches from: a
+// route or a firewall rule broken in one direction.
+func (f *Faults) CutOneWay(from, to string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.oneWay == nil {
+		f.oneWay = map[[2]string]bool{}
+	}
+	f.oneWay[[2]string{from, to}] = true
+}
 
 func (f *Faults) cut(from, to string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, b := f.side[from], f.side[to]
-	return a != 0 && b != 0 && a != b
+	return a != 0 && b != 0 && a != b || f.oneWay[[2]string{from, to}]
 }
 
 // plan decides the fate of one packet: how many copies and their delays.

@@ -1,8 +1,10 @@
 package cluster
 
 import (
-	"github.com/hashicorp/memberlist"
+	"cmp"
 	"maps"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/edgeproxy/edgeproxy/store"
 )
@@ -23,11 +25,16 @@ import (
 //
 // A region floor never includes a global floor, so no floor feeds back
 // into itself: a floor that did could never rise again. A floor is a
-// lower bound once computed (vectors only grow), so the last one heard
-// stays usable; a member that is cut off keeps the floor it sent last,
-// and with it every tombstone it lacked, until it comes back or leaves.
-// Floors travel only in rounds that find old tombstones, and name only
-// their sites.
+// lower bound once computed (vectors only grow), so what was heard stays
+// usable, and a newer floor only raises it; a member that is cut off
+// keeps the floor it sent last, and with it every tombstone it lacked,
+// until it comes back or leaves.
+//
+// Floors travel in the rounds in which a bridge finds old tombstones, and
+// name only their sites. A POP or bridge that missed the last one (lost,
+// or sent while it was taken for dead) would keep its tombstones until the
+// next delete: so a node whose floors do not cover its old tombstones
+// asks, each round, the members that owe it one, and they answer it alone.
 
 // lowerToFloor lowers seen (this node's versions of the sites of old
 // tombstones) to what every POP holds, as far as this node can tell, and
@@ -63,9 +70,28 @@ func (n *Node) collectSeen(seen store.Vector) (missing string) {
 
 // collectRegionFloors lowers seen, on a bridge's global node, to the
 // region floors its members sent, and names a member not known to have
-// left that has sent none, if any.
+// left that has sent none, if any. It asks each member whose floor does
+// not cover seen for a new one.
 func (n *Node) collectRegionFloors(seen store.Vector) (missing string) {
-	return n.lowerToMembers(seen, func(p *peer) store.Vector { return p.floor })
+	want := maps.Clone(seen)
+	var owe []*memberlist.Node
+	n.mu.Lock()
+	for _, p := range n.known {
+		if p.state == memberlist.StateLeft {
+			continue
+		}
+		if p.node != nil && !covers(p.floor, want) {
+			owe = append(owe, p.node)
+		}
+		if p.floor == nil {
+			missing = cmp.Or(missing, p.name)
+			continue
+		}
+		lower(seen, p.floor)
+	}
+	n.mu.Unlock()
+	n.sendFloorTo(owe, floorMsg{From: n.cfg.Name, Ask: true, Vector: want})
+	return missing
 }
 
 // lowerToMembers lowers seen to what of(member) holds, for every member
@@ -90,20 +116,39 @@ func (n *Node) lowerToMembers(seen store.Vector, of func(*peer) store.Vector) (m
 // floor of every region that a bridge of its region sent last. A POP in a
 // cluster without bridges needs none; one with bridges waits for it.
 func (n *Node) lowerToGlobalFloor(seen store.Vector) bool {
+	var bridges []*memberlist.Node
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	bridged := false
 	for _, p := range n.known {
-		bridged = bridged || (p.bridge && p.state != memberlist.StateLeft)
+		if p.bridge && p.state != memberlist.StateLeft && p.node != nil {
+			bridges = append(bridges, p.node)
+		}
 	}
-	if !bridged {
+	floor := n.globalFloor
+	n.mu.Unlock()
+	if len(bridges) == 0 {
 		return true
 	}
-	if n.globalFloor == nil {
+	if !covers(floor, seen) {
+		n.sendFloorTo(bridges, floorMsg{From: n.cfg.Name, Global: true, Ask: true, Vector: maps.Clone(seen)})
+	}
+	if floor == nil {
 		return false
 	}
-	lower(seen, n.globalFloor)
+	lower(seen, floor)
 	return true
+}
+
+// raise returns floor with each site raised to its version in v, as a
+// new vector: the old one may be in use outside n.mu.
+func raise(floor, v store.Vector) store.Vector {
+	out := maps.Clone(floor)
+	if out == nil {
+		return v
+	}
+	for site, x := range v {
+		out[site] = max(out[site], x)
+	}
+	return out
 }
 
 // lower lowers each site of seen to its version in v (0 where v lacks it).
@@ -114,24 +159,72 @@ func lower(seen, v store.Vector) {
 }
 
 func (n *Node) sendFloor(m floorMsg) {
+	n.sendFloorTo(n.alive(), m)
+}
+
+// sendFloorTo sends m to each of to.
+func (n *Node) sendFloorTo(to []*memberlist.Node, m floorMsg) {
+	if len(to) == 0 {
+		return
+	}
 	msg := encodeFloor(m)
-	for _, to := range n.alive() {
-		n.send(to, msg, 0)
+	for _, nd := range to {
+		n.send(nd, msg, 0)
 	}
 }
 
-// handleFloor keeps a floor a bridge sent: a global one on a POP that is
-// no bridge, a region's on a bridge's global node.
+// handleFloor keeps a floor a bridge sent (a global one on a POP that is
+// no bridge, a region's on a bridge's global node), or answers an ask.
 func (n *Node) handleFloor(m floorMsg) {
+	if m.Ask {
+		n.answerFloor(m)
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if !m.Global {
 		if p := n.known[m.From]; p != nil {
-			p.floor = m.Vector
+			p.floor = raise(p.floor, m.Vector)
 		}
 		return
 	}
 	if n.sibling.Load() == nil {
-		n.globalFloor = m.Vector
+		n.globalFloor = raise(n.globalFloor, m.Vector)
 	}
+}
+
+// answerFloor sends the member that asked, on a bridge, the floor of the
+// sites it named: of every region to a POP of the bridge's region, of the
+// bridge's region to another bridge. It sends nothing while a floor it
+// takes from is not known yet; the member asks again next round.
+func (n *Node) answerFloor(ask floorMsg) {
+	other := n.sibling.Load()
+	n.mu.Lock()
+	var to *memberlist.Node
+	if p := n.known[ask.From]; p != nil {
+		to = p.node
+	}
+	n.mu.Unlock()
+	if other == nil || to == nil || ask.Global == n.secondary.Load() {
+		return // not a bridge, an unknown member, or asked on the wrong side
+	}
+	vec, err := n.st.Vector(n.ctx)
+	if err != nil {
+		return
+	}
+	seen := make(store.Vector, len(ask.Vector))
+	for site := range ask.Vector {
+		seen[site] = vec[site]
+	}
+	region, global := n, other // asked by a POP of this region
+	if !ask.Global {
+		region, global = other, n // asked by another bridge
+	}
+	if region.collectSeen(seen) != "" {
+		return
+	}
+	if ask.Global && (global.collectSeen(seen) != "" || global.collectRegionFloors(seen) != "") {
+		return
+	}
+	n.send(to, encodeFloor(floorMsg{From: n.cfg.Name, Global: ask.Global, Vector: seen}), 0)
 }

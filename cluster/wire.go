@@ -47,7 +47,8 @@ const (
 	msgRelay = 6
 	// msgFloor: sender name, kind (1: the floor of the sender's region,
 	// from a bridge to the global cluster; 2: the floor of every region,
-	// from a bridge to its region), uvarint entries of (site, version).
+	// from a bridge to its region; 3 and 4: asks for a floor of kind 1 or
+	// 2 of the sites named), uvarint entries of (site, version).
 	msgFloor = 7
 )
 
@@ -58,6 +59,9 @@ type floorMsg struct {
 	// Global: the floor of every region, sent into a region; otherwise
 	// the floor of the sender's region, sent into the global cluster.
 	Global bool
+	// Ask: the sender asks for that floor of Vector's sites (the
+	// versions are its own), for old tombstones it keeps.
+	Ask    bool
 	Vector store.Vector
 }
 
@@ -68,6 +72,9 @@ func encodeFloor(m floorMsg) []byte {
 	if m.Global {
 		kind = floorGlobal
 	}
+	if m.Ask {
+		kind += floorAsk
+	}
 	e.uv(kind)
 	e.vector(m.Vector)
 	return e.b
@@ -76,6 +83,7 @@ func encodeFloor(m floorMsg) []byte {
 const (
 	floorRegion = 1
 	floorGlobal = 2
+	floorAsk    = 2 // added to the kind asked for
 )
 
 // relayMsg is changes a bridge merged from its other cluster.
@@ -399,8 +407,9 @@ func decode(b []byte) (any, error) {
 		m := floorMsg{From: d.str()}
 		switch kind := d.uv(); {
 		case d.err != nil:
-		case kind == floorRegion, kind == floorGlobal:
-			m.Global = kind == floorGlobal
+		case kind >= floorRegion && kind <= floorGlobal+floorAsk:
+			m.Ask = kind > floorGlobal
+			m.Global = kind == floorGlobal || kind == floorGlobal+floorAsk
 		default:
 			d.err = fmt.Errorf("unknown floor kind %d", kind)
 		}

@@ -46,6 +46,8 @@ func TestWireRoundTrip(t *testing.T) {
 		{From: "gru-bridge", Vector: store.Vector{"a": 3}},
 		{From: "gru-bridge", Global: true, Vector: store.Vector{"a": 3, "b": 1 << 50}},
 		{From: "gru-bridge", Global: true, Vector: store.Vector{}},
+		{From: "gru-bridge", Ask: true, Vector: store.Vector{"a": 3}},
+		{From: "gru-1", Global: true, Ask: true, Vector: store.Vector{"a": 3}},
 	} {
 		got, err = decode(encodeFloor(fm))
 		if err != nil || !reflect.DeepEqual(got, fm) {
@@ -126,6 +128,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeDigest(digestMsg{From: "n", Digest: 9}))
 	f.Add(encodeSyncDelta(syncMsg{From: "n", Vector: store.Vector{"s": 3}}, store.Vector{"s": 1, "t": 2}, 7))
 	f.Add(encodeFloor(floorMsg{From: "b", Global: true, Vector: store.Vector{"s": 3}}))
+	f.Add(encodeFloor(floorMsg{From: "p", Ask: true, Vector: store.Vector{"s": 3}}))
 	f.Add(encodeRelay("b", []store.Segment{{Origin: "o", From: 0, To: 1, Changes: []store.Change{{Table: "t", PK: "[1]", Column: "c", Value: int64(2), HLC: 1, Seq: 1, CL: 1}}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		decode(b)
