@@ -181,7 +181,7 @@ func (m *healthManager) sync(tbl *routing.Table) {
 		mon := m.monitors[app]
 		var targets []health.Target
 		for _, b := range tbl.App(app) {
-			if mon == nil || !b.Healthy || b.Deleted || !b.Addr.IsValid() {
+			if mon == nil || !b.TableRoutable() {
 				if b.Load.DownReasons()&routing.DownActive != 0 {
 					b.Load.SetDown(routing.DownActive, false)
 				}

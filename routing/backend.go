@@ -45,7 +45,7 @@ func (b *Backend) EffectiveSoftLimit() float64 {
 // regardless of its current load: the table allows it and this POP's health
 // view does not hold it down.
 func (b *Backend) Routable() bool {
-	return b.staticRoutable() && (b.Load == nil || !b.Load.Down())
+	return b.TableRoutable() && (b.Load == nil || !b.Load.Down())
 }
 
 // AtHardLimit reports whether the backend has no room for one more

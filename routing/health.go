@@ -112,10 +112,10 @@ func rttLess(a, b *Load) bool {
 	}
 }
 
-// staticRoutable is Routable without the POP's live view: what the table
+// TableRoutable is Routable without the POP's live view: what the table
 // itself allows. Snapshot indexes are built from it, and the live view is
 // checked per connection, so a backend coming back needs no new snapshot.
-func (b *Backend) staticRoutable() bool {
+func (b *Backend) TableRoutable() bool {
 	return b.Healthy && !b.Deleted && b.Addr.IsValid()
 }
 

@@ -128,7 +128,7 @@ func buildAppIndex(backends []*Backend) *appIndex {
 func slotOf(b *Backend, at int32) slot {
 	s := slot{b: b, load: b.Load, inv: 1 / (b.EffectiveSoftLimit() * b.EffectiveWeight()), hard: int64(b.HardLimit), at: at}
 	switch {
-	case !b.staticRoutable():
+	case !b.TableRoutable():
 		s.hard = 0 // never eligible
 	case s.hard <= 0:
 		s.hard = math.MaxInt64
