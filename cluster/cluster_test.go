@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -490,5 +491,47 @@ func TestLateGoodbyeStillMeansLeft(t *testing.T) {
 	time.Sleep(4 * a.cfg.RejoinInterval)
 	if n := dials() - before; n != 0 {
 		t.Fatalf("pop0 dialled pop1 %d times after it left", n)
+	}
+}
+
+// A change that loses to a newer value already here moves only the
+// version vector: OnMerge says that no row changed, and the POP does not
+// read its routing table again for it.
+func TestALosingChangeMergesWithoutRows(t *testing.T) {
+	faults := NewFaults(5)
+	var withRows, vectorOnly atomic.Int32
+	nodes := startCluster(t, 2, faults, func(c *Config) {
+		if c.Name == "pop0" {
+			c.OnMerge = func(rows bool) {
+				if rows {
+					withRows.Add(1)
+				} else {
+					vectorOnly.Add(1)
+				}
+			}
+		}
+	})
+	nodes[0].exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES ('b1', 'app', '10.0.0.1', 80)`)
+	converge(t, nodes, 3*time.Second)
+	faults.Partition([]string{nodes[0].Addr()}, []string{nodes[1].Addr()})
+	nodes[1].exec(t, `UPDATE backends SET weight = 7 WHERE id = 'b1'`)
+	time.Sleep(5 * time.Millisecond)
+	nodes[0].exec(t, `UPDATE backends SET weight = 9 WHERE id = 'b1'`)
+	withRows.Store(0)
+	vectorOnly.Store(0)
+	faults.Heal()
+	converge(t, nodes, 5*time.Second)
+	if d := nodes[0].dump(); d != "b1|app||10.0.0.1|80|9\n" {
+		t.Fatalf("the newer weight lost: %q", d)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for vectorOnly.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("pop0 merged pop1's losing change without telling OnMerge")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := withRows.Load(); n != 0 {
+		t.Fatalf("pop0 merged only a losing change, and OnMerge said rows changed %d times", n)
 	}
 }
