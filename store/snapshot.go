@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unique"
 
 	"github.com/edgeproxy/edgeproxy/routing"
 )
@@ -130,8 +131,12 @@ func (s *Store) scanBackend(rows *sql.Rows) (int64, *routing.Backend, string, er
 	if err := rows.Scan(&rowid, &b.ID, &b.App, &b.Region, &b.Country, &ip, &port, &healthy, &weight, &soft, &hrd, &deleted); err != nil {
 		return 0, nil, "", err
 	}
-	b.Region = strings.ToLower(strings.TrimSpace(b.Region))
-	b.Country = strings.ToUpper(strings.TrimSpace(b.Country))
+	// An app's, region's or country's name repeats on many rows: one copy
+	// of each. Names compared often, as the DNS plugin groups a changed
+	// app's backends by region, then compare by pointer.
+	b.App = unique.Make(b.App).Value()
+	b.Region = unique.Make(strings.ToLower(strings.TrimSpace(b.Region))).Value()
+	b.Country = unique.Make(strings.ToUpper(strings.TrimSpace(b.Country))).Value()
 	b.Healthy = healthy != 0
 	b.Deleted = deleted != 0
 	b.Weight, b.SoftLimit, b.HardLimit = int(weight), int(soft), int(hrd)
