@@ -269,19 +269,22 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	if s.readOnly {
 		return res, ErrReadOnly
 	}
-	conn, err := s.db.Conn(ctx)
+	conn, err := s.merges.take(ctx, s.db)
 	if err != nil {
 		return res, err
 	}
-	defer conn.Close()
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		s.merges.release(false)
 		return res, err
 	}
 	done := false
 	defer func() {
+		broken := false
 		if !done {
-			conn.ExecContext(context.Background(), "ROLLBACK")
+			_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+			broken = err != nil
 		}
+		s.merges.release(broken)
 	}()
 	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
 		return res, err

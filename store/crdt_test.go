@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -380,4 +382,80 @@ func TestHLCFollowsMergedClocks(t *testing.T) {
 	if res.Applied != 0 || res.Stale != 1 || sqlite(t, path, `SELECT weight FROM backends`) != "6" {
 		t.Fatalf("older write won: %+v", res)
 	}
+}
+
+// Merges run one at a time on a connection the store keeps. A merge that
+// could not begin, or that was cancelled inside its transaction, leaves it
+// usable: the next merge applies, and nothing of the stopped one stays.
+func TestMergeAfterFailedMerges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "routing.db")
+	s := openT(t, path)
+	seq := uint64(0)
+	batch := func(prefix string, n int) []Segment {
+		seg := Segment{Origin: "other", From: seq, To: seq + uint64(n)}
+		for i := range n {
+			seg.Changes = append(seg.Changes, Change{Table: "backends", PK: fmt.Sprintf(`["%s%d"]`, prefix, i), Column: "app",
+				Value: "remote", HLC: MakeHLC(time.Now(), 0), Seq: seq + uint64(i+1), CL: 1})
+		}
+		return []Segment{seg}
+	}
+	apply := func(ctx context.Context, prefix string, n int) (ApplyResult, error) {
+		res, err := s.Apply(ctx, batch(prefix, n), time.Now())
+		if err == nil {
+			seq += uint64(n)
+		}
+		return res, err
+	}
+	if res, err := apply(context.Background(), "a", 1); err != nil || res.Applied != 1 {
+		t.Fatalf("first merge: %+v %v", res, err)
+	}
+	// Another connection holds the write lock: the merge cannot begin.
+	// (A short busy timeout on the merge connection: the store's is 5 s.)
+	if _, err := s.merges.conn.ExecContext(context.Background(), "PRAGMA busy_timeout = 50"); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := s.DB().Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(context.Background(), "x", 1); err == nil || !strings.Contains(err.Error(), "locked") {
+		t.Fatalf("a merge while another connection holds the write lock: %v", err)
+	}
+	lock.ExecContext(context.Background(), "ROLLBACK")
+	lock.Close()
+	// Cancelled between two statements, well inside its transaction.
+	if _, err := apply(cancelAfter(30), "y", 100); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a merge cancelled inside its transaction: %v", err)
+	}
+	if res, err := apply(context.Background(), "z", 1); err != nil || res.Applied != 1 {
+		t.Fatalf("the merge after failed ones: %+v %v", res, err)
+	}
+	if got := sqlite(t, path, `SELECT group_concat(id) FROM (SELECT id FROM backends ORDER BY id)`); got != "a0,z0" {
+		t.Fatalf("rows after the merges: %q", got)
+	}
+}
+
+// cancelAfter returns a context cancelled once its Done channel has been
+// asked for n times: database/sql asks before every statement, so the
+// cancellation falls between two statements, where no real clock can put
+// it on demand.
+func cancelAfter(n int32) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &countingCtx{Context: ctx, left: n, cancel: cancel}
+}
+
+type countingCtx struct {
+	context.Context
+	left   int32
+	cancel context.CancelFunc
+}
+
+func (c *countingCtx) Done() <-chan struct{} {
+	if atomic.AddInt32(&c.left, -1) <= 0 {
+		c.cancel()
+	}
+	return c.Context.Done()
 }

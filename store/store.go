@@ -43,6 +43,7 @@ type Store struct {
 	gen      atomic.Uint64
 	snapView atomic.Pointer[view] // what the last Snapshot read, for a Watch to follow on from
 	vectors  atomic.Pointer[vectorCache]
+	merges   mergeConn
 
 	heartbeats heartbeatGroups
 	// migrated is set when this open brought the file to SchemaVersion
@@ -252,6 +253,7 @@ func (s *Store) Loads() *routing.LoadTracker { return s.loads }
 
 // Close closes the file.
 func (s *Store) Close() error {
+	s.merges.close()
 	err := s.db.Close()
 	if s.wdb != s.db {
 		err = errors.Join(err, s.wdb.Close())
