@@ -27,7 +27,9 @@ func (n *Node) pushLoop() {
 		}
 		n.log.Log(n.ctx, lvl, "cluster: changes to the file are not reported; polling it", "every", poll, "error", err)
 	}
-	last, err := n.st.DBVersion(n.ctx)
+	versions := n.st.VersionReader()
+	defer versions.Close()
+	seen, last, err := versions.Read(n.ctx)
 	if err != nil {
 		n.log.Error("cluster: reading the local version", "error", err)
 	}
@@ -37,6 +39,9 @@ func (n *Node) pushLoop() {
 	settle.Stop()
 	defer settle.Stop()
 	var wait time.Duration // next settle delay; 0 when not settling
+	// explained: since the last report some commit became visible (moved
+	// data_version); the report may have been of it.
+	explained := false
 	for {
 		reported := false
 		select {
@@ -44,11 +49,11 @@ func (n *Node) pushLoop() {
 			return
 		case <-ticker.C:
 		case <-changed:
-			reported, wait = true, settleFirst
+			reported, wait, explained = true, settleFirst, false
 		case <-settle.C:
 			reported = true
 		}
-		v, err := n.st.DBVersion(n.ctx)
+		data, v, err := versions.Read(n.ctx)
 		if reported || (err == nil && v > last) {
 			// Whatever changed (a commit, a merge, an external edit),
 			// anti-entropy compares again. After the read: a vector read
@@ -56,7 +61,15 @@ func (n *Node) pushLoop() {
 			n.fileChanged()
 		}
 		if err != nil || v <= last {
-			if err == nil && wait > 0 && wait <= settleLast {
+			// Nothing to push. Look again shortly while the report may be
+			// of a commit not visible yet: until a look finds nothing new
+			// after one that found a commit (a merge, which moves
+			// data_version alone, then ends it at the second look, not
+			// after eight).
+			done := explained && data == seen
+			explained = explained || data != seen
+			seen = data
+			if err == nil && !done && wait > 0 && wait <= settleLast {
 				settle.Reset(wait)
 				wait *= 2
 			} else {
@@ -64,6 +77,7 @@ func (n *Node) pushLoop() {
 			}
 			continue
 		}
+		seen = data
 		wait = 0
 		ch, err := n.st.ChangesSince(n.ctx, n.st.SiteID(), last, v)
 		if err != nil {

@@ -12,8 +12,9 @@ import "context"
 // reports the write of the WAL, and readers see the commit only once the
 // WAL index is updated, after a sync of the WAL where the writer uses
 // synchronous=FULL. A caller therefore confirms with a cheap read
-// (DBVersion) and, when that shows nothing new, looks again a few times
-// shortly after. The channel holds one pending signal and is never
+// (DBVersion, or a VersionReader, which also tells whether some commit
+// became visible) and, when that shows nothing new, looks again a few
+// times shortly after. The channel holds one pending signal and is never
 // closed; signals stop when ctx ends. Where the kernel does not report
 // changes to files it returns an error, and the caller polls.
 func (s *Store) NotifyChanges(ctx context.Context) (<-chan struct{}, error) {

@@ -459,3 +459,35 @@ func (c *countingCtx) Done() <-chan struct{} {
 	}
 	return c.Context.Done()
 }
+
+// A VersionReader tells a commit with something to push (db_version moves)
+// from one without, a merge (data_version alone moves), and both from no
+// commit at all.
+func TestVersionReaderTellsMergesFromLocalCommits(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "routing.db")
+	s := openT(t, path)
+	r := s.VersionReader()
+	defer r.Close()
+	d0, v0, err := r.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, v, _ := r.Read(ctx); d != d0 || v != v0 {
+		t.Fatalf("no commit, yet the versions moved: %d/%d -> %d/%d", d0, v0, d, v)
+	}
+	if _, err := s.Apply(ctx, []Segment{{Origin: "other", From: 0, To: 1, Changes: []Change{
+		{Table: "backends", PK: `["x"]`, Column: "app", Value: "remote", HLC: MakeHLC(time.Now(), 0), Seq: 1, CL: 1},
+	}}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d1, v1, _ := r.Read(ctx)
+	if d1 == d0 || v1 != v0 {
+		t.Fatalf("after a merge: data_version %d -> %d, db_version %d -> %d; want the first alone to move", d0, d1, v0, v1)
+	}
+	sqlite(t, path, `UPDATE backends SET port = 81 WHERE id = 'x'`)
+	d2, v2, _ := r.Read(ctx)
+	if d2 == d1 || v2 <= v1 {
+		t.Fatalf("after a local commit: data_version %d -> %d, db_version %d -> %d; want both to move", d1, d2, v1, v2)
+	}
+}
