@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"sync"
 )
 
@@ -39,8 +38,7 @@ func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 // handed back to the pool inside a transaction.
 func (m *mergeConn) release(broken bool) {
 	if broken && m.conn != nil {
-		m.conn.Raw(func(any) error { return driver.ErrBadConn })
-		m.conn.Close()
+		dropConn(m.conn)
 		m.conn = nil
 	}
 	m.mu.Unlock()

@@ -14,8 +14,8 @@ type reading interface {
 }
 
 // readConn is a connection of a reader's own, for one that looks at the
-// file at every commit (a Watcher): the look at data_version, and the
-// snapshots that follow the journal.
+// file at every commit: a Watcher (the look at data_version, and the
+// snapshots that follow the journal) or a VersionReader.
 //
 // Its reads are BEGIN ... ROLLBACK on the connection, not database/sql
 // transactions. database/sql starts a goroutine for every transaction, and
@@ -96,7 +96,15 @@ func (c *readConn) close(drop bool) {
 		st.Close()
 	}
 	if drop {
-		c.conn.Raw(func(any) error { return driver.ErrBadConn })
+		dropConn(c.conn)
+		return
 	}
 	c.conn.Close()
+}
+
+// dropConn closes c and keeps the pool from handing out its driver
+// connection again, for one a failure may have left inside a transaction.
+func dropConn(c *sql.Conn) {
+	c.Raw(func(any) error { return driver.ErrBadConn })
+	c.Close()
 }

@@ -1,10 +1,6 @@
 package store
 
-import (
-	"context"
-	"database/sql"
-	"database/sql/driver"
-)
+import "context"
 
 // VersionReader reads, on a connection of its own, the two counters a
 // follower of local commits looks at after each report of a change:
@@ -16,8 +12,7 @@ import (
 // push (a merge, bookkeeping), and needs none.
 type VersionReader struct {
 	s    *Store
-	conn *sql.Conn
-	stmt *sql.Stmt
+	conn *readConn // nil until the first Read, and after a failed one
 }
 
 // VersionReader returns a reader; Close gives its connection back.
@@ -31,38 +26,27 @@ const versionsQuery = `SELECT (SELECT data_version FROM pragma_data_version), (S
 func (r *VersionReader) Read(ctx context.Context) (data, db uint64, err error) {
 	ctx = context.WithoutCancel(ctx)
 	if r.conn == nil {
-		c, err := r.s.db.Conn(ctx)
-		if err != nil {
+		if r.conn, err = r.s.openReadConn(ctx); err != nil {
 			return 0, 0, err
 		}
-		st, err := c.PrepareContext(ctx, versionsQuery)
-		if err != nil {
-			c.Close()
-			return 0, 0, err
-		}
-		r.conn, r.stmt = c, st
 	}
 	var d, v int64
-	if err := r.stmt.QueryRowContext(ctx).Scan(&d, &v); err != nil {
-		r.drop()
+	st, err := r.conn.prepared(ctx, versionsQuery)
+	if err == nil {
+		err = st.QueryRowContext(ctx).Scan(&d, &v)
+	}
+	if err != nil {
+		r.conn.close(true)
+		r.conn = nil
 		return 0, 0, err
 	}
 	return uint64(d), uint64(v), nil
 }
 
-// drop closes a connection that failed a read; the next Read opens another.
-func (r *VersionReader) drop() {
-	r.stmt.Close()
-	r.conn.Raw(func(any) error { return driver.ErrBadConn })
-	r.conn.Close()
-	r.conn, r.stmt = nil, nil
-}
-
 // Close gives the connection back.
 func (r *VersionReader) Close() {
 	if r.conn != nil {
-		r.stmt.Close()
-		r.conn.Close()
-		r.conn, r.stmt = nil, nil
+		r.conn.close(false)
+		r.conn = nil
 	}
 }
