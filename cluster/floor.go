@@ -52,20 +52,42 @@ func (n *Node) lowerToFloor(seen store.Vector) (kept string) {
 		return ""
 	}
 	g.sendFloor(floorMsg{From: g.cfg.Name, Vector: maps.Clone(seen)})
-	if m := g.collectSeen(seen); m != "" {
-		return "the vector of global member " + m + " is not known yet"
-	}
-	if m := g.collectRegionFloors(seen); m != "" {
-		return "global member " + m + " has not sent its region's floor yet"
+	if kept := g.lowerToRegions(seen); kept != "" {
+		return kept
 	}
 	n.sendFloor(floorMsg{From: n.cfg.Name, Global: true, Vector: seen})
+	return ""
+}
+
+// lowerToRegions lowers seen, already lowered to what a bridge's region
+// holds, on the bridge's global node, to the floor of every region: the
+// global members' vectors and the region floors they sent. It says why
+// when it cannot tell.
+func (n *Node) lowerToRegions(seen store.Vector) (kept string) {
+	if m := n.collectSeen(seen); m != "" {
+		return "the vector of global member " + m + " is not known yet"
+	}
+	if m := n.collectRegionFloors(seen); m != "" {
+		return "global member " + m + " has not sent its region's floor yet"
+	}
 	return ""
 }
 
 // collectSeen lowers seen to what every member not known to have left
 // has confirmed, and names a member whose vector is not at hand, if any.
 func (n *Node) collectSeen(seen store.Vector) (missing string) {
-	return n.lowerToMembers(seen, func(p *peer) store.Vector { return p.vector })
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, p := range n.known {
+		if p.state == memberlist.StateLeft {
+			continue
+		}
+		if p.vector == nil {
+			return p.name
+		}
+		lower(seen, p.vector)
+	}
+	return ""
 }
 
 // collectRegionFloors lowers seen, on a bridge's global node, to the
@@ -92,24 +114,6 @@ func (n *Node) collectRegionFloors(seen store.Vector) (missing string) {
 	n.mu.Unlock()
 	n.sendFloorTo(owe, floorMsg{From: n.cfg.Name, Ask: true, Vector: want})
 	return missing
-}
-
-// lowerToMembers lowers seen to what of(member) holds, for every member
-// not known to have left, or names one for which of gives nil.
-func (n *Node) lowerToMembers(seen store.Vector, of func(*peer) store.Vector) (missing string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, p := range n.known {
-		if p.state == memberlist.StateLeft {
-			continue
-		}
-		v := of(p)
-		if v == nil {
-			return p.name
-		}
-		lower(seen, v)
-	}
-	return ""
 }
 
 // lowerToGlobalFloor lowers seen, on a POP that is no bridge, to the
@@ -216,14 +220,11 @@ func (n *Node) answerFloor(ask floorMsg) {
 	for site := range ask.Vector {
 		seen[site] = vec[site]
 	}
-	region, global := n, other // asked by a POP of this region
+	region := n // asked by a POP of this region: other is the global node
 	if !ask.Global {
-		region, global = other, n // asked by another bridge
+		region = other // asked by another bridge
 	}
-	if region.collectSeen(seen) != "" {
-		return
-	}
-	if ask.Global && (global.collectSeen(seen) != "" || global.collectRegionFloors(seen) != "") {
+	if region.collectSeen(seen) != "" || (ask.Global && other.lowerToRegions(seen) != "") {
 		return
 	}
 	n.send(to, encodeFloor(floorMsg{From: n.cfg.Name, Global: ask.Global, Vector: seen}), 0)
