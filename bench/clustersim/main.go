@@ -23,6 +23,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -58,6 +59,8 @@ var (
 	flagBatch    = flag.Int("batch", 25, "POPs started at once; each batch joins 3 POPs already started, and the next waits until the batch sees every POP so far alive")
 	flagBatchMax = flag.Duration("batchwait", 15*time.Second, "longest wait for a batch to see every POP so far alive")
 	flagHealProf = flag.String("healprofile", "", "write a CPU profile of the convergence after the heal here")
+	flagIdleProf = flag.String("idleprofile", "", "write a CPU profile of the idle measurement window here")
+	flagHeapProf = flag.String("heapprofile", "", "write a heap profile here whenever the process gets SIGUSR1")
 	flagTrace    = flag.Int("trace", -1, "log every debug line of this POP's node to stderr (with -v)")
 	flagBridges  = flag.Int("bridges", 0, "0: one cluster of every POP; k > 0: a cluster per region, whose first k POPs bridge it to a global cluster of bridges")
 )
@@ -127,10 +130,47 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if *flagHeapProf != "" {
+		go heapOnSignal(*flagHeapProf)
+	}
 	var rs []result
 	for _, n := range sizes {
 		rs = append(rs, run(n))
 		printTable(rs) // so far, in case a larger size does not finish
+	}
+}
+
+// startProfile profiles the CPU into path, if given and no profile of the
+// whole run is under way, until the returned function is called.
+func startProfile(path string) (stop func()) {
+	if path == "" || *flagProfile != "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fail("%v", err)
+	}
+	pprof.StartCPUProfile(f)
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// heapOnSignal writes a heap profile to path at every SIGUSR1: a look at
+// what a run holds when its memory grows.
+func heapOnSignal(path string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	for range sig {
+		f, err := os.Create(path)
+		if err != nil {
+			logf("heap profile: %v", err)
+			continue
+		}
+		pprof.WriteHeapProfile(f)
+		f.Close()
+		logf("heap profile written to %s", path)
 	}
 }
 
@@ -644,8 +684,10 @@ func run(n int) result {
 
 	// Idle: after the last change has settled.
 	time.Sleep(*flagSettle)
+	stopProfile := startProfile(*flagIdleProf)
 	w0, b0, c0, tc = s.wireBytes(), s.replBytes(), cpuTime(), time.Now()
 	time.Sleep(*flagIdle)
+	stopProfile()
 	wall = time.Since(tc)
 	r.idleWire = float64(s.wireBytes()-w0) / wall.Seconds() / float64(n)
 	r.idleRepl = float64(s.replBytes()-b0) / wall.Seconds() / float64(n)
@@ -687,14 +729,7 @@ func (s *sim) partition() time.Duration {
 	s.exec(cut[0], `UPDATE backends SET port = 7 WHERE id = 'bench'`)
 	s.exec(main[0], `UPDATE backends SET port = 8 WHERE id = 'bench'`)
 	time.Sleep(*flagCut - *flagCut/3)
-	if *flagHealProf != "" && *flagProfile == "" {
-		f, err := os.Create(*flagHealProf)
-		if err != nil {
-			fail("%v", err)
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
+	defer startProfile(*flagHealProf)()
 	// Every write of the cut is committed: the union of the vectors is
 	// what every file must reach.
 	union := store.Vector{}
