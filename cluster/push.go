@@ -8,6 +8,11 @@ import (
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
+// commitReports is the kernel's report of writes to the node's file; a
+// test swaps it to deliver a report before the commit is visible, as a
+// slow sync does.
+var commitReports = (*store.Store).NotifyChanges
+
 // pushLoop sends every local commit to all members as soon as it is
 // visible. Where the kernel reports changes to the file, it sleeps until
 // one is reported (a commit by this process or any other), confirms it
@@ -15,7 +20,7 @@ import (
 // again after 1, 2, 4, ... 256 ms; it also checks every PushSafetyPoll.
 // Elsewhere it checks every PushPoll.
 func (n *Node) pushLoop() {
-	changed, err := n.st.NotifyChanges(n.ctx)
+	changed, err := commitReports(n.st, n.ctx)
 	poll := n.cfg.PushSafetyPoll
 	if err != nil {
 		poll = n.cfg.PushPoll
@@ -62,18 +67,25 @@ func (n *Node) pushLoop() {
 		}
 		if err != nil || v <= last {
 			// Nothing to push. Look again shortly while the report may be
-			// of a commit not visible yet: until a look finds nothing new
-			// after one that found a commit (a merge, which moves
-			// data_version alone, then ends it at the second look, not
-			// after eight).
+			// of a commit not visible yet, backing off. A look that finds
+			// nothing new after one that found a commit (a merge, which
+			// moves data_version alone) has most likely explained the
+			// report: one last look, at the end of the series, is for a
+			// local commit that became visible after the merge (a writer
+			// syncing the WAL first), and costs a merge three looks in
+			// all, not nine.
 			done := explained && data == seen
 			explained = explained || data != seen
 			seen = data
-			if err == nil && !done && wait > 0 && wait <= settleLast {
+			switch {
+			case err != nil || wait == 0 || wait > settleLast:
+				wait = 0
+			case done:
+				settle.Reset(settleLast)
+				wait = 2 * settleLast // after this look, none
+			default:
 				settle.Reset(wait)
 				wait *= 2
-			} else {
-				wait = 0
 			}
 			continue
 		}
