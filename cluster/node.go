@@ -215,7 +215,9 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 	}
 	n.log.Info("cluster: started", "node", cfg.Name, "addr", ml.LocalNode().FullAddress().Addr,
 		"site", st.SiteID(), "encrypted", len(cfg.Keys) > 0, "cluster", cfg.Cluster)
-	for _, f := range []func(){n.receiveLoop, n.pushLoop, n.syncLoop, n.rejoinLoop, n.gcLoop} {
+	reports := commitReports // read before the loops start: a test swaps it
+	push := func() { n.pushLoop(reports) }
+	for _, f := range []func(){n.receiveLoop, push, n.syncLoop, n.rejoinLoop, n.gcLoop} {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); f() }()
 	}

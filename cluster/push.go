@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 	"time"
@@ -18,9 +19,9 @@ var commitReports = (*store.Store).NotifyChanges
 // one is reported (a commit by this process or any other), confirms it
 // with a read of the local version and, when that shows nothing yet, looks
 // again after 1, 2, 4, ... 256 ms; it also checks every PushSafetyPoll.
-// Elsewhere it checks every PushPoll.
-func (n *Node) pushLoop() {
-	changed, err := commitReports(n.st, n.ctx)
+// Elsewhere it checks every PushPoll. reports is commitReports.
+func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan struct{}, error)) {
+	changed, err := reports(n.st, n.ctx)
 	poll := n.cfg.PushSafetyPoll
 	if err != nil {
 		poll = n.cfg.PushPoll
