@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -34,25 +35,41 @@ func (n *Node) rejoinLoop() {
 			return
 		case <-t.C:
 		}
-		alive := map[string]bool{n.self: true}
-		for _, m := range n.alive() {
-			alive[m.Address()] = true
-		}
 		want := map[string]bool{}
 		now := time.Now()
 		n.mu.Lock()
+		var seeds []string
 		for _, s := range n.seeds() {
-			if !alive[s] && !n.seedJoined[s] {
-				want[s] = true
+			if !n.seedJoined[s] {
+				seeds = append(seeds, s)
 			}
 		}
 		var dead []*peer
 		for _, p := range n.known {
-			if p.state == memberlist.StateDead && !alive[p.addr] {
+			if p.state == memberlist.StateDead {
 				if _, due := n.patient(p, p.joinAt, now); due {
 					dead = append(dead, p)
 				}
 			}
+		}
+		if len(seeds) > 0 || len(dead) > 0 {
+			// Not an address a live member holds now (a seed that
+			// joined, a member back under a new name). Built only when
+			// there is something to join: in a whole cluster the map
+			// of every member's address, every round, was an idle
+			// node's whole rejoin cost.
+			alive := map[string]bool{n.self: true}
+			for _, p := range n.known {
+				if p.node != nil && p.state == memberlist.StateAlive {
+					alive[p.addr] = true
+				}
+			}
+			for _, s := range seeds {
+				if !alive[s] {
+					want[s] = true
+				}
+			}
+			dead = slices.DeleteFunc(dead, func(p *peer) bool { return alive[p.addr] })
 		}
 		// A few a round, at random: after a region's cut heals, every
 		// member of the majority joining every member of the region (a
