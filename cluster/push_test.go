@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -36,25 +35,7 @@ func TestACommitVisibleAfterAMergeIsStillPushed(t *testing.T) {
 
 	// A change of a third file's, merged into src's: it moves src's
 	// data_version, not its own version.
-	ctx := context.Background()
-	other, err := store.Open(ctx, filepath.Join(t.TempDir(), "other.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if _, err := other.DB().Exec(`INSERT INTO backends (id, app) VALUES ('merged', 'app')`); err != nil {
-		t.Fatal(err)
-	}
-	v, err := other.Vector(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := other.ChangesSince(ctx, other.SiteID(), 0, v[other.SiteID()])
-	if err != nil {
-		t.Fatal(err)
-	}
-	seg := store.Segment{Origin: other.SiteID(), From: 0, To: v[other.SiteID()], Changes: ch}
-	if _, err := src.st.Apply(ctx, []store.Segment{seg}, time.Now()); err != nil {
+	if _, err := src.st.Apply(context.Background(), writtenElsewhere(t, 1, 1), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 
