@@ -213,7 +213,7 @@ func TestAPOPThatMissedTheFloorAsksForIt(t *testing.T) {
 	// us0 must know that us1 has the delete before the cut.
 	for deadline := time.Now().Add(3 * time.Second); ; {
 		v, _ := us1.st.Vector(t.Context())
-		if st := memberNamed(us0.Status(t.Context()), "us1"); covers(st.Vector, v) {
+		if st := memberNamed(us0.Status(t.Context()), "us1"); vectorCovers(st.Vector, v) {
 			break
 		}
 		if time.Now().After(deadline) {

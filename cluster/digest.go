@@ -1,15 +1,9 @@
 package cluster
 
 import (
-	"encoding/binary"
-	"hash/fnv"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/edgeproxy/edgeproxy/store"
 )
 
 // A version vector has an entry per POP that ever wrote: at a thousand
@@ -23,65 +17,14 @@ import (
 // to decode differences against.
 const recentVectors = 32
 
-// digestOf hashes a vector's non-zero entries in site order: equal
-// vectors (a site missing is at version 0) have equal digests. Never 0.
-func digestOf(v store.Vector) uint64 {
-	return hashInOrder(sortedSites(v), v)
-}
-
-func sortedSites(v store.Vector) []string {
-	sites := make([]string, 0, len(v))
-	for s, x := range v {
-		if x != 0 {
-			sites = append(sites, s)
-		}
-	}
-	sort.Strings(sites)
-	return sites
-}
-
-func hashInOrder(sites []string, v store.Vector) uint64 {
-	h := fnv.New64a()
-	var b [binary.MaxVarintLen64]byte
-	for _, s := range sites {
-		h.Write(binary.AppendUvarint(b[:0], uint64(len(s))))
-		h.Write([]byte(s))
-		h.Write(binary.AppendUvarint(b[:0], v[s]))
-	}
-	return max(h.Sum64(), 1)
-}
-
-// digester computes digestOf for the vectors one node digests (its own
-// and its members'), keeping the sorted sites of the last one: those
-// sites rarely differ, and at a thousand POPs sorting them is 137 us of a
-// digest's 140.
-type digester struct {
-	mu    sync.Mutex
-	sites []string
-}
-
-func (d *digester) digest(v store.Vector) uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	nonzero := 0
-	for _, x := range v {
-		if x != 0 {
-			nonzero++
-		}
-	}
-	same := nonzero == len(d.sites)
-	for i := 0; same && i < len(d.sites); i++ {
-		same = v[d.sites[i]] != 0
-	}
-	if !same {
-		d.sites = sortedSites(v)
-	}
-	return hashInOrder(d.sites, v)
-}
+// A digest hashes a vector's non-zero entries in site name order (for
+// each: the site's length as a uvarint, the site, the version as a
+// uvarint) with 64-bit FNV-1a, and is never 0: equal vectors (a site
+// missing is at version 0) have equal digests on every node.
 
 // announce remembers a vector this node is about to send (or whose
 // digest it is about to send), so a difference from it can be decoded.
-func (n *Node) announce(v store.Vector, d uint64) {
+func (n *Node) announce(v vclock, d uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.recent[d]; ok {
@@ -98,16 +41,16 @@ func (n *Node) announce(v store.Vector, d uint64) {
 // vectorMsg encodes this node's vector, whose digest is digest, for a
 // member: as the difference from the member's last known vector when that
 // is one it announced.
-func (n *Node) vectorMsg(to string, mine store.Vector, digest uint64, wantReply bool) []byte {
+func (n *Node) vectorMsg(to string, mine vclock, digest uint64, wantReply bool) []byte {
 	n.announce(mine, digest)
-	m := syncMsg{From: n.cfg.Name, WantReply: wantReply, Vector: mine, Digests: true}
+	m := syncMsg{From: n.cfg.Name, WantReply: wantReply, Digests: true}
 	n.mu.Lock()
-	var base store.Vector
+	var base vclock
 	var bd uint64
 	p := n.known[to]
 	if p != nil && p.legacy {
 		n.mu.Unlock()
-		m.Digests = false
+		m.Digests, m.Vector = false, n.sites.vector(mine)
 		return encodeSync(m)
 	}
 	if p != nil && p.vector != nil {
@@ -115,38 +58,29 @@ func (n *Node) vectorMsg(to string, mine store.Vector, digest uint64, wantReply 
 	}
 	n.mu.Unlock()
 	if base != nil {
-		if d := encodeSyncDelta(m, base, bd); len(d) < 4+len(mine)*8 {
+		m.Vector = n.sites.difference(mine, base)
+		if d := encodeSyncDelta(m, bd); len(d) < 4+len(mine)*8 {
 			return d
 		}
 	}
+	m.Vector = n.sites.vector(mine)
 	return encodeSync(m)
 }
 
-// resolve turns a difference into the whole vector. false: the base is
-// no longer (or never was) one of this node's recent vectors.
-func (n *Node) resolve(m *syncMsg) bool {
+// resolve returns the whole vector a sync message carries. false: it is
+// a difference from a vector that is no longer (or never was) one of this
+// node's recent vectors.
+func (n *Node) resolve(m syncMsg) (vclock, bool) {
 	if m.Base == 0 {
-		return true
+		return n.sites.compact(m.Vector), true
 	}
 	n.mu.Lock()
 	base, ok := n.recent[m.Base]
 	n.mu.Unlock()
 	if !ok {
-		return false
+		return nil, false
 	}
-	full := make(store.Vector, len(base)+len(m.Vector))
-	for s, v := range base {
-		full[s] = v
-	}
-	for s, v := range m.Vector {
-		if v == 0 {
-			delete(full, s)
-		} else {
-			full[s] = v
-		}
-	}
-	m.Vector, m.Base = full, 0
-	return true
+	return n.sites.apply(base, m.Vector), true
 }
 
 // handleDigest answers a member's digest: the same as this node's, and

@@ -85,7 +85,7 @@ func (n *Node) collectSeen(seen store.Vector) (missing string) {
 		if p.vector == nil {
 			return p.name
 		}
-		lower(seen, p.vector)
+		n.sites.lower(seen, p.vector)
 	}
 	return ""
 }
@@ -102,7 +102,7 @@ func (n *Node) collectRegionFloors(seen store.Vector) (missing string) {
 		if p.state == memberlist.StateLeft {
 			continue
 		}
-		if p.node != nil && !covers(p.floor, want) {
+		if p.node != nil && !vectorCovers(p.floor, want) {
 			owe = append(owe, p.node)
 		}
 		if p.floor == nil {
@@ -132,7 +132,7 @@ func (n *Node) lowerToGlobalFloor(seen store.Vector) bool {
 	if len(bridges) == 0 {
 		return true
 	}
-	if !covers(floor, seen) {
+	if !vectorCovers(floor, seen) {
 		n.sendFloorTo(bridges, floorMsg{From: n.cfg.Name, Global: true, Ask: true, Vector: maps.Clone(seen)})
 	}
 	if floor == nil {
@@ -153,6 +153,16 @@ func raise(floor, v store.Vector) store.Vector {
 		out[site] = max(out[site], x)
 	}
 	return out
+}
+
+// vectorCovers tells whether vector a has every version b has.
+func vectorCovers(a, b store.Vector) bool {
+	for site, x := range b {
+		if a[site] < x {
+			return false
+		}
+	}
+	return true
 }
 
 // lower lowers each site of seen to its version in v (0 where v lacks it).

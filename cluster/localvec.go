@@ -15,7 +15,7 @@ import (
 // A vector read after loading the generation holds every change whose
 // report came before; a change reported later moves the generation and
 // is read next time. It is never ahead of the file.
-func (n *Node) localVector() (store.Vector, uint64, error) {
+func (n *Node) localVector() (vclock, uint64, error) {
 	g := n.fileGen.Load()
 	n.vecMu.Lock()
 	if n.vec != nil && n.vecGen == g {
@@ -24,25 +24,16 @@ func (n *Node) localVector() (store.Vector, uint64, error) {
 		return v, d, nil
 	}
 	n.vecMu.Unlock()
-	v, err := n.st.Vector(n.ctx)
+	sv, err := n.st.Vector(n.ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	d := n.digests.digest(v)
+	v := n.sites.compact(sv)
+	d := n.sites.digest(v)
 	n.vecMu.Lock()
 	n.vec, n.vecGen, n.vecDigest = v, g, d
 	n.vecMu.Unlock()
 	return v, d, nil
-}
-
-// covers tells whether vector a has every version b has.
-func covers(a, b store.Vector) bool {
-	for s, v := range b {
-		if a[s] < v {
-			return false
-		}
-	}
-	return true
 }
 
 // trim drops from segments what the file already holds by the vector
@@ -50,10 +41,9 @@ func covers(a, b store.Vector) bool {
 // changes up to its version of that origin. After a heal the same changes
 // arrive from every member that exchanged with this node in the same
 // period; merging each copy cost as much as merging the first. It returns
-// the remaining segments and how many changes it dropped. have is updated
-// as if the remaining segments were merged; it must be this node's own
-// copy.
-func trim(segs []store.Segment, have store.Vector, self string) ([]store.Segment, int) {
+// the remaining segments, have as if they were merged (have must be the
+// caller's own), and how many changes it dropped.
+func (t *siteTable) trim(segs []store.Segment, have vclock, self string) ([]store.Segment, vclock, int) {
 	out := segs[:0:0]
 	dropped := 0
 	for _, s := range segs {
@@ -61,7 +51,8 @@ func trim(segs []store.Segment, have store.Vector, self string) ([]store.Segment
 			out = append(out, s) // the store decides (it skips them)
 			continue
 		}
-		h := have[s.Origin]
+		o := t.id(s.Origin)
+		h := have.at(o)
 		if s.To <= h {
 			dropped += len(s.Changes)
 			continue
@@ -77,9 +68,9 @@ func trim(segs []store.Segment, have store.Vector, self string) ([]store.Segment
 			s.Changes, s.From = keep, h
 		}
 		if s.From <= h {
-			have[s.Origin] = s.To
+			have = have.set(o, s.To)
 		}
 		out = append(out, s)
 	}
-	return out, dropped
+	return out, have, dropped
 }

@@ -34,10 +34,13 @@ type Node struct {
 	fileGen atomic.Uint64
 	// The local vector as read at fileGen vecGen (localVector).
 	vecMu     sync.Mutex
-	vec       store.Vector
+	vec       vclock
 	vecGen    uint64
 	vecDigest uint64
-	digests   digester
+	// sites numbers the sites of every vector this node holds (vclock);
+	// ownSite is this node's own.
+	sites   siteTable
+	ownSite int
 	// syncWake wakes anti-entropy from its rest: something changed that
 	// may leave a member lacking what another has.
 	syncWake chan struct{}
@@ -53,7 +56,7 @@ type Node struct {
 	seedJoined map[string]bool
 	// recent holds this node's own vectors lately announced, by digest,
 	// oldest first in recentOrder: members send differences from them.
-	recent      map[uint64]store.Vector
+	recent      map[uint64]vclock
 	recentOrder []uint64
 
 	// sibling is the bridge's node in its other cluster (Bridge), or nil.
@@ -79,7 +82,7 @@ type peer struct {
 	site   string
 	state  memberlist.NodeStateType
 	node   *memberlist.Node
-	vector store.Vector // its vector, from its last sync (or digest equal to this node's)
+	vector vclock // its vector, from its last sync (or digest equal to this node's)
 	// vectorDigest is vector's digest; digest is the digest of the
 	// member's vector as last heard (it may be newer than vector).
 	vectorDigest uint64
@@ -129,7 +132,8 @@ func Start(st *store.Store, cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, st: st, log: cfg.Logger, inbox: make(chan []byte, inboxSize),
 		syncWake: make(chan struct{}, 1), known: map[string]*peer{}, inflight: map[string]bool{}, streams: map[string][]queued{}, seedJoined: map[string]bool{},
-		recent: map[uint64]store.Vector{}}
+		recent: map[uint64]vclock{}}
+	n.ownSite = n.sites.id(st.SiteID())
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	mlc := memberlist.DefaultLANConfig()

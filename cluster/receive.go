@@ -1,8 +1,8 @@
 package cluster
 
 import (
-	"maps"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -89,10 +89,10 @@ func (n *Node) apply(in inbound) {
 	now := time.Now()
 	v, before, err := n.localVector()
 	if err == nil {
-		have := maps.Clone(v)
+		have := slices.Clone(v)
 		var d1, d2 int
-		in.direct, d1 = trim(in.direct, have, n.st.SiteID())
-		in.relayed, d2 = trim(in.relayed, have, n.st.SiteID())
+		in.direct, have, d1 = n.sites.trim(in.direct, have, n.st.SiteID())
+		in.relayed, _, d2 = n.sites.trim(in.relayed, have, n.st.SiteID())
 		n.Stats.ChangesStale.Add(uint64(d1 + d2))
 		if len(in.direct)+len(in.relayed) == 0 {
 			return
@@ -197,7 +197,7 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 // push was lost sends none, stays different in the origin's view and is
 // repaired by the origin's anti-entropy, as before. A member that merged
 // the pushes in another order ends at the same vector.
-func (n *Node) acknowledge(in inbound, prev store.Vector, before uint64, now time.Time) {
+func (n *Node) acknowledge(in inbound, prev vclock, before uint64, now time.Time) {
 	fresh := store.MakeHLC(now.Add(-forwardAge), 0)
 	origins := map[string]bool{}
 	for _, s := range in.direct {
@@ -223,13 +223,12 @@ func (n *Node) acknowledge(in inbound, prev store.Vector, before uint64, now tim
 	// Only the pushes' origins moved: a commit of this node's own not yet
 	// pushed (or anything else) would be taken for had by members that
 	// never saw it, and a lost push of it never repaired.
-	for s, x := range vec {
-		if x != prev[s] && !origins[s] {
-			return
-		}
+	moved := make(map[int]bool, len(origins))
+	for s := range origins {
+		moved[n.sites.id(s)] = true
 	}
-	for s, x := range prev {
-		if _, ok := vec[s]; !ok && x != 0 {
+	for i := range max(len(vec), len(prev)) {
+		if vec.at(i) != prev.at(i) && !moved[i] {
 			return
 		}
 	}

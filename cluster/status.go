@@ -86,8 +86,16 @@ func stateName(s memberlist.NodeStateType) string {
 	return "unknown"
 }
 
-// Status reports members, versions and lag.
-func (n *Node) Status(ctx context.Context) Status {
+// Status reports members, versions and lag, with each member's last
+// known vector.
+func (n *Node) Status(ctx context.Context) Status { return n.status(ctx, true) }
+
+// Brief is Status without the members' vectors, for what polls it
+// (metrics, the status page): each vector has an entry per POP, and
+// building a thousand of them would cost more than the rest.
+func (n *Node) Brief(ctx context.Context) Status { return n.status(ctx, false) }
+
+func (n *Node) status(ctx context.Context, vectors bool) Status {
 	st := Status{Node: n.cfg.Name, Addr: n.self, Cluster: n.cfg.Cluster,
 		Encrypted: len(n.cfg.Keys) > 0, Site: n.st.SiteID(), Counts: map[string]int{"alive": 1, "dead": 0, "left": 0},
 		Health: n.ml.GetHealthScore()}
@@ -109,9 +117,12 @@ func (n *Node) Status(ctx context.Context) Status {
 			state = s
 		}
 		ms := MemberStatus{Name: p.name, Addr: p.addr, Site: p.site, State: stateName(state), Since: p.since, Bridge: p.bridge,
-			Behind: -1, LagMS: -1, Vector: p.vector, VectorAt: p.vectorAt, LagAt: p.lagAt}
+			Behind: -1, LagMS: -1, VectorAt: p.vectorAt, LagAt: p.lagAt}
+		if vectors {
+			ms.Vector = n.sites.vector(p.vector)
+		}
 		if p.vector != nil {
-			ms.Behind = int64(st.DBVersion) - int64(p.vector[st.Site])
+			ms.Behind = int64(st.DBVersion) - int64(p.vector.at(n.ownSite))
 		}
 		if !p.lagAt.IsZero() {
 			ms.LagMS = float64(p.lag.Microseconds()) / 1000

@@ -67,7 +67,7 @@ func (n *Node) syncLoop() {
 // have something this node lacks. busy reports that it should run again
 // next period; otherwise later, if not zero, is when a member dead for
 // long is due again.
-func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Duration) {
+func (n *Node) syncRound(vec vclock, dig uint64) (busy bool, later time.Duration) {
 	now := time.Now()
 	var differing, differingDead []*memberlist.Node
 	n.mu.Lock()
@@ -111,7 +111,7 @@ func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Du
 			return
 		}
 		if whole == nil {
-			whole = encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: vec})
+			whole = encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: n.sites.vector(vec)})
 		}
 		n.send(m, whole, 0)
 	}
@@ -154,7 +154,8 @@ func (n *Node) syncRound(vec store.Vector, dig uint64) (busy bool, later time.Du
 // likely still delivering) and, when asked, this node's own vector.
 func (n *Node) handleSync(m syncMsg) {
 	delta := m.Base != 0
-	if !n.resolve(&m) {
+	vec, ok := n.resolve(m)
+	if !ok {
 		// A difference from a vector this node no longer holds: send
 		// the whole of ours, and the member answers with a difference
 		// from it.
@@ -167,17 +168,17 @@ func (n *Node) handleSync(m syncMsg) {
 		if to != nil {
 			if mine, d, err := n.localVector(); err == nil {
 				n.announce(mine, d)
-				n.send(to, encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: mine, Digests: true}), 0)
+				n.send(to, encodeSync(syncMsg{From: n.cfg.Name, WantReply: true, Vector: n.sites.vector(mine), Digests: true}), 0)
 			}
 		}
 		return
 	}
-	d := n.digests.digest(m.Vector)
+	d := n.sites.digest(vec)
 	n.mu.Lock()
 	p := n.known[m.From]
 	var to *memberlist.Node
 	if p != nil {
-		p.vector, p.vectorDigest, p.digest, p.vectorAt = m.Vector, d, d, time.Now()
+		p.vector, p.vectorDigest, p.digest, p.vectorAt = vec, d, d, time.Now()
 		p.legacy = !delta && !m.Digests
 		to = p.node
 	}
@@ -191,11 +192,14 @@ func (n *Node) handleSync(m syncMsg) {
 	if err != nil {
 		return
 	}
-	if v := m.Vector[n.st.SiteID()]; v > mine[n.st.SiteID()] {
+	if v := vec.at(n.ownSite); v > mine.at(n.ownSite) {
 		n.skipAhead(m.From, v)
 	}
 	var segs []store.Segment
-	if !covers(m.Vector, mine) {
+	if !covers(vec, mine) {
+		if delta {
+			m.Vector = n.sites.vector(vec)
+		}
 		segs, err = n.st.Missing(n.ctx, m.Vector, chunkChanges, store.MakeHLC(time.Now().Add(-pushGrace), 0))
 		if err != nil {
 			n.log.Error("cluster: reading changes for a peer", "peer", m.From, "error", err)

@@ -121,38 +121,15 @@ func flag(b bool) uint64 {
 	return 0
 }
 
-// encodeSyncDelta encodes m with its vector given as the difference from
-// base, whose digest the receiver knows.
-func encodeSyncDelta(m syncMsg, base store.Vector, baseDigest uint64) []byte {
+// encodeSyncDelta encodes m, whose vector is the difference from a
+// vector the receiver announced, whose digest is baseDigest.
+func encodeSyncDelta(m syncMsg, baseDigest uint64) []byte {
 	e := encoder{b: header(msgSyncDelta)}
 	e.str(m.From)
 	m.Digests = true
 	e.uv(syncFlags(m))
 	e.b = binary.LittleEndian.AppendUint64(e.b, baseDigest)
-	var n uint64
-	for site, v := range m.Vector {
-		if base[site] != v {
-			n++
-		}
-	}
-	for site, v := range base {
-		if _, ok := m.Vector[site]; !ok && v != 0 {
-			n++
-		}
-	}
-	e.uv(n)
-	for site, v := range m.Vector {
-		if base[site] != v {
-			e.str(site)
-			e.uv(v)
-		}
-	}
-	for site, v := range base {
-		if _, ok := m.Vector[site]; !ok && v != 0 {
-			e.str(site)
-			e.uv(0)
-		}
-	}
+	e.vector(m.Vector)
 	return e.b
 }
 

@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/fnv"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -79,30 +82,37 @@ func TestWireRoundTrip(t *testing.T) {
 
 // A vector sent as the difference from one the receiver announced is the
 // same vector once resolved there, including sites the base has and the
-// sender lacks; one from a base the receiver no longer holds is not
-// resolved (the receiver then sends its whole vector).
+// sender lacks, though the two nodes number their sites apart; one from
+// a base the receiver no longer holds is not resolved (the receiver then
+// sends its whole vector).
 func TestVectorDifference(t *testing.T) {
-	n := &Node{recent: map[uint64]store.Vector{}, known: map[string]*peer{}}
+	sender := &Node{cfg: Config{Name: "x"}, recent: map[uint64]vclock{}, known: map[string]*peer{}}
+	receiver := &Node{recent: map[uint64]vclock{}, known: map[string]*peer{}}
 	base := store.Vector{"a": 5, "b": 7, "c": 1, "gone": 2}
 	mine := store.Vector{"a": 5, "b": 9, "c": 1, "d": 3}
 	for i := range 50 { // sites both know alike
 		base[fmt.Sprintf("site-%02d", i)] = uint64(i + 1)
 		mine[fmt.Sprintf("site-%02d", i)] = uint64(i + 1)
 	}
-	n.announce(base, digestOf(base))
-	enc := encodeSyncDelta(syncMsg{From: "x", WantReply: true, Vector: mine}, base, digestOf(base))
-	if full := encodeSync(syncMsg{From: "x", Vector: mine}); len(enc) >= len(full) {
-		t.Fatalf("difference (%d bytes) not smaller than the vector (%d)", len(enc), len(full))
+	for _, s := range []string{"d", "site-07", "c", "gone"} {
+		sender.sites.id(s)
+	}
+	receiver.announce(receiver.sites.compact(base), digestOf(base))
+	sender.known["r"] = &peer{name: "r", vector: sender.sites.compact(base), vectorDigest: digestOf(base)}
+	enc := sender.vectorMsg("r", sender.sites.compact(mine), digestOf(mine), true)
+	if full := encodeSync(syncMsg{From: "x", Vector: mine}); enc[3] != msgSyncDelta || len(enc) >= len(full) {
+		t.Fatalf("type %d, %d bytes: not a difference smaller than the vector (%d bytes)", enc[3], len(enc), len(full))
 	}
 	got, err := decode(enc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := got.(syncMsg)
-	if !n.resolve(&m) || !reflect.DeepEqual(m.Vector, mine) || !m.WantReply || m.Base != 0 {
-		t.Fatalf("resolved %v %#v, want %v", m.Base, m.Vector, mine)
+	vec, ok := receiver.resolve(m)
+	if !ok || !reflect.DeepEqual(receiver.sites.vector(vec), mine) || !m.WantReply {
+		t.Fatalf("resolved %v %v, want %v", ok, receiver.sites.vector(vec), mine)
 	}
-	if digestOf(m.Vector) != digestOf(mine) || digestOf(base) == digestOf(mine) {
+	if receiver.sites.digest(vec) != digestOf(mine) || digestOf(base) == digestOf(mine) {
 		t.Fatal("digests do not tell the vectors apart")
 	}
 	if digestOf(store.Vector{"a": 1, "z": 0}) != digestOf(store.Vector{"a": 1}) {
@@ -110,11 +120,9 @@ func TestVectorDifference(t *testing.T) {
 	}
 	for i := range recentVectors {
 		v := store.Vector{"a": uint64(100 + i)}
-		n.announce(v, digestOf(v))
+		receiver.announce(receiver.sites.compact(v), digestOf(v))
 	}
-	got, _ = decode(enc)
-	m = got.(syncMsg)
-	if n.resolve(&m) {
+	if _, ok := receiver.resolve(m); ok {
 		t.Fatal("resolved against a base no longer kept")
 	}
 }
@@ -126,7 +134,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodeSync(syncMsg{From: "n", Vector: store.Vector{"s": 3}}))
 	f.Add([]byte("ER\x01\x01\xff\xff\xff\xff\x0f"))
 	f.Add(encodeDigest(digestMsg{From: "n", Digest: 9}))
-	f.Add(encodeSyncDelta(syncMsg{From: "n", Vector: store.Vector{"s": 3}}, store.Vector{"s": 1, "t": 2}, 7))
+	f.Add(encodeSyncDelta(syncMsg{From: "n", Vector: store.Vector{"s": 3, "t": 0}}, 7))
 	f.Add(encodeFloor(floorMsg{From: "b", Global: true, Vector: store.Vector{"s": 3}}))
 	f.Add(encodeFloor(floorMsg{From: "p", Ask: true, Vector: store.Vector{"s": 3}}))
 	f.Add(encodeRelay("b", []store.Segment{{Origin: "o", From: 0, To: 1, Changes: []store.Change{{Table: "t", PK: "[1]", Column: "c", Value: int64(2), HLC: 1, Seq: 1, CL: 1}}}}))
@@ -139,12 +147,12 @@ func FuzzDecode(f *testing.F) {
 // they are exactly 1 and knows neither digests nor differences: it is
 // sent whole vectors with the old flags, others get differences.
 func TestOlderMemberGetsWholeVectors(t *testing.T) {
-	n := &Node{cfg: Config{Name: "new"}, recent: map[uint64]store.Vector{}, known: map[string]*peer{}}
+	n := &Node{cfg: Config{Name: "new"}, recent: map[uint64]vclock{}, known: map[string]*peer{}}
 	base := store.Vector{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 10}
 	mine := store.Vector{"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 11}
-	n.known["old"] = &peer{name: "old", legacy: true, vector: base, vectorDigest: digestOf(base)}
-	n.known["peer"] = &peer{name: "peer", vector: base, vectorDigest: digestOf(base)}
-	old := n.vectorMsg("old", mine, digestOf(mine), true)
+	n.known["old"] = &peer{name: "old", legacy: true, vector: n.sites.compact(base), vectorDigest: digestOf(base)}
+	n.known["peer"] = &peer{name: "peer", vector: n.sites.compact(base), vectorDigest: digestOf(base)}
+	old := n.vectorMsg("old", n.sites.compact(mine), digestOf(mine), true)
 	if old[3] != msgSync || old[4+1+len("new")] != 1 {
 		t.Fatalf("to an older member: type %d, flags %d", old[3], old[4+1+len("new")])
 	}
@@ -152,15 +160,37 @@ func TestOlderMemberGetsWholeVectors(t *testing.T) {
 	if m, ok := got.(syncMsg); err != nil || !ok || !reflect.DeepEqual(m.Vector, mine) || !m.WantReply {
 		t.Fatalf("%v %#v", err, got)
 	}
-	if cur := n.vectorMsg("peer", mine, digestOf(mine), true); cur[3] != msgSyncDelta {
+	if cur := n.vectorMsg("peer", n.sites.compact(mine), digestOf(mine), true); cur[3] != msgSyncDelta {
 		t.Fatalf("to a current member: type %d, want a difference", cur[3])
 	}
 }
 
-// The digester, which keeps the last vector's sorted sites, gives what
-// digestOf gives as sites come, go, drop to version 0 and keep their set.
-func TestDigesterAgreesWithDigestOf(t *testing.T) {
-	var d digester
+// digestOf is the digest as the wire defines it (digest.go), spelled out
+// over a map with hash/fnv: what a node of any release computes.
+func digestOf(v store.Vector) uint64 {
+	var sites []string
+	for s, x := range v {
+		if x != 0 {
+			sites = append(sites, s)
+		}
+	}
+	sort.Strings(sites)
+	h := fnv.New64a()
+	for _, s := range sites {
+		h.Write(binary.AppendUvarint(nil, uint64(len(s))))
+		h.Write([]byte(s))
+		h.Write(binary.AppendUvarint(nil, v[s]))
+	}
+	return max(h.Sum64(), 1)
+}
+
+// A node's digest of a vector it holds by site number is the wire's, as
+// sites come in any order, go, and drop to version 0.
+func TestSiteTableDigestIsTheWiresDigest(t *testing.T) {
+	var sites siteTable
+	for _, s := range []string{"site-40", "site-03", "zz", "site-10"} {
+		sites.id(s) // numbered out of name order
+	}
 	v := store.Vector{}
 	for i := range 50 {
 		v[fmt.Sprintf("site-%02d", i)] = uint64(i + 1)
@@ -173,11 +203,12 @@ func TestDigesterAgreesWithDigestOf(t *testing.T) {
 		func() { v["site-98"] = 1; delete(v, "site-04") }, // as many, not the same
 		func() { v["site-10"] = 0 },                       // at version 0: not there
 		func() { v["site-10"] = 2 },
+		func() { v["é\x00"] = 1 << 60 }, // any text, a long version
 	}
 	for i, step := range steps {
 		step()
-		if got, want := d.digest(v), digestOf(v); got != want {
-			t.Fatalf("step %d: digester %x, digestOf %x", i, got, want)
+		if got, want := sites.digest(sites.compact(v)), digestOf(v); got != want {
+			t.Fatalf("step %d: %x, the wire's %x", i, got, want)
 		}
 	}
 }

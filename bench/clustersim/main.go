@@ -459,7 +459,7 @@ func setup(n int) *sim {
 			go func() { defer wg.Done(); start(p, join) }()
 		}
 		wg.Wait()
-		// A sample: Status reads the vector from the file, a cost of
+		// A sample: Brief reads the vector from the file, a cost of
 		// the simulator's that grows with N.
 		sample := append([]*pop(nil), s.pops[i:min(end, i+5)]...)
 		for _, k := range rand.Perm(i)[:min(i, 5)] {
@@ -469,7 +469,7 @@ func setup(n int) *sim {
 		for time.Since(t0) < *flagBatchMax {
 			short := 0
 			for _, p := range sample {
-				if p.node.Status(ctx).Counts["alive"] < s.peers(p.i, end) {
+				if p.node.Brief(ctx).Counts["alive"] < s.peers(p.i, end) {
 					short++
 				}
 			}
@@ -511,12 +511,12 @@ func setup(n int) *sim {
 	for {
 		short, fewest := 0, n
 		for _, p := range s.pops {
-			if c := p.node.Status(ctx).Counts["alive"]; c < s.peers(p.i, n) {
+			if c := p.node.Brief(ctx).Counts["alive"]; c < s.peers(p.i, n) {
 				short++
 				fewest = min(fewest, c)
 			}
 			if p.gnode != nil {
-				if c := p.gnode.Status(ctx).Counts["alive"]; c < len(globals) {
+				if c := p.gnode.Brief(ctx).Counts["alive"]; c < len(globals) {
 					short++
 					fewest = min(fewest, c)
 				}

@@ -57,7 +57,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	st := n.Status(ctx)
+	st := n.Brief(ctx)
 	for state, k := range st.Counts {
 		gauge(descClusterMembers, float64(k), state)
 	}
@@ -81,7 +81,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if g := c.rt.Bridge(); g != nil {
-		for state, k := range g.Status(ctx).Counts {
+		for state, k := range g.Brief(ctx).Counts {
 			gauge(descBridgeMembers, float64(k), state)
 		}
 		counter(descBridgeRelayed, n.Stats.ChangesRelayed.Load(), "region")

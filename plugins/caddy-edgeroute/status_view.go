@@ -121,7 +121,7 @@ func (a *App) statusView(ctx context.Context) StatusView {
 
 	members := map[string]cluster.MemberStatus{}
 	if n := a.rt.Cluster(); n != nil {
-		st := n.Status(ctx)
+		st := n.Brief(ctx)
 		total := 0
 		for _, n := range st.Counts {
 			total += n
