@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"slices"
+
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
@@ -16,24 +18,74 @@ import (
 // report came before; a change reported later moves the generation and
 // is read next time. It is never ahead of the file.
 func (n *Node) localVector() (vclock, uint64, error) {
+	l, err := n.local()
+	return l.vec, l.digest, err
+}
+
+// localVec is the local vector as known at fileGen gen: the other sites'
+// versions as of the file's versions generation (store.VectorGen), and
+// the file's own version.
+type localVec struct {
+	vec      vclock
+	digest   uint64
+	versions int64
+	gen      uint64
+}
+
+func (n *Node) local() (localVec, error) {
 	g := n.fileGen.Load()
 	n.vecMu.Lock()
-	if n.vec != nil && n.vecGen == g {
-		v, d := n.vec, n.vecDigest
-		n.vecMu.Unlock()
-		return v, d, nil
-	}
+	held := n.held
 	n.vecMu.Unlock()
-	sv, err := n.st.Vector(n.ctx)
+	if held.vec != nil && held.gen == g {
+		return held, nil
+	}
+	if held.vec != nil {
+		// Every merge moves fileGen, and most often only that merge (or
+		// a local commit) changed the file since: two values tell, where
+		// a read of the whole vector is a map of every site.
+		own, versions, err := n.st.OwnVersion(n.ctx)
+		if err != nil {
+			return localVec{}, err
+		}
+		if versions == held.versions {
+			l := localVec{vec: held.vec, digest: held.digest, versions: versions, gen: g}
+			if own != held.vec.at(n.ownSite) {
+				l.vec = slices.Clone(held.vec).set(n.ownSite, own)
+				l.digest = n.sites.digest(l.vec)
+			}
+			n.hold(l)
+			return l, nil
+		}
+	}
+	sv, versions, err := n.st.VectorGen(n.ctx)
 	if err != nil {
-		return nil, 0, err
+		return localVec{}, err
 	}
-	v := n.sites.compact(sv)
-	d := n.sites.digest(v)
+	l := localVec{vec: n.sites.compact(sv), versions: versions, gen: g}
+	l.digest = n.sites.digest(l.vec)
+	n.hold(l)
+	return l, nil
+}
+
+func (n *Node) hold(l localVec) {
 	n.vecMu.Lock()
-	n.vec, n.vecGen, n.vecDigest = v, g, d
+	n.held = l
 	n.vecMu.Unlock()
-	return v, d, nil
+}
+
+// merged brings the local vector held, l, past a merge of this node's
+// that began from it: what the merge advanced is all that moved among the
+// other sites when the file's versions generation was l's before it.
+func (n *Node) merged(l localVec, res store.ApplyResult) {
+	if l.vec == nil || len(res.Advanced) == 0 || res.GenBefore != l.versions {
+		return
+	}
+	v := slices.Clone(l.vec)
+	for site, x := range res.Advanced {
+		v = v.set(n.sites.id(site), x)
+	}
+	n.hold(localVec{vec: v, digest: n.sites.digest(v), versions: res.GenAfter, gen: l.gen})
 }
 
 // trim drops from segments what the file already holds by the vector

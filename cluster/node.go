@@ -32,11 +32,9 @@ type Node struct {
 	// a local commit pushed, a merge): anti-entropy rereads the local
 	// vector only then.
 	fileGen atomic.Uint64
-	// The local vector as read at fileGen vecGen (localVector).
-	vecMu     sync.Mutex
-	vec       vclock
-	vecGen    uint64
-	vecDigest uint64
+	// The local vector last read (localVector).
+	vecMu sync.Mutex
+	held  localVec
 	// sites numbers the sites of every vector this node holds (vclock);
 	// ownSite is this node's own.
 	sites   siteTable

@@ -87,7 +87,8 @@ func (n *Node) receive(b []byte) ([]store.Segment, string) {
 // their origins and, on a bridge, relays what was new to the other cluster.
 func (n *Node) apply(in inbound) {
 	now := time.Now()
-	v, before, err := n.localVector()
+	l, err := n.local()
+	v, before := l.vec, l.digest
 	if err == nil {
 		have := slices.Clone(v)
 		var d1, d2 int
@@ -107,6 +108,7 @@ func (n *Node) apply(in inbound) {
 		return
 	}
 	n.log.Debug("cluster: merged", "segments", len(segs), "applied", res.Applied, "stale", res.Stale, "advanced", len(res.Advanced))
+	n.merged(l, res)
 	if res.Applied > 0 || len(res.Advanced) > 0 {
 		n.fileChanged()
 	}

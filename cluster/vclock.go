@@ -91,7 +91,7 @@ func (t *siteTable) idLocked(site string) int {
 func (t *siteTable) compact(v store.Vector) vclock {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(vclock, len(t.names), len(t.names)+len(v))
+	out := make(vclock, len(t.names))
 	for site, x := range v {
 		out = out.set(t.idLocked(site), x)
 	}
@@ -103,7 +103,7 @@ func (t *siteTable) compact(v store.Vector) vclock {
 func (t *siteTable) apply(base vclock, diff store.Vector) vclock {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(vclock, max(len(base), len(t.names)), len(t.names)+len(diff))
+	out := make(vclock, max(len(base), len(t.names)))
 	copy(out, base)
 	for site, x := range diff {
 		out = out.set(t.idLocked(site), x)

@@ -60,29 +60,55 @@ func (s *Store) DBVersion(ctx context.Context) (uint64, error) {
 // it has not moved, the last vector read is the file's, and only this
 // site's own version is read again.
 func (s *Store) Vector(ctx context.Context) (Vector, error) {
+	v, _, err := s.VectorGen(ctx)
+	return v, err
+}
+
+// VectorGen is Vector with the file's versions generation: a number that
+// changes whenever another site's version moves (a merge), and not when
+// only the file's own version does. The caller owns the map.
+func (s *Store) VectorGen(ctx context.Context) (Vector, int64, error) {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer tx.Rollback()
-	var own int64
-	var gen sql.NullInt64
-	if err := tx.QueryRowContext(ctx, "SELECT (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen')").Scan(&own, &gen); err != nil {
-		return nil, err
+	own, gen, err := ownVersion(ctx, tx)
+	if err != nil {
+		return nil, 0, err
 	}
-	if c := s.vectors.Load(); c != nil && gen.Valid && c.gen == gen.Int64 {
+	if c := s.vectors.Load(); c != nil && c.gen == gen {
 		v := maps.Clone(c.v)
-		v[s.site] = uint64(own)
-		return v, nil
+		v[s.site] = own
+		return v, gen, nil
 	}
 	v, err := vectorOf(ctx, tx, s.site)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if gen.Valid {
-		s.vectors.Store(&vectorCache{gen: gen.Int64, v: maps.Clone(v)})
+	s.vectors.Store(&vectorCache{gen: gen, v: maps.Clone(v)})
+	return v, gen, nil
+}
+
+// OwnVersion returns the file's own version and its versions generation
+// (VectorGen), in one read: with the vector of that generation at hand,
+// they give the whole vector without reading every site's version.
+func (s *Store) OwnVersion(ctx context.Context) (own uint64, gen int64, err error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return 0, 0, err
 	}
-	return v, nil
+	defer tx.Rollback()
+	return ownVersion(ctx, tx)
+}
+
+func ownVersion(ctx context.Context, q execQueryer) (uint64, int64, error) {
+	var own, gen int64
+	err := q.QueryRowContext(ctx, "SELECT (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen')").Scan(&own, &gen)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading the local version: %w", err)
+	}
+	return uint64(own), gen, nil
 }
 
 // vectorCache is the vector as read at one versions_gen.
@@ -250,8 +276,12 @@ type ApplyResult struct {
 	Applied  int       // changes that won and were written
 	Stale    int       // changes already known or superseded
 	Refused  []Refusal // changes that could not be applied
-	Advanced []string  // origins whose version moved forward
+	Advanced Vector    // origins whose version moved forward, at their new versions
 	MaxHLC   uint64    // highest HLC merged
+	// GenBefore and GenAfter are the file's versions generation
+	// (VectorGen) before and after the merge; the same when no origin
+	// advanced.
+	GenBefore, GenAfter int64
 }
 
 // ErrReadOnly is returned by writes on a read-only store.
@@ -291,12 +321,12 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	}
 	// The vector read last, if it is still the file's, is brought up to
 	// date below instead of being read again after the merge.
-	var gen sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT v FROM crdt_meta WHERE k = 'versions_gen'").Scan(&gen); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := conn.QueryRowContext(ctx, "SELECT v FROM crdt_meta WHERE k = 'versions_gen'").Scan(&res.GenBefore); err != nil {
 		return res, err
 	}
+	res.GenAfter = res.GenBefore
 	cached := s.vectors.Load()
-	if cached != nil && (!gen.Valid || cached.gen != gen.Int64) {
+	if cached != nil && cached.gen != res.GenBefore {
 		cached = nil
 	}
 	// The versions of the segments' origins only: the whole vector has an
@@ -354,20 +384,21 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 				ON CONFLICT (site) DO UPDATE SET version = max(version, excluded.version)`, seg.Origin, int64(seg.To)); err != nil {
 				return res, err
 			}
-			res.Advanced = append(res.Advanced, seg.Origin)
+			if res.Advanced == nil {
+				res.Advanced = Vector{}
+			}
+			res.Advanced[seg.Origin] = seg.To
 		}
 	}
 	var next *vectorCache
 	if len(res.Advanced) > 0 {
-		newGen := rand.Int64()
-		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", newGen); err != nil {
+		res.GenAfter = rand.Int64()
+		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", res.GenAfter); err != nil {
 			return res, err
 		}
 		if cached != nil {
-			next = &vectorCache{gen: newGen, v: maps.Clone(cached.v)}
-			for _, site := range res.Advanced {
-				next.v[site] = vec[site]
-			}
+			next = &vectorCache{gen: res.GenAfter, v: maps.Clone(cached.v)}
+			maps.Copy(next.v, res.Advanced)
 		}
 	}
 	if res.MaxHLC > 0 {

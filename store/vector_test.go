@@ -103,3 +103,53 @@ func BenchmarkVector(b *testing.B) {
 		})
 	}
 }
+
+// The versions generation moves with every merge that advances another
+// site, and with nothing else: a local write leaves it, and a merge says
+// what it advanced and the generations it went from and to.
+func TestVersionsGenerationMovesWithOtherSitesOnly(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v0, g0, err := s.VectorGen(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`INSERT INTO backends (id, app, wg_ip, port) VALUES ('b1', 'app', '10.0.0.1', 80)`); err != nil {
+		t.Fatal(err)
+	}
+	own, g, err := s.OwnVersion(ctx)
+	if err != nil || g != g0 || own <= v0[s.SiteID()] {
+		t.Fatalf("after a local write: own %d (was %d), generation %d (was %d), %v", own, v0[s.SiteID()], g, g0, err)
+	}
+	res, err := s.Apply(ctx, []Segment{{Origin: "a", From: 0, To: 3}, {Origin: "b", From: 0, To: 2}, {Origin: "c", From: 4, To: 6}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.Advanced, Vector{"a": 3, "b": 2}) || res.GenBefore != g0 || res.GenAfter == g0 {
+		t.Fatalf("merge: advanced %v (want a:3 b:2; c has a gap), generations %d -> %d (from %d)", res.Advanced, res.GenBefore, res.GenAfter, g0)
+	}
+	if _, g, _ := s.OwnVersion(ctx); g != res.GenAfter {
+		t.Fatalf("generation %d after the merge, which reported %d", g, res.GenAfter)
+	}
+	stale, err := s.Apply(ctx, []Segment{{Origin: "a", From: 0, To: 2}}, time.Now())
+	if err != nil || len(stale.Advanced) != 0 || stale.GenBefore != res.GenAfter || stale.GenAfter != stale.GenBefore {
+		t.Fatalf("a merge that advanced nothing: %+v, %v", stale, err)
+	}
+	// Another handle's merge (a bridge's other node, another process).
+	other, err := Open(ctx, s.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Apply(ctx, []Segment{{Origin: "a", From: 3, To: 4}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	v, g, err := s.VectorGen(ctx)
+	if err != nil || g == res.GenAfter || v["a"] != 4 {
+		t.Fatalf("after another handle's merge: generation %d (was %d), vector %v, %v", g, res.GenAfter, v, err)
+	}
+}

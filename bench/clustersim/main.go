@@ -60,6 +60,7 @@ var (
 	flagBatchMax = flag.Duration("batchwait", 15*time.Second, "longest wait for a batch to see every POP so far alive")
 	flagHealProf = flag.String("healprofile", "", "write a CPU profile of the convergence after the heal here")
 	flagIdleProf = flag.String("idleprofile", "", "write a CPU profile of the idle measurement window here")
+	flagChgProf  = flag.String("changeprofile", "", "write a CPU profile of the changes here")
 	flagHeapProf = flag.String("heapprofile", "", "write a heap profile here whenever the process gets SIGUSR1")
 	flagTrace    = flag.Int("trace", -1, "log every debug line of this POP's node to stderr (with -v)")
 	flagBridges  = flag.Int("bridges", 0, "0: one cluster of every POP; k > 0: a cluster per region, whose first k POPs bridge it to a global cluster of bridges")
@@ -636,6 +637,7 @@ func run(n int) result {
 	ticks := make(chan []time.Duration)
 	go func() { ticks <- schedDelay(stopTick) }()
 	var lat, all []time.Duration
+	stopProfile := startProfile(*flagChgProf)
 	w0, b0, c0, tc := s.wireBytes(), s.replBytes(), cpuTime(), time.Now()
 	for k := range *flagChanges {
 		origin := rand.IntN(n)
@@ -668,6 +670,7 @@ func run(n int) result {
 		time.Sleep(50 * time.Millisecond)
 	}
 	wall := time.Since(tc)
+	stopProfile()
 	r.cpuChanges = 100 * (cpuTime() - c0).Seconds() / wall.Seconds() / float64(n)
 	r.simSat = (cpuTime() - c0).Seconds() / wall.Seconds() / float64(runtime.NumCPU())
 	close(stopTick)
@@ -684,7 +687,7 @@ func run(n int) result {
 
 	// Idle: after the last change has settled.
 	time.Sleep(*flagSettle)
-	stopProfile := startProfile(*flagIdleProf)
+	stopProfile = startProfile(*flagIdleProf)
 	w0, b0, c0, tc = s.wireBytes(), s.replBytes(), cpuTime(), time.Now()
 	time.Sleep(*flagIdle)
 	stopProfile()

@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"maps"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/store"
+)
+
+// The vector a node holds is its file's: right after each merge of its
+// own (taken forward from the one it held, with no read of every site),
+// and soon after a merge by another handle on the file (a bridge's other
+// node) or a local write. A stale one would make members send what the
+// file holds, and one ahead of the file would make them keep from it what
+// it lacks.
+func TestHeldVectorIsTheFiles(t *testing.T) {
+	nd := startCluster(t, 1, nil, nil)[0]
+	segs := writtenElsewhere(t, 3, 2)
+	file := func() store.Vector {
+		t.Helper()
+		v, err := nd.st.Vector(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps.DeleteFunc(v, func(_ string, x uint64) bool { return x == 0 }) // as a site never written
+		return v
+	}
+	held := func() (store.Vector, uint64) {
+		nd.vecMu.Lock()
+		defer nd.vecMu.Unlock()
+		return nd.sites.vector(nd.held.vec), nd.held.digest
+	}
+	mergedHere := func(step string, s store.Segment) {
+		t.Helper()
+		if _, _, err := nd.localVector(); err != nil {
+			t.Fatal(err)
+		}
+		nd.apply(inbound{direct: []store.Segment{s}})
+		want := file()
+		if got, d := held(); !reflect.DeepEqual(got, want) || d != digestOf(want) {
+			t.Fatalf("%s: the node holds %v (digest %x), the file has %v (%x)", step, got, d, want, digestOf(want))
+		}
+	}
+	soon := func(step string) {
+		t.Helper()
+		var got, want store.Vector
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			v, d, err := nd.localVector()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want = nd.sites.vector(v), file()
+			if reflect.DeepEqual(got, want) && d == digestOf(want) {
+				return
+			}
+		}
+		t.Fatalf("%s: the node holds %v, the file has %v", step, got, want)
+	}
+
+	mergedHere("a first merge", segs[0])
+	other, err := store.Open(t.Context(), nd.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Apply(t.Context(), segs[1:2], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	soon("a merge by another handle")
+	nd.exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES ('local', 'app', '192.0.2.7', 80)`)
+	soon("a local write")
+	mergedHere("a merge after both", segs[2])
+}
