@@ -73,3 +73,28 @@ func TestHeldVectorIsTheFiles(t *testing.T) {
 	soon("a local write")
 	mergedHere("a merge after both", segs[2])
 }
+
+// A member's digest taken from what is known (the base of an empty
+// difference, this node's own vector) is the one hashing its vector
+// gives.
+func TestMemberDigestIsTheVectorsDigest(t *testing.T) {
+	n := &Node{recent: map[uint64]vclock{}, known: map[string]*peer{}}
+	mine := store.Vector{"a": 3, "b": 5}
+	n.held = localVec{vec: n.sites.compact(mine), digest: digestOf(mine)}
+	n.sites.id("c") // numbered after: a vector read now is longer, with c at 0
+	other := store.Vector{"a": 3, "b": 6}
+	for _, c := range []struct {
+		name string
+		m    syncMsg
+		want store.Vector
+	}{
+		{"an empty difference", syncMsg{Base: digestOf(other), Vector: store.Vector{}}, other},
+		{"this node's vector, whole", syncMsg{Vector: store.Vector{"a": 3, "b": 5, "c": 0}}, mine},
+		{"another vector, whole", syncMsg{Vector: other}, other},
+	} {
+		vec := n.sites.compact(c.want)
+		if got := n.memberDigest(vec, c.m); got != digestOf(c.want) {
+			t.Errorf("%s: digest %x, want %x", c.name, got, digestOf(c.want))
+		}
+	}
+}

@@ -173,7 +173,7 @@ func (n *Node) handleSync(m syncMsg) {
 		}
 		return
 	}
-	d := n.sites.digest(vec)
+	d := n.memberDigest(vec, m)
 	n.mu.Lock()
 	p := n.known[m.From]
 	var to *memberlist.Node
@@ -216,6 +216,24 @@ func (n *Node) handleSync(m syncMsg) {
 		// make it keep targeting us).
 		n.send(to, n.vectorMsg(m.From, mine, mineDigest, false), 0)
 	}
+}
+
+// memberDigest returns the digest of vec, a member's vector that m carried.
+// After a heal members' vectors come to equal this node's, or the one
+// they are sent as a difference from: those digests are known. Hashing
+// every site's name was 8 % of the simulator's CPU in a 1000-POP
+// heal.
+func (n *Node) memberDigest(vec vclock, m syncMsg) uint64 {
+	if m.Base != 0 && len(m.Vector) == 0 {
+		return m.Base
+	}
+	n.vecMu.Lock()
+	held := n.held
+	n.vecMu.Unlock()
+	if held.vec != nil && vec.equal(held.vec) {
+		return held.digest
+	}
+	return n.sites.digest(vec)
 }
 
 // skipAhead handles a member that knows this node's site at version v,

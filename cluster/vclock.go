@@ -44,6 +44,16 @@ func (v vclock) set(i int, x uint64) vclock {
 	return v
 }
 
+// equal tells whether v and w hold the same versions.
+func (v vclock) equal(w vclock) bool {
+	for i := range max(len(v), len(w)) {
+		if v.at(i) != w.at(i) {
+			return false
+		}
+	}
+	return true
+}
+
 // covers tells whether vector a has every version b has.
 func covers(a, b vclock) bool {
 	for i, x := range b {
@@ -154,7 +164,7 @@ func (t *siteTable) lower(seen store.Vector, v vclock) {
 	}
 }
 
-// digest is digestOf(t.vector(v)), without building the map.
+// digest is the digest of v (digest.go), computed without building a map.
 func (t *siteTable) digest(v vclock) uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()

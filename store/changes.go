@@ -205,17 +205,18 @@ func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAft
 	if err != nil {
 		return nil, err
 	}
-	origins := make([]string, 0, len(mine))
-	for o := range mine {
-		origins = append(origins, o)
+	// Only the origins the peer lacks, in order: the vector has an entry
+	// per POP, and a peer lacks a few.
+	var origins []string
+	for o, to := range mine {
+		if to > peer[o] {
+			origins = append(origins, o)
+		}
 	}
 	sort.Strings(origins)
 	var out []Segment
 	for _, o := range origins {
 		to, from := mine[o], peer[o]
-		if to <= from {
-			continue
-		}
 		ch, err := s.ChangesSince(ctx, o, from, to)
 		if err != nil {
 			return nil, err
