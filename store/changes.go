@@ -68,26 +68,37 @@ func (s *Store) Vector(ctx context.Context) (Vector, error) {
 // changes whenever another site's version moves (a merge), and not when
 // only the file's own version does. The caller owns the map.
 func (s *Store) VectorGen(ctx context.Context) (Vector, int64, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	shared, own, gen, err := s.sharedVector(ctx)
 	if err != nil {
 		return nil, 0, err
+	}
+	v := maps.Clone(shared)
+	v[s.site] = own
+	return v, gen, nil
+}
+
+// sharedVector returns the vector as the store keeps it, which nobody may
+// modify and whose entry for this file's own site may be older than own;
+// the file's own version; and the versions generation.
+func (s *Store) sharedVector(ctx context.Context) (Vector, uint64, int64, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, 0, err
 	}
 	defer tx.Rollback()
 	own, gen, err := ownVersion(ctx, tx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if c := s.vectors.Load(); c != nil && c.gen == gen {
-		v := maps.Clone(c.v)
-		v[s.site] = own
-		return v, gen, nil
+		return c.v, own, gen, nil
 	}
 	v, err := vectorOf(ctx, tx, s.site)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	s.vectors.Store(&vectorCache{gen: gen, v: maps.Clone(v)})
-	return v, gen, nil
+	s.vectors.Store(&vectorCache{gen: gen, v: v})
+	return v, own, gen, nil
 }
 
 // OwnVersion returns the file's own version and its versions generation
@@ -201,22 +212,31 @@ func (s *Store) ChangesSince(ctx context.Context, origin string, from, to uint64
 // and their segment ends before them: they are most likely still on their
 // way in the origin's own push, and sending them twice is waste.
 func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAfter uint64) ([]Segment, error) {
-	mine, err := s.Vector(ctx)
+	shared, own, _, err := s.sharedVector(ctx)
 	if err != nil {
 		return nil, err
+	}
+	version := func(o string) uint64 {
+		if o == s.site {
+			return own
+		}
+		return shared[o]
 	}
 	// Only the origins the peer lacks, in order: the vector has an entry
 	// per POP, and a peer lacks a few.
 	var origins []string
-	for o, to := range mine {
-		if to > peer[o] {
+	if own > peer[s.site] {
+		origins = append(origins, s.site)
+	}
+	for o, to := range shared {
+		if o != s.site && to > peer[o] {
 			origins = append(origins, o)
 		}
 	}
 	sort.Strings(origins)
 	var out []Segment
 	for _, o := range origins {
-		to, from := mine[o], peer[o]
+		to, from := version(o), peer[o]
 		ch, err := s.ChangesSince(ctx, o, from, to)
 		if err != nil {
 			return nil, err
