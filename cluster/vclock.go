@@ -98,15 +98,7 @@ func (t *siteTable) idLocked(site string) int {
 }
 
 // compact returns v by site number.
-func (t *siteTable) compact(v store.Vector) vclock {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := make(vclock, len(t.names))
-	for site, x := range v {
-		out = out.set(t.idLocked(site), x)
-	}
-	return out
-}
+func (t *siteTable) compact(v store.Vector) vclock { return t.apply(nil, v) }
 
 // apply returns base with the entries of diff (a site at version 0 is
 // one the sender lacks), as a new vector.

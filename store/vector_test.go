@@ -109,11 +109,7 @@ func BenchmarkVector(b *testing.B) {
 // what it advanced and the generations it went from and to.
 func TestVersionsGenerationMovesWithOtherSitesOnly(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openTemp(t)
 	v0, g0, err := s.VectorGen(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -140,11 +136,7 @@ func TestVersionsGenerationMovesWithOtherSitesOnly(t *testing.T) {
 		t.Fatalf("a merge that advanced nothing: %+v, %v", stale, err)
 	}
 	// Another handle's merge (a bridge's other node, another process).
-	other, err := Open(ctx, s.Path(), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := openT(t, s.Path())
 	if _, err := other.Apply(ctx, []Segment{{Origin: "a", From: 3, To: 4}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
