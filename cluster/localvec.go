@@ -44,6 +44,7 @@ func (n *Node) local() (localVec, error) {
 		// Every merge moves fileGen, and most often only that merge (or
 		// a local commit) changed the file since: two values tell, where
 		// a read of the whole vector is a map of every site.
+		n.Stats.VectorReads.Add(1)
 		own, versions, err := n.st.OwnVersion(n.ctx)
 		if err != nil {
 			return localVec{}, err
@@ -58,6 +59,7 @@ func (n *Node) local() (localVec, error) {
 			return l, nil
 		}
 	}
+	n.Stats.VectorReads.Add(1)
 	sv, versions, err := n.st.VectorGen(n.ctx)
 	if err != nil {
 		return localVec{}, err
@@ -74,18 +76,51 @@ func (n *Node) hold(l localVec) {
 	n.vecMu.Unlock()
 }
 
-// merged brings the local vector held, l, past a merge of this node's
-// that began from it: what the merge advanced is all that moved among the
-// other sites when the file's versions generation was l's before it.
-func (n *Node) merged(l localVec, res store.ApplyResult) {
-	if l.vec == nil || len(res.Advanced) == 0 || res.GenBefore != l.versions {
-		return
+// merged takes the vector l, read before the merge res, through it: the
+// merge began from l's versions generation, so l's other sites, moved by
+// what it advanced, and the own version read inside it are the file's
+// vector as the merge left it. It reports whether it could: a merge that
+// began from another generation (another writer merged meanwhile) tells
+// nothing of what else moved.
+func (n *Node) merged(l localVec, res store.ApplyResult) bool {
+	if l.vec == nil || res.GenBefore != l.versions {
+		return false
+	}
+	if len(res.Advanced) == 0 && res.Own == l.vec.at(n.ownSite) {
+		return true
 	}
 	v := slices.Clone(l.vec)
 	for site, x := range res.Advanced {
 		v = v.set(n.sites.id(site), x)
 	}
+	v = v.set(n.ownSite, res.Own)
 	n.hold(localVec{vec: v, digest: n.sites.digest(v), versions: res.GenAfter, gen: l.gen})
+	return true
+}
+
+// looked records the push loop's read of the file after a report of a
+// change. The file may hold something new, so anti-entropy compares
+// again; but where the other sites' versions are those of the vector
+// held, the read gives the whole vector (most reports are of the node's
+// own merges, already taken forward, or of local commits), and the next
+// reader of the vector need not read it.
+func (n *Node) looked(v store.Versions) {
+	defer n.wakeSync()
+	n.vecMu.Lock()
+	defer n.vecMu.Unlock()
+	// The generation moves and the vector is held under one lock: a
+	// reader that loads the new generation finds this vector.
+	h := n.held
+	g := n.fileGen.Add(1)
+	if h.vec == nil || h.versions != v.Gen {
+		return
+	}
+	l := localVec{vec: h.vec, digest: h.digest, versions: v.Gen, gen: g}
+	if v.Own != h.vec.at(n.ownSite) {
+		l.vec = slices.Clone(h.vec).set(n.ownSite, v.Own)
+		l.digest = n.sites.digest(l.vec)
+	}
+	n.held = l
 }
 
 // trim drops from segments what the file already holds by the vector

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"reflect"
 	"testing"
@@ -96,5 +97,45 @@ func TestMemberDigestIsTheVectorsDigest(t *testing.T) {
 		if got := n.memberDigest(vec, c.m); got != digestOf(c.want) {
 			t.Errorf("%s: digest %x, want %x", c.name, got, digestOf(c.want))
 		}
+	}
+}
+
+// The node's own merges, and local writes once the push loop has looked
+// at their reports, leave the vector it holds standing for the file: the
+// next reader reads nothing. At a thousand POPs every change costs every
+// node a merge, and reading the file's versions again after each one was
+// a tenth of the replicator's work.
+func TestMergesAndLocalWritesNeedNoVectorRead(t *testing.T) {
+	nd := startCluster(t, 1, nil, nil)[0]
+	segs := writtenElsewhere(t, 6, 1)
+	if _, _, err := nd.localVector(); err != nil {
+		t.Fatal(err)
+	}
+	reads := nd.Stats.VectorReads.Load()
+	for i, s := range segs {
+		nd.apply(inbound{direct: []store.Segment{s}})
+		if i%2 == 1 {
+			nd.exec(t, `INSERT INTO backends (id, app, wg_ip, port) VALUES (?, 'app', '192.0.2.7', 80)`, fmt.Sprintf("local%d", i))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The push loop's looks at the reports end 256 ms after the last.
+	time.Sleep(400 * time.Millisecond)
+	v, d, err := nd.localVector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := nd.st.Vector(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.DeleteFunc(want, func(_ string, x uint64) bool { return x == 0 })
+	if got := nd.sites.vector(v); !reflect.DeepEqual(got, want) || d != digestOf(want) {
+		t.Fatalf("the node holds %v (digest %x), the file has %v (%x)", got, d, want, digestOf(want))
+	}
+	// One read is allowed for a reader that loaded the generation just
+	// before the push loop moved it.
+	if got := nd.Stats.VectorReads.Load() - reads; got > 1 {
+		t.Fatalf("%d merges and %d local writes cost %d reads of the file's versions, want none", len(segs), len(segs)/2, got)
 	}
 }

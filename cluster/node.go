@@ -35,6 +35,9 @@ type Node struct {
 	// The local vector last read (localVector).
 	vecMu sync.Mutex
 	held  localVec
+	// mergeMu is held while the node merges (merge) and while the push
+	// loop reads the file after a report.
+	mergeMu sync.Mutex
 	// sites numbers the sites of every vector this node holds (vclock);
 	// ownSite is this node's own.
 	sites   siteTable

@@ -35,7 +35,8 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 	}
 	versions := n.st.VersionReader()
 	defer versions.Close()
-	seen, last, err := versions.Read(n.ctx)
+	start, err := versions.Read(n.ctx)
+	seen, last := start.Data, start.Own
 	if err != nil {
 		n.log.Error("cluster: reading the local version", "error", err)
 	}
@@ -59,13 +60,21 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 		case <-settle.C:
 			reported = true
 		}
-		data, v, err := versions.Read(n.ctx)
-		if reported || (err == nil && v > last) {
+		// Not during a merge of this node's (merge): the look waits for
+		// the vector the merge leaves, and finds it the file's.
+		n.mergeMu.Lock()
+		read, err := versions.Read(n.ctx)
+		data, v := read.Data, read.Own
+		switch {
+		case err == nil && (reported || v > last):
 			// Whatever changed (a commit, a merge, an external edit),
 			// anti-entropy compares again. After the read: a vector read
 			// meanwhile may predate the change, and is read again.
+			n.looked(read)
+		case reported:
 			n.fileChanged()
 		}
+		n.mergeMu.Unlock()
 		if err != nil || v <= last {
 			// Nothing to push. Look again shortly while the report may be
 			// of a commit not visible yet, backing off. A look that finds

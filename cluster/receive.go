@@ -87,31 +87,11 @@ func (n *Node) receive(b []byte) ([]store.Segment, string) {
 // their origins and, on a bridge, relays what was new to the other cluster.
 func (n *Node) apply(in inbound) {
 	now := time.Now()
-	l, err := n.local()
-	v, before := l.vec, l.digest
-	if err == nil {
-		have := slices.Clone(v)
-		var d1, d2 int
-		in.direct, have, d1 = n.sites.trim(in.direct, have, n.st.SiteID())
-		in.relayed, _, d2 = n.sites.trim(in.relayed, have, n.st.SiteID())
-		n.Stats.ChangesStale.Add(uint64(d1 + d2))
-		if len(in.direct)+len(in.relayed) == 0 {
-			return
-		}
-	}
-	segs := append(in.direct[:len(in.direct):len(in.direct)], in.relayed...)
-	res, err := n.st.Apply(n.ctx, segs, now)
-	if err != nil {
-		if n.ctx.Err() == nil {
-			n.log.Error("cluster: merging changes; anti-entropy will retry", "error", err)
-		}
+	l, segs, res, ok := n.merge(&in, now)
+	if !ok {
 		return
 	}
-	n.log.Debug("cluster: merged", "segments", len(segs), "applied", res.Applied, "stale", res.Stale, "advanced", len(res.Advanced))
-	n.merged(l, res)
-	if res.Applied > 0 || len(res.Advanced) > 0 {
-		n.fileChanged()
-	}
+	v, before := l.vec, l.digest
 	if (res.Applied > 0 || len(res.Advanced) > 0) && n.cfg.OnMerge != nil {
 		n.cfg.OnMerge(res.Applied > 0)
 	}
@@ -150,6 +130,50 @@ func (n *Node) apply(in inbound) {
 		}
 	}
 	n.mu.Unlock()
+}
+
+// merge drops from in what the file holds, merges the rest and takes the
+// vector held through the merge. It reports false when nothing was left
+// to merge or the merge failed. It holds mergeMu throughout, which the
+// push loop takes to read the file after a report: a read that fell
+// between the merge's commit and the vector it leaves being held would
+// find the vector held older than the file, and move fileGen past the
+// merge's.
+func (n *Node) merge(in *inbound, now time.Time) (localVec, []store.Segment, store.ApplyResult, bool) {
+	n.mergeMu.Lock()
+	defer n.mergeMu.Unlock()
+	l, err := n.local()
+	if err == nil {
+		have := slices.Clone(l.vec)
+		var d1, d2 int
+		in.direct, have, d1 = n.sites.trim(in.direct, have, n.st.SiteID())
+		in.relayed, _, d2 = n.sites.trim(in.relayed, have, n.st.SiteID())
+		n.Stats.ChangesStale.Add(uint64(d1 + d2))
+		if len(in.direct)+len(in.relayed) == 0 {
+			return l, nil, store.ApplyResult{}, false
+		}
+	}
+	segs := append(in.direct[:len(in.direct):len(in.direct)], in.relayed...)
+	res, err := n.st.Apply(n.ctx, segs, now)
+	if err != nil {
+		if n.ctx.Err() == nil {
+			n.log.Error("cluster: merging changes; anti-entropy will retry", "error", err)
+		}
+		return l, nil, res, false
+	}
+	n.log.Debug("cluster: merged", "segments", len(segs), "applied", res.Applied, "stale", res.Stale, "advanced", len(res.Advanced))
+	forward := n.merged(l, res)
+	if res.Applied > 0 || len(res.Advanced) > 0 {
+		if forward && n.fileGen.Load() == l.gen {
+			// The vector held is the file's as the merge left it, and
+			// nothing was reported since it was read: what changes the
+			// file next is reported, and moves fileGen then.
+			n.wakeSync()
+		} else {
+			n.fileChanged()
+		}
+	}
+	return l, segs, res, true
 }
 
 // forward passes changes this node has just learnt by repair (anti-entropy

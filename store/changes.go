@@ -81,17 +81,22 @@ func (s *Store) VectorGen(ctx context.Context) (Vector, int64, error) {
 // modify and whose entry for this file's own site may be older than own;
 // the file's own version; and the versions generation.
 func (s *Store) sharedVector(ctx context.Context) (Vector, uint64, int64, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	defer tx.Rollback()
-	own, gen, err := ownVersion(ctx, tx)
+	own, gen, err := s.OwnVersion(ctx)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	if c := s.vectors.Load(); c != nil && c.gen == gen {
 		return c.v, own, gen, nil
+	}
+	// The generation moved: the vector and its generation are read
+	// again, together.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer tx.Rollback()
+	if own, gen, err = ownVersion(ctx, tx); err != nil {
+		return nil, 0, 0, err
 	}
 	v, err := vectorOf(ctx, tx, s.site)
 	if err != nil {
@@ -103,19 +108,18 @@ func (s *Store) sharedVector(ctx context.Context) (Vector, uint64, int64, error)
 
 // OwnVersion returns the file's own version and its versions generation
 // (VectorGen), in one read: with the vector of that generation at hand,
-// they give the whole vector without reading every site's version.
+// they give the whole vector without reading every site's version. One
+// statement reads both, at one commit, outside a transaction: one on a
+// cancellable context costs database/sql a goroutine to watch it.
 func (s *Store) OwnVersion(ctx context.Context) (own uint64, gen int64, err error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer tx.Rollback()
-	return ownVersion(ctx, tx)
+	return ownVersion(context.WithoutCancel(ctx), s.db)
 }
+
+const ownVersionQuery = "SELECT (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen')"
 
 func ownVersion(ctx context.Context, q execQueryer) (uint64, int64, error) {
 	var own, gen int64
-	err := q.QueryRowContext(ctx, "SELECT (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen')").Scan(&own, &gen)
+	err := q.QueryRowContext(ctx, ownVersionQuery).Scan(&own, &gen)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading the local version: %w", err)
 	}
@@ -303,6 +307,10 @@ type ApplyResult struct {
 	// (VectorGen) before and after the merge; the same when no origin
 	// advanced.
 	GenBefore, GenAfter int64
+	// Own is the file's own version at the merge, which no local commit
+	// moves while the merge holds the write lock: with Advanced and the
+	// vector of GenBefore, the whole vector as the merge left it.
+	Own uint64
 }
 
 // ErrReadOnly is returned by writes on a read-only store.
@@ -342,9 +350,11 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	}
 	// The vector read last, if it is still the file's, is brought up to
 	// date below instead of being read again after the merge.
-	if err := conn.QueryRowContext(ctx, "SELECT v FROM crdt_meta WHERE k = 'versions_gen'").Scan(&res.GenBefore); err != nil {
+	var own int64
+	if err := conn.QueryRowContext(ctx, ownVersionQuery).Scan(&own, &res.GenBefore); err != nil {
 		return res, err
 	}
+	res.Own = uint64(own)
 	res.GenAfter = res.GenBefore
 	cached := s.vectors.Load()
 	if cached != nil && cached.gen != res.GenBefore {

@@ -461,33 +461,44 @@ func (c *countingCtx) Done() <-chan struct{} {
 }
 
 // A VersionReader tells a commit with something to push (db_version moves)
-// from one without, a merge (data_version alone moves), and both from no
-// commit at all.
+// from one without, a merge (data_version alone moves, and the versions
+// generation with it), and both from no commit at all.
 func TestVersionReaderTellsMergesFromLocalCommits(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "routing.db")
 	s := openT(t, path)
 	r := s.VersionReader()
 	defer r.Close()
-	d0, v0, err := r.Read(ctx)
+	r0, err := r.Read(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, v, _ := r.Read(ctx); d != d0 || v != v0 {
-		t.Fatalf("no commit, yet the versions moved: %d/%d -> %d/%d", d0, v0, d, v)
+	if got, _ := r.Read(ctx); got != r0 {
+		t.Fatalf("no commit, yet the versions moved: %+v -> %+v", r0, got)
 	}
-	if _, err := s.Apply(ctx, []Segment{{Origin: "other", From: 0, To: 1, Changes: []Change{
+	res, err := s.Apply(ctx, []Segment{{Origin: "other", From: 0, To: 1, Changes: []Change{
 		{Table: "backends", PK: `["x"]`, Column: "app", Value: "remote", HLC: MakeHLC(time.Now(), 0), Seq: 1, CL: 1},
-	}}}, time.Now()); err != nil {
+	}}}, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
-	d1, v1, _ := r.Read(ctx)
-	if d1 == d0 || v1 != v0 {
-		t.Fatalf("after a merge: data_version %d -> %d, db_version %d -> %d; want the first alone to move", d0, d1, v0, v1)
+	r1, _ := r.Read(ctx)
+	if r1.Data == r0.Data || r1.Own != r0.Own || r1.Gen == r0.Gen || r1.Gen != res.GenAfter || res.Own != r0.Own {
+		t.Fatalf("after a merge (%+v): %+v -> %+v; want data_version and the generation (the merge's) to move, not db_version", res, r0, r1)
 	}
 	sqlite(t, path, `UPDATE backends SET port = 81 WHERE id = 'x'`)
-	d2, v2, _ := r.Read(ctx)
-	if d2 == d1 || v2 <= v1 {
-		t.Fatalf("after a local commit: data_version %d -> %d, db_version %d -> %d; want both to move", d1, d2, v1, v2)
+	r2, _ := r.Read(ctx)
+	if r2.Data == r1.Data || r2.Own <= r1.Own || r2.Gen != r1.Gen {
+		t.Fatalf("after a local commit: %+v -> %+v; want data_version and db_version to move, not the generation", r1, r2)
+	}
+	// A merge reports the own version the local commit left.
+	res, err = s.Apply(ctx, []Segment{{Origin: "other", From: 1, To: 2, Changes: []Change{
+		{Table: "backends", PK: `["x"]`, Column: "port", Value: int64(82), HLC: MakeHLC(time.Now(), 1), Seq: 2, CL: 1},
+	}}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Own != r2.Own {
+		t.Fatalf("a merge after the local commit reports own version %d, the file has %d", res.Own, r2.Own)
 	}
 }

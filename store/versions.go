@@ -2,45 +2,55 @@ package store
 
 import "context"
 
-// VersionReader reads, on a connection of its own, the two counters a
+// VersionReader reads, on a connection of its own, the counters a
 // follower of local commits looks at after each report of a change:
 // data_version, which moves with every commit any other connection makes
 // (a merge of replicated changes included), and this site's db_version,
 // which moves with local commits only. A report after which neither moved
 // is of a commit not visible yet, and worth a second look shortly; one
 // after which data_version alone moved was of a commit with nothing to
-// push (a merge, bookkeeping), and needs none.
+// push (a merge, bookkeeping), and needs none. The versions generation,
+// read with them, tells whether the other sites' versions moved too.
 type VersionReader struct {
 	s    *Store
 	conn *readConn // nil until the first Read, and after a failed one
 }
 
+// Versions is what one VersionReader.Read saw, all at one commit.
+type Versions struct {
+	Data uint64 // data_version: moves with every commit of another connection
+	Own  uint64 // this site's db_version: moves with local commits only
+	Gen  int64  // the versions generation (VectorGen): moves when another site's version does
+}
+
 // VersionReader returns a reader; Close gives its connection back.
 func (s *Store) VersionReader() *VersionReader { return &VersionReader{s: s} }
 
-const versionsQuery = `SELECT (SELECT data_version FROM pragma_data_version), (SELECT v FROM crdt_meta WHERE k = 'db_version')`
+const versionsQuery = `SELECT (SELECT data_version FROM pragma_data_version), (SELECT v FROM crdt_meta WHERE k = 'db_version'),
+		(SELECT v FROM crdt_meta WHERE k = 'versions_gen')`
 
-// Read returns data_version and db_version. The statement is short, and
-// runs with a context nobody cancels: a cancellable one costs database/sql
-// a goroutine per read to watch it.
-func (r *VersionReader) Read(ctx context.Context) (data, db uint64, err error) {
+// Read returns the versions. The statement is short, and runs with a
+// context nobody cancels: a cancellable one costs database/sql a goroutine
+// per read to watch it.
+func (r *VersionReader) Read(ctx context.Context) (Versions, error) {
 	ctx = context.WithoutCancel(ctx)
+	var err error
 	if r.conn == nil {
 		if r.conn, err = r.s.openReadConn(ctx); err != nil {
-			return 0, 0, err
+			return Versions{}, err
 		}
 	}
-	var d, v int64
+	var d, v, g int64
 	st, err := r.conn.prepared(ctx, versionsQuery)
 	if err == nil {
-		err = st.QueryRowContext(ctx).Scan(&d, &v)
+		err = st.QueryRowContext(ctx).Scan(&d, &v, &g)
 	}
 	if err != nil {
 		r.conn.close(true)
 		r.conn = nil
-		return 0, 0, err
+		return Versions{}, err
 	}
-	return uint64(d), uint64(v), nil
+	return Versions{Data: uint64(d), Own: uint64(v), Gen: g}, nil
 }
 
 // Close gives the connection back.
