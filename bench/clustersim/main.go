@@ -257,6 +257,23 @@ func (s *sim) replBytes() uint64 {
 	return t
 }
 
+// sum adds up one counter of every node's Stats.
+func (s *sim) sum(counter func(*cluster.Stats) *atomic.Uint64) uint64 {
+	var t uint64
+	for _, p := range s.pops {
+		t += counter(&p.node.Stats).Load()
+		if p.gnode != nil {
+			t += counter(&p.gnode.Stats).Load()
+		}
+	}
+	return t
+}
+
+func vectorReads(st *cluster.Stats) *atomic.Uint64    { return &st.VectorReads }
+func changesApplied(st *cluster.Stats) *atomic.Uint64 { return &st.ChangesApplied }
+func changesStale(st *cluster.Stats) *atomic.Uint64   { return &st.ChangesStale }
+func messagesSent(st *cluster.Stats) *atomic.Uint64   { return &st.MessagesSent }
+
 // bridge tells whether POP i bridges its region to the global cluster:
 // the first s.bridges POPs of each region.
 func (s *sim) bridge(i int) bool { return s.bridges > 0 && i < s.bridges*s.regions }
@@ -640,6 +657,7 @@ func run(n int) result {
 	var lat, all []time.Duration
 	stopProfile := startProfile(*flagChgProf)
 	w0, b0, c0, tc := s.wireBytes(), s.replBytes(), cpuTime(), time.Now()
+	vr0 := s.sum(vectorReads)
 	for k := range *flagChanges {
 		origin := rand.IntN(n)
 		for _, p := range s.pops {
@@ -684,7 +702,8 @@ func run(n int) result {
 	r.p50, r.p99, r.max = percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
 	r.allP99 = percentile(all, 0.99)
 	s.net.SetLoss(0)
-	logf("   changes: p50 %v p99 %v max %v (all POPs p99 %v), missed %d", r.p50, r.p99, r.max, r.allP99, r.missed)
+	logf("   changes: p50 %v p99 %v max %v (all POPs p99 %v), missed %d, vector reads %.2f/change/POP", r.p50, r.p99, r.max, r.allP99, r.missed,
+		float64(s.sum(vectorReads)-vr0)/float64(*flagChanges)/float64(n))
 
 	// Idle: after the last change has settled.
 	time.Sleep(*flagSettle)
@@ -750,6 +769,11 @@ func (s *sim) partition() time.Duration {
 		p.converged.Store(0)
 		p.target.Store(&union)
 	}
+	applied0, stale0, sent0 := s.sum(changesApplied), s.sum(changesStale), s.sum(messagesSent)
+	defer func() {
+		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent",
+			s.sum(changesApplied)-applied0, s.sum(changesStale)-stale0, s.sum(messagesSent)-sent0)
+	}()
 	s.net.Partition(-1)
 	healed := time.Now()
 	var skipped0 uint64
