@@ -46,6 +46,7 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 	settle.Stop()
 	defer settle.Stop()
 	var wait time.Duration // next settle delay; 0 when not settling
+	var settleAt time.Time // when settle fires, while it is armed
 	// explained: since the last report some commit became visible (moved
 	// data_version); the report may have been of it.
 	explained := false
@@ -56,13 +57,28 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 			return
 		case <-ticker.C:
 		case <-changed:
+			if explained && !settleAt.IsZero() && time.Until(settleAt) <= settleFirst {
+				// Just after a look that found a commit (a merge, most
+				// often), of which this may report the last writes: the
+				// look due within a millisecond covers it.
+				continue
+			}
 			reported, wait, explained = true, settleFirst, false
 		case <-settle.C:
-			reported = true
+			reported, settleAt = true, time.Time{}
 		}
 		// Not during a merge of this node's (merge): the look waits for
 		// the vector the merge leaves, and finds it the file's.
 		n.mergeMu.Lock()
+		// A report that came meanwhile (the rest of a commit's writes,
+		// the merge waited for) is of writes made before this look.
+		select {
+		case <-changed:
+			if !reported {
+				reported, wait, explained = true, settleFirst, false
+			}
+		default:
+		}
 		read, err := versions.Read(n.ctx)
 		data, v := read.Data, read.Own
 		switch {
@@ -92,9 +108,11 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 				wait = 0
 			case done:
 				settle.Reset(settleLast)
+				settleAt = time.Now().Add(settleLast)
 				wait = 2 * settleLast // after this look, none
 			default:
 				settle.Reset(wait)
+				settleAt = time.Now().Add(wait)
 				wait *= 2
 			}
 			continue
