@@ -246,16 +246,7 @@ func (s *sim) wireBytes() uint64 {
 	return t
 }
 
-func (s *sim) replBytes() uint64 {
-	var t uint64
-	for _, p := range s.pops {
-		t += p.node.Stats.BytesSent.Load()
-		if p.gnode != nil {
-			t += p.gnode.Stats.BytesSent.Load()
-		}
-	}
-	return t
-}
+func (s *sim) replBytes() uint64 { return s.sum(bytesSent) }
 
 // sum adds up one counter of every node's Stats.
 func (s *sim) sum(counter func(*cluster.Stats) *atomic.Uint64) uint64 {
@@ -273,6 +264,8 @@ func vectorReads(st *cluster.Stats) *atomic.Uint64    { return &st.VectorReads }
 func changesApplied(st *cluster.Stats) *atomic.Uint64 { return &st.ChangesApplied }
 func changesStale(st *cluster.Stats) *atomic.Uint64   { return &st.ChangesStale }
 func messagesSent(st *cluster.Stats) *atomic.Uint64   { return &st.MessagesSent }
+func bytesSent(st *cluster.Stats) *atomic.Uint64      { return &st.BytesSent }
+func streamsSkipped(st *cluster.Stats) *atomic.Uint64 { return &st.StreamsSkipped }
 
 // bridge tells whether POP i bridges its region to the global cluster:
 // the first s.bridges POPs of each region.
@@ -776,13 +769,7 @@ func (s *sim) partition() time.Duration {
 	}()
 	s.net.Partition(-1)
 	healed := time.Now()
-	var skipped0 uint64
-	for _, p := range s.pops {
-		skipped0 += p.node.Stats.StreamsSkipped.Load()
-		if p.gnode != nil {
-			skipped0 += p.gnode.Stats.StreamsSkipped.Load()
-		}
-	}
+	skipped0 := s.sum(streamsSkipped)
 	lastLog := healed
 	var byPass int // POPs the pass found converged before their merge was seen
 	// What the pass last compared of each POP: a file whose own version
@@ -835,13 +822,7 @@ func (s *sim) partition() time.Duration {
 		}
 		if *flagVerbose && time.Since(lastLog) >= 500*time.Millisecond {
 			lastLog = time.Now()
-			var skipped uint64
-			for _, p := range s.pops {
-				skipped += p.node.Stats.StreamsSkipped.Load()
-				if p.gnode != nil {
-					skipped += p.gnode.Stats.StreamsSkipped.Load()
-				}
-			}
+			skipped := s.sum(streamsSkipped)
 			logf("   %.1f s after the heal: %d of %d POPs of the majority and %d of %d cut off not converged; %d streams skipped",
 				time.Since(healed).Seconds(), behindMain, len(main), behindCut, len(cut), skipped-skipped0)
 		}
