@@ -50,11 +50,7 @@ func (n *Node) local() (localVec, error) {
 			return localVec{}, err
 		}
 		if versions == held.versions {
-			l := localVec{vec: held.vec, digest: held.digest, versions: versions, gen: g}
-			if own != held.vec.at(n.ownSite) {
-				l.vec = slices.Clone(held.vec).set(n.ownSite, own)
-				l.digest = n.sites.digest(l.vec)
-			}
+			l := n.withOwn(held, own, g)
 			n.hold(l)
 			return l, nil
 		}
@@ -115,12 +111,19 @@ func (n *Node) looked(v store.Versions) {
 	if h.vec == nil || h.versions != v.Gen {
 		return
 	}
-	l := localVec{vec: h.vec, digest: h.digest, versions: v.Gen, gen: g}
-	if v.Own != h.vec.at(n.ownSite) {
-		l.vec = slices.Clone(h.vec).set(n.ownSite, v.Own)
+	n.held = n.withOwn(h, v.Own, g)
+}
+
+// withOwn is h, the vector held, with the file's own version own, for
+// fileGen gen: what a read of the two values that can move without the
+// versions generation gives when the generation is h's.
+func (n *Node) withOwn(h localVec, own, gen uint64) localVec {
+	l := localVec{vec: h.vec, digest: h.digest, versions: h.versions, gen: gen}
+	if own != h.vec.at(n.ownSite) {
+		l.vec = slices.Clone(h.vec).set(n.ownSite, own)
 		l.digest = n.sites.digest(l.vec)
 	}
-	n.held = l
+	return l
 }
 
 // trim drops from segments what the file already holds by the vector
