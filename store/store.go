@@ -32,6 +32,9 @@ type Options struct {
 	ListOnly bool
 }
 
+// ErrReadOnly is returned by writes on a read-only store.
+var ErrReadOnly = errors.New("routing table opened read-only")
+
 // Store is an open routing table file.
 type Store struct {
 	path     string

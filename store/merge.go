@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"strings"
+	"time"
+)
+
+// Refusal is a change the merge did not apply, and why.
+type Refusal struct {
+	Change Change
+	Reason string
+}
+
+// ApplyResult says what a merge did.
+type ApplyResult struct {
+	Applied  int       // changes that won and were written
+	Stale    int       // changes already known or superseded
+	Refused  []Refusal // changes that could not be applied
+	Advanced Vector    // origins whose version moved forward, at their new versions
+	MaxHLC   uint64    // highest HLC merged
+	// GenBefore and GenAfter are the file's versions generation
+	// (VectorGen) before and after the merge; the same when no origin
+	// advanced.
+	GenBefore, GenAfter int64
+	// Own is the file's own version at the merge, which no local commit
+	// moves while the merge holds the write lock: with Advanced and the
+	// vector of GenBefore, the whole vector as the merge left it.
+	Own uint64
+}
+
+// Apply merges segments from other sites in one transaction. A change is
+// refused (and its segment not counted as seen, so anti-entropy offers it
+// again) when its table or column is unknown here (a newer schema), its
+// key is malformed, its HLC is more than MaxClockSkew ahead of now, or the
+// write fails. Merging is idempotent and commutative: per column the
+// highest (HLC, site) wins, and a higher causal length supersedes a row's
+// earlier life. The triggers do not capture these writes.
+func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (ApplyResult, error) {
+	var res ApplyResult
+	if s.readOnly {
+		return res, ErrReadOnly
+	}
+	conn, err := s.merges.take(ctx, s.db)
+	if err != nil {
+		return res, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		s.merges.release(false)
+		return res, err
+	}
+	done := false
+	defer func() {
+		broken := false
+		if !done {
+			_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+			broken = err != nil
+		}
+		s.merges.release(broken)
+	}()
+	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
+		return res, err
+	}
+	// The vector read last, if it is still the file's, is brought up to
+	// date below instead of being read again after the merge.
+	var own int64
+	if err := conn.QueryRowContext(ctx, ownVersionQuery).Scan(&own, &res.GenBefore); err != nil {
+		return res, err
+	}
+	res.Own = uint64(own)
+	res.GenAfter = res.GenBefore
+	cached := s.vectors.Load()
+	if cached != nil && cached.gen != res.GenBefore {
+		cached = nil
+	}
+	// The versions of the segments' origins only: the whole vector has an
+	// entry per POP that ever wrote, a thousand at a thousand POPs, and a
+	// merge usually carries one origin.
+	vec := Vector{}
+	for _, seg := range segs {
+		if _, ok := vec[seg.Origin]; ok || seg.Origin == s.site || seg.Origin == "" {
+			continue
+		}
+		var v int64
+		err := conn.QueryRowContext(ctx, "SELECT version FROM crdt_versions WHERE site = ?", seg.Origin).Scan(&v)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return res, err
+		}
+		vec[seg.Origin] = uint64(v)
+	}
+	limit := MakeHLC(now.Add(MaxClockSkew), 0xffff)
+	for _, seg := range segs {
+		if seg.Origin == s.site || seg.Origin == "" {
+			continue // our own changes, echoed back
+		}
+		ok := true
+		for _, c := range seg.Changes {
+			c.Site = seg.Origin
+			if c.Seq <= seg.From || c.Seq > seg.To {
+				// Only in a segment that claims more than it carries; harmless to
+				// merge, but the claim is not trusted.
+				ok = false
+			}
+			if reason := s.check(c, limit); reason != "" {
+				res.Refused = append(res.Refused, Refusal{c, reason})
+				ok = false
+				continue
+			}
+			won, err := s.mergeOne(ctx, conn, c)
+			if err != nil {
+				if ctx.Err() != nil {
+					return res, ctx.Err()
+				}
+				res.Refused = append(res.Refused, Refusal{c, err.Error()})
+				ok = false
+				continue
+			}
+			if won {
+				res.Applied++
+			} else {
+				res.Stale++
+			}
+			res.MaxHLC = max(res.MaxHLC, c.HLC)
+		}
+		if ok && vec[seg.Origin] >= seg.From && seg.To > vec[seg.Origin] {
+			vec[seg.Origin] = seg.To
+			if _, err := conn.ExecContext(ctx, `INSERT INTO crdt_versions (site, version) VALUES (?, ?)
+				ON CONFLICT (site) DO UPDATE SET version = max(version, excluded.version)`, seg.Origin, int64(seg.To)); err != nil {
+				return res, err
+			}
+			if res.Advanced == nil {
+				res.Advanced = Vector{}
+			}
+			res.Advanced[seg.Origin] = seg.To
+		}
+	}
+	var next *vectorCache
+	if len(res.Advanced) > 0 {
+		res.GenAfter = rand.Int64()
+		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", res.GenAfter); err != nil {
+			return res, err
+		}
+		if cached != nil {
+			next = &vectorCache{gen: res.GenAfter, v: maps.Clone(cached.v)}
+			maps.Copy(next.v, res.Advanced)
+		}
+	}
+	if res.MaxHLC > 0 {
+		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = max(v, ?) WHERE k = 'hlc'", int64(res.MaxHLC)); err != nil {
+			return res, err
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 0 WHERE k = 'applying'"); err != nil {
+		return res, err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return res, err
+	}
+	done = true
+	if next != nil {
+		s.vectors.CompareAndSwap(cached, next)
+	}
+	return res, nil
+}
+
+// check returns why a change cannot be applied here, or "".
+func (s *Store) check(c Change, limit uint64) string {
+	sh := s.shapes[c.Table]
+	if sh == nil {
+		return fmt.Sprintf("unknown table %q (a newer schema?)", c.Table)
+	}
+	if c.Column != "" && !sh.has[c.Column] {
+		return fmt.Sprintf("unknown column %s.%s (a newer schema?)", c.Table, c.Column)
+	}
+	var key []any
+	if err := json.Unmarshal([]byte(c.PK), &key); err != nil || len(key) != len(sh.pk) {
+		return fmt.Sprintf("malformed primary key %q for table %s", c.PK, c.Table)
+	}
+	if c.HLC > limit {
+		return fmt.Sprintf("clock %s is more than %v ahead of ours", HLCTime(c.HLC).UTC().Format(time.RFC3339Nano), MaxClockSkew)
+	}
+	if c.CL == 0 || (c.Column != "" && c.CL%2 == 0) {
+		return fmt.Sprintf("invalid causal length %d", c.CL)
+	}
+	switch c.Value.(type) {
+	case nil, int64, float64, string, []byte:
+	default:
+		return fmt.Sprintf("unsupported value type %T", c.Value)
+	}
+	return ""
+}
+
+func pkWhere(pk []string) string {
+	parts := make([]string, len(pk))
+	for i, p := range pk {
+		parts[i] = fmt.Sprintf("%s = json_extract(?1, '$[%d]')", quoteIdent(p), i)
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// mergeOne merges one change inside a savepoint, so a change that fails
+// (a NOT NULL column given NULL, say) leaves nothing behind. It reports
+// whether the change won.
+func (s *Store) mergeOne(ctx context.Context, conn *sql.Conn, c Change) (won bool, err error) {
+	if _, err := conn.ExecContext(ctx, "SAVEPOINT merge"); err != nil {
+		return false, err
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(ctx, "ROLLBACK TO merge")
+		}
+		conn.ExecContext(ctx, "RELEASE merge")
+	}()
+	sh := s.shapes[c.Table]
+	tbl := quoteIdent(c.Table)
+	var lcl int64
+	err = conn.QueryRowContext(ctx, "SELECT cl FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ''", c.Table, c.PK).Scan(&lcl)
+	if err != nil && err != sql.ErrNoRows {
+		return false, err
+	}
+	err = nil
+	local := uint64(lcl)
+	if c.CL < local {
+		return false, nil
+	}
+	if c.CL > local {
+		// A newer life of the row (or its death) supersedes everything
+		// this file knows of it.
+		if _, err = conn.ExecContext(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, '', NULL, ?, ?, ?, ?)
+			ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
+			c.Table, c.PK, int64(c.HLC), c.Site, int64(c.Seq), int64(c.CL)); err != nil {
+			return false, err
+		}
+		if _, err = conn.ExecContext(ctx, "DELETE FROM crdt_clock WHERE tbl = ? AND pk = ? AND col != ''", c.Table, c.PK); err != nil {
+			return false, err
+		}
+		if c.CL%2 == 0 {
+			_, err = conn.ExecContext(ctx, "DELETE FROM "+tbl+" WHERE "+pkWhere(sh.pk), c.PK)
+			return err == nil, err
+		}
+		cols := make([]string, len(sh.pk))
+		vals := make([]string, len(sh.pk))
+		for i, p := range sh.pk {
+			cols[i] = quoteIdent(p)
+			vals[i] = fmt.Sprintf("json_extract(?1, '$[%d]')", i)
+		}
+		if _, err = conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING",
+			tbl, strings.Join(cols, ", "), strings.Join(vals, ", ")), c.PK); err != nil {
+			return false, err
+		}
+		if c.Column == "" {
+			return true, nil
+		}
+	} else if c.Column == "" || c.CL%2 == 0 {
+		return false, nil // same life: nothing new about the row itself
+	} else {
+		var hlc int64
+		var site string
+		err = conn.QueryRowContext(ctx, "SELECT hlc, site FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&hlc, &site)
+		switch {
+		case err == sql.ErrNoRows:
+			err = nil
+		case err != nil:
+			return false, err
+		case uint64(hlc) > c.HLC || (uint64(hlc) == c.HLC && site >= c.Site):
+			return false, nil
+		}
+	}
+	if _, err = conn.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = ?2 WHERE %s", tbl, quoteIdent(c.Column), pkWhere(sh.pk)), c.PK, c.Value); err != nil {
+		return false, err
+	}
+	if _, err = conn.ExecContext(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
+		c.Table, c.PK, c.Column, c.Value, int64(c.HLC), c.Site, int64(c.Seq), int64(c.CL)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
