@@ -439,9 +439,9 @@ func TestMergeAfterFailedMerges(t *testing.T) {
 }
 
 // cancelAfter returns a context cancelled once its Done channel has been
-// asked for n times: database/sql asks before every statement, so the
-// cancellation falls between two statements, where no real clock can put
-// it on demand.
+// asked for n times: a merge asks before every change, so the
+// cancellation falls between two changes, where no real clock can put it
+// on demand.
 func cancelAfter(n int32) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &countingCtx{Context: ctx, left: n, cancel: cancel}

@@ -51,7 +51,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	if err != nil {
 		return res, err
 	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := conn.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		s.merges.release(false)
 		return res, err
 	}
@@ -59,18 +59,24 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	defer func() {
 		broken := false
 		if !done {
-			_, err := conn.ExecContext(context.Background(), "ROLLBACK")
+			_, err := conn.exec(context.Background(), "ROLLBACK")
 			broken = err != nil
 		}
 		s.merges.release(broken)
 	}()
-	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
+	// Once the write lock is held, the merge's statements run on a context
+	// nobody cancels: the driver runs a statement on a cancellable one in a
+	// goroutine of its own, which costs more than most of these statements.
+	// The caller's context is looked at before each change instead.
+	octx := ctx
+	ctx = context.WithoutCancel(ctx)
+	if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
 		return res, err
 	}
 	// The vector read last, if it is still the file's, is brought up to
 	// date below instead of being read again after the merge.
 	var own int64
-	if err := conn.QueryRowContext(ctx, ownVersionQuery).Scan(&own, &res.GenBefore); err != nil {
+	if err := conn.scan(ctx, ownVersionQuery, nil, &own, &res.GenBefore); err != nil {
 		return res, err
 	}
 	res.Own = uint64(own)
@@ -88,7 +94,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			continue
 		}
 		var v int64
-		err := conn.QueryRowContext(ctx, "SELECT version FROM crdt_versions WHERE site = ?", seg.Origin).Scan(&v)
+		err := conn.scan(ctx, "SELECT version FROM crdt_versions WHERE site = ?", []any{seg.Origin}, &v)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return res, err
 		}
@@ -100,7 +106,13 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			continue // our own changes, echoed back
 		}
 		ok := true
-		for _, c := range seg.Changes {
+		for i := 0; i < len(seg.Changes); i++ {
+			select {
+			case <-octx.Done():
+				return res, octx.Err()
+			default:
+			}
+			c := seg.Changes[i]
 			c.Site = seg.Origin
 			if c.Seq <= seg.From || c.Seq > seg.To {
 				// Only in a segment that claims more than it carries; harmless to
@@ -112,11 +124,20 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 				ok = false
 				continue
 			}
+			if cols := s.rowColumns(seg, i, limit); len(cols) > 0 {
+				if won, err := s.mergeRow(ctx, conn, c, cols); err == nil && won {
+					res.Applied += 1 + len(cols)
+					for _, cc := range append(cols, c) {
+						res.MaxHLC = max(res.MaxHLC, cc.HLC)
+					}
+					i += len(cols)
+					continue
+				}
+				// Not a new life of the row here, or a column that cannot
+				// be written: change by change, as any other.
+			}
 			won, err := s.mergeOne(ctx, conn, c)
 			if err != nil {
-				if ctx.Err() != nil {
-					return res, ctx.Err()
-				}
 				res.Refused = append(res.Refused, Refusal{c, err.Error()})
 				ok = false
 				continue
@@ -130,7 +151,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 		}
 		if ok && vec[seg.Origin] >= seg.From && seg.To > vec[seg.Origin] {
 			vec[seg.Origin] = seg.To
-			if _, err := conn.ExecContext(ctx, `INSERT INTO crdt_versions (site, version) VALUES (?, ?)
+			if _, err := conn.exec(ctx, `INSERT INTO crdt_versions (site, version) VALUES (?, ?)
 				ON CONFLICT (site) DO UPDATE SET version = max(version, excluded.version)`, seg.Origin, int64(seg.To)); err != nil {
 				return res, err
 			}
@@ -143,7 +164,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	var next *vectorCache
 	if len(res.Advanced) > 0 {
 		res.GenAfter = rand.Int64()
-		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", res.GenAfter); err != nil {
+		if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", res.GenAfter); err != nil {
 			return res, err
 		}
 		if cached != nil {
@@ -152,14 +173,14 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 		}
 	}
 	if res.MaxHLC > 0 {
-		if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = max(v, ?) WHERE k = 'hlc'", int64(res.MaxHLC)); err != nil {
+		if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = max(v, ?) WHERE k = 'hlc'", int64(res.MaxHLC)); err != nil {
 			return res, err
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "UPDATE crdt_meta SET v = 0 WHERE k = 'applying'"); err != nil {
+	if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = 0 WHERE k = 'applying'"); err != nil {
 		return res, err
 	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := conn.exec(ctx, "COMMIT"); err != nil {
 		return res, err
 	}
 	done = true
@@ -207,50 +228,33 @@ func pkWhere(pk []string) string {
 // mergeOne merges one change inside a savepoint, so a change that fails
 // (a NOT NULL column given NULL, say) leaves nothing behind. It reports
 // whether the change won.
-func (s *Store) mergeOne(ctx context.Context, conn *sql.Conn, c Change) (won bool, err error) {
-	if _, err := conn.ExecContext(ctx, "SAVEPOINT merge"); err != nil {
-		return false, err
-	}
-	defer func() {
-		if err != nil {
-			conn.ExecContext(ctx, "ROLLBACK TO merge")
-		}
-		conn.ExecContext(ctx, "RELEASE merge")
-	}()
+func (s *Store) mergeOne(ctx context.Context, conn *mergeConn, c Change) (bool, error) {
+	return conn.savepoint(ctx, func() (bool, error) { return s.mergeChange(ctx, conn, c) })
+}
+
+// mergeChange is mergeOne's work, inside its savepoint.
+func (s *Store) mergeChange(ctx context.Context, conn *mergeConn, c Change) (won bool, err error) {
 	sh := s.shapes[c.Table]
 	tbl := quoteIdent(c.Table)
-	var lcl int64
-	err = conn.QueryRowContext(ctx, "SELECT cl FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ''", c.Table, c.PK).Scan(&lcl)
-	if err != nil && err != sql.ErrNoRows {
+	local, err := rowCL(ctx, conn, c.Table, c.PK)
+	if err != nil {
 		return false, err
 	}
-	err = nil
-	local := uint64(lcl)
 	if c.CL < local {
 		return false, nil
 	}
 	if c.CL > local {
 		// A newer life of the row (or its death) supersedes everything
 		// this file knows of it.
-		if _, err = conn.ExecContext(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, '', NULL, ?, ?, ?, ?)
-			ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
-			c.Table, c.PK, int64(c.HLC), c.Site, int64(c.Seq), int64(c.CL)); err != nil {
-			return false, err
-		}
-		if _, err = conn.ExecContext(ctx, "DELETE FROM crdt_clock WHERE tbl = ? AND pk = ? AND col != ''", c.Table, c.PK); err != nil {
+		if err = newLife(ctx, conn, c); err != nil {
 			return false, err
 		}
 		if c.CL%2 == 0 {
-			_, err = conn.ExecContext(ctx, "DELETE FROM "+tbl+" WHERE "+pkWhere(sh.pk), c.PK)
+			_, err = conn.exec(ctx, "DELETE FROM "+tbl+" WHERE "+pkWhere(sh.pk), c.PK)
 			return err == nil, err
 		}
-		cols := make([]string, len(sh.pk))
-		vals := make([]string, len(sh.pk))
-		for i, p := range sh.pk {
-			cols[i] = quoteIdent(p)
-			vals[i] = fmt.Sprintf("json_extract(?1, '$[%d]')", i)
-		}
-		if _, err = conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING",
+		cols, vals := pkColumns(sh.pk)
+		if _, err = conn.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT DO NOTHING",
 			tbl, strings.Join(cols, ", "), strings.Join(vals, ", ")), c.PK); err != nil {
 			return false, err
 		}
@@ -262,7 +266,7 @@ func (s *Store) mergeOne(ctx context.Context, conn *sql.Conn, c Change) (won boo
 	} else {
 		var hlc int64
 		var site string
-		err = conn.QueryRowContext(ctx, "SELECT hlc, site FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&hlc, &site)
+		err = conn.scan(ctx, "SELECT hlc, site FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ?", []any{c.Table, c.PK, c.Column}, &hlc, &site)
 		switch {
 		case err == sql.ErrNoRows:
 			err = nil
@@ -272,13 +276,45 @@ func (s *Store) mergeOne(ctx context.Context, conn *sql.Conn, c Change) (won boo
 			return false, nil
 		}
 	}
-	if _, err = conn.ExecContext(ctx, fmt.Sprintf("UPDATE %s SET %s = ?2 WHERE %s", tbl, quoteIdent(c.Column), pkWhere(sh.pk)), c.PK, c.Value); err != nil {
+	if _, err = conn.exec(ctx, fmt.Sprintf("UPDATE %s SET %s = ?2 WHERE %s", tbl, quoteIdent(c.Column), pkWhere(sh.pk)), c.PK, c.Value); err != nil {
 		return false, err
 	}
-	if _, err = conn.ExecContext(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	if _, err = conn.exec(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
 		c.Table, c.PK, c.Column, c.Value, int64(c.HLC), c.Site, int64(c.Seq), int64(c.CL)); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// rowCL is the causal length of a row here: 0 if this file never had it.
+func rowCL(ctx context.Context, conn *mergeConn, table, pk string) (uint64, error) {
+	var cl int64
+	err := conn.scan(ctx, "SELECT cl FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ''", []any{table, pk}, &cl)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(cl), err
+}
+
+// newLife records the row sentinel's change of life, and drops the column
+// clocks of the row's life before.
+func newLife(ctx context.Context, conn *mergeConn, sentinel Change) error {
+	if _, err := conn.exec(ctx, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) VALUES (?, ?, '', NULL, ?, ?, ?, ?)
+		ON CONFLICT (tbl, pk, col) DO UPDATE SET hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl`,
+		sentinel.Table, sentinel.PK, int64(sentinel.HLC), sentinel.Site, int64(sentinel.Seq), int64(sentinel.CL)); err != nil {
+		return err
+	}
+	_, err := conn.exec(ctx, "DELETE FROM crdt_clock WHERE tbl = ? AND pk = ? AND col != ''", sentinel.Table, sentinel.PK)
+	return err
+}
+
+// pkColumns are a table's key columns, and the values that take each from
+// the JSON array of a change's key bound as ?1.
+func pkColumns(pk []string) (names, values []string) {
+	for i, p := range pk {
+		names = append(names, quoteIdent(p))
+		values = append(values, fmt.Sprintf("json_extract(?1, '$[%d]')", i))
+	}
+	return names, values
 }

@@ -13,9 +13,10 @@ import (
 // an existing row, merged alone (a push); "row" is a new row, all its
 // columns merged at once (a repair after a partition, a registration
 // replicated). The changes are made on another file beforehand; only the
-// merges are timed.
+// merges are timed. The context can be cancelled, as a node's is.
 func BenchmarkApply(b *testing.B) {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	for _, c := range []struct {
 		name  string
 		write func(i int) string

@@ -9,19 +9,25 @@ import (
 // mergeConn is the connection merges (Apply) run on, one at a time. A
 // merge holds the file's write lock for its whole batch anyway. On one
 // connection the statements a merge runs are compiled once per file, not
-// once per connection of the pool (an UPDATE compiles the table's capture
-// triggers: most of a simulated 300-POP cluster's statement compiling);
-// and the two nodes of a bridge, merging into one file, wait on a mutex
-// rather than on SQLite's busy handler.
+// once per connection of the pool, and stay prepared; and the two nodes
+// of a bridge, merging into one file, wait on a mutex rather than on
+// SQLite's busy handler.
 type mergeConn struct {
-	mu   sync.Mutex
-	conn *sql.Conn // nil until the first merge, and after a failure
+	mu    sync.Mutex
+	conn  *sql.Conn // nil until the first merge, and after a failure
+	stmts preparedStmts
 }
+
+// maxMergeStmts bounds the statements kept prepared. A merge's statements
+// are fixed by the schema (a few per replicated column), so the bound is
+// reached only by rows whose changes come in many different sets of
+// columns; those run unprepared.
+const maxMergeStmts = 256
 
 // take locks the merge connection and returns it, opened if need be. The
 // caller calls release, with broken set when a transaction may still be
 // open on it.
-func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*mergeConn, error) {
 	m.mu.Lock()
 	if m.conn == nil {
 		c, err := db.Conn(ctx)
@@ -29,15 +35,16 @@ func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
 			m.mu.Unlock()
 			return nil, err
 		}
-		m.conn = c
+		m.conn, m.stmts = c, preparedStmts{limit: maxMergeStmts}
 	}
-	return m.conn, nil
+	return m, nil
 }
 
 // release unlocks the merge connection; a broken one is dropped, never
 // handed back to the pool inside a transaction.
 func (m *mergeConn) release(broken bool) {
 	if broken && m.conn != nil {
+		m.stmts.close()
 		dropConn(m.conn)
 		m.conn = nil
 	}
@@ -49,7 +56,47 @@ func (m *mergeConn) close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.conn != nil {
+		m.stmts.close()
 		m.conn.Close()
 		m.conn = nil
 	}
+}
+
+// exec runs query on the connection.
+func (m *mergeConn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := m.stmts.get(ctx, m.conn, query)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return m.conn.ExecContext(ctx, query, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// scan runs query on the connection and scans its first row into dest;
+// sql.ErrNoRows if it has none.
+func (m *mergeConn) scan(ctx context.Context, query string, args []any, dest ...any) error {
+	st, err := m.stmts.get(ctx, m.conn, query)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return m.conn.QueryRowContext(ctx, query, args...).Scan(dest...)
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
+}
+
+// savepoint runs merge inside a savepoint, so a merge that fails leaves
+// nothing behind while the transaction goes on.
+func (m *mergeConn) savepoint(ctx context.Context, merge func() (bool, error)) (bool, error) {
+	if _, err := m.exec(ctx, "SAVEPOINT merge"); err != nil {
+		return false, err
+	}
+	won, err := merge()
+	if err != nil {
+		m.exec(ctx, "ROLLBACK TO merge")
+	}
+	m.exec(ctx, "RELEASE merge")
+	return won, err
 }
