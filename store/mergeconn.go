@@ -9,20 +9,14 @@ import (
 // mergeConn is the connection merges (Apply) run on, one at a time. A
 // merge holds the file's write lock for its whole batch anyway. On one
 // connection the statements a merge runs are compiled once per file, not
-// once per connection of the pool, and stay prepared; and the two nodes
+// once per connection of the pool, and stay prepared in the driver's
+// statement cache (Open's _stmt_cache_size); and the two nodes
 // of a bridge, merging into one file, wait on a mutex rather than on
 // SQLite's busy handler.
 type mergeConn struct {
-	mu    sync.Mutex
-	conn  *sql.Conn // nil until the first merge, and after a failure
-	stmts preparedStmts
+	mu   sync.Mutex
+	conn *sql.Conn // nil until the first merge, and after a failure
 }
-
-// maxMergeStmts bounds the statements kept prepared. A merge's statements
-// are fixed by the schema (a few per replicated column), so the bound is
-// reached only by rows whose changes come in many different sets of
-// columns; those run unprepared.
-const maxMergeStmts = 256
 
 // take locks the merge connection and returns it, opened if need be. The
 // caller calls release, with broken set when a transaction may still be
@@ -35,7 +29,7 @@ func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*mergeConn, error) {
 			m.mu.Unlock()
 			return nil, err
 		}
-		m.conn, m.stmts = c, preparedStmts{limit: maxMergeStmts}
+		m.conn = c
 	}
 	return m, nil
 }
@@ -44,7 +38,6 @@ func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*mergeConn, error) {
 // handed back to the pool inside a transaction.
 func (m *mergeConn) release(broken bool) {
 	if broken && m.conn != nil {
-		m.stmts.close()
 		dropConn(m.conn)
 		m.conn = nil
 	}
@@ -56,35 +49,22 @@ func (m *mergeConn) close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.conn != nil {
-		m.stmts.close()
 		m.conn.Close()
 		m.conn = nil
 	}
 }
 
-// exec runs query on the connection.
+// exec runs query on the connection. The driver keeps its statements
+// prepared; a statement prepared through database/sql would bypass that
+// cache and be compiled again.
 func (m *mergeConn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := m.stmts.get(ctx, m.conn, query)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		return m.conn.ExecContext(ctx, query, args...)
-	}
-	return st.ExecContext(ctx, args...)
+	return m.conn.ExecContext(ctx, query, args...)
 }
 
 // scan runs query on the connection and scans its first row into dest;
 // sql.ErrNoRows if it has none.
 func (m *mergeConn) scan(ctx context.Context, query string, args []any, dest ...any) error {
-	st, err := m.stmts.get(ctx, m.conn, query)
-	if err != nil {
-		return err
-	}
-	if st == nil {
-		return m.conn.QueryRowContext(ctx, query, args...).Scan(dest...)
-	}
-	return st.QueryRowContext(ctx, args...).Scan(dest...)
+	return m.conn.QueryRowContext(ctx, query, args...).Scan(dest...)
 }
 
 // savepoint runs merge inside a savepoint, so a merge that fails leaves

@@ -26,7 +26,7 @@ type reading interface {
 type readConn struct {
 	s     *Store
 	conn  *sql.Conn
-	stmts preparedStmts
+	stmts map[string]*sql.Stmt // prepared on conn, by query
 }
 
 func (s *Store) openReadConn(ctx context.Context) (*readConn, error) {
@@ -34,13 +34,21 @@ func (s *Store) openReadConn(ctx context.Context) (*readConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &readConn{s: s, conn: c}, nil
+	return &readConn{s: s, conn: c, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 // prepared is query as a statement on this connection, prepared at its
 // first use.
 func (c *readConn) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	return c.stmts.get(ctx, c.conn, query)
+	if st := c.stmts[query]; st != nil {
+		return st, nil
+	}
+	st, err := c.conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
 }
 
 func (c *readConn) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -84,7 +92,9 @@ func (c *readConn) follow(ctx context.Context, v *view) (*view, Delta, error) {
 // inside a transaction, which would also keep the WAL from being
 // checkpointed past it.
 func (c *readConn) close(drop bool) {
-	c.stmts.close()
+	for _, st := range c.stmts {
+		st.Close()
+	}
 	if drop {
 		dropConn(c.conn)
 		return
