@@ -660,6 +660,7 @@ func run(n int) result {
 		s.exec(origin, `UPDATE backends SET weight = ? WHERE id = 'bench'`, k+2)
 		committed := time.Now()
 		var last time.Duration
+		slowest := make([]time.Duration, s.regions) // per region
 		for _, p := range s.pops {
 			if p.i == origin {
 				continue
@@ -671,11 +672,19 @@ func run(n int) result {
 				d := time.Unix(0, m).Sub(committed)
 				lat = append(lat, d)
 				last = max(last, d)
+				slowest[p.region] = max(slowest[p.region], d)
 			} else {
 				r.missed++
 			}
 		}
 		all = append(all, last)
+		if *flagVerbose {
+			var b strings.Builder
+			for region, d := range slowest {
+				fmt.Fprintf(&b, " %d:%v", region, d.Round(time.Millisecond))
+			}
+			logf("   change %d on POP %d (region %d): the last POP of each region at%s", k, origin, s.pops[origin].region, b.String())
+		}
 		for _, p := range s.pops {
 			p.armed.Store(false)
 		}
