@@ -824,13 +824,9 @@ func (s *sim) partition() time.Duration {
 	return -1
 }
 
-// warmPools has every POP's store open the connections its reads at once
-// use, before anything is timed. A connection's first statement parses
-// the schema with its capture triggers, about 5 ms of CPU, which a POP
-// pays once per connection as its reads first overlap; a thousand POPs in
-
-// changed is one change's arrival: at each POP but its origin, the POPs it
-// did not reach within 10 s, the last arrival, and the last per region.
+// changed is how one change reached the POPs other than its origin: the
+// time to each POP it reached, how many it did not reach within 10 s, the
+// time to the last, and the time to the last of each region.
 type changed struct {
 	lat     []time.Duration
 	missed  int
@@ -870,6 +866,10 @@ func (s *sim) change(origin, weight int) changed {
 	return c
 }
 
+// warmPools has every POP's store open the connections its reads at once
+// use, before anything is timed. A connection's first statement parses
+// the schema with its capture triggers, about 5 ms of CPU, which a POP
+// pays once per connection as its reads first overlap; a thousand POPs in
 // one process paid it within the timed changes, a tenth of their CPU.
 func (s *sim) warmPools() {
 	ctx := context.Background()
