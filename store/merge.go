@@ -127,7 +127,8 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			if cols := s.rowColumns(seg, i, limit); len(cols) > 0 {
 				if won, err := s.mergeRow(ctx, conn, c, cols); err == nil && won {
 					res.Applied += 1 + len(cols)
-					for _, cc := range append(cols, c) {
+					res.MaxHLC = max(res.MaxHLC, c.HLC)
+					for _, cc := range cols {
 						res.MaxHLC = max(res.MaxHLC, cc.HLC)
 					}
 					i += len(cols)
