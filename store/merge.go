@@ -76,7 +76,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	// The vector read last, if it is still the file's, is brought up to
 	// date below instead of being read again after the merge.
 	var own int64
-	if err := conn.scan(ctx, ownVersionQuery, nil, &own, &res.GenBefore); err != nil {
+	if err := conn.queryRow(ctx, ownVersionQuery).Scan(&own, &res.GenBefore); err != nil {
 		return res, err
 	}
 	res.Own = uint64(own)
@@ -94,7 +94,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			continue
 		}
 		var v int64
-		err := conn.scan(ctx, "SELECT version FROM crdt_versions WHERE site = ?", []any{seg.Origin}, &v)
+		err := conn.queryRow(ctx, "SELECT version FROM crdt_versions WHERE site = ?", seg.Origin).Scan(&v)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return res, err
 		}
@@ -267,7 +267,7 @@ func (s *Store) mergeChange(ctx context.Context, conn *mergeConn, c Change) (won
 	} else {
 		var hlc int64
 		var site string
-		err = conn.scan(ctx, "SELECT hlc, site FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ?", []any{c.Table, c.PK, c.Column}, &hlc, &site)
+		err = conn.queryRow(ctx, "SELECT hlc, site FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ?", c.Table, c.PK, c.Column).Scan(&hlc, &site)
 		switch {
 		case err == sql.ErrNoRows:
 			err = nil
@@ -291,7 +291,7 @@ func (s *Store) mergeChange(ctx context.Context, conn *mergeConn, c Change) (won
 // rowCL is the causal length of a row here: 0 if this file never had it.
 func rowCL(ctx context.Context, conn *mergeConn, table, pk string) (uint64, error) {
 	var cl int64
-	err := conn.scan(ctx, "SELECT cl FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ''", []any{table, pk}, &cl)
+	err := conn.queryRow(ctx, "SELECT cl FROM crdt_clock WHERE tbl = ? AND pk = ? AND col = ''", table, pk).Scan(&cl)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}

@@ -61,10 +61,9 @@ func (m *mergeConn) exec(ctx context.Context, query string, args ...any) (sql.Re
 	return m.conn.ExecContext(ctx, query, args...)
 }
 
-// scan runs query on the connection and scans its first row into dest;
-// sql.ErrNoRows if it has none.
-func (m *mergeConn) scan(ctx context.Context, query string, args []any, dest ...any) error {
-	return m.conn.QueryRowContext(ctx, query, args...).Scan(dest...)
+// queryRow runs query on the connection for one row.
+func (m *mergeConn) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return m.conn.QueryRowContext(ctx, query, args...)
 }
 
 // savepoint runs merge inside a savepoint, so a merge that fails leaves
