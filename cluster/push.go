@@ -47,6 +47,10 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 	defer settle.Stop()
 	var wait time.Duration // next settle delay; 0 when not settling
 	var settleAt time.Time // when settle fires, while it is armed
+	arm := func(d time.Duration) {
+		settle.Reset(d)
+		settleAt = time.Now().Add(d)
+	}
 	// explained: since the last report some commit became visible (moved
 	// data_version); the report may have been of it.
 	explained := false
@@ -107,12 +111,10 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 			case err != nil || wait == 0 || wait > settleLast:
 				wait = 0
 			case done:
-				settle.Reset(settleLast)
-				settleAt = time.Now().Add(settleLast)
+				arm(settleLast)
 				wait = 2 * settleLast // after this look, none
 			default:
-				settle.Reset(wait)
-				settleAt = time.Now().Add(wait)
+				arm(wait)
 				wait *= 2
 			}
 			continue
