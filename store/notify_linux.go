@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,11 @@ func notifyChanges(ctx context.Context, path string) (<-chan struct{}, error) {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), "inotify")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	base := filepath.Base(path)
 	names := [][]byte{[]byte(base), []byte(base + "-wal"), []byte(base + "-journal")}
 	ch := make(chan struct{}, 1)
@@ -35,7 +41,7 @@ func notifyChanges(ctx context.Context, path string) (<-chan struct{}, error) {
 	go func() {
 		buf := make([]byte, 16<<10)
 		for {
-			n, err := f.Read(buf)
+			n, err := readEvents(rc, buf)
 			if err != nil {
 				return // closed with ctx
 			}
@@ -48,6 +54,34 @@ func notifyChanges(ctx context.Context, path string) (<-chan struct{}, error) {
 		}
 	}()
 	return ch, nil
+}
+
+// readEvents reads the reports waiting on the inotify descriptor into buf,
+// waiting in the runtime's poller until there are some. The read itself
+// is a raw system call: one made through os.File wakes the runtime's
+// monitor thread when it sleeps, which then polls every 20 us for as long
+// as the process is busy, and a commit is reported several times. A read
+// of a non-blocking descriptor never blocks, so it needs no monitoring.
+func readEvents(rc syscall.RawConn, buf []byte) (int, error) {
+	var n int
+	var errno syscall.Errno
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+			if e == syscall.EINTR {
+				continue
+			}
+			n, errno = int(r), e
+			return e != syscall.EAGAIN
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return n, nil
 }
 
 // touches reports whether any inotify event in b names one of names.

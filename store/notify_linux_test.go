@@ -5,6 +5,9 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -121,4 +124,64 @@ func TestWatchLooksAgainAfterAnEarlyNotification(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("a commit made just after its notification was not read within a second")
 	}
+}
+
+// The notifier reports a write of the WAL, and once its context ends it
+// gives its inotify descriptor back and its reader stops: a process that
+// reloads its configuration many times must not gather them.
+func TestNotifyChangesStopsWithItsContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "routing.db")
+	before := inotifyDescriptors(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	changed, err := notifyChanges(ctx, path)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if got := inotifyDescriptors(t); got != before+1 {
+		t.Fatalf("%d inotify descriptors open while watching, want %d", got, before+1)
+	}
+	goroutines := runtime.NumGoroutine()
+	if err := os.WriteFile(path+"-wal", []byte("frame"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	case <-time.After(time.Second):
+		t.Fatal("a write of the WAL was not reported within a second")
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "other.db-wal"), []byte("frame"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+		t.Fatal("a write of another file's WAL was reported")
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for inotifyDescriptors(t) != before || runtime.NumGoroutine() >= goroutines {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the context ended: %d inotify descriptors (want %d), %d goroutines (want fewer than %d)",
+				inotifyDescriptors(t), before, runtime.NumGoroutine(), goroutines)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// inotifyDescriptors counts this process's open inotify descriptors.
+func inotifyDescriptors(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && target == "anon_inode:inotify" {
+			n++
+		}
+	}
+	return n
 }
