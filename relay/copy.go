@@ -66,10 +66,13 @@ type deadliner interface {
 }
 
 // copy moves bytes from src to dst until EOF or an error. With an idle
-// timeout, deadlines are set per copy call rather than per read, so a long
-// splice is not interrupted; when a deadline fires, the connection is idle
+// timeout, deadlines are set per pump call rather than per read, so a long
+// transfer is not interrupted; when a deadline fires, the connection is idle
 // only if neither direction moved a byte since.
 func (p *copyPipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int64, error) {
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	var pending []byte // read from src, not written to dst yet
 	var total int64
 	graced := false
 	for {
@@ -80,7 +83,7 @@ func (p *copyPipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int
 			}
 			setDeadlines(srcConn, dstConn, deadline)
 		}
-		n, err := copyOnce(dst, src)
+		n, err := pump(dst, src, *bufp, &pending)
 		total += n
 		if n > 0 {
 			p.touch()
@@ -92,7 +95,7 @@ func (p *copyPipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int
 		if time.Since(time.Unix(0, p.last.Load())) < p.idle {
 			continue // the other direction moved
 		}
-		// The other direction may be in the middle of a long splice whose
+		// The other direction may be in the middle of a long transfer whose
 		// progress it reports only when its own deadline fires, which is
 		// now too: give it a moment to report before calling this idle.
 		if !graced {
@@ -106,17 +109,51 @@ func (p *copyPipe) copy(dst io.Writer, src io.Reader, dstConn, srcConn any) (int
 // copyBufs are the buffers of connections copied with goroutines.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// copyOnce copies through a pooled buffer.
-func copyOnce(dst io.Writer, src io.Reader) (int64, error) {
-	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
-	return io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bufp)
+// pump copies from src to dst through buf until EOF (nil) or an error,
+// returning the bytes written. A write cut short by its deadline leaves
+// what it did not write in *pending, to be written first at the next
+// call: the deadline ends a wait, it must not drop bytes already read.
+func pump(dst io.Writer, src io.Reader, buf []byte, pending *[]byte) (int64, error) {
+	var total int64
+	for {
+		n, err := flush(dst, pending)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		read, rerr := src.Read(buf)
+		*pending = buf[:read]
+		if rerr != nil {
+			// What came with the error is written before it is reported.
+			n, err := flush(dst, pending)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			if rerr == io.EOF {
+				return total, nil
+			}
+			return total, rerr
+		}
+	}
 }
 
-// onlyWriter and onlyReader hide ReadFrom and WriteTo so that io.CopyBuffer
-// uses the pooled buffer.
-type onlyWriter struct{ io.Writer }
-type onlyReader struct{ io.Reader }
+// flush writes *pending to dst, keeping in it what a failed write left.
+func flush(dst io.Writer, pending *[]byte) (int64, error) {
+	var total int64
+	for len(*pending) > 0 {
+		n, err := dst.Write(*pending)
+		total += int64(n)
+		*pending = (*pending)[n:]
+		if err == nil && n == 0 {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
 
 func idleGrace(idle time.Duration) time.Duration {
 	return min(idle/10+10*time.Millisecond, time.Second)

@@ -93,3 +93,49 @@ func TestCopyBothWaysIdleTimeout(t *testing.T) {
 		t.Fatal("an idle connection was not closed")
 	}
 }
+
+// TestCopyBothWaysSlowReaderLosesNothing: a client that reads slowly keeps
+// the copy's writes waiting on it, across the moments the idle timeout's
+// deadlines fall due; every byte still arrives, in order, because bytes
+// keep moving.
+func TestCopyBothWaysSlowReaderLosesNothing(t *testing.T) {
+	client, proxyDown := tcpPair(t)
+	proxyUp, backend := tcpPair(t)
+	// Small buffers, so the copy's writes to the client wait on its reads.
+	client.SetReadBuffer(16 << 10)
+	proxyDown.SetWriteBuffer(16 << 10)
+	const size = 2 << 20
+	pattern := func(i int) byte { return byte(i % 251) }
+	go func() {
+		CopyBothWays(wrapped{proxyDown}, proxyUp, 300*time.Millisecond)
+	}()
+	go func() {
+		b := make([]byte, size)
+		for i := range b {
+			b[i] = pattern(i)
+		}
+		backend.Write(b)
+		backend.CloseWrite()
+	}()
+	buf := make([]byte, 16<<10)
+	got := 0
+	for {
+		n, err := client.Read(buf)
+		for i := range n {
+			if buf[i] != pattern(got+i) {
+				t.Fatalf("byte %d is %d, want %d: bytes were lost or reordered", got+i, buf[i], pattern(got+i))
+			}
+		}
+		got += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got != size {
+		t.Fatalf("the client received %d bytes, want %d", got, size)
+	}
+}
