@@ -115,26 +115,23 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // call: the deadline ends a wait, it must not drop bytes already read.
 func pump(dst io.Writer, src io.Reader, buf []byte, pending *[]byte) (int64, error) {
 	var total int64
+	var rerr error
 	for {
+		// What came with a read's error is written before it is reported.
 		n, err := flush(dst, pending)
 		total += n
 		if err != nil {
 			return total, err
 		}
-		read, rerr := src.Read(buf)
-		*pending = buf[:read]
+		if rerr == io.EOF {
+			return total, nil
+		}
 		if rerr != nil {
-			// What came with the error is written before it is reported.
-			n, err := flush(dst, pending)
-			total += n
-			if err != nil {
-				return total, err
-			}
-			if rerr == io.EOF {
-				return total, nil
-			}
 			return total, rerr
 		}
+		var read int
+		read, rerr = src.Read(buf)
+		*pending = buf[:read]
 	}
 }
 
