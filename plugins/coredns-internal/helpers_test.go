@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/edgeproxy/edgeproxy/geo/geotest"
+	"github.com/edgeproxy/edgeproxy/routing"
 	"github.com/edgeproxy/edgeproxy/store"
 
 	"github.com/coredns/caddy"
@@ -74,6 +75,21 @@ func writeTable(t testing.TB, path, sql string) {
 			t.Fatalf("writing the table: %v", err)
 		}
 	}
+}
+
+// newFollower is the plugin over the table at path, read as the server
+// reads it (read-only, the list without a routing index), building the
+// given zones; it has no snapshot until it follows one.
+func newFollower(t testing.TB, path string, zones ...string) *Internal {
+	t.Helper()
+	r, err := store.Open(context.Background(), path, store.Options{ReadOnly: true, ListOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	in := &Internal{store: r, db: path, warned: map[string]bool{}, regions: routing.DefaultRegions()}
+	in.build = buildConfig{zones: zones, ttl: 10, scorer: routing.Scorer{LocalRegion: "sa"}, regions: in.regions, published: &in.snap}
+	return in
 }
 
 func writeGeo(t testing.TB, dir string) string {

@@ -30,13 +30,8 @@ func BenchmarkFollowEdit(b *testing.B) {
 	if out, err := exec.Command("sqlite3", path, stmt).CombinedOutput(); err != nil {
 		b.Fatalf("sqlite3: %v: %s", err, out)
 	}
-	r, err := store.Open(ctx, path, store.Options{ReadOnly: true, ListOnly: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
-	in := &Internal{store: r, db: path, warned: map[string]bool{}, regions: routing.DefaultRegions()}
-	in.build = buildConfig{zones: []string{"internal."}, ttl: 10, scorer: routing.Scorer{LocalRegion: "sa"}, regions: in.regions}
+	in := newFollower(b, path, "internal.")
+	r := in.store
 	type delivery struct {
 		t *routing.Table
 		d store.Delta

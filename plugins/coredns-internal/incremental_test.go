@@ -88,13 +88,8 @@ func TestFollowedRecordsMatchWholeBuilds(t *testing.T) {
 	}
 	sql(script)
 
-	r, err := store.Open(ctx, path, store.Options{ReadOnly: true, ListOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	in := &Internal{store: r, db: path, warned: map[string]bool{}, regions: routing.DefaultRegions()}
-	in.build = buildConfig{zones: []string{"internal.", "edge.example."}, ttl: 10, scorer: routing.Scorer{LocalRegion: "sa"}, regions: in.regions}
+	in := newFollower(t, path, "internal.", "edge.example.")
+	r := in.store
 	type delivery struct {
 		t *routing.Table
 		d store.Delta

@@ -1,6 +1,8 @@
 package internal
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/edgeproxy/edgeproxy/routing"
@@ -134,35 +136,66 @@ func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
 
 // sharedTarget is the builder's target for records written after the
 // build: it reads the plan's target names (and nothing else of the plan,
-// which it would keep in memory for as long as a name is not asked for)
-// and the zone's finished name index, and shares the target's own address
-// record when the zone has it.
+// which it would keep in memory for as long as a name is not asked for),
+// and shares the target's own address record when the snapshot in service
+// has it. Not the zone being built: a name keeps its target until it is
+// asked for, and a zone holds every name, those built before it too, so
+// every snapshot would keep every one before it.
 func (zb *zoneBuilder) sharedTarget() targetFunc {
 	if zb.shared != nil {
 		return zb.shared
 	}
-	z, rel, ttl := zb.z, zb.plan.targets.target, zb.cfg.ttl
+	origin, rel, cfg := zb.z.origin, zb.plan.targets.target, zb.cfg
 	zb.shared = func(b *routing.Backend) (string, dns.RR, bool) {
 		r, ok := rel(b)
 		if !ok {
 			return "", nil, false
 		}
-		name := z.fqdn(r)
+		name := fqdnIn(origin, r)
 		if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
 			return "", nil, false
 		}
-		if n := z.names.get(name); n != nil && n.def != nil {
-			if rr := n.def.addr(); rr != nil {
-				return n.name, rr, true
-			}
+		if !b.Addr.IsValid() {
+			return name, nil, true
 		}
-		var glue dns.RR
-		if b.Addr.IsValid() {
-			glue = addrRR(name, b.Addr.Addr(), ttl)
+		if rr := cfg.publishedAddr(origin, name, b.Addr.Addr()); rr != nil {
+			return name, rr, true
 		}
-		return name, glue, true
+		return name, addrRR(name, b.Addr.Addr(), cfg.ttl), true
 	}
 	return zb.shared
+}
+
+// publishedAddr is name's one address record in the zone origin of the
+// snapshot in service, if that record is addr; else nil.
+func (c buildConfig) publishedAddr(origin, name string, addr netip.Addr) dns.RR {
+	if c.published == nil {
+		return nil
+	}
+	s := c.published.Load()
+	if s == nil {
+		return nil
+	}
+	z := s.zone(origin)
+	if z == nil {
+		return nil
+	}
+	n := z.names.get(name)
+	if n == nil || n.def == nil {
+		return nil
+	}
+	rr := n.def.addr()
+	var ip net.IP
+	switch rr := rr.(type) {
+	case *dns.A:
+		ip = rr.A
+	case *dns.AAAA:
+		ip = rr.AAAA
+	}
+	if got, ok := netip.AddrFromSlice(ip); !ok || got.Unmap() != addr.Unmap() {
+		return nil
+	}
+	return rr
 }
 
 // addr is the set's one address record, or nil when it has none or more.

@@ -160,6 +160,7 @@ func newInternal(ctx context.Context, cfg config) (*Internal, error) {
 		regions: in.regions,
 		nsAddrs: cfg.ns,
 	}
+	in.build.published = &in.snap
 	g, err := geo.Open(cfg.geoip)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/routing"
@@ -155,6 +156,10 @@ type buildConfig struct {
 	// nsAddrs are the addresses of ns.dns.<zone>, the apex NS; empty: the
 	// POPs' own 6PN addresses (see nsAddresses).
 	nsAddrs []netip.Addr
+	// published is the snapshot in service, whose address records the
+	// records written after a build share (see sharedTarget); nil: none
+	// are shared.
+	published *atomic.Pointer[snapshot]
 }
 
 // maxNearest is the largest n of the top<n>.nearest.of.<app> names.
@@ -547,11 +552,14 @@ func (zb *zoneBuilder) node(e *entry, p *plan) *node {
 // fqdn writes a relative name under the origin.
 func (zb *zoneBuilder) fqdn(rel string) string { return zb.z.fqdn(rel) }
 
-func (z *zone) fqdn(rel string) string {
-	if z.origin == "." {
+func (z *zone) fqdn(rel string) string { return fqdnIn(z.origin, rel) }
+
+// fqdnIn is the FQDN of rel, a name relative to origin.
+func fqdnIn(origin, rel string) string {
+	if origin == "." {
 		return rel + "."
 	}
-	return rel + "." + z.origin
+	return rel + "." + origin
 }
 
 // serving filters the backends a name lists: routable (healthy, not
