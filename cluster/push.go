@@ -19,11 +19,12 @@ var commitReports = (*store.Store).NotifyChanges
 // one is reported (a commit by this process or any other), confirms it
 // with a read of the local version and, when that shows nothing yet, looks
 // again after 1, 2, 4, ... 256 ms; it also checks every PushSafetyPoll.
-// Elsewhere it checks every PushPoll. reports is commitReports.
-func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan struct{}, error)) {
-	changed, err := reports(n.st, n.ctx)
+// Elsewhere it checks every PushPoll. notify is commitReports.
+func (n *Node) pushLoop(notify func(*store.Store, context.Context) (*store.ChangeReports, error)) {
+	reports, err := notify(n.st, n.ctx)
 	poll := n.cfg.PushSafetyPoll
 	if err != nil {
+		reports = &store.ChangeReports{} // never signals
 		poll = n.cfg.PushPoll
 		lvl := slog.LevelDebug
 		if runtime.GOOS == "linux" {
@@ -60,11 +61,12 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 		case <-n.ctx.Done():
 			return
 		case <-ticker.C:
-		case <-changed:
+		case <-reports.C:
 			if explained && !settleAt.IsZero() && time.Until(settleAt) <= settleFirst {
 				// Just after a look that found a commit (a merge, most
 				// often), of which this may report the last writes: the
-				// look due within a millisecond covers it.
+				// look due within a millisecond covers it, and drains
+				// the report.
 				continue
 			}
 			reported, wait, explained = true, settleFirst, false
@@ -76,12 +78,8 @@ func (n *Node) pushLoop(reports func(*store.Store, context.Context) (<-chan stru
 		n.mergeMu.Lock()
 		// A report that came meanwhile (the rest of a commit's writes,
 		// the merge waited for) is of writes made before this look.
-		select {
-		case <-changed:
-			if !reported {
-				reported, wait, explained = true, settleFirst, false
-			}
-		default:
+		if reports.Drain() && !reported {
+			reported, wait, explained = true, settleFirst, false
 		}
 		read, err := versions.Read(n.ctx)
 		data, v := read.Data, read.Own

@@ -18,11 +18,11 @@ import (
 func TestACommitVisibleAfterAMergeIsStillPushed(t *testing.T) {
 	var mu sync.Mutex
 	reports := map[*store.Store]chan struct{}{}
-	commitReports = func(st *store.Store, ctx context.Context) (<-chan struct{}, error) {
+	commitReports = func(st *store.Store, ctx context.Context) (*store.ChangeReports, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		reports[st] = make(chan struct{}, 1)
-		return reports[st], nil
+		return &store.ChangeReports{C: reports[st]}, nil
 	}
 	defer func() { commitReports = (*store.Store).NotifyChanges }()
 	nodes := startCluster(t, 2, nil, func(c *Config) { c.SyncInterval, c.PushSafetyPoll = time.Hour, time.Hour })

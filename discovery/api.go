@@ -335,9 +335,9 @@ const expiryLookGap = 250 * time.Millisecond
 // expiryLookGap, so an idle POP reads nothing; every maxWait at the latest,
 // and every maxWait where the kernel does not report changes to the file.
 func RunExpiry(ctx context.Context, st *store.Store, maxWait time.Duration, onExpired func([]string), onError func(error)) {
-	changed, err := st.NotifyChanges(ctx)
+	reports, err := st.NotifyChanges(ctx)
 	if err != nil {
-		changed = nil // poll every maxWait
+		reports = &store.ChangeReports{} // poll every maxWait
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -366,15 +366,18 @@ func RunExpiry(ctx context.Context, st *store.Store, maxWait time.Duration, onEx
 			} else if len(ids) > 0 && onExpired != nil {
 				onExpired(ids)
 			}
-		case <-changed:
+		case <-reports.C:
 			if next := looked.Add(expiryLookGap); time.Now().Before(next) {
 				// Commits keep coming: look once the gap has passed.
+				// Until then their reports wait in the kernel, and
+				// wake no one.
 				if next.Before(due) {
 					reset(next)
 				}
 				continue
 			}
 		}
+		reports.Drain()
 		looked = time.Now()
 		at := looked.Add(maxWait)
 		if next, ok, err := st.NextExpiry(ctx); err == nil && ok {

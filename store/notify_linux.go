@@ -7,18 +7,19 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// notifyChanges signals on the returned channel whenever the database file
-// or its WAL or journal is written, created, replaced or removed, by this
-// process or any other on the machine. A commit writes the WAL with
-// write(2), so every commit is seen. It watches the directory, since the
-// WAL comes and goes. The channel holds one pending signal at most.
-func notifyChanges(ctx context.Context, path string) (<-chan struct{}, error) {
+// notifyChanges reports writes, creations, replacements and removals of the
+// database file or its WAL or journal, by this process or any other on the
+// machine. A commit writes the WAL with write(2), so every commit is seen.
+// It watches the directory, since the WAL comes and goes.
+func notifyChanges(ctx context.Context, path string) (*ChangeReports, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, err
@@ -35,53 +36,118 @@ func notifyChanges(ctx context.Context, path string) (<-chan struct{}, error) {
 		return nil, err
 	}
 	base := filepath.Base(path)
-	names := [][]byte{[]byte(base), []byte(base + "-wal"), []byte(base + "-journal")}
-	ch := make(chan struct{}, 1)
+	in := &inotifyReports{
+		rc:    rc,
+		names: [][]byte{[]byte(base), []byte(base + "-wal"), []byte(base + "-journal")},
+		c:     make(chan struct{}, 1),
+	}
+	in.take = in.takeReports
+	in.armed.Store(true)
 	context.AfterFunc(ctx, func() { f.Close() })
-	go func() {
-		buf := make([]byte, 16<<10)
-		for {
-			n, err := readEvents(rc, buf)
-			if err != nil {
-				return // closed with ctx
-			}
-			if touches(buf[:n], names) {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return ch, nil
+	go in.read()
+	return &ChangeReports{C: in.c, drain: in.drain}, nil
 }
 
-// readEvents reads the reports waiting on the inotify descriptor into buf,
-// waiting in the runtime's poller until there are some. The read itself
-// is a raw system call: one made through os.File wakes the runtime's
-// monitor thread when it sleeps, which then polls every 20 us for as long
-// as the process is busy, and a commit is reported several times. A read
-// of a non-blocking descriptor never blocks, so it needs no monitoring.
-func readEvents(rc syscall.RawConn, buf []byte) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-			if e == syscall.EINTR {
-				continue
-			}
-			n, errno = int(r), e
-			return e != syscall.EAGAIN
+// inotifyReports turns an inotify descriptor's reports into signals, one
+// per drain.
+//
+// After a signal the reader leaves the descriptor's queue alone until the
+// next drain. The kernel folds a report into the one before it when that
+// is still queued and the same (another write of the WAL), and wakes no
+// one for it. So the second write of a commit wakes the reader once more,
+// to find it unarmed, and the writes after it, and the commits that follow
+// while the follower waits to look, cost this process nothing. Reading
+// every report as it came woke it at every write.
+type inotifyReports struct {
+	rc    syscall.RawConn
+	names [][]byte // the file's, its WAL's and its journal's names
+	c     chan struct{}
+	// armed: the next report naming the file is signalled. Cleared by
+	// the reader as it signals, set by a drain.
+	armed   atomic.Bool
+	readBuf [16 << 10]byte
+
+	mu       sync.Mutex // one drain at a time; guards what follows
+	drainBuf [4 << 10]byte
+	named    bool
+	take     func(fd uintptr) // takeReports, bound once
+}
+
+// read signals on c until the descriptor is closed.
+func (in *inotifyReports) read() {
+	ready := in.ready // one closure for the reader's life, not one per report
+	for {
+		if err := in.rc.Read(ready); err != nil {
+			return // closed with ctx
 		}
-	})
-	if err != nil {
-		return 0, err
+		select {
+		case in.c <- struct{}{}:
+		default:
+		}
 	}
-	if errno != 0 {
-		return 0, errno
+}
+
+// ready reads the descriptor's reports while armed, and reports whether one
+// named the file, which disarms it. Unarmed, it leaves them queued.
+func (in *inotifyReports) ready(fd uintptr) bool {
+	if !in.armed.Load() {
+		return false // wait for the next drain, and a report after it
 	}
-	return n, nil
+	for {
+		n, errno := rawRead(fd, in.readBuf[:])
+		switch {
+		case errno == syscall.EAGAIN, errno == 0 && n == 0:
+			return false
+		case errno != 0 || touches(in.readBuf[:n], in.names):
+			// An error other than EAGAIN is signalled too: the follower
+			// looks, and drains, which tries again.
+			in.armed.Store(false)
+			return true
+		}
+	}
+}
+
+// drain takes the reports queued since the reader's signal and arms it for
+// the next one, in that order: a report queued meanwhile is either taken
+// here or signalled. It reports whether any taken named the file.
+func (in *inotifyReports) drain() bool {
+	in.armed.Store(true)
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.named = false
+	// Control, not Read: the reader holds the descriptor's read lock
+	// while it waits, and Control keeps the descriptor from being closed
+	// under the read.
+	if err := in.rc.Control(in.take); err != nil {
+		return false
+	}
+	return in.named
+}
+
+// takeReports reads every queued report into drainBuf, noting in named whether one
+// named the file.
+func (in *inotifyReports) takeReports(fd uintptr) {
+	for {
+		n, errno := rawRead(fd, in.drainBuf[:])
+		if errno != 0 || n == 0 {
+			in.named = in.named || errno != 0 && errno != syscall.EAGAIN
+			return
+		}
+		in.named = in.named || touches(in.drainBuf[:n], in.names)
+	}
+}
+
+// rawRead reads a non-blocking descriptor with a raw system call, retrying
+// when interrupted. A read made through os.File wakes the runtime's monitor
+// thread when it sleeps, which then polls every 20 us for as long as the
+// process is busy; a read that cannot block needs no monitoring.
+func rawRead(fd uintptr, buf []byte) (int, syscall.Errno) {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if e != syscall.EINTR {
+			return int(r), e
+		}
+	}
 }
 
 // touches reports whether any inotify event in b names one of names.

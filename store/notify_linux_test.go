@@ -99,7 +99,7 @@ func TestWatchLooksAgainAfterAnEarlyNotification(t *testing.T) {
 	s := openTemp(t)
 	path := s.Path()
 	early := make(chan struct{}, 1)
-	changeNotifier = func(context.Context, string) (<-chan struct{}, error) { return early, nil }
+	changeNotifier = func(context.Context, string) (*ChangeReports, error) { return &ChangeReports{C: early}, nil }
 	defer func() { changeNotifier = notifyChanges }()
 
 	tables := make(chan *routing.Table, 10)
@@ -126,14 +126,81 @@ func TestWatchLooksAgainAfterAnEarlyNotification(t *testing.T) {
 	}
 }
 
-// The notifier reports a write of the WAL, and once its context ends it
-// gives its inotify descriptor back and its reader stops: a process that
-// reloads its configuration many times must not gather them.
+// A write of the WAL is signalled once; the writes after it wait for the
+// drain, which takes them, and the next write after the drain is
+// signalled again. Writes of another file are neither signalled nor taken.
+func TestChangeReportsHoldWritesUntilDrained(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "routing.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reports, err := notifyChanges(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("frame"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signalled := func(what string) {
+		t.Helper()
+		select {
+		case <-reports.C:
+		case <-time.After(time.Second):
+			t.Fatalf("%s was not signalled within a second", what)
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case <-reports.C:
+			t.Fatalf("%s was signalled", what)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	write("routing.db-wal")
+	signalled("a write of the WAL")
+	for range 3 {
+		write("routing.db-wal")
+	}
+	quiet("a write before the drain")
+	if !reports.Drain() {
+		t.Fatal("the drain did not take the writes made after the signal")
+	}
+	if reports.Drain() {
+		t.Fatal("a second drain took writes again")
+	}
+	write("other.db-wal")
+	quiet("a write of another file's WAL")
+	if reports.Drain() {
+		t.Fatal("the drain took a write of another file's WAL")
+	}
+	write("routing.db-wal")
+	signalled("a write after the drain")
+
+	// A signal not yet received is taken by the drain, and the next
+	// write is signalled: the drain leaves the reports armed.
+	reports.Drain()
+	write("routing.db-wal")
+	time.Sleep(100 * time.Millisecond)
+	if !reports.Drain() {
+		t.Fatal("the drain did not take a pending signal")
+	}
+	write("routing.db")
+	signalled("a write of the file after a drain that took a pending signal")
+}
+
+// Once its context ends the notifier gives its inotify descriptor back and
+// its reader stops: a process that reloads its configuration many times
+// must not gather them.
 func TestNotifyChangesStopsWithItsContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "routing.db")
 	before := inotifyDescriptors(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	changed, err := notifyChanges(ctx, path)
+	reports, err := notifyChanges(ctx, path)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -146,17 +213,9 @@ func TestNotifyChangesStopsWithItsContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-changed:
+	case <-reports.C:
 	case <-time.After(time.Second):
 		t.Fatal("a write of the WAL was not reported within a second")
-	}
-	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "other.db-wal"), []byte("frame"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-changed:
-		t.Fatal("a write of another file's WAL was reported")
-	case <-time.After(100 * time.Millisecond):
 	}
 
 	cancel()
@@ -167,6 +226,9 @@ func TestNotifyChangesStopsWithItsContext(t *testing.T) {
 				inotifyDescriptors(t), before, runtime.NumGoroutine(), goroutines)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if reports.Drain() {
+		t.Fatal("a drain after the context ended took reports")
 	}
 }
 

@@ -7,6 +7,6 @@ import (
 	"errors"
 )
 
-func notifyChanges(ctx context.Context, path string) (<-chan struct{}, error) {
+func notifyChanges(ctx context.Context, path string) (*ChangeReports, error) {
 	return nil, errors.New("no file change notifications on this platform")
 }

@@ -66,9 +66,11 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		interval, following = DefaultWatchInterval, followGap
 	}
 	poll := interval
-	changed, err := changeNotifier(ctx, s.path)
+	reports, err := changeNotifier(ctx, s.path)
 	if err == nil {
 		poll = max(interval, watchSafetyPoll)
+	} else {
+		reports = &ChangeReports{} // never signals
 	}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
@@ -110,15 +112,16 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		case <-w.Wake:
 		case <-check.C:
 			checkAt = time.Time{}
-		case <-changed:
+		case <-reports.C:
 			// One commit is many writes (each page of the WAL, then
-			// the commit frame) reported one by one, and visible only
-			// once the last is done: look once, shortly after the
-			// first report, rather than at every one.
+			// the commit frame), visible only once the last is done:
+			// look once, shortly after the first report. The rest
+			// wait in the kernel until the look drains them.
 			settle = settleFirst
 			arm(coalesceReports)
 			continue
 		}
+		reports.Drain()
 		moved, ok := f.moved(qctx)
 		if !ok {
 			continue
