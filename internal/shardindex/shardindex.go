@@ -16,21 +16,31 @@ import (
 // Index finds values of type V by key. The zero Index is empty. It never
 // changes once built; With makes the next one.
 type Index[V any] struct {
-	// pages holds the shards, pageSize to a page: an edit copies the
+	// pages holds the shards, 1<<bits to a page: an edit copies the
 	// directory of pages and the pages it touches, not a directory of
 	// every shard (tens of thousands at a hundred thousand backends'
 	// DNS names, a megabyte a copy).
 	pages [][][]entry[V]
+	bits  uint8
 	mask  uint64
 	key   func(V) string
 }
 
-const (
-	pageBits = 7
-	pageSize = 1 << pageBits
-)
+func (x Index[V]) shard(i uint64) []entry[V] { return x.pages[i>>x.bits][i&(1<<x.bits-1)] }
 
-func (x Index[V]) shard(i uint64) []entry[V] { return x.pages[i>>pageBits][i&(pageSize-1)] }
+// pageBits sizes the pages of n shards. An edit of k keys copies the
+// directory (n/page entries) and up to k pages, which costs least with
+// pages of about the square root of n/k shards; k is one (a routing
+// table's row) to a few dozen (the DNS names of an app). Pages of the
+// square root of n/4, from 4 to 128 shards, are within a small factor of
+// that for either.
+func pageBits(n int) uint8 {
+	b := uint8(2)
+	for b < 7 && 1<<(2*b+2) < n {
+		b++
+	}
+	return b
+}
 
 type entry[V any] struct {
 	hash uint64
@@ -52,7 +62,7 @@ func Build[V any](values []V, perShard int, key func(V) string) Index[V] {
 		n *= 2
 	}
 	shards := make([][]entry[V], n)
-	x := Index[V]{mask: uint64(n - 1), key: key}
+	x := Index[V]{bits: pageBits(n), mask: uint64(n - 1), key: key}
 	for _, v := range values {
 		h := hash(key(v))
 		shards[h&x.mask] = append(shards[h&x.mask], entry[V]{h, v})
@@ -68,8 +78,8 @@ func Build[V any](values []V, perShard int, key func(V) string) Index[V] {
 		}
 		shards[i] = out
 	}
-	for p := 0; p < n; p += pageSize {
-		x.pages = append(x.pages, shards[p:min(p+pageSize, n):min(p+pageSize, n)])
+	for p, size := 0, 1<<x.bits; p < n; p += size {
+		x.pages = append(x.pages, shards[p:min(p+size, n):min(p+size, n)])
 	}
 	return x
 }
@@ -130,20 +140,20 @@ func (x Index[V]) Each(f func(V)) {
 // in put (replacing those of their keys), sharing the untouched shards
 // with x. x must have been built (Build), not be the zero Index.
 func (x Index[V]) With(gone []string, put []V) Index[V] {
-	y := Index[V]{pages: slices.Clone(x.pages), mask: x.mask, key: x.key}
+	y := Index[V]{pages: slices.Clone(x.pages), bits: x.bits, mask: x.mask, key: x.key}
 	var pages, shards []uint64 // copied already: an edit touches few
 	own := func(h uint64) []entry[V] {
 		i := h & y.mask
-		p := i >> pageBits
+		p := i >> y.bits
 		if !slices.Contains(pages, p) {
 			y.pages[p], pages = slices.Clone(y.pages[p]), append(pages, p)
 		}
 		if !slices.Contains(shards, i) {
-			y.pages[p][i&(pageSize-1)], shards = slices.Clone(y.shard(i)), append(shards, i)
+			y.pages[p][i&(1<<y.bits-1)], shards = slices.Clone(y.shard(i)), append(shards, i)
 		}
 		return y.shard(i)
 	}
-	set := func(h uint64, s []entry[V]) { y.pages[(h&y.mask)>>pageBits][h&y.mask&(pageSize-1)] = s }
+	set := func(h uint64, s []entry[V]) { i := h & y.mask; y.pages[i>>y.bits][i&(1<<y.bits-1)] = s }
 	for _, key := range gone {
 		h := hash(key)
 		if i, ok := y.find(key, h); ok {

@@ -99,17 +99,25 @@ func TestEditCopiesOnePageOfTheDirectory(t *testing.T) {
 	}
 }
 
-// One key edited in an index of 65,536 shards (the most it cuts), as the
-// DNS names of 100,000 backends.
-func BenchmarkWithOneKey(b *testing.B) {
-	values := make([]*item, 1<<18)
-	for i := range values {
-		values[i] = &item{key: fmt.Sprintf("k%d", i)}
-	}
-	x := Build(values, 4, itemKey)
-	put := []*item{{key: "k7", val: "new"}}
-	b.ReportAllocs()
-	for b.Loop() {
-		x.With(nil, put)
+// An edit of an index: one key of 65,536 shards (the most it cuts), as a
+// routing table's row among 100,000 backends' DNS names; and 25 keys of
+// 1,024 shards, as the names of one app of 10,000 backends.
+func BenchmarkWith(b *testing.B) {
+	for _, c := range []struct{ keys, values, perShard int }{{1, 1 << 18, 4}, {25, 8192, 8}} {
+		b.Run(fmt.Sprintf("keys=%d/shards=%d", c.keys, c.values/c.perShard), func(b *testing.B) {
+			values := make([]*item, c.values)
+			for i := range values {
+				values[i] = &item{key: fmt.Sprintf("k%d", i)}
+			}
+			x := Build(values, c.perShard, itemKey)
+			var put []*item
+			for i := range c.keys {
+				put = append(put, &item{key: fmt.Sprintf("k%d", i*7919%c.values), val: "new"})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				x.With(nil, put)
+			}
+		})
 	}
 }
