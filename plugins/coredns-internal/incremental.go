@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/edgeproxy/edgeproxy/internal/shardindex"
 	"github.com/edgeproxy/edgeproxy/routing"
 	"github.com/edgeproxy/edgeproxy/store"
 
@@ -44,14 +45,61 @@ func cleanRow(b *routing.Backend) bool {
 }
 
 // groupNames lists the names of each app and region group of a zone
-// (a backend's one name is known from its row). A snapshot's map is never
-// changed; the next one copies it.
-type groupNames map[string][]string
+// (a backend's one name is known from its row). A snapshot's is never
+// changed; the next one shares the groups a change leaves (see
+// shardindex) rather than copying a map of every app and region.
+type groupNames struct{ shardindex.Index[*nameGroup] }
 
-func (g groupNames) add(group, name string) {
-	if group != "" && !isBackendGroup(group) {
-		g[group] = append(g[group], name)
+// nameGroup is one group's names.
+type nameGroup struct {
+	group string
+	names []string
+}
+
+// groupsPerShard: a hundred apps make a few dozen small shards.
+const groupsPerShard = 4
+
+func nameGroupKey(g *nameGroup) string { return g.group }
+
+func newGroupNames(c groupCollector) groupNames {
+	return groupNames{shardindex.Build(c.list(), groupsPerShard, nameGroupKey)}
+}
+
+// names returns the names group brought.
+func (g groupNames) names(group string) []string {
+	if ng, ok := g.Get(group); ok {
+		return ng.names
 	}
+	return nil
+}
+
+// with returns the groups without those in replaced, and with c's.
+func (g groupNames) with(replaced []string, c groupCollector) groupNames {
+	return groupNames{g.With(replaced, c.list())}
+}
+
+// groupCollector gathers the names of the app and region groups as a build
+// makes them.
+type groupCollector map[string]*nameGroup
+
+func (c groupCollector) add(group, name string) {
+	if group == "" || isBackendGroup(group) {
+		return
+	}
+	g := c[group]
+	if g == nil {
+		g = &nameGroup{group: group}
+		c[group] = g
+	}
+	g.names = append(g.names, name)
+}
+
+func (c groupCollector) list() []*nameGroup {
+	l := make([]*nameGroup, 0, len(c))
+	for _, g := range c {
+		l = append(l, g)
+	}
+	return l
 }
 
 // axfrList is the zone's names that have records, in name order: made
@@ -163,15 +211,15 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	for _, id := range ids {
 		only[backendGroup(id)] = true
 	}
-	p := planPart(t, old, apps, regions, ids, func(r string) ([]*routing.Backend, bool) {
+	p := planPart(t, old, apps, regions, ids, func(r string) (routing.Rows, bool) {
 		if len(prev.zones) == 0 {
-			return nil, false
+			return routing.Rows{}, false
 		}
 		z0 := prev.zones[0]
 		if n := z0.names.get(z0.fqdn(r + ".backends")); n != nil && n.list != nil {
 			return n.list.live, true
 		}
-		return nil, false
+		return routing.Rows{}, false
 	})
 	// The backends whose records cannot come from the snapshot before:
 	// rows the change wrote, and rows whose health it changed.
@@ -191,25 +239,23 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 			prev: pz, fresh: fresh}
 		zb.setup(p)
 		var gone []string
-		groups := make(groupNames, len(pz.groups)+len(only))
-		for g, names := range pz.groups {
-			if only[g] {
-				gone = append(gone, names...)
-			} else {
-				groups[g] = names
-			}
+		replaced := make([]string, 0, len(only))
+		for g := range only {
+			replaced = append(replaced, g)
+			gone = append(gone, pz.groups.names(g)...)
 		}
 		for _, b := range oldRows {
 			gone = append(gone, zb.fqdn(backendName(b.ID, b.Region)))
 		}
 		var add []*node
+		groups := groupCollector{}
 		for _, e := range p.entries {
 			if n := zb.node(e, p); n != nil {
 				add = append(add, n)
 				groups.add(e.group, n.name)
 			}
 		}
-		z.names, z.groups = pz.names.with(gone, add), groups
+		z.names, z.groups = pz.names.with(gone, add), pz.groups.with(replaced, groups)
 		z.axfr = &axfrList{from: z.names}
 		s.zones = append(s.zones, &z)
 	}
@@ -222,7 +268,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 //
 // A region's list comes from the table before (old) where liveBefore has
 // it, and the change allows (see regionList); else from a pass over t.
-func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(region string) ([]*routing.Backend, bool)) *plan {
+func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(region string) (routing.Rows, bool)) *plan {
 	p := &plan{targets: targetNames{byName: true}, clean: true}
 	add := func(group, rel string, k kind, backends []*routing.Backend) *entry {
 		e := &entry{rel: rel, kind: k, group: group, backends: backends}
@@ -275,7 +321,7 @@ func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(r
 		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(sorted, ",")}
 	}
 	if len(regions) > 0 {
-		lists := make([][]*routing.Backend, len(regions))
+		lists := make([]routing.Rows, len(regions))
 		scan := false
 		for i, r := range regions {
 			if before, ok := liveBefore(r); ok {
@@ -286,25 +332,26 @@ func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(r
 			}
 		}
 		if scan {
-			for i := range lists {
-				lists[i] = nil
-			}
+			found := make([][]*routing.Backend, len(regions))
 			for b := range t.Rows().All() {
 				if b.Deleted {
 					continue
 				}
 				for i, r := range regions {
 					if b.Region == r {
-						lists[i] = append(lists[i], b)
+						found[i] = append(found[i], b)
 						break
 					}
 				}
 			}
+			for i := range lists {
+				lists[i] = routing.RowsOf(found[i])
+			}
 		}
 		for i, r := range regions {
-			if len(lists[i]) > 0 {
+			if lists[i].Len() > 0 {
 				g := regionGroup(r)
-				add(g, r+".backends", kindBackends, lists[i])
+				add(g, r+".backends", kindBackends, nil).list = lists[i]
 				add(g, r+".services", kindEmpty, nil)
 			}
 		}

@@ -19,8 +19,8 @@ type listing struct {
 	done  atomic.Bool // the records are written: the next build may reuse them
 	owner string
 	ttl   uint32
-	live  []*routing.Backend // every live backend of the name, table order: the next build's list starts from it
-	down  map[string]bool    // backends the health rows report down
+	live  routing.Rows    // every live backend of the name, table order: the next build's list starts from it
+	down  map[string]bool // backends the health rows report down
 	// prev is the name's records in the snapshot before the change, when
 	// they had been written, and fresh the backends the change wrote:
 	// every other backend keeps its records.
@@ -34,8 +34,8 @@ type listing struct {
 
 func (l *listing) sets() *listing {
 	l.once.Do(func() {
-		list := make([]*routing.Backend, 0, len(l.live))
-		for _, b := range l.live {
+		list := make([]*routing.Backend, 0, l.live.Len())
+		for b := range l.live.All() {
 			if l.serves(b) {
 				list = append(list, b)
 			}
@@ -99,7 +99,7 @@ func (l *listing) serves(b *routing.Backend) bool { return b.Routable() && !l.do
 
 // hasRecords: every serving backend has an address record.
 func (l *listing) hasRecords() bool {
-	for _, b := range l.live {
+	for b := range l.live.All() {
 		if l.serves(b) {
 			return true
 		}
@@ -109,7 +109,7 @@ func (l *listing) hasRecords() bool {
 
 // listed gives a <region>.backends name the records it writes at the
 // first ask, reusing those of the same name before the change.
-func (zb *zoneBuilder) listed(n *node, live []*routing.Backend) {
+func (zb *zoneBuilder) listed(n *node, live routing.Rows) {
 	l := &listing{owner: n.name, ttl: zb.cfg.ttl, live: live, down: zb.down, target: zb.sharedTarget()}
 	if zb.prev != nil {
 		if p := zb.prev.names.get(n.name); p != nil {
@@ -126,8 +126,8 @@ func (zb *zoneBuilder) listed(n *node, live []*routing.Backend) {
 // they were: a row edited in place takes its old place, one that left the
 // region or died goes. ok is false when a row came into the region, whose
 // place in table order only a pass over the table finds.
-func regionList(before []*routing.Backend, r string, old, t *routing.Table, ids []string) ([]*routing.Backend, bool) {
-	list := append([]*routing.Backend(nil), before...)
+func regionList(before routing.Rows, r string, old, t *routing.Table, ids []string) (routing.Rows, bool) {
+	list := before
 	for _, id := range ids {
 		ob, nb := old.Backend(id), t.Backend(id)
 		in := func(b *routing.Backend) bool { return b != nil && !b.Deleted && b.Region == r }
@@ -136,22 +136,23 @@ func regionList(before []*routing.Backend, r string, old, t *routing.Table, ids 
 			continue
 		}
 		if !was {
-			return nil, false
+			return routing.Rows{}, false
 		}
-		at := -1
-		for i, b := range list {
+		at, i := -1, 0
+		for b := range list.All() {
 			if b == ob {
 				at = i
 				break
 			}
+			i++
 		}
 		switch {
 		case at < 0:
-			return nil, false
+			return routing.Rows{}, false
 		case is:
-			list[at] = nb
+			list = list.Edit([]int{at}, []*routing.Backend{nb}, []int{at})
 		default:
-			list = append(list[:at], list[at+1:]...)
+			list = list.Edit([]int{at}, nil, nil)
 		}
 	}
 	return list, true

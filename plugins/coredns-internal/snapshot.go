@@ -231,6 +231,7 @@ type entry struct {
 	kind     kind
 	group    string // the app, region or backend the name belongs to ("" for the zone's fixed names)
 	backends []*routing.Backend
+	list     routing.Rows // kindBackends, planned from a change: the backends, not in backends
 	addrs    []netip.Addr
 	top      int      // kindNearest: how many backends
 	txt      []string // kindTXT: the values, one string
@@ -238,7 +239,7 @@ type entry struct {
 
 // newPlan works out the names of backends (the table's, in table order).
 // With only set it plans just the names of the groups only holds (see
-// groupKey), from backends that include every backend of those groups,
+// appGroup), from backends that include every backend of those groups,
 // and leaves out the zone's fixed names, _apps and the POPs: the part of a
 // zone a change touches.
 func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool) *plan {
@@ -465,7 +466,7 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 
 	zb.setup(p)
 	var axfr []*node
-	groups := groupNames{}
+	groups := groupCollector{}
 	for _, e := range p.entries {
 		n := zb.node(e, p)
 		if n == nil {
@@ -478,7 +479,7 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 		}
 	}
 	sort.Slice(axfr, func(i, j int) bool { return axfr[i].name < axfr[j].name })
-	z.names, z.axfr, z.groups = newNameIndex(names), &axfrList{nodes: axfr, done: true}, groups
+	z.names, z.axfr, z.groups = newNameIndex(names), &axfrList{nodes: axfr, done: true}, newGroupNames(groups)
 	return z
 }
 
@@ -540,7 +541,11 @@ func (zb *zoneBuilder) node(e *entry, p *plan) *node {
 	case kindTXT:
 		n.def = &rrset{txt: []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: cfg.ttl}, Txt: e.txt}}}
 	case kindBackends:
-		zb.listed(n, e.backends)
+		list := e.list
+		if list.Len() == 0 {
+			list = routing.RowsOf(e.backends)
+		}
+		zb.listed(n, list)
 	case kindBackend:
 		zb.unranked(n, e.backends)
 	case kindPops:
