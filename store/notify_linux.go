@@ -90,21 +90,11 @@ func (in *inotifyReports) read() {
 // ready reads the descriptor's reports while armed, and reports whether one
 // named the file, which disarms it. Unarmed, it leaves them queued.
 func (in *inotifyReports) ready(fd uintptr) bool {
-	if !in.armed.Load() {
-		return false // wait for the next drain, and a report after it
+	if !in.armed.Load() || !in.readQueued(fd, in.readBuf[:]) {
+		return false // unarmed: wait for the next drain, and a report after it
 	}
-	for {
-		n, errno := rawRead(fd, in.readBuf[:])
-		switch {
-		case errno == syscall.EAGAIN, errno == 0 && n == 0:
-			return false
-		case errno != 0 || touches(in.readBuf[:n], in.names):
-			// An error other than EAGAIN is signalled too: the follower
-			// looks, and drains, which tries again.
-			in.armed.Store(false)
-			return true
-		}
-	}
+	in.armed.Store(false)
+	return true
 }
 
 // drain takes the reports queued since the reader's signal and arms it for
@@ -114,7 +104,6 @@ func (in *inotifyReports) drain() bool {
 	in.armed.Store(true)
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.named = false
 	// Control, not Read: the reader holds the descriptor's read lock
 	// while it waits, and Control keeps the descriptor from being closed
 	// under the read.
@@ -124,16 +113,21 @@ func (in *inotifyReports) drain() bool {
 	return in.named
 }
 
-// takeReports reads every queued report into drainBuf, noting in named whether one
-// named the file.
-func (in *inotifyReports) takeReports(fd uintptr) {
+// takeReports reads every queued report into drainBuf, noting in named
+// whether one named the file.
+func (in *inotifyReports) takeReports(fd uintptr) { in.named = in.readQueued(fd, in.drainBuf[:]) }
+
+// readQueued reads the reports queued on the descriptor into buf until none
+// are left, and reports whether one named the file. An error other than
+// EAGAIN counts as one: the follower looks, and its drain tries again.
+func (in *inotifyReports) readQueued(fd uintptr, buf []byte) bool {
+	named := false
 	for {
-		n, errno := rawRead(fd, in.drainBuf[:])
+		n, errno := rawRead(fd, buf)
 		if errno != 0 || n == 0 {
-			in.named = in.named || errno != 0 && errno != syscall.EAGAIN
-			return
+			return named || errno != 0 && errno != syscall.EAGAIN
 		}
-		in.named = in.named || touches(in.drainBuf[:n], in.names)
+		named = named || touches(buf[:n], in.names)
 	}
 }
 
