@@ -26,12 +26,15 @@ func (s Scorer) Acquire(t *Table, aff *Affinity, app string, ip netip.Addr, c Cl
 			}
 		}
 	}
-	ix := t.index[app]
+	e := t.apps.get(app)
+	if e == nil {
+		return Decision{}
+	}
 	// Another connection can take the last slot between the pick and
 	// TryAcquire; then pick again. Each failure means some backend filled
 	// up, so the loop is bounded by the number of candidates.
-	for range len(t.App(app)) {
-		b, tier := s.pick(ix, c, skip)
+	for range len(e.list) {
+		b, tier := s.pick(e.index, c, skip)
 		if b == nil {
 			break
 		}

@@ -36,7 +36,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 		listOnly:   t.listOnly,
 	}
 	if len(changes) == 0 {
-		n.byApp, n.byID, n.index = t.byApp, t.byID, t.index
+		n.apps, n.byID = t.apps, t.byID
 		return n
 	}
 	touched := map[string]bool{}
@@ -56,13 +56,6 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 	} else {
 		n.byID = t.byID.with(changes)
 	}
-	n.byApp = make(map[string][]*Backend, len(t.byApp)+1)
-	n.index = make(map[string]*appIndex, len(t.index)+1)
-	for app, list := range t.byApp {
-		if !touched[app] {
-			n.byApp[app], n.index[app] = list, t.index[app]
-		}
-	}
 	apps := make([]string, 0, len(touched))
 	for app := range touched {
 		apps = append(apps, app)
@@ -73,13 +66,22 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 	} else {
 		lists = scanApps(rows, apps)
 	}
+	var gone []string
+	var put []*appEntry
 	for i, app := range apps {
-		if len(lists[i]) > 0 {
-			n.byApp[app] = lists[i]
-			if !t.listOnly {
-				n.index[app] = t.indexAfter(app, lists[i], changes)
-			}
+		if len(lists[i]) == 0 {
+			gone = append(gone, app)
+			continue
 		}
+		e := &appEntry{name: app, list: lists[i]}
+		if !t.listOnly {
+			e.index = t.indexAfter(app, lists[i], changes)
+		}
+		put = append(put, e)
+	}
+	n.apps = t.apps.with(gone, put)
+	if n.apps.crowded() {
+		n.apps = newAppsByName(n.apps.all())
 	}
 	return n
 }
@@ -90,7 +92,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 // port), else built again.
 func (t *Table) indexAfter(app string, list []*Backend, changes []Change) *appIndex {
 	if edits, ok := t.patchable(app, list, changes); ok {
-		return t.index[app].patched(list, edits)
+		return t.apps.get(app).index.patched(list, edits)
 	}
 	return buildAppIndex(list)
 }
@@ -101,10 +103,11 @@ func (t *Table) indexAfter(app string, list []*Backend, changes []Change) *appIn
 // and an addition of the same ID are one edit (the store reports an
 // edited row so).
 func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]Change, bool) {
-	old := t.byApp[app]
-	if t.index[app] == nil || len(old) != len(list) {
+	before := t.apps.get(app)
+	if before == nil || before.index == nil || len(before.list) != len(list) {
 		return nil, false
 	}
+	old := before.list
 	var edits, halves []Change
 	for _, c := range changes {
 		switch {
@@ -159,7 +162,7 @@ func (t *Table) edited(apps []string, changes []Change, order func(*Backend) int
 	}
 	lists := make([][]*Backend, len(apps))
 	for i, app := range apps {
-		old := t.byApp[app]
+		old := t.App(app)
 		list := make([]*Backend, 0, len(old)+len(changes))
 		for _, b := range old {
 			if !gone[b] {

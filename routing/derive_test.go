@@ -93,6 +93,81 @@ func TestAppsEditedSince(t *testing.T) {
 	}
 }
 
+// Tables derived through a run of edits (rows added to new and existing
+// apps, rows removed until apps are gone, rows moved between apps, new
+// weights), past the point where the index of apps outgrows its shards
+// and is built again, list the apps and their backends as a whole build of
+// the same rows does, route to every app, and name exactly the apps each
+// edit changed.
+func TestDerivedTablesKeepEveryAppThroughEdits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	now := time.Unix(1000, 0)
+	s := Scorer{LocalRegion: "eu"}
+	ip := netip.MustParseAddr("203.0.113.7")
+	var rows []*Backend
+	order := map[*Backend]int64{}
+	rowid := func(b *Backend) int64 { return order[b] }
+	first := backend("b0", "eu", "FR", 1, 100, 0)
+	first.App, order[first] = "app0", 0
+	rows = append(rows, first)
+	tbl := NewTable(1, now, slices.Clone(rows), nil)
+	for step := 1; step <= 400; step++ {
+		someApp := fmt.Sprintf("app%d", rng.IntN(step/2+2))
+		var c Change
+		switch k := rng.IntN(6); {
+		case k <= 2 || len(rows) < 3:
+			c.New = backend(fmt.Sprintf("b%d", step), "eu", "FR", 1, 100, 0)
+			c.New.App, order[c.New] = someApp, int64(step)
+			rows = append(rows, c.New)
+		case k == 3:
+			i := rng.IntN(len(rows))
+			c.Old = rows[i]
+			rows = slices.Delete(rows, i, i+1)
+		default:
+			i := rng.IntN(len(rows))
+			edited := *rows[i]
+			if k == 4 {
+				edited.App = someApp
+			} else {
+				edited.Weight = 1 + rng.IntN(5)
+			}
+			c.Old, c.New, order[&edited] = rows[i], &edited, order[rows[i]]
+			rows[i] = &edited
+		}
+		prev := tbl
+		tbl = prev.Derive(uint64(step+1), now, RowsOf(slices.Clone(rows)), nil, []Change{c}, rowid)
+		whole := NewTable(uint64(step+1), now, slices.Clone(rows), nil)
+		if got, want := tbl.Apps(), whole.Apps(); !slices.Equal(got, want) {
+			t.Fatalf("step %d: derived table lists apps %v, a whole build %v", step, got, want)
+		}
+		for _, app := range whole.Apps() {
+			if got, want := tbl.App(app), whole.App(app); !slices.Equal(got, want) {
+				t.Fatalf("step %d: derived table lists %s as %v, a whole build as %v", step, app, ids(got), ids(want))
+			}
+			d := s.Acquire(tbl, nil, app, ip, client("FR"), nil)
+			if d.Backend == nil || d.Backend.App != app {
+				t.Fatalf("step %d: derived table routed %s to %v", step, app, d.Backend)
+			}
+			d.Backend.Load.Release()
+		}
+		var want []string
+		for _, b := range []*Backend{c.Old, c.New} {
+			if b != nil && !slices.Contains(want, b.App) {
+				want = append(want, b.App)
+			}
+		}
+		got := tbl.AppsEditedSince(prev)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: apps edited %v, want %v", step, got, want)
+		}
+	}
+	if tbl.apps.Shards() < 4 {
+		t.Fatalf("the index of %d apps kept %d shards: the test should see it built again", tbl.apps.n, tbl.apps.Shards())
+	}
+}
+
 // An app's index patched for edits that keep each backend in its place
 // picks like the plain scan of the app's list, through loads and health
 // moving between the edits; edits that move a backend between groups
@@ -154,7 +229,7 @@ func TestPatchedIndexPicksLikeTheScan(t *testing.T) {
 			s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
 			c := client(cc)
 			want, wantTier := s.Pick(list, c, nil)
-			got, gotTier := s.pick(tbl.index["myapp"], c, nil)
+			got, gotTier := s.pick(tbl.apps.get("myapp").index, c, nil)
 			if got != want || (want != nil && gotTier != wantTier) {
 				t.Fatalf("step %d (%s edited): index %s/%v, scan %s/%v", step, old.ID, idOf(got), gotTier, idOf(want), wantTier)
 			}
@@ -165,28 +240,36 @@ func TestPatchedIndexPicksLikeTheScan(t *testing.T) {
 	}
 }
 
-// A one-row edit that keeps the backend in its place (a new weight), in
-// an app of 1,000 backends: the snapshot's cost for that app.
+// A one-row edit that keeps the backend in its place (a new weight): in
+// an app of 1,000 backends, the snapshot's cost for that app; among 100
+// and 10,000 apps, what the apps it does not touch add.
 func BenchmarkDeriveWeightEdit(b *testing.B) {
 	countries := []string{"FR", "DE", "BR", "US", "JP"}
 	regions := DefaultRegions()
-	list := make([]*Backend, 1000)
-	order := map[*Backend]int64{}
-	for i := range list {
-		cc := countries[i%len(countries)]
-		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1, 100, 0)
-		order[list[i]] = int64(i)
-	}
-	tbl := NewTable(1, time.Now(), list, nil)
-	nb := *list[500]
-	nb.Weight = 7
-	order[&nb] = 500
-	after := slices.Clone(list)
-	after[500] = &nb
-	rows := RowsOf(after)
-	changes := []Change{{Old: list[500], New: &nb}}
-	rowid := func(x *Backend) int64 { return order[x] }
-	for b.Loop() {
-		tbl.Derive(2, time.Now(), rows, nil, changes, rowid)
+	for _, c := range []struct{ backends, apps int }{{1000, 1}, {10000, 100}, {100000, 10000}} {
+		b.Run(fmt.Sprintf("backends=%d/apps=%d", c.backends, c.apps), func(b *testing.B) {
+			list := make([]*Backend, c.backends)
+			order := map[*Backend]int64{}
+			for i := range list {
+				cc := countries[i%len(countries)]
+				list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1, 100, 0)
+				list[i].App = fmt.Sprintf("app%d", i%c.apps)
+				order[list[i]] = int64(i)
+			}
+			tbl := NewTable(1, time.Now(), list, nil)
+			edit := c.backends / 2
+			nb := *list[edit]
+			nb.Weight = 7
+			order[&nb] = int64(edit)
+			after := slices.Clone(list)
+			after[edit] = &nb
+			rows := RowsOf(after)
+			changes := []Change{{Old: list[edit], New: &nb}}
+			rowid := func(x *Backend) int64 { return order[x] }
+			b.ReportAllocs()
+			for b.Loop() {
+				tbl.Derive(2, time.Now(), rows, nil, changes, rowid)
+			}
+		})
 	}
 }

@@ -121,7 +121,7 @@ func TestIndexedPickEqualsScanWithHealth(t *testing.T) {
 		s := Scorer{LocalRegion: []string{"eu", "sa"}[rng.IntN(2)], PreferRTT: rng.IntN(2) == 0}
 		c := client(countries[rng.IntN(len(countries))])
 		want, wantTier := s.Pick(list, c, nil)
-		got, gotTier := s.pick(tbl.index["myapp"], c, nil)
+		got, gotTier := s.pick(tbl.apps.get("myapp").index, c, nil)
 		if got != want || (want != nil && gotTier != wantTier) {
 			t.Fatalf("round %d: indexed %s/%v, scan %s/%v", round, idOf(got), gotTier, idOf(want), wantTier)
 		}

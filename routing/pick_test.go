@@ -248,7 +248,7 @@ func TestIndexedPickEqualsScan(t *testing.T) {
 			skip = []*Backend{list[rng.IntN(n)]}
 		}
 		want, wantTier := s.Pick(list, c, skip)
-		got, gotTier := s.pick(tbl.index["myapp"], c, skip)
+		got, gotTier := s.pick(tbl.apps.get("myapp").index, c, skip)
 		if got != want || (want != nil && gotTier != wantTier) {
 			t.Fatalf("round %d: indexed %s/%v, scan %s/%v", round, idOf(got), gotTier, idOf(want), wantTier)
 		}
@@ -302,7 +302,7 @@ func TestChunkedPickEqualsScan(t *testing.T) {
 		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1+rng.IntN(3), 1+rng.IntN(20), rng.IntN(6))
 	}
 	tbl := NewTable(1, time.Now(), list, nil)
-	ix := tbl.index["myapp"]
+	ix := tbl.apps.get("myapp").index
 	if len(ix.all.chunks) == 0 || len(ix.byCountry["FR"].chunks) == 0 {
 		t.Fatal("the test table should have chunked groups")
 	}

@@ -27,12 +27,11 @@ type Table struct {
 	// LoadedAt is when the snapshot was read from the store.
 	LoadedAt time.Time
 
-	rows  Rows // table order, which is v1's tie-break order
-	flat  atomic.Pointer[[]*Backend]
-	pops  []Pop
-	byApp map[string][]*Backend
-	byID  idIndex
-	index map[string]*appIndex
+	rows Rows // table order, which is v1's tie-break order
+	flat atomic.Pointer[[]*Backend]
+	pops []Pop
+	apps appsByName
+	byID idIndex
 	// listOnly: no index to route by (see NewListTable).
 	listOnly bool
 }
@@ -56,23 +55,29 @@ func newTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 		LoadedAt:   loadedAt,
 		rows:       RowsOf(backends),
 		pops:       pops,
-		byApp:      make(map[string][]*Backend),
 		byID:       newIDIndex(backends),
-		index:      make(map[string]*appIndex),
 		listOnly:   listOnly,
 	}
 	t.flat.Store(&backends)
+	byApp := map[string]*appEntry{}
+	var entries []*appEntry
 	for _, b := range backends {
 		if b.Load == nil {
 			b.Load = new(Load)
 		}
-		t.byApp[b.App] = append(t.byApp[b.App], b)
+		e := byApp[b.App]
+		if e == nil {
+			e = &appEntry{name: b.App}
+			byApp[b.App], entries = e, append(entries, e)
+		}
+		e.list = append(e.list, b)
 	}
 	if !listOnly {
-		for app, list := range t.byApp {
-			t.index[app] = buildAppIndex(list)
+		for _, e := range entries {
+			e.index = buildAppIndex(e.list)
 		}
 	}
+	t.apps = newAppsByName(entries)
 	return t
 }
 
@@ -93,7 +98,12 @@ func (t *Table) Rows() Rows { return t.rows }
 
 // App returns the backends of one app in table order. The slice must not be
 // modified.
-func (t *Table) App(name string) []*Backend { return t.byApp[name] }
+func (t *Table) App(name string) []*Backend {
+	if e := t.apps.get(name); e != nil {
+		return e.list
+	}
+	return nil
+}
 
 // Backend returns the backend with the given ID, or nil.
 func (t *Table) Backend(id string) *Backend { return t.byID.get(id) }
@@ -104,21 +114,19 @@ func (t *Table) Pops() []Pop { return t.pops }
 // AppsEditedSince returns, in no order, the apps whose list of backends
 // in t is not prev's (a derived table shares the lists of the apps no
 // change touched), those prev has and t lacks included: every app of t
-// when prev is nil.
+// when prev is nil. Against the table t was derived from, it costs about
+// the apps the change touched.
 func (t *Table) AppsEditedSince(prev *Table) []string {
+	if prev == nil {
+		return t.appNames()
+	}
 	var out []string
-	for app, list := range t.byApp {
-		if prev == nil || !sameList(list, prev.byApp[app]) {
+	t.apps.Changed(prev.apps.Index, func(app string) {
+		now, before := t.apps.get(app), prev.apps.get(app)
+		if now == nil || before == nil || !sameList(now.list, before.list) {
 			out = append(out, app)
 		}
-	}
-	if prev != nil {
-		for app := range prev.byApp {
-			if _, ok := t.byApp[app]; !ok {
-				out = append(out, app)
-			}
-		}
-	}
+	})
 	return out
 }
 
@@ -128,10 +136,13 @@ func sameList(a, b []*Backend) bool {
 
 // Apps returns the sorted names of every app with at least one backend.
 func (t *Table) Apps() []string {
-	names := make([]string, 0, len(t.byApp))
-	for name := range t.byApp {
-		names = append(names, name)
-	}
+	names := t.appNames()
 	sort.Strings(names)
+	return names
+}
+
+func (t *Table) appNames() []string {
+	names := make([]string, 0, t.apps.n)
+	t.apps.Each(func(e *appEntry) { names = append(names, e.name) })
 	return names
 }

@@ -99,6 +99,77 @@ func TestEditCopiesOnePageOfTheDirectory(t *testing.T) {
 	}
 }
 
+// Changed names every key an edit added, removed or gave a new value, each
+// once, and few others; against an index built apart it names every key of
+// either, each once.
+func TestChangedNamesTheEditedKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var values []*item
+	for i := range 2000 {
+		values = append(values, &item{key: fmt.Sprintf("k%d", i)})
+	}
+	x := Build(values, 8, itemKey)
+	changed := func(x, prev Index[*item]) map[string]bool {
+		t.Helper()
+		seen := map[string]bool{}
+		x.Changed(prev, func(k string) {
+			if seen[k] {
+				t.Fatalf("Changed named %s twice", k)
+			}
+			seen[k] = true
+		})
+		return seen
+	}
+	for step := range 100 {
+		var gone []string
+		var put []*item
+		for range 1 + rng.IntN(3) {
+			gone = append(gone, fmt.Sprintf("k%d", rng.IntN(2200)))
+		}
+		for range rng.IntN(3) {
+			put = append(put, &item{key: fmt.Sprintf("k%d", rng.IntN(2200)), val: fmt.Sprint(step)})
+		}
+		y := x.With(gone, put)
+		seen := changed(y, x)
+		for _, k := range append(gone, itemKeys(put)...) {
+			a, inY := y.Get(k)
+			b, inX := x.Get(k)
+			if (inX || inY) && (a != b || inX != inY) && !seen[k] {
+				t.Fatalf("step %d: Changed missed %s (before %v, after %v)", step, k, b, a)
+			}
+		}
+		if touched := len(gone) + len(put); len(seen) > touched*8*4 {
+			t.Fatalf("step %d: an edit of %d keys named %d keys changed", step, touched, len(seen))
+		}
+		if same := changed(y, y); len(same) != 0 {
+			t.Fatalf("step %d: an index against itself named %d keys changed", step, len(same))
+		}
+		x = y
+	}
+	for _, size := range []int{1500, 500} { // as many shards as x, and fewer
+		apart := Build(values[:size], 8, itemKey)
+		seen := changed(apart, x)
+		x.Each(func(v *item) {
+			if !seen[v.key] {
+				t.Fatalf("against an index of %d built apart, Changed missed %s", size, v.key)
+			}
+		})
+		apart.Each(func(v *item) {
+			if !seen[v.key] {
+				t.Fatalf("against an index of %d built apart, Changed missed %s", size, v.key)
+			}
+		})
+	}
+}
+
+func itemKeys(items []*item) []string {
+	out := make([]string, len(items))
+	for i, v := range items {
+		out[i] = v.key
+	}
+	return out
+}
+
 // An edit of an index: one key of 65,536 shards (the most it cuts), as a
 // routing table's row among 100,000 backends' DNS names; and 25 keys of
 // 1,024 shards, as the names of one app of 10,000 backends.
