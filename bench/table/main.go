@@ -9,7 +9,7 @@
 //	    CoreDNS: time to its first answer for the live backend's app, and
 //	    its memory;
 //
-//	table -caddy bin/caddy -coredns bin/coredns edits [-backends 10000] [-rate 100] [-for 10s]
+//	table -caddy bin/caddy -coredns bin/coredns edits [-backends 10000] [-apps 100] [-rate 100] [-for 10s]
 //	    single-row edits by one running sqlite3 CLI (each statement its own
 //	    transaction) at that rate: the CPU the Caddy and CoreDNS processes
 //	    spend on them (/proc/PID/stat, next to the same processes idle),
@@ -20,7 +20,7 @@
 //	    -profile DIR, CPU profiles of both processes over the edits are
 //	    written there (caddy.pprof, coredns.pprof) for go tool pprof.
 //
-// The table has 100 apps of equal size over five regions.
+// The table has 100 apps (-apps) of equal size over five regions.
 package main
 
 import (
@@ -50,7 +50,8 @@ import (
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
-const apps = 100
+// apps is how many apps the table's backends are spread over.
+var apps = 100
 
 var regions = []string{"sa", "eu", "us", "ap", "af"}
 var countries = []string{"BR", "DE", "US", "JP", "ZA"}
@@ -63,6 +64,7 @@ func main() {
 	rate := flag.Int("rate", 100, "edits: single-row edits per second")
 	dur := flag.Duration("for", 10*time.Second, "edits: length of each phase")
 	profile := flag.String("profile", "", "edits: write CPU profiles of both processes under the edits into this directory")
+	flag.IntVar(&apps, "apps", apps, "how many apps the backends are spread over")
 	otherRate := flag.Int("other-rate", 0, "edits: commits per second to a table neither process holds (default: -rate)")
 	flag.Parse()
 	sub := flag.Arg(0)
@@ -70,10 +72,12 @@ func main() {
 		flag.CommandLine.Parse(flag.Args()[1:])
 	}
 	var err error
-	switch sub {
-	case "load":
+	switch {
+	case apps < 1:
+		err = errors.New("-apps must be at least 1")
+	case sub == "load":
 		err = benchLoad(*caddy, *coredns, *sizes)
-	case "edits":
+	case sub == "edits":
 		err = benchEdits(*caddy, *coredns, *n, *rate, *otherRate, *dur, *profile)
 	default:
 		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
