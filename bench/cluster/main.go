@@ -97,7 +97,7 @@ func startOpts(bin string, n int, noCluster bool) *cluster {
 	var seeds []string
 	for i := range n {
 		o := popctl.Options{Bin: bin, Dir: filepath.Join(dir, fmt.Sprint("pop", i)), Name: fmt.Sprintf("pop%d", i),
-			IP: fmt.Sprintf("127.0.1.%d", 10+i), Key: key, Cluster: "bench", Join: seeds, NoCluster: noCluster}
+			IP: fmt.Sprintf("127.0.1.%d", 10+i), Key: key, Cluster: "bench", Join: seeds, NoCluster: noCluster, DieWithParent: true}
 		p, err := popctl.New(o)
 		if err != nil {
 			fail("%v", err)

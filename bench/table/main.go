@@ -174,7 +174,7 @@ func benchLoad(caddy, corednsBin, sizes string) error {
 		}
 		seedTime := time.Since(t0)
 		fi, _ := os.Stat(db)
-		p, err := popctl.New(popctl.Options{Bin: caddy, Dir: dir, NoCluster: true, App: "myapp", Extra: "affinity off"})
+		p, err := popctl.New(popctl.Options{Bin: caddy, Dir: dir, NoCluster: true, App: "myapp", Extra: "affinity off", DieWithParent: true})
 		if err != nil {
 			return err
 		}
@@ -266,6 +266,7 @@ func startCoreDNS(bin, dir, db string, pprof bool) (*corednsProc, error) {
 		return nil, err
 	}
 	c.cmd = exec.Command(bin, "-conf", path)
+	popctl.DieWithParent(c.cmd)
 	c.cmd.Dir = dir
 	c.cmd.Stdout, c.cmd.Stderr = &c.log, &c.log
 	if err := c.cmd.Start(); err != nil {
@@ -314,7 +315,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 	if err := seed(db, n, "CREATE TABLE bench_other (k INTEGER PRIMARY KEY, v INTEGER); INSERT INTO bench_other VALUES (1, 0);"); err != nil {
 		return err
 	}
-	p, err := popctl.New(popctl.Options{Bin: caddyBin, Dir: dir, NoCluster: true, App: "app0"})
+	p, err := popctl.New(popctl.Options{Bin: caddyBin, Dir: dir, NoCluster: true, App: "app0", DieWithParent: true})
 	if err != nil {
 		return err
 	}
@@ -340,6 +341,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 	time.Sleep(2 * time.Second)
 
 	cli := exec.Command("sqlite3", "-cmd", ".timeout 5000", db)
+	popctl.DieWithParent(cli)
 	stdin, err := cli.StdinPipe()
 	if err != nil {
 		return err

@@ -64,6 +64,9 @@ type Options struct {
 	Sites string
 	// Env holds extra environment variables (NAME=value) for the process.
 	Env []string
+	// DieWithParent: the process is killed when this one dies (see
+	// DieWithParent), for a benchmark.
+	DieWithParent bool
 }
 
 // POP is one running (or stopped) process.

@@ -19,6 +19,9 @@ import (
 var caddyBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(parentEnv) != "" {
+		os.Exit(runParent()) // a parent for TestDieWithParent, not the tests
+	}
 	if _, err := exec.LookPath("sqlite3"); err != nil {
 		fmt.Fprintln(os.Stderr, "popctl: the sqlite3 CLI is required (apt-get install sqlite3)")
 		os.Exit(1)

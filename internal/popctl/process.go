@@ -43,6 +43,9 @@ func (p *POP) Launch() error {
 	cmd.Env = append(cmd.Env, p.Opts.Env...)
 	w := writerFunc(func(b []byte) (int, error) { p.mu.Lock(); defer p.mu.Unlock(); return p.log.Write(b) })
 	cmd.Stdout, cmd.Stderr = w, w
+	if p.Opts.DieWithParent {
+		DieWithParent(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
