@@ -13,10 +13,12 @@ import (
 	"github.com/edgeproxy/edgeproxy/routing"
 )
 
-// sqlite runs the real sqlite3 CLI on the file, as an operator would.
+// sqlite runs the real sqlite3 CLI on the file, as an operator would. It
+// waits up to 5 s (.timeout) where another connection holds a lock for a
+// moment, instead of failing with "database is locked" at once.
 func sqlite(t *testing.T, path, sql string) string {
 	t.Helper()
-	out, err := exec.Command("sqlite3", path, sql).CombinedOutput()
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", path, sql).CombinedOutput()
 	if err != nil {
 		t.Fatalf("sqlite3 %s: %v\n%s", sql, err, out)
 	}

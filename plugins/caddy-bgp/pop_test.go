@@ -254,14 +254,14 @@ func (p *popProc) logs() string {
 
 func (p *popProc) sql(stmt string) {
 	p.t.Helper()
-	if out, err := exec.Command("sqlite3", p.db, stmt).CombinedOutput(); err != nil {
+	if out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", p.db, stmt).CombinedOutput(); err != nil {
 		p.t.Fatalf("sqlite3: %v: %s", err, out)
 	}
 }
 
 func (p *popProc) sqlOut(stmt string) string {
 	p.t.Helper()
-	out, err := exec.Command("sqlite3", p.db, stmt).CombinedOutput()
+	out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", p.db, stmt).CombinedOutput()
 	if err != nil {
 		p.t.Fatalf("sqlite3: %v: %s", err, out)
 	}

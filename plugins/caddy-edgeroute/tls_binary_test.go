@@ -169,7 +169,7 @@ func TestTLSAtTheEdge(t *testing.T) {
 	}
 	sqlite := func(q string) {
 		t.Helper()
-		if out, err := exec.Command("sqlite3", db, q).CombinedOutput(); err != nil {
+		if out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", db, q).CombinedOutput(); err != nil {
 			t.Fatalf("sqlite3 %s: %v\n%s", q, err, out)
 		}
 	}

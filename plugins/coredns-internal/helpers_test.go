@@ -189,10 +189,12 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// sqlite runs the sqlite3 CLI on the file, as an operator would.
+// sqlite runs the sqlite3 CLI on the file, as an operator would. It waits
+// up to 5 s (.timeout) where another connection holds a lock for a moment,
+// instead of failing with "database is locked" at once.
 func sqlite(t testing.TB, path, sql string) {
 	t.Helper()
-	if out, err := exec.Command("sqlite3", path, sql).CombinedOutput(); err != nil {
+	if out, err := exec.Command("sqlite3", "-cmd", ".timeout 5000", path, sql).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3 %s: %v\n%s", sql, err, out)
 	}
 }
