@@ -9,7 +9,7 @@
 //	    CoreDNS: time to its first answer for the live backend's app, and
 //	    its memory;
 //
-//	table -caddy bin/caddy -coredns bin/coredns edits [-backends 10000] [-apps 100] [-rate 100] [-for 10s]
+//	table -caddy bin/caddy -coredns bin/coredns edits [-backends 10000] [-apps 100] [-rate 100] [-for 10s] [-compare BIN]
 //	    single-row edits by one running sqlite3 CLI (each statement its own
 //	    transaction) at that rate: the CPU the Caddy and CoreDNS processes
 //	    spend on them (/proc/PID/stat, next to the same processes idle),
@@ -18,7 +18,10 @@
 //	    CPU of as many commits to a table neither process holds (what any
 //	    commit costs a reader of the file). With
 //	    -profile DIR, CPU profiles of both processes over the edits are
-//	    written there (caddy.pprof, coredns.pprof) for go tool pprof.
+//	    written there (caddy.pprof, coredns.pprof) for go tool pprof. With
+//	    -compare BIN, a second CoreDNS built from BIN (another tree's)
+//	    follows the same file, and its CPU is read over the same seconds:
+//	    two builds compared on a machine whose speed varies between runs.
 //
 // The table has 100 apps (-apps) of equal size over five regions.
 package main
@@ -65,6 +68,7 @@ func main() {
 	dur := flag.Duration("for", 10*time.Second, "edits: length of each phase")
 	profile := flag.String("profile", "", "edits: write CPU profiles of both processes under the edits into this directory")
 	flag.IntVar(&apps, "apps", apps, "how many apps the backends are spread over")
+	compare := flag.String("compare", "", "edits: a second CoreDNS binary (another build) following the same file, its CPU read over the same seconds")
 	otherRate := flag.Int("other-rate", 0, "edits: commits per second to a table neither process holds (default: -rate)")
 	flag.Parse()
 	sub := flag.Arg(0)
@@ -78,7 +82,7 @@ func main() {
 	case sub == "load":
 		err = benchLoad(*caddy, *coredns, *sizes)
 	case sub == "edits":
-		err = benchEdits(*caddy, *coredns, *n, *rate, *otherRate, *dur, *profile)
+		err = benchEdits(*caddy, *coredns, *compare, *n, *rate, *otherRate, *dur, *profile)
 	default:
 		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
 	}
@@ -300,7 +304,7 @@ type signalLine struct {
 	} `json:"apps"`
 }
 
-func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Duration, profile string) error {
+func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int, dur time.Duration, profile string) error {
 	if n < apps {
 		return fmt.Errorf("-backends must be at least %d", apps)
 	}
@@ -328,15 +332,30 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 		return err
 	}
 	defer cd.stop()
+	servers := []*corednsProc{cd}
+	if compareBin != "" {
+		cdir := filepath.Join(dir, "compare")
+		if err := os.Mkdir(cdir, 0o755); err != nil {
+			return err
+		}
+		other, err := startCoreDNS(compareBin, cdir, db, false)
+		if err != nil {
+			return err
+		}
+		defer other.stop()
+		servers = append(servers, other)
+	}
 	cl := &dns.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if ok, _ := hasA(cl, cd.addr, dnsName(0)); ok {
-			break
+	for _, s := range servers {
+		for deadline := time.Now().Add(60 * time.Second); ; {
+			if ok, _ := hasA(cl, s.addr, dnsName(0)); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s never answered %s:\n%s", s.cmd.Path, dnsName(0), s.log.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("coredns never answered %s:\n%s", dnsName(0), cd.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Second)
 
@@ -389,13 +408,25 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 	}
 
 	// CPU: the processes idle, then under the edits.
-	pids := []int{p.PID(), cd.cmd.Process.Pid}
-	measure := func(f func()) (caddy, coredns float64) {
-		c0, d0 := cpuTicks(pids[0]), cpuTicks(pids[1])
+	// The processes' CPU, % of a core: Caddy, CoreDNS, and the -compare
+	// CoreDNS when there is one, read over the same seconds.
+	pids := []int{p.PID()}
+	for _, s := range servers {
+		pids = append(pids, s.cmd.Process.Pid)
+	}
+	measure := func(f func()) []float64 {
+		before := make([]int64, len(pids))
+		for i, pid := range pids {
+			before[i] = cpuTicks(pid)
+		}
 		t0 := time.Now()
 		f()
 		el := time.Since(t0).Seconds()
-		return float64(cpuTicks(pids[0])-c0) / el, float64(cpuTicks(pids[1])-d0) / el
+		out := make([]float64, len(pids))
+		for i, pid := range pids {
+			out[i] = float64(cpuTicks(pid)-before[i]) / el
+		}
+		return out
 	}
 	generation := func() uint64 {
 		var v struct {
@@ -404,7 +435,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 		p.Get("/edgeroute/pop", &v)
 		return v.Generation
 	}
-	idleC, idleD := measure(func() { time.Sleep(dur) })
+	idle := measure(func() { time.Sleep(dur) })
 	gen0 := generation()
 	edits := int(dur.Seconds() * float64(rate))
 	var profiled sync.WaitGroup
@@ -426,7 +457,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 			}()
 		}
 	}
-	busyC, busyD := measure(func() {
+	busy := measure(func() {
 		start := time.Now()
 		for i := range edits {
 			pace(i, start)
@@ -445,7 +476,7 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 		otherRate = rate
 	}
 	others := int(dur.Seconds() * float64(otherRate))
-	otherC, otherD := measure(func() {
+	other := measure(func() {
 		start := time.Now()
 		for i := range others {
 			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(otherRate))); d > 0 {
@@ -461,9 +492,15 @@ func benchEdits(caddyBin, corednsBin string, n, rate, otherRate int, dur time.Du
 		return fmt.Errorf("sqlite3: %v: %s", err, cliOut.String())
 	}
 	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s (%d snapshots):\n", n, edits, rate, snapshots)
-	fmt.Printf("  caddy   CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleC, busyC, busyC-idleC)
-	fmt.Printf("  coredns CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", idleD, busyD, busyD-idleD)
-	fmt.Printf("  %d commits/s to a table neither holds: caddy %.1f%%, coredns %.1f%% of one core over idle\n", otherRate, otherC-idleC, otherD-idleD)
+	names := []string{"caddy  ", "coredns", "coredns -compare"}
+	for i := range pids {
+		fmt.Printf("  %s CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", names[i], idle[i], busy[i], busy[i]-idle[i])
+	}
+	fmt.Printf("  %d commits/s to a table neither holds, %% of one core over idle:", otherRate)
+	for i := range pids {
+		fmt.Printf(" %s %.1f%%", strings.TrimSpace(names[i]), other[i]-idle[i])
+	}
+	fmt.Println()
 
 	// Latency: the POP signal stream and DNS, per edit.
 	ctx, cancel := context.WithCancel(context.Background())
