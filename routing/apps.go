@@ -8,7 +8,6 @@ import "github.com/edgeproxy/edgeproxy/internal/shardindex"
 // ten apps as at ten thousand.
 type appsByName struct {
 	shardindex.Index[*appEntry]
-	n int // apps held
 }
 
 // appEntry is one app of a snapshot.
@@ -25,7 +24,7 @@ const appsPerShard = 8
 func appName(e *appEntry) string { return e.name }
 
 func newAppsByName(entries []*appEntry) appsByName {
-	return appsByName{shardindex.Build(entries, appsPerShard, appName), len(entries)}
+	return appsByName{shardindex.Build(entries, appsPerShard, appName)}
 }
 
 func (x appsByName) get(name string) *appEntry {
@@ -35,30 +34,17 @@ func (x appsByName) get(name string) *appEntry {
 
 // crowded reports whether the index has outgrown its shards, so a derived
 // table should build a new one.
-func (x appsByName) crowded() bool {
-	return x.n > 4*appsPerShard*x.Shards() && x.Shards() < 1<<14
-}
+func (x appsByName) crowded() bool { return outgrown(x.Len(), appsPerShard, x.Shards()) }
 
-// with returns an index without the apps in gone and with those in put
-// (no app in both), sharing the untouched shards with x.
+// with returns an index without the apps in gone and then with those in put,
+// sharing the untouched shards with x.
 func (x appsByName) with(gone []string, put []*appEntry) appsByName {
-	n := x.n
-	for _, name := range gone {
-		if x.get(name) != nil {
-			n--
-		}
-	}
-	for _, e := range put {
-		if x.get(e.name) == nil {
-			n++
-		}
-	}
-	return appsByName{x.With(gone, put), n}
+	return appsByName{x.With(gone, put)}
 }
 
 // all returns every app's entry, in no order.
 func (x appsByName) all() []*appEntry {
-	out := make([]*appEntry, 0, x.n)
+	out := make([]*appEntry, 0, x.Len())
 	x.Each(func(e *appEntry) { out = append(out, e) })
 	return out
 }

@@ -164,7 +164,7 @@ func TestDerivedTablesKeepEveryAppThroughEdits(t *testing.T) {
 		}
 	}
 	if tbl.apps.Shards() < 4 {
-		t.Fatalf("the index of %d apps kept %d shards: the test should see it built again", tbl.apps.n, tbl.apps.Shards())
+		t.Fatalf("the index of %d apps kept %d shards: the test should see it built again", tbl.apps.Len(), tbl.apps.Shards())
 	}
 }
 

@@ -142,7 +142,7 @@ func (t *Table) Apps() []string {
 }
 
 func (t *Table) appNames() []string {
-	names := make([]string, 0, t.apps.n)
+	names := make([]string, 0, t.apps.Len())
 	t.apps.Each(func(e *appEntry) { names = append(names, e.name) })
 	return names
 }

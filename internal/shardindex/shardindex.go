@@ -24,6 +24,7 @@ type Index[V any] struct {
 	bits  uint8
 	mask  uint64
 	key   func(V) string
+	n     int // keys held
 }
 
 func (x Index[V]) shard(i uint64) []entry[V] { return x.pages[i>>x.bits][i&(1<<x.bits-1)] }
@@ -77,6 +78,7 @@ func Build[V any](values []V, perShard int, key func(V) string) Index[V] {
 			}
 		}
 		shards[i] = out
+		x.n += len(out)
 	}
 	for p, size := 0, 1<<x.bits; p < n; p += size {
 		x.pages = append(x.pages, shards[p:min(p+size, n):min(p+size, n)])
@@ -97,6 +99,9 @@ func (x Index[V]) keyLater(rest []entry[V], e entry[V]) bool {
 	}
 	return false
 }
+
+// Len is how many keys the index holds.
+func (x Index[V]) Len() int { return x.n }
 
 // Shards is how many shards the index has.
 func (x Index[V]) Shards() int { return int(x.mask) + 1 }
@@ -151,7 +156,7 @@ func (x Index[V]) Each(f func(V)) {
 // in put (replacing those of their keys), sharing the untouched shards
 // with x. x must have been built (Build), not be the zero Index.
 func (x Index[V]) With(gone []string, put []V) Index[V] {
-	y := Index[V]{pages: slices.Clone(x.pages), bits: x.bits, mask: x.mask, key: x.key}
+	y := Index[V]{pages: slices.Clone(x.pages), bits: x.bits, mask: x.mask, key: x.key, n: x.n}
 	var pages, shards []uint64 // copied already: an edit touches few
 	own := func(h uint64) []entry[V] {
 		i := h & y.mask
@@ -169,6 +174,7 @@ func (x Index[V]) With(gone []string, put []V) Index[V] {
 		h := hash(key)
 		if i, ok := y.find(key, h); ok {
 			set(h, slices.Delete(own(h), i, i+1))
+			y.n--
 		}
 	}
 	for _, v := range put {
@@ -179,6 +185,7 @@ func (x Index[V]) With(gone []string, put []V) Index[V] {
 			s[i].v = v
 		} else {
 			set(h, slices.Insert(s, i, entry[V]{h, v}))
+			y.n++
 		}
 	}
 	return y

@@ -35,6 +35,9 @@ func TestIndexAgreesWithAMapAndSharesShards(t *testing.T) {
 		if n != len(want) {
 			t.Fatalf("%s: Each visits %d values, want %d", step, n, len(want))
 		}
+		if x.Len() != len(want) {
+			t.Fatalf("%s: Len is %d, want %d", step, x.Len(), len(want))
+		}
 		if _, ok := x.Get("absent"); ok {
 			t.Fatalf("%s: found a key no value has", step)
 		}
