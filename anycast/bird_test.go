@@ -55,7 +55,7 @@ func (s *source) set(state pop.State, routable int) {
 	defer s.mu.Unlock()
 	s.sig.Seq++
 	s.sig.State = state
-	s.sig.Apps = map[string]pop.AppSignal{"myapp": {Routable: routable, Backends: 2}}
+	s.sig.Apps = pop.NewAppSignals(map[string]pop.AppSignal{"myapp": {Routable: routable, Backends: 2}})
 	for _, ch := range s.subs {
 		select {
 		case <-ch:
@@ -136,7 +136,7 @@ func newRig(t *testing.T, birdExtra string, mutate func(c *Config), more ...any)
 		mutate(&cfg)
 	}
 	r := &rig{t: t, bird: bird, m: NewManager(d), src: newSource(pop.Signal{Node: "gru-1", State: pop.Serving, Seq: 1,
-		Apps: map[string]pop.AppSignal{"myapp": {Routable: 2, Backends: 2}}}), cfg: cfg}
+		Apps: pop.NewAppSignals(map[string]pop.AppSignal{"myapp": {Routable: 2, Backends: 2}})}), cfg: cfg}
 	r.apply()
 	t.Cleanup(func() { r.m.Shutdown(context.Background()) })
 	return r

@@ -229,7 +229,7 @@ func (r *prefixRun) unhealthyReason(sig pop.Signal) string {
 		return "waiting for the pop signal" + stale
 	}
 	n, ok := sig.Routable(a.When)
-	if !ok && sig.Seq == 0 && sig.Apps == nil {
+	if !ok && sig.Seq == 0 && sig.Changed.IsZero() {
 		return "waiting for the pop signal" + stale
 	}
 	if n >= a.Min {

@@ -12,7 +12,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func sig(state pop.State, routable int) pop.Signal {
 	return pop.Signal{Node: "gru-1", State: state, Seq: 1,
-		Apps: map[string]pop.AppSignal{"myapp": {Routable: routable, Backends: 2}}}
+		Apps: pop.NewAppSignals(map[string]pop.AppSignal{"myapp": {Routable: routable, Backends: 2}})}
 }
 
 func testConfig() *Config {

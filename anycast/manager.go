@@ -144,8 +144,9 @@ func (m *Manager) Apply(ctx context.Context, cfg Config, src Source, opts Option
 			m.stopSrc()
 		}
 		m.src = src
-		m.sig = src.Signal()
-		m.learn(m.sig)
+		sig := src.Signal()
+		m.learn(pop.Signal{}, sig)
+		m.sig = sig
 		m.updates, m.stopSrc = src.Watch()
 	}
 	now := time.Now()
@@ -294,8 +295,8 @@ func (m *Manager) loop(quit, done chan struct{}) {
 			if m.updates == updates {
 				now := time.Now()
 				if ok {
+					m.learn(m.sig, sig)
 					m.sig = sig
-					m.learn(sig)
 					m.machine.Observe(now, sig)
 					m.observed = now
 				} else {
@@ -369,10 +370,14 @@ func (m *Manager) syncLocked(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (m *Manager) learn(sig pop.Signal) {
-	for n := range sig.Apps {
-		m.known[n] = true
-	}
+// learn notes the apps of sig that prev, the signal before it, did not
+// have: what changed, not every app at every signal.
+func (m *Manager) learn(prev, sig pop.Signal) {
+	sig.Apps.EditedSince(prev.Apps, func(app string) {
+		if _, ok := sig.Apps.Get(app); ok {
+			m.known[app] = true
+		}
+	})
 }
 
 // KnownApps lists the apps any POP signal of this process had: a condition

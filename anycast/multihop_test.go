@@ -59,7 +59,7 @@ func TestBirdMultihop(t *testing.T) {
 		Drain:     Drain{Wait: time.Second},
 	}
 	m := NewManager(d)
-	src := newSource(pop.Signal{Node: "gru-1", State: pop.Serving, Seq: 1, Apps: map[string]pop.AppSignal{}})
+	src := newSource(pop.Signal{Node: "gru-1", State: pop.Serving, Seq: 1, Apps: pop.NewAppSignals(nil)})
 	opts := Options{Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))}
 	if _, err := m.Apply(context.Background(), cfg, src, opts); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,6 @@
 package pop
 
-import (
-	"sort"
-	"time"
-)
+import "time"
 
 // State is what the POP is doing as a whole.
 type State string
@@ -44,7 +41,7 @@ type Signal struct {
 	Stale       bool   `json:"stale"`
 	StaleReason string `json:"stale_reason,omitempty"`
 	// Apps has every app the table has, by name.
-	Apps map[string]AppSignal `json:"apps"`
+	Apps AppSignals `json:"apps"`
 	// Generation is the table snapshot the counts come from.
 	Generation uint64 `json:"generation"`
 	// Seq increases with every change of the signal.
@@ -57,31 +54,16 @@ type Signal struct {
 // Routable returns the routable backends of app and whether the table has
 // the app at all.
 func (s Signal) Routable(app string) (int, bool) {
-	a, ok := s.Apps[app]
+	a, ok := s.Apps.Get(app)
 	return a.Routable, ok
 }
 
 // AppNames lists the apps in the signal, sorted.
-func (s Signal) AppNames() []string {
-	names := make([]string, 0, len(s.Apps))
-	for n := range s.Apps {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (s Signal) AppNames() []string { return s.Apps.Names() }
 
 // sameContent reports whether two signals say the same thing, whatever
 // their sequence numbers and times.
 func sameContent(a, b Signal) bool {
-	if a.Node != b.Node || a.State != b.State || a.StateReason != b.StateReason || a.Stale != b.Stale ||
-		a.StaleReason != b.StaleReason || a.Generation != b.Generation || len(a.Apps) != len(b.Apps) {
-		return false
-	}
-	for k, v := range a.Apps {
-		if w, ok := b.Apps[k]; !ok || v != w {
-			return false
-		}
-	}
-	return true
+	return a.Node == b.Node && a.State == b.State && a.StateReason == b.StateReason && a.Stale == b.Stale &&
+		a.StaleReason == b.StaleReason && a.Generation == b.Generation && a.Apps.Equal(b.Apps)
 }

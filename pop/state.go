@@ -3,7 +3,6 @@ package pop
 import (
 	"context"
 	"fmt"
-	"maps"
 	"os"
 	"sort"
 	"strings"
@@ -46,7 +45,7 @@ type signalState struct {
 	// the apps whose backends changed (appsFor).
 	appsMu     sync.Mutex
 	appsOf     *routing.Table
-	apps       map[string]AppSignal
+	apps       AppSignals
 	downSeen   uint64
 	limitsSeen uint64
 }
@@ -64,7 +63,7 @@ func (s *signalState) init(rt *Runtime) {
 	s.subs = map[int]chan Signal{}
 	s.holds = map[int]*hold{}
 	now := time.Now()
-	s.cur = Signal{State: Serving, StateReason: "serving since start", Apps: map[string]AppSignal{}, Changed: now, Since: now}
+	s.cur = Signal{State: Serving, StateReason: "serving since start", Changed: now, Since: now}
 	s.recompute()
 }
 
@@ -215,7 +214,7 @@ func deliver(ch chan Signal, sig Signal) {
 
 // appsFor returns the per-app counts of tbl, counting again only what
 // may have changed since the last call.
-func (s *signalState) appsFor(tbl *routing.Table) map[string]AppSignal {
+func (s *signalState) appsFor(tbl *routing.Table) AppSignals {
 	s.appsMu.Lock()
 	defer s.appsMu.Unlock()
 	// Read before the counts: a change during them moves these again.
@@ -226,7 +225,7 @@ func (s *signalState) appsFor(tbl *routing.Table) map[string]AppSignal {
 		// backend reached or left its hard limit: counting every
 		// app at every periodic recompute (four times a second) would
 		// be most of an idle POP's CPU at a hundred thousand backends.
-		s.apps = appSignals(tbl, nil, nil)
+		s.apps = appSignals(tbl, nil, AppSignals{})
 	case tbl != s.appsOf:
 		s.apps = appSignals(tbl, s.appsOf, s.apps)
 	}
@@ -236,65 +235,66 @@ func (s *signalState) appsFor(tbl *routing.Table) map[string]AppSignal {
 
 // appSignals counts each app's routable backends and says why the others
 // are not. With a previous table and its counts, apps whose backend list
-// that table shares keep their counts.
-func appSignals(tbl, prev *routing.Table, prevApps map[string]AppSignal) map[string]AppSignal {
-	type tally struct {
-		AppSignal
-		reasons map[string]int
-	}
-	acc := map[string]*tally{}
+// that table shares keep their counts, and the result shares them with
+// prevApps: a one-row edit recounts one app, whatever the number of apps.
+func appSignals(tbl, prev *routing.Table, prevApps AppSignals) AppSignals {
+	var gone []string
+	var put []namedSignal
 	// App by app, so a pass over a large table looks up no map per
 	// backend: the signal is recomputed after every snapshot.
-	out := make(map[string]AppSignal, len(prevApps)+1)
-	if prev != nil {
-		maps.Copy(out, prevApps)
-	}
 	for _, app := range tbl.AppsEditedSince(prev) {
-		delete(out, app)
-		if len(tbl.App(app)) == 0 {
-			continue // gone from the table
+		backends := tbl.App(app)
+		if len(backends) == 0 {
+			gone = append(gone, app) // gone from the table
+			continue
 		}
-		t := &tally{reasons: map[string]int{}}
-		acc[app] = t
-		for _, b := range tbl.App(app) {
-			if b.Deleted {
-				continue
-			}
-			t.Backends++
-			switch {
-			case !b.Healthy:
-				t.reasons["marked unhealthy in the table"]++
-			case !b.Addr.IsValid():
-				t.reasons["no valid address"]++
-			case b.Load != nil && b.Load.DownReasons()&routing.DownActive != 0:
-				t.reasons["failing active health checks"]++
-			case b.Load != nil && b.Load.DownReasons()&routing.DownEjected != 0:
-				t.reasons["ejected after connection failures"]++
-			case b.Load != nil && b.Load.Down():
-				t.reasons["down"]++
-			case b.AtHardLimit():
-				t.reasons["at hard limit"]++
-			default:
-				t.Routable++
-			}
-		}
+		put = append(put, namedSignal{app, countApp(backends)})
 	}
-	for app, t := range acc {
-		a := t.AppSignal
+	if prev == nil {
+		prevApps = AppSignals{}
+	}
+	return prevApps.with(gone, put)
+}
+
+// countApp counts one app's routable backends and says why the others are
+// not.
+func countApp(backends []*routing.Backend) AppSignal {
+	var a AppSignal
+	reasons := map[string]int{}
+	for _, b := range backends {
+		if b.Deleted {
+			continue
+		}
+		a.Backends++
 		switch {
-		case a.Backends == 0:
-			a.Reason = "every backend of the app is deleted"
-		case a.Routable < a.Backends:
-			parts := make([]string, 0, len(t.reasons))
-			for r, n := range t.reasons {
-				parts = append(parts, fmt.Sprintf("%d %s", n, r))
-			}
-			sort.Strings(parts)
-			a.Reason = fmt.Sprintf("%d of %d routable: %s", a.Routable, a.Backends, strings.Join(parts, ", "))
+		case !b.Healthy:
+			reasons["marked unhealthy in the table"]++
+		case !b.Addr.IsValid():
+			reasons["no valid address"]++
+		case b.Load != nil && b.Load.DownReasons()&routing.DownActive != 0:
+			reasons["failing active health checks"]++
+		case b.Load != nil && b.Load.DownReasons()&routing.DownEjected != 0:
+			reasons["ejected after connection failures"]++
+		case b.Load != nil && b.Load.Down():
+			reasons["down"]++
+		case b.AtHardLimit():
+			reasons["at hard limit"]++
+		default:
+			a.Routable++
 		}
-		out[app] = a
 	}
-	return out
+	switch {
+	case a.Backends == 0:
+		a.Reason = "every backend of the app is deleted"
+	case a.Routable < a.Backends:
+		parts := make([]string, 0, len(reasons))
+		for r, n := range reasons {
+			parts = append(parts, fmt.Sprintf("%d %s", n, r))
+		}
+		sort.Strings(parts)
+		a.Reason = fmt.Sprintf("%d of %d routable: %s", a.Routable, a.Backends, strings.Join(parts, ", "))
+	}
+	return a
 }
 
 // Signal is the POP's health now.

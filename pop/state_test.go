@@ -61,8 +61,8 @@ func TestSignalFollowsTableVerdictsAndOperator(t *testing.T) {
 	rt, db := openPOP(t, `('a1','web','sa','BR','127.0.0.1',1)`, `('a2','web','sa','BR','127.0.0.1',2)`, `('d1','db','eu','DE','127.0.0.1',3)`)
 	ch, stop := rt.Watch()
 	defer stop()
-	s := next(t, ch, "initial", func(s Signal) bool { return s.Apps["web"].Routable == 2 })
-	if s.State != Serving || s.Node != "gru-1" || s.Apps["db"].Routable != 1 {
+	s := next(t, ch, "initial", func(s Signal) bool { return appOf(s, "web").Routable == 2 })
+	if s.State != Serving || s.Node != "gru-1" || appOf(s, "db").Routable != 1 {
 		t.Fatalf("initial signal %+v", s)
 	}
 	if n, ok := s.Routable("nope"); ok || n != 0 {
@@ -73,18 +73,18 @@ func TestSignalFollowsTableVerdictsAndOperator(t *testing.T) {
 	if _, err := db.Exec(`UPDATE backends SET healthy = 0 WHERE id = 'a1'`); err != nil {
 		t.Fatal(err)
 	}
-	s = next(t, ch, "a1 unhealthy", func(s Signal) bool { return s.Apps["web"].Routable == 1 })
-	if s.Apps["web"].Reason != "1 of 2 routable: 1 marked unhealthy in the table" {
-		t.Errorf("reason %q", s.Apps["web"].Reason)
+	s = next(t, ch, "a1 unhealthy", func(s Signal) bool { return appOf(s, "web").Routable == 1 })
+	if appOf(s, "web").Reason != "1 of 2 routable: 1 marked unhealthy in the table" {
+		t.Errorf("reason %q", appOf(s, "web").Reason)
 	}
 
 	// A health verdict, as the health manager sets it, and a kick.
 	b := rt.Table().Backend("a2")
 	b.Load.SetDown(routing.DownActive, true)
 	rt.signal.kick()
-	s = next(t, ch, "a2 failing checks", func(s Signal) bool { return s.Apps["web"].Routable == 0 })
-	if s.Apps["web"].Reason != "0 of 2 routable: 1 failing active health checks, 1 marked unhealthy in the table" {
-		t.Errorf("reason %q", s.Apps["web"].Reason)
+	s = next(t, ch, "a2 failing checks", func(s Signal) bool { return appOf(s, "web").Routable == 0 })
+	if appOf(s, "web").Reason != "0 of 2 routable: 1 failing active health checks, 1 marked unhealthy in the table" {
+		t.Errorf("reason %q", appOf(s, "web").Reason)
 	}
 	b.Load.SetDown(routing.DownActive, false)
 
@@ -236,16 +236,22 @@ func TestSignalFollowsBackendsAtTheirHardLimit(t *testing.T) {
 	defer stop()
 	next(t, ch, "a1 with a hard limit of 1", func(s Signal) bool {
 		b := rt.Table().Backend("a1")
-		return b != nil && b.HardLimit == 1 && s.Apps["web"].Routable == 1
+		return b != nil && b.HardLimit == 1 && appOf(s, "web").Routable == 1
 	})
 	l := rt.Table().Backend("a1").Load
 	if !l.TryAcquire(1) {
 		t.Fatal("the first connection was refused")
 	}
-	s := next(t, ch, "a1 at its hard limit", func(s Signal) bool { return s.Apps["web"].Routable == 0 })
-	if s.Apps["web"].Reason != "0 of 1 routable: 1 at hard limit" || s.Apps["db"].Routable != 1 {
-		t.Errorf("signal at the limit: %+v", s.Apps)
+	s := next(t, ch, "a1 at its hard limit", func(s Signal) bool { return appOf(s, "web").Routable == 0 })
+	if appOf(s, "web").Reason != "0 of 1 routable: 1 at hard limit" || appOf(s, "db").Routable != 1 {
+		t.Errorf("signal at the limit: %+v", s.Apps.Names())
 	}
 	l.Release()
-	next(t, ch, "a1 below its hard limit", func(s Signal) bool { return s.Apps["web"].Routable == 1 })
+	next(t, ch, "a1 below its hard limit", func(s Signal) bool { return appOf(s, "web").Routable == 1 })
+}
+
+// appOf is app's signal in s, the zero signal if s has no such app.
+func appOf(s Signal, app string) AppSignal {
+	a, _ := s.Apps.Get(app)
+	return a
 }

@@ -10,6 +10,7 @@ package shardindex
 import (
 	"cmp"
 	"hash/maphash"
+	"iter"
 	"slices"
 )
 
@@ -143,10 +144,21 @@ func (x Index[V]) Get(key string) (V, bool) {
 
 // Each calls f for every value, in no particular order.
 func (x Index[V]) Each(f func(V)) {
-	for _, p := range x.pages {
-		for _, s := range p {
-			for _, e := range s {
-				f(e.v)
+	for v := range x.All() {
+		f(v)
+	}
+}
+
+// All yields every value, in no particular order.
+func (x Index[V]) All() iter.Seq[V] {
+	return func(yield func(V) bool) {
+		for _, p := range x.pages {
+			for _, s := range p {
+				for _, e := range s {
+					if !yield(e.v) {
+						return
+					}
+				}
 			}
 		}
 	}

@@ -79,7 +79,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, n := range p.Table().Apps() {
 		known[n] = true
 	}
-	for n := range p.Signal().Apps {
+	for n := range p.Signal().Apps.All() {
 		known[n] = true
 	}
 	for _, n := range a.mgr.KnownApps() {

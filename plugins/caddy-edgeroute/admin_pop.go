@@ -22,14 +22,18 @@ import (
 // PopView is the body of GET /edgeroute/pop.
 type PopView struct {
 	pop.Signal
-	Region    string `json:"region"`
-	Country   string `json:"country"`
-	DrainFile string `json:"drain_file,omitempty"`
-	StopDelay string `json:"stop_delay,omitempty"`
+	// Apps is Signal.Apps as a map, in its place in the JSON: the
+	// encoder writes a map in one pass, and the stream writes the body
+	// at every change of the signal.
+	Apps      map[string]pop.AppSignal `json:"apps"`
+	Region    string                   `json:"region"`
+	Country   string                   `json:"country"`
+	DrainFile string                   `json:"drain_file,omitempty"`
+	StopDelay string                   `json:"stop_delay,omitempty"`
 }
 
 func (a *adminAPI) popView(s pop.Signal) PopView {
-	v := PopView{Signal: s, Region: a.app.Region, Country: a.app.Country, DrainFile: a.app.DrainFile}
+	v := PopView{Signal: s, Apps: s.Apps.Map(), Region: a.app.Region, Country: a.app.Country, DrainFile: a.app.DrainFile}
 	if a.app.StopDelay > 0 {
 		v.StopDelay = time.Duration(a.app.StopDelay).String()
 	}

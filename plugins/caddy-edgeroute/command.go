@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"text/tabwriter"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -186,7 +188,7 @@ func printPop(w io.Writer, v PopView) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "APP\tROUTABLE\tBACKENDS\tWHY")
-	for _, app := range v.AppNames() {
+	for _, app := range slices.Sorted(maps.Keys(v.Apps)) {
 		a := v.Apps[app]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", app, a.Routable, a.Backends, orDash(a.Reason))
 	}

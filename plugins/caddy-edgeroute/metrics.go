@@ -115,7 +115,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPopState, boolGauge(sig.State == st), string(st))
 	}
 	gauge(descStale, boolGauge(sig.Stale))
-	for app, a := range sig.Apps {
+	for app, a := range sig.Apps.All() {
 		gauge(descAppRoutable, float64(a.Routable), app)
 	}
 }

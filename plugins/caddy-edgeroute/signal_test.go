@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -152,6 +153,9 @@ func TestDrainAndUndrain(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "draining") || !strings.Contains(string(out), "kernel upgrade") {
 		t.Errorf("drain printed:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^myapp +1 +1 +-$`).Match(out) {
+		t.Errorf("drain did not list myapp with 1 of 1 backends routable:\n%s", out)
 	}
 	s := waitFor(t, watch, time.Second, "draining", func(s popSignal) bool { return s.State == "draining" })
 	if !strings.Contains(s.StateReason, "kernel upgrade") {
