@@ -14,8 +14,11 @@ import (
 
 // The POP's health signal on the admin API:
 //
-//	GET  /edgeroute/pop[?watch=1]   the signal with the reason for every part;
-//	                                with watch, one JSON line per change until closed
+//	GET  /edgeroute/pop[?watch=1][&app=NAME,...]
+//	                                the signal with the reason for every part;
+//	                                with watch, one JSON line per change until closed;
+//	                                with app, only the named apps, and a line only
+//	                                when the POP's state or one of them changed
 //	POST /edgeroute/drain           drain the POP ({"reason": "..."} optional)
 //	POST /edgeroute/undrain         end an operator's drain
 
@@ -32,8 +35,8 @@ type PopView struct {
 	StopDelay string                   `json:"stop_delay,omitempty"`
 }
 
-func (a *adminAPI) popView(s pop.Signal) PopView {
-	v := PopView{Signal: s, Apps: s.Apps.Map(), Region: a.app.Region, Country: a.app.Country, DrainFile: a.app.DrainFile}
+func (a *adminAPI) popView(s pop.Signal, f popFilter) PopView {
+	v := PopView{Signal: s, Apps: f.apps(s.Apps), Region: a.app.Region, Country: a.app.Country, DrainFile: a.app.DrainFile}
 	if a.app.StopDelay > 0 {
 		v.StopDelay = time.Duration(a.app.StopDelay).String()
 	}
@@ -47,8 +50,9 @@ func (a *adminAPI) popStatus(w http.ResponseWriter, r *http.Request) error {
 	if err := a.ready(); err != nil {
 		return err
 	}
+	f := popFilterOf(r.URL.Query())
 	if q := r.URL.Query().Get("watch"); q == "" || q == "0" || q == "false" {
-		return writeJSON(w, a.popView(a.app.Signal()))
+		return writeJSON(w, a.popView(a.app.Signal(), f))
 	}
 	updates, stop := a.app.Watch()
 	defer stop()
@@ -56,6 +60,7 @@ func (a *adminAPI) popStatus(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	rc := http.NewResponseController(w)
 	enc := json.NewEncoder(w)
+	var last *pop.Signal
 	for {
 		select {
 		case <-r.Context().Done():
@@ -64,9 +69,13 @@ func (a *adminAPI) popStatus(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			if err := enc.Encode(a.popView(s)); err != nil {
+			if f != nil && last != nil && f.same(*last, s) {
+				continue // nothing the watcher asked about changed
+			}
+			if err := enc.Encode(a.popView(s, f)); err != nil {
 				return nil
 			}
+			last = &s
 			if err := rc.Flush(); err != nil {
 				return nil
 			}
@@ -101,7 +110,7 @@ func (a *adminAPI) drain(w http.ResponseWriter, r *http.Request) error {
 	reason = fmt.Sprintf("%s (at %s)", reason, time.Now().UTC().Format(time.RFC3339))
 	a.app.rt.Drain(reason)
 	a.app.logger.Warn("POP drained by an operator", zap.String("reason", reason))
-	return writeJSON(w, a.popView(a.app.Signal()))
+	return writeJSON(w, a.popView(a.app.Signal(), nil))
 }
 
 func (a *adminAPI) undrain(w http.ResponseWriter, r *http.Request) error {
@@ -114,5 +123,5 @@ func (a *adminAPI) undrain(w http.ResponseWriter, r *http.Request) error {
 	if a.app.rt.Undrain() {
 		a.app.logger.Warn("POP undrained by an operator")
 	}
-	return writeJSON(w, a.popView(a.app.Signal()))
+	return writeJSON(w, a.popView(a.app.Signal(), nil))
 }

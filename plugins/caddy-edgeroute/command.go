@@ -32,7 +32,7 @@ Asks the running Caddy, through its admin API, how it routes.
   caddy edgeroute backends [--app myapp]
       lists the routing table as routing sees it, with live connection counts.
 
-  caddy edgeroute pop
+  caddy edgeroute pop [--app myapp[,other]]
       shows the POP's health signal: serving, draining or stopping, whether
       the table is stale, and each app's routable backends, with reasons.
 
@@ -159,7 +159,11 @@ func runPop(fl caddycmd.Flags, sub string) (int, error) {
 	)
 	switch sub {
 	case "pop":
-		body, err = adminGet(fl.String("address"), "/edgeroute/pop")
+		path := "/edgeroute/pop"
+		if app := fl.String("app"); app != "" {
+			path += "?" + url.Values{"app": {app}}.Encode()
+		}
+		body, err = adminGet(fl.String("address"), path)
 	case "drain":
 		payload, _ := json.Marshal(drainRequest{Reason: fl.String("reason")})
 		body, err = adminDo(http.MethodPost, fl.String("address"), "/edgeroute/drain", payload)

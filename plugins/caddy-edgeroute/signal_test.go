@@ -47,9 +47,12 @@ type timedSignal struct {
 	at time.Time
 }
 
-func (p *pop) watchSignal() <-chan timedSignal {
+func (p *pop) watchSignal() <-chan timedSignal { return p.watchSignalQuery("watch=1") }
+
+// watchSignalQuery is watchSignal with the query given.
+func (p *pop) watchSignalQuery(query string) <-chan timedSignal {
 	p.t.Helper()
-	resp, err := http.Get("http://" + p.admin + "/edgeroute/pop?watch=1")
+	resp, err := http.Get("http://" + p.admin + "/edgeroute/pop?" + query)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -135,6 +138,61 @@ func TestSignalCountsRoutableBackends(t *testing.T) {
 
 	p.sql(`UPDATE backends SET healthy = 1 WHERE id = 'be-a'`)
 	waitFor(t, watch, 2*time.Second, "one backend back", func(s popSignal) bool { return s.Apps["myapp"].Routable == 1 })
+}
+
+// TestSignalForNamedApps: GET /edgeroute/pop?app=... shows only the apps
+// named, and its stream writes a line only when one of them (or the POP's
+// state) changes, not when another app does.
+func TestSignalForNamedApps(t *testing.T) {
+	p := startPOP(t, popConfig{})
+	p.addBackend(startBackend(t, "be-a"), "myapp", "sa", "BR", 100, 150)
+	p.addBackend(startBackend(t, "be-b"), "myapp", "sa", "BR", 100, 150)
+	p.addBackend(startBackend(t, "other-1"), "other", "sa", "BR", 100, 150)
+	p.waitBackends(3)
+	eventually(t, 2*time.Second, func() string {
+		if s := p.signal(); s.Apps["myapp"].Routable != 2 || s.Apps["other"].Routable != 1 {
+			return fmt.Sprintf("signal %+v", s)
+		}
+		return ""
+	})
+	var one, two popSignal
+	p.adminGet("/edgeroute/pop?app=myapp", &one)
+	if len(one.Apps) != 1 || one.Apps["myapp"].Routable != 2 || one.State != "serving" {
+		t.Fatalf("?app=myapp: %+v, want myapp alone with 2 routable", one)
+	}
+	p.adminGet("/edgeroute/pop?app=myapp,nothere&app=other", &two)
+	if len(two.Apps) != 2 || two.Apps["myapp"].Routable != 2 || two.Apps["other"].Routable != 1 {
+		t.Fatalf("?app=myapp,nothere&app=other: %+v, want myapp and other", two)
+	}
+
+	watch := p.watchSignalQuery("watch=1&app=myapp")
+	first := waitFor(t, watch, time.Second, "the first delivery", func(s popSignal) bool { return true })
+	if len(first.Apps) != 1 || first.Apps["myapp"].Routable != 2 {
+		t.Fatalf("first line of the stream for myapp: %+v", first.popSignal)
+	}
+	p.sql(`UPDATE backends SET healthy = 0 WHERE app = 'other'`)
+	eventually(t, 2*time.Second, func() string {
+		if s := p.signal(); s.Apps["other"].Routable != 0 {
+			return fmt.Sprintf("other still routable: %+v", s.Apps["other"])
+		}
+		return ""
+	})
+	p.sql(`UPDATE backends SET healthy = 0 WHERE id = 'be-a'`)
+	select {
+	case s := <-watch:
+		if len(s.Apps) != 1 || s.Apps["myapp"].Routable != 1 {
+			t.Fatalf("the line after other's edit and myapp's: %+v, want myapp alone at 1 routable (other's edit wrote a line)", s.popSignal)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no line for myapp's edit within 2s")
+	}
+	out, err := exec.Command(caddyBin, "edgeroute", "pop", "--app", "myapp", "--address", p.admin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("caddy edgeroute pop --app myapp: %v\n%s", err, out)
+	}
+	if !regexp.MustCompile(`(?m)^myapp +1 +2 `).Match(out) || strings.Contains(string(out), "other") {
+		t.Errorf("caddy edgeroute pop --app myapp printed:\n%s", out)
+	}
 }
 
 // TestDrainAndUndrain: the CLI and the maintenance file drain the POP;
