@@ -94,7 +94,7 @@ func (a AppSignals) Equal(b AppSignals) bool {
 // in put, sharing the apps it does not touch with a.
 func (a AppSignals) with(gone []string, put []namedSignal) AppSignals {
 	n := a.Len() + len(put)
-	if a.Len() == 0 || n > 4*appSignalsPerShard*a.idx.Shards() && a.idx.Shards() < 1<<14 {
+	if a.Len() == 0 || a.idx.Outgrown(n, appSignalsPerShard) {
 		// Empty (perhaps never built), or crowded enough to build
 		// again with more shards.
 		m := make(map[string]AppSignal, n)

@@ -34,7 +34,7 @@ func (x appsByName) get(name string) *appEntry {
 
 // crowded reports whether the index has outgrown its shards, so a derived
 // table should build a new one.
-func (x appsByName) crowded() bool { return outgrown(x.Len(), appsPerShard, x.Shards()) }
+func (x appsByName) crowded() bool { return x.Outgrown(x.Len(), appsPerShard) }
 
 // with returns an index without the apps in gone and then with those in put,
 // sharing the untouched shards with x.

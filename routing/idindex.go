@@ -27,14 +27,7 @@ func (x idIndex) get(id string) *Backend {
 
 // crowded reports whether the index has outgrown its shards, so a derived
 // table should build a new one.
-func (x idIndex) crowded(n int) bool { return outgrown(n, shardTarget, x.Shards()) }
-
-// outgrown reports whether n keys are too many for an index of shards
-// shards built for about perShard a shard, so that a derived table should
-// build it again.
-func outgrown(n, perShard, shards int) bool {
-	return n > 4*perShard*shards && shards < 1<<14
-}
+func (x idIndex) crowded(n int) bool { return x.Outgrown(n, shardTarget) }
 
 // with returns an index where every change's Old is gone and its New is
 // present, sharing the untouched shards with x.

@@ -107,6 +107,14 @@ func (x Index[V]) Len() int { return x.n }
 // Shards is how many shards the index has.
 func (x Index[V]) Shards() int { return int(x.mask) + 1 }
 
+// Outgrown reports whether n keys are too many for x, built for about
+// perShard a shard: With keeps the shards it was built with, so an index
+// that grows by edits is built again once its shards hold four times what
+// they were meant to, up to a directory of 1<<14 shards.
+func (x Index[V]) Outgrown(n, perShard int) bool {
+	return n > 4*perShard*x.Shards() && x.Shards() < 1<<14
+}
+
 // find returns where key is, or would go, in its shard.
 func (x Index[V]) find(key string, h uint64) (int, bool) {
 	s := x.shard(h & x.mask)

@@ -195,3 +195,24 @@ func BenchmarkWith(b *testing.B) {
 		})
 	}
 }
+
+// An index built for 8 keys a shard has outgrown its shards once edits
+// bring it past four times that, and not before; a directory of 1<<14
+// shards is never outgrown.
+func TestOutgrownAtFourTimesItsShards(t *testing.T) {
+	var values []*item
+	for i := range 64 {
+		values = append(values, &item{key: fmt.Sprint("k", i)})
+	}
+	x := Build(values, 8, itemKey)
+	if x.Shards() != 8 {
+		t.Fatalf("64 keys at 8 a shard: %d shards", x.Shards())
+	}
+	if x.Outgrown(256, 8) || !x.Outgrown(257, 8) {
+		t.Fatalf("8 shards of 8: outgrown at 256 %v, at 257 %v; want only past 256", x.Outgrown(256, 8), x.Outgrown(257, 8))
+	}
+	big := Build(values, 0, itemKey) // as many shards as allowed
+	if big.Shards() < 1<<14 || big.Outgrown(1<<30, 8) {
+		t.Fatalf("%d shards: outgrown %v", big.Shards(), big.Outgrown(1<<30, 8))
+	}
+}
