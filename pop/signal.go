@@ -61,9 +61,15 @@ func (s Signal) Routable(app string) (int, bool) {
 // AppNames lists the apps in the signal, sorted.
 func (s Signal) AppNames() []string { return s.Apps.Names() }
 
+// SameState reports whether s and o say the same of the POP as a whole:
+// its node, its state and why, and whether its table is stale and why.
+func (s Signal) SameState(o Signal) bool {
+	return s.Node == o.Node && s.State == o.State && s.StateReason == o.StateReason && s.Stale == o.Stale &&
+		s.StaleReason == o.StaleReason
+}
+
 // sameContent reports whether two signals say the same thing, whatever
 // their sequence numbers and times.
 func sameContent(a, b Signal) bool {
-	return a.Node == b.Node && a.State == b.State && a.StateReason == b.StateReason && a.Stale == b.Stale &&
-		a.StaleReason == b.StaleReason && a.Generation == b.Generation && a.Apps.Equal(b.Apps)
+	return a.SameState(b) && a.Generation == b.Generation && a.Apps.Equal(b.Apps)
 }

@@ -44,7 +44,7 @@ func (f popFilter) apps(s pop.AppSignals) map[string]pop.AppSignal {
 // same reports whether x and y say the same through the filter: the POP's
 // state, and the filter's apps (or their absence).
 func (f popFilter) same(x, y pop.Signal) bool {
-	if x.Node != y.Node || x.State != y.State || x.StateReason != y.StateReason || x.Stale != y.Stale || x.StaleReason != y.StaleReason {
+	if !x.SameState(y) {
 		return false
 	}
 	for _, name := range f {
