@@ -16,11 +16,11 @@ import (
 
 // Following a change without building every name again.
 //
-// Each name of a zone belongs to a group: an app's names (<app>,
-// <region>.<app>, <app>.<region>.services, the nearest and regions names)
-// depend only on that app's backends; a region's (<region>.backends,
-// <region>.services) on the backends in it; a backend's own
-// <id>.<region>.backends on that backend. A change of some backend rows,
+// Each name of a zone belongs to a group: an app's names (<app>, the
+// nearest and regions names) depend only on that app's backends; an app's
+// names in one region (<region>.<app>, <app>.<region>.services) on its
+// backends there; a region's (<region>.backends, <region>.services) on the
+// backends in it; a backend's own <id>.<region>.backends on that backend. A change of some backend rows,
 // or of their health, rebuilds the groups of those backends, as the table
 // had them and as it has them now, and the next snapshot shares every
 // other name with the one before. The zone's fixed names, _apps and the
@@ -28,11 +28,12 @@ import (
 // changed, an app appeared or went, or some name depends on another
 // row's spelling (see snapshot.clean).
 
-func appGroup(app string) string           { return "a/" + app }
-func regionGroup(region string) string     { return "r/" + region }
-func backendGroup(id string) string        { return "b/" + id }
-func isBackendGroup(group string) bool     { return len(group) > 2 && group[:2] == "b/" }
-func backendName(id, region string) string { return id + "." + region + ".backends" }
+func appGroup(app string) string               { return "a/" + app }
+func appRegionGroup(app, region string) string { return "ar/" + app + "/" + region }
+func regionGroup(region string) string         { return "r/" + region }
+func backendGroup(id string) string            { return "b/" + id }
+func isBackendGroup(group string) bool         { return len(group) > 2 && group[:2] == "b/" }
+func backendName(id, region string) string     { return id + "." + region + ".backends" }
 
 // cleanRow reports whether a live backend's names depend on nothing but
 // its own row: app, region and ID are lower-case DNS labels already, and
@@ -169,7 +170,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 		return nil, false
 	}
 	old := prev.table
-	var apps, regions, ids small
+	var apps, appRegions, regions, ids small
 	var oldRows []*routing.Backend // the touched backends as prev had them
 	touch := func(id string) bool {
 		ids.add(id)
@@ -182,6 +183,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 				return false
 			}
 			apps.add(b.App)
+			appRegions.add(appRegionGroup(b.App, b.Region))
 			regions.add(b.Region)
 			if tb == old {
 				oldRows = append(oldRows, b)
@@ -205,13 +207,16 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	for _, a := range apps {
 		only[appGroup(a)] = true
 	}
+	for _, g := range appRegions {
+		only[g] = true
+	}
 	for _, r := range regions {
 		only[regionGroup(r)] = true
 	}
 	for _, id := range ids {
 		only[backendGroup(id)] = true
 	}
-	p := planPart(t, old, apps, regions, ids, func(r string) (routing.Rows, bool) {
+	p := planPart(t, old, apps, appRegions, regions, ids, func(r string) (routing.Rows, bool) {
 		if len(prev.zones) == 0 {
 			return routing.Rows{}, false
 		}
@@ -262,13 +267,14 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	return s, true
 }
 
-// planPart plans the names of the given apps, regions and backends of a
-// clean table (see snapshot.clean): what newPlan plans for their groups,
-// without the checks a clean table passes by definition.
+// planPart plans the names of the given apps, apps in regions (as
+// appRegionGroup names them), regions and backends of a clean table (see
+// snapshot.clean): what newPlan plans for their groups, without the checks
+// a clean table passes by definition.
 //
 // A region's list comes from the table before (old) where liveBefore has
 // it, and the change allows (see regionList); else from a pass over t.
-func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(region string) (routing.Rows, bool)) *plan {
+func planPart(t, old *routing.Table, apps, appRegions, regions, ids small, liveBefore func(region string) (routing.Rows, bool)) *plan {
 	p := &plan{targets: targetNames{byName: true}, clean: true}
 	add := func(group, rel string, k kind, backends []*routing.Backend) *entry {
 		e := &entry{rel: rel, kind: k, group: group, backends: backends}
@@ -308,8 +314,10 @@ func planPart(t, old *routing.Table, apps, regions, ids small, liveBefore func(r
 		order := make([]string, len(regions))
 		for i, r := range regions {
 			order[i] = r.region
-			add(g, r.region+"."+app, kindAppRegion, r.backends)
-			add(g, app+"."+r.region+".services", kindService, r.backends)
+			if ar := appRegionGroup(app, r.region); appRegions.has(ar) {
+				add(ar, r.region+"."+app, kindAppRegion, r.backends)
+				add(ar, app+"."+r.region+".services", kindService, r.backends)
+			}
 		}
 		add(g, "of."+app, kindEmpty, nil)
 		add(g, "nearest.of."+app, kindEmpty, nil)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/routing"
 	"github.com/edgeproxy/edgeproxy/store"
+
+	"github.com/miekg/dns"
 )
 
 // zoneText renders every name of a zone with every record it serves, for
@@ -222,4 +224,85 @@ func at(l []string, i int) string {
 		return l[i]
 	}
 	return "(none)"
+}
+
+// A health edit of one backend builds again its app's names, its region's
+// and its own, and leaves the app's names in its other regions, and every
+// other app's, as they were: an edit costs the names it changes.
+func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "routing.db")
+	writeTable(t, path, "")
+	sqlite(t, path, `INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES
+		('w1', 'web', 'eu', 'DE', '10.0.0.1', 80), ('w2', 'web', 'eu', 'DE', '10.0.0.2', 80),
+		('w3', 'web', 'us', 'US', '10.0.0.3', 80), ('w4', 'web', 'us', 'US', '10.0.0.4', 80),
+		('a1', 'api', 'eu', 'DE', '10.0.1.1', 80), ('a2', 'api', 'us', 'US', '10.0.1.2', 80);`)
+
+	in := newFollower(t, path, "internal.")
+	got := make(chan delivery, 4)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go in.store.Watch(wctx, store.Watcher{OnDelta: func(t *routing.Table, d store.Delta, _ []string) { got <- delivery{t, d} }})
+	next := func() delivery {
+		t.Helper()
+		select {
+		case dl := <-got:
+			return dl
+		case <-time.After(5 * time.Second):
+			t.Fatal("no snapshot within 5 s")
+		}
+		return delivery{}
+	}
+	first := next()
+	if err := in.follow(ctx, first.t, first.d, nil); err != nil {
+		t.Fatal(err)
+	}
+	nodeOf := func(s *snapshot, name string) *node {
+		t.Helper()
+		n := s.zones[0].names.get(name)
+		if n == nil {
+			t.Fatalf("no %s", name)
+		}
+		return n
+	}
+	addrs := func(n *node) []string {
+		var out []string
+		for _, rr := range n.records().a {
+			out = append(out, rr.(*dns.A).A.String())
+		}
+		sort.Strings(out)
+		return out
+	}
+	before := in.snap.Load()
+
+	sqlite(t, path, `UPDATE backends SET healthy = 0 WHERE id = 'w1'`)
+	dl := next()
+	if _, followed := rebuild(in.build, before, dl.t, dl.d, nil); !followed {
+		t.Fatal("a health edit was built whole")
+	}
+	if err := in.follow(ctx, dl.t, dl.d, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := in.snap.Load()
+	for name, want := range map[string][]string{
+		"web.internal.":             {"10.0.0.2", "10.0.0.3", "10.0.0.4"},
+		"eu.web.internal.":          {"10.0.0.2"},
+		"web.eu.services.internal.": {"10.0.0.2"},
+		"us.web.internal.":          {"10.0.0.3", "10.0.0.4"},
+		"eu.backends.internal.":     {"10.0.0.2", "10.0.1.1"},
+	} {
+		if got := addrs(nodeOf(after, name)); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s answers %v after w1 went unhealthy, want %v", name, got, want)
+		}
+	}
+	for _, name := range []string{"web.internal.", "eu.web.internal.", "web.eu.services.internal.", "eu.backends.internal.", "w1.eu.backends.internal."} {
+		if nodeOf(after, name) == nodeOf(before, name) {
+			t.Errorf("%s was kept from the snapshot before the edit", name)
+		}
+	}
+	for _, name := range []string{"us.web.internal.", "web.us.services.internal.", "us.backends.internal.", "api.internal.", "eu.api.internal.", "w2.eu.backends.internal."} {
+		if nodeOf(after, name) != nodeOf(before, name) {
+			t.Errorf("%s was built again for an edit of a backend it does not list", name)
+		}
+	}
 }

@@ -14,7 +14,8 @@ import (
 // their backends best first for the client, in one order per class of
 // client. Those records are written at the first query that asks for the
 // name in a snapshot, not when the snapshot is built: a change to one
-// backend rebuilds its app's 27 names, each in up to eleven orders, and at
+// backend rebuilds some twenty names (its app's, the app's in its region,
+// its region's), each in up to eleven orders, and at
 // a hundred changes a second most of them are never asked for before the
 // next change. The names untouched by a change keep their records from
 // the snapshot before, written or not.

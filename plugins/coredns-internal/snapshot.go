@@ -308,6 +308,7 @@ func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool
 			if appReserved[region] {
 				warn("backend " + quote(b.ID) + ": region " + quote(b.Region) + " would shadow " + region + "." + app + ": no <region>.<app> name for it")
 			} else {
+				group = appRegionGroup(app, region)
 				e := add(region+"."+app, kindAppRegion)
 				if len(e.backends) == 0 {
 					appRegions[app] = append(appRegions[app], region)
@@ -320,7 +321,7 @@ func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool
 		e.backends = append(e.backends, b)
 		if appOK {
 			add(region+".services", kindEmpty)
-			group = appGroup(app)
+			group = appRegionGroup(app, region)
 			e := add(app+"."+region+".services", kindService)
 			e.backends = append(e.backends, b)
 		}
