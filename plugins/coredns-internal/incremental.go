@@ -3,7 +3,6 @@ package internal
 import (
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -120,7 +119,7 @@ func (a *axfrList) list() []*node {
 	a.once.Do(func() {
 		var out []*node
 		a.from.Each(func(n *node) {
-			if n.hasRecords() {
+			if a.from.hasRecords(n) {
 				out = append(out, n)
 			}
 		})
@@ -321,9 +320,6 @@ func planPart(t, old *routing.Table, apps, appRegions, regions, ids small, liveB
 		}
 		add(g, "of."+app, kindEmpty, nil)
 		add(g, "nearest.of."+app, kindEmpty, nil)
-		for n := 1; n <= maxNearest; n++ {
-			add(g, "top"+strconv.Itoa(n)+".nearest.of."+app, kindNearest, live).top = n
-		}
 		sorted := append([]string(nil), order...)
 		sort.Strings(sorted)
 		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(sorted, ",")}

@@ -33,13 +33,13 @@ func zoneText(z *zone) []string {
 	z.names.Each(func(n *node) {
 		{
 			name := n.name
-			line := fmt.Sprintf("%s %v def=%s", name, n.kind, rrs(n.records()))
+			line := fmt.Sprintf("%s %v def=%s", name, n.kind, rrs(z.names.records(n)))
 			var keys []string
-			if n.ranks != nil {
-				for k, s := range n.ranks.sets().byCountry {
+			if r := z.names.rankingOf(n); r != nil {
+				for k, s := range r.sets().byCountry {
 					keys = append(keys, "c:"+k+"="+rrs(s))
 				}
-				for k, s := range n.ranks.sets().byRegion {
+				for k, s := range r.sets().byRegion {
 					keys = append(keys, "r:"+k+"="+rrs(s))
 				}
 			}
@@ -226,9 +226,10 @@ func at(l []string, i int) string {
 	return "(none)"
 }
 
-// A health edit of one backend builds again its app's names, its region's
-// and its own, and leaves the app's names in its other regions, and every
-// other app's, as they were: an edit costs the names it changes.
+// A health edit of one backend builds again its app's name, the app's names
+// in its region, its region's and its own, and leaves the app's names in
+// its other regions, its nearest names (which answer from the app's name)
+// and every other app's as they were: an edit costs the names it changes.
 func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "routing.db")
@@ -265,9 +266,9 @@ func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 		}
 		return n
 	}
-	addrs := func(n *node) []string {
+	addrs := func(s *snapshot, name string) []string {
 		var out []string
-		for _, rr := range n.records().a {
+		for _, rr := range s.zones[0].names.records(nodeOf(s, name)).a {
 			out = append(out, rr.(*dns.A).A.String())
 		}
 		sort.Strings(out)
@@ -290,8 +291,10 @@ func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 		"web.eu.services.internal.": {"10.0.0.2"},
 		"us.web.internal.":          {"10.0.0.3", "10.0.0.4"},
 		"eu.backends.internal.":     {"10.0.0.2", "10.0.1.1"},
+		// Kept from before, answering from the app's new records.
+		"top10.nearest.of.web.internal.": {"10.0.0.2", "10.0.0.3", "10.0.0.4"},
 	} {
-		if got := addrs(nodeOf(after, name)); !reflect.DeepEqual(got, want) {
+		if got := addrs(after, name); !reflect.DeepEqual(got, want) {
 			t.Errorf("%s answers %v after w1 went unhealthy, want %v", name, got, want)
 		}
 	}
@@ -300,7 +303,10 @@ func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 			t.Errorf("%s was kept from the snapshot before the edit", name)
 		}
 	}
-	for _, name := range []string{"us.web.internal.", "web.us.services.internal.", "us.backends.internal.", "api.internal.", "eu.api.internal.", "w2.eu.backends.internal."} {
+	if got, want := addrs(before, "top10.nearest.of.web.internal."), []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("top10.nearest.of.web.internal. answered %v before the edit, want %v", got, want)
+	}
+	for _, name := range []string{"us.web.internal.", "web.us.services.internal.", "us.backends.internal.", "api.internal.", "eu.api.internal.", "w2.eu.backends.internal.", "top1.nearest.of.web.internal.", "top10.nearest.of.web.internal."} {
 		if nodeOf(after, name) != nodeOf(before, name) {
 			t.Errorf("%s was built again for an edit of a backend it does not list", name)
 		}

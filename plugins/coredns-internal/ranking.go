@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/edgeproxy/edgeproxy/routing"
 
@@ -14,8 +15,8 @@ import (
 // their backends best first for the client, in one order per class of
 // client. Those records are written at the first query that asks for the
 // name in a snapshot, not when the snapshot is built: a change to one
-// backend rebuilds some twenty names (its app's, the app's in its region,
-// its region's), each in up to eleven orders, and at
+// backend rebuilds its app's name, the app's two in its region and its
+// region's, each in up to eleven orders, and at
 // a hundred changes a second most of them are never asked for before the
 // next change. The names untouched by a change keep their records from
 // the snapshot before, written or not.
@@ -24,7 +25,8 @@ import (
 // class of client: unknown location, each country and each region some
 // backend of the list is in. It is worked out at the first ask and shared
 // by the names that list the same backends (an app and its ten nearest
-// names; a region of an app and its services name).
+// names, through the app's ranking; a region of an app and its services
+// name).
 type orders struct {
 	once    sync.Once
 	scorer  routing.Scorer
@@ -70,6 +72,23 @@ type ranking struct {
 	def       *rrset
 	byCountry map[string]*rrset
 	byRegion  map[string]*rrset
+
+	// An app's name: the rankings of its top<n>.nearest names, made at
+	// their first ask, and the target they write with (target itself
+	// goes once the app's own records are written).
+	near       [maxNearest]atomic.Pointer[ranking]
+	nearTarget targetFunc
+}
+
+// nearest returns the ranking of the top<n>.nearest name owner of the app
+// whose ranking r is: the first n backends of each of r's orders.
+func (r *ranking) nearest(n int, owner string) *ranking {
+	p := &r.near[n-1]
+	if d := p.Load(); d != nil {
+		return d
+	}
+	p.CompareAndSwap(nil, &ranking{owner: owner, ttl: r.ttl, top: n, orders: r.orders, target: r.nearTarget})
+	return p.Load()
 }
 
 // sets writes the records at the first call.
@@ -131,8 +150,11 @@ func (zb *zoneBuilder) ordersOf(backends []*routing.Backend) *orders {
 }
 
 // ranked gives a ranked name the records it writes at the first ask.
-func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend, top int) {
-	n.ranks = &ranking{owner: n.name, ttl: zb.cfg.ttl, top: top, orders: zb.ordersOf(backends), target: zb.sharedTarget()}
+func (zb *zoneBuilder) ranked(n *node, backends []*routing.Backend) {
+	n.ranks = &ranking{owner: n.name, ttl: zb.cfg.ttl, orders: zb.ordersOf(backends), target: zb.sharedTarget()}
+	if n.kind == kindApp {
+		n.ranks.nearTarget = n.ranks.target
+	}
 }
 
 // sharedTarget is the builder's target for records written after the

@@ -114,28 +114,47 @@ type node struct {
 	ranks *ranking
 	// list holds a <region>.backends name's records.
 	list *listing
+	// app and top, for a top<n>.nearest.of.<app> name: its app's name
+	// (FQDN) and n. Its records are the first n of the app's, found
+	// through the zone's index at the ask (nameIndex.rankingOf), so an
+	// edit of the app's backends leaves the name as it was.
+	app string
+	top int
 }
 
-func (n *node) ranked() bool { return n.ranks != nil }
+// rankingOf returns a ranked name's records: its own, or for a
+// top<n>.nearest name those its app's name derives; nil for a name that is
+// not ranked.
+func (x nameIndex) rankingOf(n *node) *ranking {
+	if n.kind != kindNearest {
+		return n.ranks
+	}
+	if app := x.get(n.app); app != nil && app.ranks != nil {
+		return app.ranks.nearest(n.top, n.name)
+	}
+	return nil
+}
 
 // records returns the name's records in table order, or for a ranked name
 // in the order for a client of unknown location.
-func (n *node) records() *rrset {
-	switch {
-	case n.ranks != nil:
-		return n.ranks.sets().def
+func (x nameIndex) records(n *node) *rrset {
+	switch r := x.rankingOf(n); {
+	case r != nil:
+		return r.sets().def
 	case n.list != nil:
 		return n.list.sets().def
 	}
 	return n.def
 }
 
-// set returns the records for a client in country cc ("" when unknown).
-func (n *node) set(cc string, regions routing.RegionMap) *rrset {
-	if n.ranks == nil {
-		return n.records()
+// set returns the records of a name for a client in country cc ("" when
+// unknown).
+func (x nameIndex) set(n *node, cc string, regions routing.RegionMap) *rrset {
+	ranks := x.rankingOf(n)
+	if ranks == nil {
+		return x.records(n)
 	}
-	r := n.ranks.sets()
+	r := ranks.sets()
 	if cc != "" {
 		if s := r.byCountry[cc]; s != nil {
 			return s
@@ -234,6 +253,7 @@ type entry struct {
 	list     routing.Rows // kindBackends, planned from a change: the backends, not in backends
 	addrs    []netip.Addr
 	top      int      // kindNearest: how many backends
+	app      string   // kindNearest: the app's name
 	txt      []string // kindTXT: the values, one string
 }
 
@@ -344,14 +364,18 @@ func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool
 	// Names users know from Fly.io's .internal: the nearest backends,
 	// the app's regions and every app, as TXT.
 	for _, app := range apps {
-		group = appGroup(app)
-		backends := index[app].backends
-		add("of."+app, kindEmpty)
-		add("nearest.of."+app, kindEmpty)
+		// The nearest names hold no backends (see node.app): they
+		// change only with the app's coming and going, which only a
+		// whole build follows, so they are in no group a change
+		// builds again.
+		group = ""
 		for n := 1; n <= maxNearest; n++ {
 			e := add("top"+strconv.Itoa(n)+".nearest.of."+app, kindNearest)
-			e.backends, e.top = backends, n
+			e.app, e.top = app, n
 		}
+		group = appGroup(app)
+		add("of."+app, kindEmpty)
+		add("nearest.of."+app, kindEmpty)
 		regions := append([]string(nil), appRegions[app]...)
 		sort.Strings(regions)
 		add("regions."+app, kindTXT).txt = []string{strings.Join(regions, ",")}
@@ -433,8 +457,9 @@ type zoneBuilder struct {
 	down    map[string]bool
 	targets map[*routing.Backend]string // backend -> SRV target FQDN
 	glue    map[*routing.Backend]dns.RR // backend -> address record of its target
-	// orders holds one per list of backends of the plan, so the ten
-	// top<n>.nearest names of an app share their app's orders.
+	// orders holds one per list of backends of the plan, so the names
+	// that list the same backends (a region of an app and its services
+	// name) share their orders.
 	orders map[listKey]*orders
 	shared targetFunc // see sharedTarget
 	plan   *plan
@@ -466,7 +491,6 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 	names = append(names, &node{name: origin, kind: kindApex, def: emptySet})
 
 	zb.setup(p)
-	var axfr []*node
 	groups := groupCollector{}
 	for _, e := range p.entries {
 		n := zb.node(e, p)
@@ -475,12 +499,16 @@ func buildZone(cfg buildConfig, origin string, serial uint32, p *plan, down map[
 		}
 		names = append(names, n)
 		groups.add(e.group, n.name)
-		if n.hasRecords() {
+	}
+	z.names, z.groups = newNameIndex(names), newGroupNames(groups)
+	var axfr []*node
+	for _, n := range names {
+		if z.names.hasRecords(n) {
 			axfr = append(axfr, n)
 		}
 	}
 	sort.Slice(axfr, func(i, j int) bool { return axfr[i].name < axfr[j].name })
-	z.names, z.axfr, z.groups = newNameIndex(names), &axfrList{nodes: axfr, done: true}, newGroupNames(groups)
+	z.axfr = &axfrList{nodes: axfr, done: true}
 	return z
 }
 
@@ -510,10 +538,14 @@ func (zb *zoneBuilder) target(b *routing.Backend) (string, dns.RR, bool) {
 	return name, zb.glue[b], true
 }
 
-func (n *node) hasRecords() bool {
-	switch {
-	case n.ranks != nil:
-		return n.ranks.hasRecords()
+// hasRecords reports whether a name of the index has records, for the
+// transfer.
+func (x nameIndex) hasRecords(n *node) bool {
+	switch r := x.rankingOf(n); {
+	case r != nil:
+		return r.hasRecords()
+	case n.kind == kindNearest:
+		return false
 	case n.list != nil:
 		return n.list.hasRecords()
 	}
@@ -536,9 +568,9 @@ func (zb *zoneBuilder) node(e *entry, p *plan) *node {
 	}
 	switch e.kind {
 	case kindApp, kindService, kindAppRegion:
-		zb.ranked(n, e.backends, 0)
+		zb.ranked(n, e.backends)
 	case kindNearest:
-		zb.ranked(n, e.backends, e.top)
+		n.app, n.top = zb.fqdn(e.app), e.top
 	case kindTXT:
 		n.def = &rrset{txt: []dns.RR{&dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: cfg.ttl}, Txt: e.txt}}}
 	case kindBackends:

@@ -30,7 +30,7 @@ func (in *Internal) Transfer(zone string, serial uint32) (<-chan []dns.RR, error
 	go func() {
 		ch <- []dns.RR{z.ns}
 		for _, n := range z.axfr.list() {
-			set := n.records()
+			set := z.names.records(n)
 			var rrs []dns.RR
 			rrs = append(rrs, set.a...)
 			rrs = append(rrs, set.aaaa...)

@@ -41,6 +41,7 @@ func TestTransfer(t *testing.T) {
 		"fr1.eu.backends.internal. 30 IN A 10.50.3.1",
 		"web.eu.services.internal. 30 IN SRV 3 2 8080 fr1.eu.backends.internal.",
 		"sa.pops.internal. 30 IN AAAA 2001:db8::10",
+		"top1.nearest.of.web.internal. 30 IN A 10.50.1.1",
 	} {
 		if !text[want] {
 			t.Errorf("AXFR lacks %s", want)
