@@ -15,17 +15,18 @@ import (
 
 // Following a change without building every name again.
 //
-// Each name of a zone belongs to a group: an app's names (<app>, the
-// nearest and regions names) depend only on that app's backends; an app's
-// names in one region (<region>.<app>, <app>.<region>.services) on its
-// backends there; a region's (<region>.backends, <region>.services) on the
-// backends in it; a backend's own <id>.<region>.backends on that backend. A change of some backend rows,
-// or of their health, rebuilds the groups of those backends, as the table
-// had them and as it has them now, and the next snapshot shares every
-// other name with the one before. The zone's fixed names, _apps and the
-// POPs' names are built again only by a whole build: when the POPs
-// changed, an app appeared or went, or some name depends on another
-// row's spelling (see snapshot.clean).
+// Each name of a zone belongs to a group: an app's names (<app>,
+// regions.<app>) depend only on that app's backends; an app's names in one
+// region (<region>.<app>, <app>.<region>.services) on its backends there;
+// a region's (<region>.backends, <region>.services) on the backends in it;
+// a backend's own <id>.<region>.backends on that backend. A change of some
+// backend rows, or of their health, rebuilds the groups of those backends,
+// as the table had them and as it has them now, and the next snapshot
+// shares every other name with the one before. The zone's fixed names,
+// _apps, the POPs' names and an app's of, nearest.of and top<n>.nearest
+// names are built again only by a whole build: when the POPs changed, an
+// app appeared or went, or some name depends on another row's spelling
+// (see snapshot.clean).
 
 func appGroup(app string) string               { return "a/" + app }
 func appRegionGroup(app, region string) string { return "ar/" + app + "/" + region }
@@ -318,8 +319,6 @@ func planPart(t, old *routing.Table, apps, appRegions, regions, ids small, liveB
 				add(ar, app+"."+r.region+".services", kindService, r.backends)
 			}
 		}
-		add(g, "of."+app, kindEmpty, nil)
-		add(g, "nearest.of."+app, kindEmpty, nil)
 		sorted := append([]string(nil), order...)
 		sort.Strings(sorted)
 		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(sorted, ",")}

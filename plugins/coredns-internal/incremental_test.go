@@ -306,7 +306,8 @@ func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 	if got, want := addrs(before, "top10.nearest.of.web.internal."), []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("top10.nearest.of.web.internal. answered %v before the edit, want %v", got, want)
 	}
-	for _, name := range []string{"us.web.internal.", "web.us.services.internal.", "us.backends.internal.", "api.internal.", "eu.api.internal.", "w2.eu.backends.internal.", "top1.nearest.of.web.internal.", "top10.nearest.of.web.internal."} {
+	for _, name := range []string{"us.web.internal.", "web.us.services.internal.", "us.backends.internal.", "api.internal.", "eu.api.internal.", "w2.eu.backends.internal.",
+		"of.web.internal.", "nearest.of.web.internal.", "top1.nearest.of.web.internal.", "top10.nearest.of.web.internal."} {
 		if nodeOf(after, name) != nodeOf(before, name) {
 			t.Errorf("%s was built again for an edit of a backend it does not list", name)
 		}

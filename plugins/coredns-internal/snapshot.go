@@ -364,18 +364,18 @@ func newPlan(t *routing.Table, backends []*routing.Backend, only map[string]bool
 	// Names users know from Fly.io's .internal: the nearest backends,
 	// the app's regions and every app, as TXT.
 	for _, app := range apps {
-		// The nearest names hold no backends (see node.app): they
-		// change only with the app's coming and going, which only a
-		// whole build follows, so they are in no group a change
-		// builds again.
+		// The nearest names hold no backends (see node.app), and of
+		// and nearest.of no records: they change only with the app's
+		// coming and going, which only a whole build follows, so they
+		// are in no group a change builds again.
 		group = ""
+		add("of."+app, kindEmpty)
+		add("nearest.of."+app, kindEmpty)
 		for n := 1; n <= maxNearest; n++ {
 			e := add("top"+strconv.Itoa(n)+".nearest.of."+app, kindNearest)
 			e.app, e.top = app, n
 		}
 		group = appGroup(app)
-		add("of."+app, kindEmpty)
-		add("nearest.of."+app, kindEmpty)
 		regions := append([]string(nil), appRegions[app]...)
 		sort.Strings(regions)
 		add("regions."+app, kindTXT).txt = []string{strings.Join(regions, ",")}
