@@ -31,15 +31,34 @@ type orders struct {
 	once    sync.Once
 	scorer  routing.Scorer
 	regions routing.RegionMap
-	list    []*routing.Backend // serving backends, table order
+
+	// planned is the name's backends as planned, and down the backends
+	// the health rows report down; list, the serving ones in table
+	// order, is worked out from them at the first need (a query, a
+	// transfer), since most names a change builds are never asked for
+	// before the next change.
+	planned  []*routing.Backend
+	down     map[string]bool
+	listOnce sync.Once
+	list     []*routing.Backend
 
 	def       []routing.Ranked
 	byCountry map[string][]routing.Ranked
 	byRegion  map[string][]routing.Ranked
 }
 
+// serving returns the name's serving backends, in table order.
+func (o *orders) serving() []*routing.Backend {
+	o.listOnce.Do(func() {
+		o.list = serving(o.planned, o.down)
+		o.planned, o.down = nil, nil
+	})
+	return o.list
+}
+
 func (o *orders) get() *orders {
 	o.once.Do(func() {
+		o.serving()
 		o.def = o.scorer.Rank(o.list, routing.Client{})
 		o.byCountry, o.byRegion = map[string][]routing.Ranked{}, map[string][]routing.Ranked{}
 		for _, b := range o.list {
@@ -121,7 +140,7 @@ func (r *ranking) sets() *ranking {
 
 // hasRecords: a ranked name's default order lists every serving backend
 // (a DNS server holds no connections, so none is at its hard limit).
-func (r *ranking) hasRecords() bool { return len(r.orders.list) > 0 }
+func (r *ranking) hasRecords() bool { return len(r.orders.serving()) > 0 }
 
 // listKey names one list of backends of a plan by its first element and
 // length: the lists of a plan are never re-sliced.
@@ -139,7 +158,7 @@ func (zb *zoneBuilder) ordersOf(backends []*routing.Backend) *orders {
 			return o
 		}
 	}
-	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, list: zb.serving(backends)}
+	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, planned: backends, down: zb.down}
 	if len(backends) > 0 {
 		if zb.orders == nil {
 			zb.orders = map[listKey]*orders{}

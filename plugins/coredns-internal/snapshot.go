@@ -603,9 +603,13 @@ func fqdnIn(origin, rel string) string {
 // serving filters the backends a name lists: routable (healthy, not
 // deleted, valid address) and not reported down by every observer.
 func (zb *zoneBuilder) serving(backends []*routing.Backend) []*routing.Backend {
+	return serving(backends, zb.down)
+}
+
+func serving(backends []*routing.Backend, down map[string]bool) []*routing.Backend {
 	out := make([]*routing.Backend, 0, len(backends))
 	for _, b := range backends {
-		if b.Routable() && !zb.down[b.ID] {
+		if b.Routable() && !down[b.ID] {
 			out = append(out, b)
 		}
 	}
