@@ -18,14 +18,18 @@ import (
 // notifyChanges reports writes, creations, replacements and removals of the
 // database file or its WAL or journal, by this process or any other on the
 // machine. A commit writes the WAL with write(2), so every commit is seen.
-// It watches the directory, since the WAL comes and goes.
+//
+// The files' writes are watched on the files themselves, and their coming
+// and going on the directory, since the WAL comes and goes: a write
+// report names no file, so a signal needs no read of the report, and the
+// writes after it fold into the report still queued (see inotifyReports).
 func notifyChanges(ctx context.Context, path string) (*ChangeReports, error) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return nil, err
 	}
-	const mask = unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_DELETE
-	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), mask); err != nil {
+	dir := filepath.Dir(path)
+	if _, err := unix.InotifyAddWatch(fd, dir, dirEvents); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}
@@ -38,8 +42,14 @@ func notifyChanges(ctx context.Context, path string) (*ChangeReports, error) {
 	base := filepath.Base(path)
 	in := &inotifyReports{
 		rc:    rc,
+		dir:   dir,
 		names: [][]byte{[]byte(base), []byte(base + "-wal"), []byte(base + "-journal")},
 		c:     make(chan struct{}, 1),
+	}
+	// After the directory's watch: a file created meanwhile is reported
+	// there, and watched at the drain.
+	for _, name := range in.names {
+		in.watchFile(uintptr(fd), name)
 	}
 	in.take = in.takeReports
 	in.armed.Store(true)
@@ -48,24 +58,35 @@ func notifyChanges(ctx context.Context, path string) (*ChangeReports, error) {
 	return &ChangeReports{C: in.c, drain: in.drain}, nil
 }
 
+// What is watched: the files' writes, and the directory's entries coming
+// and going.
+const (
+	fileEvents = unix.IN_MODIFY | unix.IN_CLOSE_WRITE
+	dirEvents  = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_DELETE
+)
+
 // inotifyReports turns an inotify descriptor's reports into signals, one
 // per drain.
 //
-// After a signal the reader leaves the descriptor's queue alone until the
-// next drain. The kernel folds a report into the one before it when that
-// is still queued and the same (another write of the WAL), and wakes no
-// one for it. So the second write of a commit wakes the reader once more,
-// to find it unarmed, and the writes after it, and the commits that follow
-// while the follower waits to look, cost this process nothing. Reading
-// every report as it came woke it at every write.
+// The reader signals when reports are queued, and leaves them queued until
+// the next drain. The kernel folds a report into the one before it when
+// that is still queued and the same (another write of the WAL), and wakes
+// no one for it. So the writes of a commit after its first, and the
+// commits that follow while the follower waits to look, cost this process
+// nothing. Reading each report as it came woke the reader at every write;
+// reading the first to check its name woke it at the second.
+//
+// A signal may come for another file of the directory coming or going
+// (only those reports carry a name): the follower then looks and finds
+// nothing new.
 type inotifyReports struct {
 	rc    syscall.RawConn
+	dir   string
 	names [][]byte // the file's, its WAL's and its journal's names
 	c     chan struct{}
-	// armed: the next report naming the file is signalled. Cleared by
-	// the reader as it signals, set by a drain.
-	armed   atomic.Bool
-	readBuf [16 << 10]byte
+	// armed: the next report is signalled. Cleared by the reader as it
+	// signals, set by a drain.
+	armed atomic.Bool
 
 	mu       sync.Mutex // one drain at a time; guards what follows
 	drainBuf [4 << 10]byte
@@ -87,19 +108,15 @@ func (in *inotifyReports) read() {
 	}
 }
 
-// ready reads the descriptor's reports while armed, and reports whether one
-// named the file, which disarms it. Unarmed, it leaves them queued.
+// ready reports whether reports are queued while armed, which disarms it.
+// Unarmed, or with none queued, it waits for the next.
 func (in *inotifyReports) ready(fd uintptr) bool {
-	if !in.armed.Load() || !in.readQueued(fd, in.readBuf[:]) {
-		return false // unarmed: wait for the next drain, and a report after it
-	}
-	in.armed.Store(false)
-	return true
+	return in.armed.Load() && queued(fd) && in.armed.CompareAndSwap(true, false)
 }
 
 // drain takes the reports queued since the reader's signal and arms it for
 // the next one, in that order: a report queued meanwhile is either taken
-// here or signalled. It reports whether any taken named the file.
+// here or signalled. It reports whether any taken was of the file.
 func (in *inotifyReports) drain() bool {
 	in.armed.Store(true)
 	in.mu.Lock()
@@ -113,22 +130,76 @@ func (in *inotifyReports) drain() bool {
 	return in.named
 }
 
-// takeReports reads every queued report into drainBuf, noting in named
-// whether one named the file.
-func (in *inotifyReports) takeReports(fd uintptr) { in.named = in.readQueued(fd, in.drainBuf[:]) }
-
-// readQueued reads the reports queued on the descriptor into buf until none
-// are left, and reports whether one named the file. An error other than
-// EAGAIN counts as one: the follower looks, and its drain tries again.
-func (in *inotifyReports) readQueued(fd uintptr, buf []byte) bool {
-	named := false
+// takeReports reads every queued report, noting in named whether one was
+// of the file, and watches the files the reports saw come.
+func (in *inotifyReports) takeReports(fd uintptr) {
+	in.named = false
+	var came [][]byte
 	for {
-		n, errno := rawRead(fd, buf)
+		n, errno := rawRead(fd, in.drainBuf[:])
 		if errno != 0 || n == 0 {
-			return named || errno != 0 && errno != syscall.EAGAIN
+			// An error other than EAGAIN counts as a report: the
+			// follower looks, and the next drain tries again.
+			in.named = in.named || errno != 0 && errno != syscall.EAGAIN
+			break
 		}
-		named = named || touches(buf[:n], in.names)
+		named, c := in.parse(in.drainBuf[:n])
+		in.named = in.named || named
+		came = append(came, c...)
 	}
+	for _, name := range came {
+		in.watchFile(fd, name)
+	}
+}
+
+// parse reports whether any report in b is of the file (a write, or a
+// creation, replacement or removal naming it), and the names of the files
+// the reports saw created or moved in.
+func (in *inotifyReports) parse(b []byte) (named bool, came [][]byte) {
+	for len(b) >= unix.SizeofInotifyEvent {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
+		end := unix.SizeofInotifyEvent + int(ev.Len)
+		if end > len(b) || ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			return true, came // truncated or lost: assume it mattered
+		}
+		name := bytes.TrimRight(b[unix.SizeofInotifyEvent:end], "\x00")
+		switch {
+		case len(name) == 0:
+			// A watched file's: a write, or its watch gone with it
+			// (its removal is the directory's report).
+			named = named || ev.Mask&fileEvents != 0
+		case in.ours(name):
+			named = true
+			if ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0 {
+				came = append(came, name)
+			}
+		}
+		b = b[end:]
+	}
+	return named, came
+}
+
+func (in *inotifyReports) ours(name []byte) bool {
+	for _, n := range in.names {
+		if bytes.Equal(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// watchFile watches one of the files for writes, if it is there.
+func (in *inotifyReports) watchFile(fd uintptr, name []byte) {
+	unix.InotifyAddWatch(int(fd), filepath.Join(in.dir, string(name)), fileEvents)
+}
+
+// queued reports whether the descriptor holds reports, with a raw system
+// call: one made through the syscall package wakes the runtime's monitor
+// thread when it sleeps (see rawRead).
+func queued(fd uintptr) bool {
+	var n int32
+	_, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+	return errno != 0 || n > 0
 }
 
 // rawRead reads a non-blocking descriptor with a raw system call, retrying
@@ -142,26 +213,4 @@ func rawRead(fd uintptr, buf []byte) (int, syscall.Errno) {
 			return int(r), e
 		}
 	}
-}
-
-// touches reports whether any inotify event in b names one of names.
-func touches(b []byte, names [][]byte) bool {
-	for len(b) >= unix.SizeofInotifyEvent {
-		ev := (*unix.InotifyEvent)(unsafe.Pointer(&b[0]))
-		end := unix.SizeofInotifyEvent + int(ev.Len)
-		if end > len(b) {
-			return true // truncated: assume it mattered
-		}
-		if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-			return true
-		}
-		name := bytes.TrimRight(b[unix.SizeofInotifyEvent:end], "\x00")
-		for _, n := range names {
-			if bytes.Equal(name, n) {
-				return true
-			}
-		}
-		b = b[end:]
-	}
-	return false
 }

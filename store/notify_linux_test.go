@@ -173,6 +173,17 @@ func TestChangeReportsHoldWritesUntilDrained(t *testing.T) {
 	if reports.Drain() {
 		t.Fatal("a second drain took writes again")
 	}
+	// Another file's coming may be signalled (the directory's report of
+	// it is read only at the drain), but the drain does not count it,
+	// and that file's writes are not signalled at all.
+	write("other.db-wal")
+	select {
+	case <-reports.C:
+	case <-time.After(100 * time.Millisecond):
+	}
+	if reports.Drain() {
+		t.Fatal("the drain took another file's coming for the file's")
+	}
 	write("other.db-wal")
 	quiet("a write of another file's WAL")
 	if reports.Drain() {
@@ -191,6 +202,20 @@ func TestChangeReportsHoldWritesUntilDrained(t *testing.T) {
 	}
 	write("routing.db")
 	signalled("a write of the file after a drain that took a pending signal")
+
+	// A WAL removed and made again is watched anew: its writes after
+	// the drain that took its coming are signalled.
+	reports.Drain()
+	if err := os.Remove(filepath.Join(dir, "routing.db-wal")); err != nil {
+		t.Fatal(err)
+	}
+	signalled("the WAL's removal")
+	reports.Drain()
+	write("routing.db-wal")
+	signalled("the WAL made again")
+	reports.Drain()
+	write("routing.db-wal")
+	signalled("a write of the WAL made again")
 }
 
 // Once its context ends the notifier gives its inotify descriptor back and
