@@ -131,24 +131,23 @@ func (in *inotifyReports) drain() bool {
 }
 
 // takeReports reads every queued report, noting in named whether one was
-// of the file, and watches the files the reports saw come.
+// of the file, and watches the files the reports saw come (before the
+// next read reuses the buffer their names are in).
 func (in *inotifyReports) takeReports(fd uintptr) {
 	in.named = false
-	var came [][]byte
 	for {
 		n, errno := rawRead(fd, in.drainBuf[:])
 		if errno != 0 || n == 0 {
 			// An error other than EAGAIN counts as a report: the
 			// follower looks, and the next drain tries again.
 			in.named = in.named || errno != 0 && errno != syscall.EAGAIN
-			break
+			return
 		}
-		named, c := in.parse(in.drainBuf[:n])
+		named, came := in.parse(in.drainBuf[:n])
 		in.named = in.named || named
-		came = append(came, c...)
-	}
-	for _, name := range came {
-		in.watchFile(fd, name)
+		for _, name := range came {
+			in.watchFile(fd, name)
+		}
 	}
 }
 
