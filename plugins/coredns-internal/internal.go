@@ -92,9 +92,9 @@ func (in *Internal) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.M
 		return dns.RcodeSuccess, nil
 	}
 
-	set, scope := z.names.records(n), uint8(0)
-	if n.kind == kindNearest || n.ranks != nil {
-		set = z.names.set(n, in.country(w, ecs), in.regions)
+	set, scope := n.unranked(), uint8(0)
+	if r := z.names.rankingOf(n); r != nil {
+		set = r.forClient(in.country(w, ecs), in.regions)
 		// The order depends on where the client is, so the answer is only
 		// valid for the client's subnet.
 		if ecs != nil {

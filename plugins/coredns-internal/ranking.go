@@ -138,6 +138,21 @@ func (r *ranking) sets() *ranking {
 	return r
 }
 
+// forClient returns the records for a client in country cc ("" when
+// unknown).
+func (r *ranking) forClient(cc string, regions routing.RegionMap) *rrset {
+	r = r.sets()
+	if cc != "" {
+		if s := r.byCountry[cc]; s != nil {
+			return s
+		}
+		if s := r.byRegion[regions.Region(cc)]; s != nil {
+			return s
+		}
+	}
+	return r.def
+}
+
 // hasRecords: a ranked name's default order lists every serving backend
 // (a DNS server holds no connections, so none is at its hard limit).
 func (r *ranking) hasRecords() bool { return len(r.orders.serving()) > 0 }

@@ -138,32 +138,18 @@ func (x nameIndex) rankingOf(n *node) *ranking {
 // records returns the name's records in table order, or for a ranked name
 // in the order for a client of unknown location.
 func (x nameIndex) records(n *node) *rrset {
-	switch r := x.rankingOf(n); {
-	case r != nil:
+	if r := x.rankingOf(n); r != nil {
 		return r.sets().def
-	case n.list != nil:
+	}
+	return n.unranked()
+}
+
+// unranked returns the records of a name that is not ranked.
+func (n *node) unranked() *rrset {
+	if n.list != nil {
 		return n.list.sets().def
 	}
 	return n.def
-}
-
-// set returns the records of a name for a client in country cc ("" when
-// unknown).
-func (x nameIndex) set(n *node, cc string, regions routing.RegionMap) *rrset {
-	ranks := x.rankingOf(n)
-	if ranks == nil {
-		return x.records(n)
-	}
-	r := ranks.sets()
-	if cc != "" {
-		if s := r.byCountry[cc]; s != nil {
-			return s
-		}
-		if s := r.byRegion[regions.Region(cc)]; s != nil {
-			return s
-		}
-	}
-	return r.def
 }
 
 // buildConfig is what record building needs from the plugin's configuration.
@@ -544,8 +530,6 @@ func (x nameIndex) hasRecords(n *node) bool {
 	switch r := x.rankingOf(n); {
 	case r != nil:
 		return r.hasRecords()
-	case n.kind == kindNearest:
-		return false
 	case n.list != nil:
 		return n.list.hasRecords()
 	}
