@@ -216,6 +216,23 @@ func TestChangeReportsHoldWritesUntilDrained(t *testing.T) {
 	reports.Drain()
 	write("routing.db-wal")
 	signalled("a write of the WAL made again")
+
+	// The same when the WAL's coming is followed by more reports than
+	// one read of the descriptor takes.
+	reports.Drain()
+	if err := os.Remove(filepath.Join(dir, "routing.db-wal")); err != nil {
+		t.Fatal(err)
+	}
+	signalled("the WAL's removal, again")
+	reports.Drain()
+	write("routing.db-wal")
+	for i := range 400 {
+		write(fmt.Sprintf("other-%03d.db-wal", i))
+	}
+	signalled("the WAL made again among other files")
+	reports.Drain()
+	write("routing.db-wal")
+	signalled("a write of the WAL made again among other files")
 }
 
 // Once its context ends the notifier gives its inotify descriptor back and
