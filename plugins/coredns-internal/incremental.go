@@ -151,6 +151,29 @@ func (s small) has(v string) bool {
 	return false
 }
 
+// appRegion is an app's backends in one region, a group of their own
+// (appRegionGroup).
+type appRegion struct{ app, region string }
+
+// appRegionSet is a few appRegions, looked up by comparison: an edit's
+// check of each of its app's regions costs no group name.
+type appRegionSet []appRegion
+
+func (s *appRegionSet) add(app, region string) {
+	if !s.has(app, region) {
+		*s = append(*s, appRegion{app, region})
+	}
+}
+
+func (s appRegionSet) has(app, region string) bool {
+	for _, x := range s {
+		if x.app == app && x.region == region {
+			return true
+		}
+	}
+	return false
+}
+
 // liveApp reports whether the app has a backend that is not deleted: one
 // with names, listed under _apps.
 func liveApp(t *routing.Table, app string) bool {
@@ -170,7 +193,8 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 		return nil, false
 	}
 	old := prev.table
-	var apps, appRegions, regions, ids small
+	var apps, regions, ids small
+	var appRegions appRegionSet
 	var oldRows []*routing.Backend // the touched backends as prev had them
 	touch := func(id string) bool {
 		ids.add(id)
@@ -183,7 +207,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 				return false
 			}
 			apps.add(b.App)
-			appRegions.add(appRegionGroup(b.App, b.Region))
+			appRegions.add(b.App, b.Region)
 			regions.add(b.Region)
 			if tb == old {
 				oldRows = append(oldRows, b)
@@ -207,8 +231,8 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	for _, a := range apps {
 		only[appGroup(a)] = true
 	}
-	for _, g := range appRegions {
-		only[g] = true
+	for _, ar := range appRegions {
+		only[appRegionGroup(ar.app, ar.region)] = true
 	}
 	for _, r := range regions {
 		only[regionGroup(r)] = true
@@ -267,61 +291,42 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	return s, true
 }
 
-// planPart plans the names of the given apps, apps in regions (as
-// appRegionGroup names them), regions and backends of a clean table (see
-// snapshot.clean): what newPlan plans for their groups, without the checks
-// a clean table passes by definition.
+// planPart plans the names of the given apps, apps in regions, regions and
+// backends of a clean table (see snapshot.clean): what newPlan plans for
+// their groups, without the checks a clean table passes by definition.
 //
 // A region's list comes from the table before (old) where liveBefore has
 // it, and the change allows (see regionList); else from a pass over t.
-func planPart(t, old *routing.Table, apps, appRegions, regions, ids small, liveBefore func(region string) (routing.Rows, bool)) *plan {
+func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, regions, ids small, liveBefore func(region string) (routing.Rows, bool)) *plan {
 	p := &plan{targets: targetNames{byName: true}, clean: true}
+	// Every name planned here is one of these: no entry is allocated
+	// alone, and none moves once planned.
+	entries := make([]entry, 0, 2*len(apps)+2*len(appRegions)+2*len(regions)+len(ids))
+	p.entries = make([]*entry, 0, cap(entries))
 	add := func(group, rel string, k kind, backends []*routing.Backend) *entry {
-		e := &entry{rel: rel, kind: k, group: group, backends: backends}
+		entries = append(entries, entry{rel: rel, kind: k, group: group, backends: backends})
+		e := &entries[len(entries)-1]
 		p.entries = append(p.entries, e)
 		return e
 	}
 	for _, app := range apps {
-		// An app has few regions: found by a scan of those seen so far,
-		// starting with the previous backend's, not a map (a hash per
-		// backend, on every edit of an app of a thousand).
-		type inRegion struct {
-			region   string
-			backends []*routing.Backend
-		}
-		all := t.App(app)
-		live := make([]*routing.Backend, 0, len(all))
-		var regions []inRegion // in order of first appearance
-		last := 0
-		for _, b := range all {
-			if b.Deleted {
-				continue
-			}
-			live = append(live, b)
-			if last >= len(regions) || regions[last].region != b.Region {
-				last = slices.IndexFunc(regions, func(r inRegion) bool { return r.region == b.Region })
-				if last < 0 {
-					regions, last = append(regions, inRegion{region: b.Region}), len(regions)
-				}
-			}
-			regions[last].backends = append(regions[last].backends, b)
-		}
+		live, in := appRegionsOf(t.App(app), app, appRegions)
 		if len(live) == 0 {
 			continue
 		}
 		g := appGroup(app)
 		add(g, app, kindApp, live)
-		order := make([]string, len(regions))
-		for i, r := range regions {
+		order := make([]string, len(in))
+		for i, r := range in {
 			order[i] = r.region
-			if ar := appRegionGroup(app, r.region); appRegions.has(ar) {
+			if r.build {
+				ar := appRegionGroup(app, r.region)
 				add(ar, r.region+"."+app, kindAppRegion, r.backends)
 				add(ar, app+"."+r.region+".services", kindService, r.backends)
 			}
 		}
-		sorted := append([]string(nil), order...)
-		sort.Strings(sorted)
-		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(sorted, ",")}
+		sort.Strings(order)
+		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(order, ",")}
 	}
 	if len(regions) > 0 {
 		lists := make([]routing.Rows, len(regions))
@@ -365,4 +370,70 @@ func planPart(t, old *routing.Table, apps, appRegions, regions, ids small, liveB
 		}
 	}
 	return p
+}
+
+// inRegion is an app's live backends in one of its regions, for a region
+// whose names an edit builds (build); of the others only the name.
+type inRegion struct {
+	region   string
+	build    bool
+	n        int
+	backends []*routing.Backend
+}
+
+// appRegionsOf passes over an app's backends (all, in table order) and
+// returns its live ones and its regions in order of first appearance,
+// with the backends of those appRegions holds. It counts before it lists,
+// so that every list is cut from one array: an edit of an app of a
+// thousand backends grows no list.
+func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) ([]*routing.Backend, []inRegion) {
+	// An app has few regions: found by a scan of those seen so far,
+	// starting with the previous backend's, not a map (a hash per
+	// backend).
+	var regions []inRegion
+	find := func(last int, region string) int {
+		if last < len(regions) && regions[last].region == region {
+			return last
+		}
+		return slices.IndexFunc(regions, func(r inRegion) bool { return r.region == region })
+	}
+	live, listed, last := 0, 0, 0
+	for _, b := range all {
+		if b.Deleted {
+			continue
+		}
+		live++
+		if last = find(last, b.Region); last < 0 {
+			regions, last = append(regions, inRegion{region: b.Region, build: appRegions.has(app, b.Region)}), len(regions)
+		}
+		regions[last].n++
+	}
+	if live == 0 {
+		return nil, nil
+	}
+	for _, r := range regions {
+		if r.build {
+			listed += r.n
+		}
+	}
+	backing := make([]*routing.Backend, live+listed)
+	list, off := backing[:0:live], live
+	for i := range regions {
+		if r := &regions[i]; r.build {
+			r.backends, off = backing[off:off:off+r.n], off+r.n
+		}
+	}
+	last = 0
+	for _, b := range all {
+		if b.Deleted {
+			continue
+		}
+		list = append(list, b)
+		if listed > 0 {
+			if last = find(last, b.Region); regions[last].build {
+				regions[last].backends = append(regions[last].backends, b)
+			}
+		}
+	}
+	return list, regions
 }
