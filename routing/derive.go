@@ -92,7 +92,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 // port), else built again.
 func (t *Table) indexAfter(app string, list []*Backend, changes []Change) *appIndex {
 	if edits, ok := t.patchable(app, list, changes); ok {
-		return t.apps.get(app).index.patched(list, edits)
+		return t.apps.get(app).index.patched(edits)
 	}
 	return buildAppIndex(list)
 }
@@ -102,7 +102,7 @@ func (t *Table) indexAfter(app string, list []*Backend, changes []Change) *appIn
 // each backend at the same place of the app's list as before. A removal
 // and an addition of the same ID are one edit (the store reports an
 // edited row so).
-func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]Change, bool) {
+func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]placedEdit, bool) {
 	before := t.apps.get(app)
 	if before == nil || before.index == nil || len(before.list) != len(list) {
 		return nil, false
@@ -140,15 +140,25 @@ func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]Chan
 	if len(edits) == 0 || len(edits) > maxPatched {
 		return nil, false
 	}
-	for _, c := range edits {
+	placed := make([]placedEdit, len(edits))
+	for k, c := range edits {
 		if !editedInPlace(c) {
 			return nil, false
 		}
-		if i := slices.Index(old, c.Old); i < 0 || list[i] != c.New {
+		i := slices.Index(old, c.Old)
+		if i < 0 || list[i] != c.New {
 			return nil, false
 		}
+		placed[k] = placedEdit{at: int32(i), new: c.New}
 	}
-	return edits, true
+	return placed, true
+}
+
+// placedEdit is an edit in place: the backend at place at of its app's
+// list is now new.
+type placedEdit struct {
+	at  int32
+	new *Backend
 }
 
 // edited returns the lists of apps after the changes: each app's list in t

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -176,14 +177,7 @@ func TestPatchedIndexPicksLikeTheScan(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	countries := []string{"FR", "DE", "BR", "US"}
 	regions := DefaultRegions()
-	list := make([]*Backend, 300)
-	order := map[string]int64{}
-	for i := range list {
-		cc := countries[rng.IntN(len(countries))]
-		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1+rng.IntN(3), 1+rng.IntN(20), rng.IntN(6))
-		order[list[i].ID] = int64(i)
-	}
-	rowid := func(b *Backend) int64 { return order[b.ID] }
+	list, rowid := spreadApp(rng, 300, countries, func() int { return rng.IntN(6) })
 	tbl := NewTable(1, time.Now(), list, nil)
 	patched, built := 0, 0
 	for step := range 400 {
@@ -272,4 +266,162 @@ func BenchmarkDeriveWeightEdit(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A patch makes again only the chunks that hold an edited backend: the
+// edit costs a chunk per group, whatever the app's size. The loads of that
+// chunk's backends refresh the new chunk, so it still answers for them.
+func TestPatchSharesTheChunksItDoesNotTouch(t *testing.T) {
+	list := make([]*Backend, 1000)
+	order := map[string]int64{}
+	for i := range list {
+		list[i] = backend(fmt.Sprintf("b%d", i), "eu", "FR", 1, 10, 0)
+		order[list[i].ID] = int64(i)
+	}
+	rowid := func(b *Backend) int64 { return order[b.ID] }
+	tbl := NewTable(1, time.Now(), list, nil)
+	before := tbl.apps.get("myapp").index
+
+	const edited = 500
+	old := list[edited]
+	nb := *old
+	nb.Weight = 3
+	list = slices.Clone(list)
+	list[edited] = &nb
+	tbl = tbl.Derive(2, time.Now(), RowsOf(list), nil, []Change{{Old: old, New: &nb}}, rowid)
+	after := tbl.apps.get("myapp").index
+	if after == before {
+		t.Fatal("the edit kept the index before it")
+	}
+	for name, pair := range map[string][2]*group{
+		"all":    {before.all, after.all},
+		"FR":     {before.byCountry["FR"], after.byCountry["FR"]},
+		"region": {before.byRegion["eu"], after.byRegion["eu"]},
+	} {
+		was, now := pair[0], pair[1]
+		if len(was.chunks) != len(now.chunks) || len(now.chunks) < 20 {
+			t.Fatalf("%s: %d chunks before, %d after", name, len(was.chunks), len(now.chunks))
+		}
+		made := 0
+		for k := range now.chunks {
+			if now.chunks[k] != was.chunks[k] {
+				made++
+				if now.cells[k].c.Load() != now.chunks[k] {
+					t.Fatalf("%s: the loads of chunk %d still refresh the chunk before", name, k)
+				}
+			}
+		}
+		if made != 1 {
+			t.Fatalf("%s: the edit made %d chunks again, want 1", name, made)
+		}
+	}
+
+	// Every backend busy but the edited one's neighbour: the new chunk,
+	// refreshed through its loads, names that neighbour.
+	for _, b := range list {
+		setActive(b, 1)
+	}
+	free := list[edited+1]
+	free.Load.Release()
+	got, _ := Scorer{LocalRegion: "eu"}.pick(after, client("FR"), nil)
+	if got != free {
+		t.Fatalf("picked %s, want %s, the only idle backend", idOf(got), free.ID)
+	}
+}
+
+// Connections come and go on every backend while edits patch the app's
+// index: once they stop, the newest index picks like the plain scan, so no
+// change of load was lost on a chunk a patch replaced. (Run with -race.)
+func TestPatchesUnderLoadPickLikeTheScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	countries := []string{"FR", "DE", "BR", "US"}
+	list, rowid := spreadApp(rng, 400, countries, func() int { return 0 })
+	loads := make([]*Load, len(list))
+	for i, b := range list {
+		loads[i] = b.Load
+	}
+	tbl := NewTable(1, time.Now(), list, nil)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 9))
+			var held []*Load
+			for {
+				select {
+				case <-stop:
+					for _, l := range held {
+						l.Release()
+					}
+					return
+				default:
+				}
+				if len(held) < 50 && r.IntN(2) == 0 {
+					l := loads[r.IntN(len(loads))]
+					l.TryAcquire(0)
+					held = append(held, l)
+				} else if len(held) > 0 {
+					k := r.IntN(len(held))
+					held[k].Release()
+					held = slices.Delete(held, k, k+1)
+				}
+			}
+		}()
+	}
+	patched := 0
+	for step := range 300 {
+		i := rng.IntN(len(list))
+		old := list[i]
+		nb := *old
+		if rng.IntN(2) == 0 {
+			nb.Healthy = !nb.Healthy
+		} else {
+			nb.Weight = 1 + rng.IntN(5)
+		}
+		list = slices.Clone(list)
+		list[i] = &nb
+		changes := []Change{{Old: old, New: &nb}}
+		if _, ok := tbl.patchable("myapp", list, changes); ok {
+			patched++
+		}
+		tbl = tbl.Derive(uint64(step+2), time.Now(), RowsOf(list), nil, changes, rowid)
+	}
+	close(stop)
+	wg.Wait()
+	if patched == 0 {
+		t.Fatal("no edit patched the index")
+	}
+	// Every connection is given back; hold a few again so the loads differ.
+	for range 60 {
+		list[rng.IntN(len(list))].Load.TryAcquire(0)
+	}
+	ix := tbl.apps.get("myapp").index
+	for _, cc := range countries {
+		for _, local := range []string{"eu", "sa", "us"} {
+			s := Scorer{LocalRegion: local}
+			want, wantTier := s.Pick(list, client(cc), nil)
+			got, gotTier := s.pick(ix, client(cc), nil)
+			if got != want || (want != nil && gotTier != wantTier) {
+				t.Fatalf("client %s, POP %s: index %s/%v, scan %s/%v", cc, local, idOf(got), gotTier, idOf(want), wantTier)
+			}
+		}
+	}
+}
+
+// spreadApp is an app of n backends in random countries of the list, with
+// random weights and soft limits and hard limits from hard, and each
+// backend's place in table order.
+func spreadApp(rng *rand.Rand, n int, countries []string, hard func() int) ([]*Backend, func(*Backend) int64) {
+	regions := DefaultRegions()
+	list := make([]*Backend, n)
+	order := map[string]int64{}
+	for i := range list {
+		cc := countries[rng.IntN(len(countries))]
+		list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1+rng.IntN(3), 1+rng.IntN(20), hard())
+		order[list[i].ID] = int64(i)
+	}
+	return list, func(b *Backend) int64 { return order[b.ID] }
 }

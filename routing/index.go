@@ -1,6 +1,8 @@
 package routing
 
 import (
+	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"sync/atomic"
@@ -13,18 +15,23 @@ type appIndex struct {
 	all       *group
 	byCountry map[string]*group
 	byRegion  map[string]*group
-	// backing holds every group's slots, each group at its off.
-	backing []slot
 }
 
-// group is the backends of one tier for some clients, in table order. A
-// large group is cut into chunks that each remember their least loaded
-// backend, refreshed whenever one of their backends' load or health
-// changes, so a decision reads one slot per chunk instead of every slot.
+// group is the backends of one tier for some clients, in the app's order,
+// cut into chunks. The chunks of a large group each remember their least
+// loaded backend, refreshed whenever one of their backends' load or health
+// changes, so a decision reads one slot per chunk instead of every slot; a
+// small one is scanned whole.
+//
+// Chunks never change once published (but for best), so an index patched
+// for an edit shares with the one before every chunk the edit does not
+// touch: the edit costs a chunk per group, not the app.
 type group struct {
-	slots  []slot
-	chunks []chunk
-	off    int // where slots start in the index's backing
+	chunks []*chunk
+	// cells, for a large group: where each chunk's loads find it, one per
+	// chunk. Indexes of the same layout (patched from one another) share
+	// them, so a patch points a load at its new chunk with one store.
+	cells []cell
 }
 
 // chunkSize balances the refresh (a scan of one chunk on every acquire and
@@ -35,6 +42,9 @@ type chunk struct {
 	slots []slot
 	best  atomic.Int32 // index in slots of the least loaded eligible slot, -1 for none
 }
+
+// cell holds the newest chunk at one place of a large group.
+type cell struct{ c atomic.Pointer[chunk] }
 
 // slot is a backend with what the scan needs precomputed: the reciprocal of
 // soft limit times weight turns the score's two divisions into a multiply.
@@ -47,14 +57,13 @@ type slot struct {
 	load *Load
 	inv  float64
 	hard int64
-	at   int32 // the backend's place in the app's list
+	at   int32 // the backend's place in the app's list; grows along a group
 }
 
 func buildAppIndex(backends []*Backend) *appIndex {
-	ix := &appIndex{all: &group{}, byCountry: map[string]*group{}, byRegion: map[string]*group{}}
+	ix := &appIndex{byCountry: map[string]*group{}, byRegion: map[string]*group{}}
 	// Two passes: the first counts the backends of each country and
-	// region, so that every group's slots are cut from one array
-	// (an app's index is built again at every change to one of its rows).
+	// region, so that every group's slots are cut from one array.
 	// An app has few countries and regions: they are found by a scan of
 	// the keys seen so far, starting with the previous row's.
 	type tally struct {
@@ -94,34 +103,74 @@ func buildAppIndex(backends []*Backend) *appIndex {
 		}
 	}
 	backing := make([]slot, 3*n)
-	ix.backing = backing
-	ix.all.slots = backing[0:0:n]
+	all := backing[0:0:n]
 	offset := n
-	cut := func(tallies []tally, m map[string]*group) []*group {
-		gs := make([]*group, len(tallies))
+	cut := func(tallies []tally) [][]slot {
+		gs := make([][]slot, len(tallies))
 		for i, t := range tallies {
-			gs[i] = &group{slots: backing[offset : offset : offset+t.n], off: offset}
+			gs[i] = backing[offset : offset : offset+t.n]
 			offset += t.n
-			m[t.key] = gs[i]
 		}
 		return gs
 	}
-	cGroups, rGroups := cut(countries, ix.byCountry), cut(regions, ix.byRegion)
+	cSlots, rSlots := cut(countries), cut(regions)
 	lastC, lastR = 0, 0
 	for i, b := range backends {
 		s := slotOf(b, int32(i))
-		ix.all.slots = append(ix.all.slots, s)
+		all = append(all, s)
 		if b.Country != "" {
-			g := cGroups[find(countries, &lastC, b.Country)]
-			g.slots = append(g.slots, s)
+			k := find(countries, &lastC, b.Country)
+			cSlots[k] = append(cSlots[k], s)
 		}
 		if b.Region != "" {
-			g := rGroups[find(regions, &lastR, b.Region)]
-			g.slots = append(g.slots, s)
+			k := find(regions, &lastR, b.Region)
+			rSlots[k] = append(rSlots[k], s)
 		}
 	}
-	ix.watch(backends)
+	// Each backend is in at most three groups (all, its country, its
+	// region), so the cells its load refreshes fit three places of one
+	// array for the whole app: two allocations per app, none per backend.
+	w := watchList{flat: make([]*cell, 3*n), n: make([]uint8, n)}
+	ix.all = newGroup(all, &w)
+	for i, t := range countries {
+		ix.byCountry[t.key] = newGroup(cSlots[i], &w)
+	}
+	for i, t := range regions {
+		ix.byRegion[t.key] = newGroup(rSlots[i], &w)
+	}
+	lists := make([][]*cell, n)
+	for i, b := range backends {
+		if w.n[i] > 0 {
+			lists[i] = w.flat[3*i : 3*i+int(w.n[i]) : 3*i+int(w.n[i])]
+			b.Load.cells.Store(&lists[i])
+		}
+	}
 	return ix
+}
+
+// newGroup cuts slots into chunks; for a large group it also refreshes
+// them and notes in w the cells each backend's load must refresh.
+func newGroup(slots []slot, w *watchList) *group {
+	k := (len(slots) + chunkSize - 1) / chunkSize
+	g := &group{chunks: make([]*chunk, k)}
+	chunks := make([]chunk, k)
+	for i := range chunks {
+		end := min((i+1)*chunkSize, len(slots))
+		chunks[i].slots = slots[i*chunkSize : end : end]
+		g.chunks[i] = &chunks[i]
+	}
+	if len(slots) <= 2*chunkSize {
+		return g
+	}
+	g.cells = make([]cell, k)
+	for i, c := range g.chunks {
+		c.refresh()
+		g.cells[i].c.Store(c)
+		for _, s := range c.slots {
+			w.add(s.at, &g.cells[i])
+		}
+	}
+	return g
 }
 
 // slotOf is b's slot at place at of its app's list.
@@ -136,56 +185,61 @@ func slotOf(b *Backend, at int32) slot {
 	return s
 }
 
-// watch cuts the index's large groups into chunks and points the load of
-// each of the app's backends at the chunks it must refresh.
-func (ix *appIndex) watch(backends []*Backend) {
-	// Each backend is in at most three groups (all, its country, its
-	// region), so the chunks its load refreshes fit three slots of one
-	// array for the whole app: two allocations per app, none per backend.
-	w := watchList{flat: make([]*chunk, 3*len(backends)), n: make([]uint8, len(backends))}
-	for _, g := range ix.groups() {
-		g.cut(&w)
-	}
-	lists := make([][]*chunk, len(backends))
-	for i, b := range backends {
-		if w.n[i] > 0 {
-			lists[i] = w.flat[3*i : 3*i+int(w.n[i]) : 3*i+int(w.n[i])]
-			b.Load.chunks.Store(&lists[i])
-		}
-	}
-}
-
 // maxPatched is how many edits of one app a snapshot patches into the
 // app's index; more are built again.
 const maxPatched = 8
 
 // patched returns the index of the app's list after edits that kept each
-// backend in its place and its groups (editedInPlace): ix's slots, with
-// the edited backends' slots made again. Building an index passes twice
-// over the app's backends, a cache miss and string comparisons each; a
-// patch copies the slots, which hold all it needs.
-func (ix *appIndex) patched(backends []*Backend, edits []Change) *appIndex {
-	nb := slices.Clone(ix.backing)
-	for k := range nb {
-		for _, c := range edits {
-			if nb[k].b == c.Old {
-				nb[k] = slotOf(c.New, nb[k].at)
-			}
+// backend in its place and its groups (editedInPlace): ix's groups, with
+// the chunks that hold an edited backend made again, and the loads of
+// their backends pointed at them. Every other chunk is ix's, and so are
+// the cells. Building an index passes twice over the app's backends, a
+// cache miss and string comparisons each, and points every load at it.
+func (ix *appIndex) patched(edits []placedEdit) *appIndex {
+	nix := &appIndex{all: ix.all, byCountry: ix.byCountry, byRegion: ix.byRegion}
+	copied := false // whether nix has maps of its own yet
+	own := func() {
+		if !copied {
+			nix.byCountry, nix.byRegion = maps.Clone(nix.byCountry), maps.Clone(nix.byRegion)
+			copied = true
 		}
 	}
-	regroup := func(g *group) *group {
-		return &group{slots: nb[g.off : g.off+len(g.slots) : g.off+len(g.slots)], off: g.off}
+	for _, e := range edits {
+		s := slotOf(e.new, e.at)
+		nix.all = nix.all.with(s)
+		if g := nix.byCountry[e.new.Country]; g != nil {
+			own()
+			nix.byCountry[e.new.Country] = g.with(s)
+		}
+		if g := nix.byRegion[e.new.Region]; g != nil {
+			own()
+			nix.byRegion[e.new.Region] = g.with(s)
+		}
 	}
-	nix := &appIndex{all: regroup(ix.all), backing: nb,
-		byCountry: make(map[string]*group, len(ix.byCountry)), byRegion: make(map[string]*group, len(ix.byRegion))}
-	for k, g := range ix.byCountry {
-		nix.byCountry[k] = regroup(g)
-	}
-	for k, g := range ix.byRegion {
-		nix.byRegion[k] = regroup(g)
-	}
-	nix.watch(backends)
 	return nix
+}
+
+// with returns the group with the slot at s.at made s: the chunk that holds
+// it is copied, every other shared. A large group's cell for that chunk
+// then points the chunk's loads at the copy.
+func (g *group) with(s slot) *group {
+	k, _ := slices.BinarySearchFunc(g.chunks, s.at, func(c *chunk, at int32) int {
+		return cmp.Compare(c.slots[len(c.slots)-1].at, at)
+	})
+	old := g.chunks[k]
+	i, _ := slices.BinarySearchFunc(old.slots, s.at, func(x slot, at int32) int { return cmp.Compare(x.at, at) })
+	nc := &chunk{slots: slices.Clone(old.slots)}
+	nc.slots[i] = s
+	ng := &group{chunks: slices.Clone(g.chunks), cells: g.cells}
+	ng.chunks[k] = nc
+	if ng.cells != nil {
+		nc.refresh()
+		ng.cells[k].c.Store(nc)
+		// A change of load between the refresh and the store refreshed
+		// the chunk before: look once more.
+		nc.refresh()
+	}
+	return ng
 }
 
 // editedInPlace reports whether an edit leaves the backend in the groups
@@ -197,43 +251,15 @@ func editedInPlace(c Change) bool {
 		c.Old.App == c.New.App && c.Old.Country == c.New.Country && c.Old.Region == c.New.Region
 }
 
-// watchList collects the chunks each backend of an app belongs to.
+// watchList collects the cells each backend of an app belongs to.
 type watchList struct {
-	flat []*chunk
+	flat []*cell
 	n    []uint8
 }
 
-func (w *watchList) add(at int32, c *chunk) {
+func (w *watchList) add(at int32, c *cell) {
 	w.flat[3*int(at)+int(w.n[at])] = c
 	w.n[at]++
-}
-
-func (ix *appIndex) groups() []*group {
-	out := []*group{ix.all}
-	for _, g := range ix.byCountry {
-		out = append(out, g)
-	}
-	for _, g := range ix.byRegion {
-		out = append(out, g)
-	}
-	return out
-}
-
-// cut splits a large group into chunks and notes which chunks each
-// backend's load must refresh.
-func (g *group) cut(watched *watchList) {
-	if len(g.slots) <= 2*chunkSize {
-		return
-	}
-	g.chunks = make([]chunk, (len(g.slots)+chunkSize-1)/chunkSize)
-	for i := range g.chunks {
-		c := &g.chunks[i]
-		c.slots = g.slots[i*chunkSize : min((i+1)*chunkSize, len(g.slots))]
-		c.refresh()
-		for _, s := range c.slots {
-			watched.add(s.at, c)
-		}
-	}
 }
 
 // value is the slot's load term, or +Inf when it cannot take a connection.
@@ -257,26 +283,29 @@ func (c *chunk) refresh() {
 }
 
 // best returns the least loaded eligible backend of the group (first on
-// ties) and its load term, or nil. The chunks answer when nothing else is
-// asked of the choice; a chunk whose remembered backend turned ineligible
-// since (another connection took its last slot a moment ago) is scanned.
+// ties) and its load term, or nil. A large group's chunks answer when
+// nothing else is asked of the choice; a chunk whose remembered backend
+// turned ineligible since (another connection took its last slot a moment
+// ago) is scanned.
 func (g *group) best(skip []*Backend, preferRTT bool) (*Backend, float64) {
-	if g.chunks == nil || len(skip) > 0 || preferRTT {
-		return best(g.slots, skip, preferRTT)
-	}
 	var (
 		winner *Backend
 		min    = math.Inf(1)
 	)
-	for i := range g.chunks {
-		c := &g.chunks[i]
+	if g.cells == nil || len(skip) > 0 || preferRTT {
+		for _, c := range g.chunks {
+			winner, min = best(c.slots, skip, preferRTT, winner, min)
+		}
+		return winner, min
+	}
+	for _, c := range g.chunks {
 		var b *Backend
 		v := math.Inf(1)
 		if j := c.best.Load(); j >= 0 {
 			b, v = c.slots[j].b, c.slots[j].value()
 		}
 		if math.IsInf(v, 1) {
-			b, v = best(c.slots, nil, false)
+			b, v = best(c.slots, nil, false, nil, math.Inf(1))
 		}
 		if b != nil && v < min {
 			winner, min = b, v
@@ -285,15 +314,12 @@ func (g *group) best(skip []*Backend, preferRTT bool) (*Backend, float64) {
 	return winner, min
 }
 
-// best returns the least loaded eligible slot of a group (first on ties) and
-// its load term, or nil.
-func best(group []slot, skip []*Backend, preferRTT bool) (*Backend, float64) {
-	var (
-		winner *Backend
-		min    = math.Inf(1)
-	)
-	for i := range group {
-		s := &group[i]
+// best returns the least loaded eligible backend of slots (first on ties)
+// and its load term, or nil, counting winner and its term min, the best of
+// the slots before (nil and +Inf for none).
+func best(slots []slot, skip []*Backend, preferRTT bool, winner *Backend, min float64) (*Backend, float64) {
+	for i := range slots {
+		s := &slots[i]
 		n := s.load.active.Load()
 		if n >= s.hard || s.load.health.down.Load() != 0 {
 			continue
@@ -327,7 +353,7 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 		{ix.all, TierElsewhere, true},
 	}
 	for _, g := range groups {
-		if !g.use || g.g == nil || len(g.g.slots) == 0 {
+		if !g.use || g.g == nil || len(g.g.chunks) == 0 {
 			continue
 		}
 		b, v := g.g.best(skip, s.PreferRTT)
@@ -345,9 +371,11 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 }
 
 func allBackends(ix *appIndex) []*Backend {
-	out := make([]*Backend, len(ix.all.slots))
-	for i := range ix.all.slots {
-		out[i] = ix.all.slots[i].b
+	var out []*Backend
+	for _, c := range ix.all.chunks {
+		for i := range c.slots {
+			out = append(out, c.slots[i].b)
+		}
 	}
 	return out
 }

@@ -15,16 +15,16 @@ type Load struct {
 	failures atomic.Uint64 // dial failures
 	atLimit  atomic.Bool   // active reached the hard limit of the last TryAcquire
 	health   liveHealth    // the POP's own health view (health.go)
-	// chunks of the newest table whose remembered best backend depends
-	// on this load (index.go); refreshed on every change.
-	chunks atomic.Pointer[[]*chunk]
+	// cells of the newest table's chunks whose remembered best backend
+	// depends on this load (index.go); refreshed on every change.
+	cells atomic.Pointer[[]*cell]
 }
 
 // changed refreshes the chunks this load belongs to.
 func (l *Load) changed() {
-	if cs := l.chunks.Load(); cs != nil {
+	if cs := l.cells.Load(); cs != nil {
 		for _, c := range *cs {
-			c.refresh()
+			c.c.Load().refresh()
 		}
 	}
 }
