@@ -371,7 +371,11 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 }
 
 func allBackends(ix *appIndex) []*Backend {
-	var out []*Backend
+	n := 0
+	for _, c := range ix.all.chunks {
+		n += len(c.slots)
+	}
+	out := make([]*Backend, 0, n)
 	for _, c := range ix.all.chunks {
 		for i := range c.slots {
 			out = append(out, c.slots[i].b)
