@@ -377,63 +377,38 @@ func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, region
 type inRegion struct {
 	region   string
 	build    bool
-	n        int
 	backends []*routing.Backend
 }
 
-// appRegionsOf passes over an app's backends (all, in table order) and
-// returns its live ones and its regions in order of first appearance,
-// with the backends of those appRegions holds. It counts before it lists,
-// so that every list is cut from one array: an edit of an app of a
-// thousand backends grows no list.
+// appRegionsOf passes once over an app's backends (all, in table order)
+// and returns its live ones and its regions in order of first appearance,
+// with the backends of those appRegions holds: one region, or two, of the
+// app's, so only those lists grow as the pass goes. A pass is a cache miss
+// a backend, the cost of an edit of an app of a thousand.
 func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) ([]*routing.Backend, []inRegion) {
 	// An app has few regions: found by a scan of those seen so far,
 	// starting with the previous backend's, not a map (a hash per
 	// backend).
 	var regions []inRegion
-	find := func(last int, region string) int {
-		if last < len(regions) && regions[last].region == region {
-			return last
-		}
-		return slices.IndexFunc(regions, func(r inRegion) bool { return r.region == region })
-	}
-	live, listed, last := 0, 0, 0
+	live := make([]*routing.Backend, 0, len(all))
+	last := 0
 	for _, b := range all {
 		if b.Deleted {
 			continue
 		}
-		live++
-		if last = find(last, b.Region); last < 0 {
-			regions, last = append(regions, inRegion{region: b.Region, build: appRegions.has(app, b.Region)}), len(regions)
-		}
-		regions[last].n++
-	}
-	if live == 0 {
-		return nil, nil
-	}
-	for _, r := range regions {
-		if r.build {
-			listed += r.n
-		}
-	}
-	backing := make([]*routing.Backend, live+listed)
-	list, off := backing[:0:live], live
-	for i := range regions {
-		if r := &regions[i]; r.build {
-			r.backends, off = backing[off:off:off+r.n], off+r.n
-		}
-	}
-	last = 0
-	for _, b := range all {
-		if b.Deleted {
-			continue
-		}
-		list = append(list, b)
-		if listed > 0 {
-			if last = find(last, b.Region); regions[last].build {
-				regions[last].backends = append(regions[last].backends, b)
+		live = append(live, b)
+		if last >= len(regions) || regions[last].region != b.Region {
+			last = slices.IndexFunc(regions, func(r inRegion) bool { return r.region == b.Region })
+			if last < 0 {
+				regions, last = append(regions, inRegion{region: b.Region, build: appRegions.has(app, b.Region)}), len(regions)
 			}
 		}
+		if regions[last].build {
+			regions[last].backends = append(regions[last].backends, b)
+		}
 	}
-	return list, regions
+	if len(live) == 0 {
+		return nil, nil
+	}
+	return live, regions
 }
