@@ -105,6 +105,7 @@ type LoadTracker struct {
 	// how many the last sweep left: Forget sweeps only once the tracker
 	// may have outgrown what it keeps by a quarter.
 	added, kept int
+	swept       bool // Forget was called before
 }
 
 // NewLoadTracker returns an empty tracker.
@@ -135,6 +136,15 @@ func (t *LoadTracker) For(id string) *Load {
 func (t *LoadTracker) Forget(keep func(id string) bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !t.swept {
+		// The first call comes after the first table: the tracker holds
+		// the loads made for the tables read so far, normally that one's
+		// own, and a sweep would look up each to drop none (at 100,000
+		// backends, the first edit's snapshot waited 70 ms for it). The
+		// loads of backends gone meanwhile go at the next sweep.
+		t.swept, t.added, t.kept = true, 0, len(t.loads)
+		return
+	}
 	if t.added < max(forgetSlack, t.kept/4) {
 		return
 	}
