@@ -179,9 +179,17 @@ func (m *healthManager) sync(tbl *routing.Table) {
 	m.synced = tbl
 	for _, app := range tbl.AppsEditedSince(prev) {
 		mon := m.monitors[app]
+		if mon == nil {
+			var before []*routing.Backend
+			if prev != nil {
+				before = prev.App(app)
+			}
+			clearUnchecked(tbl.App(app), before)
+			continue
+		}
 		var targets []health.Target
 		for _, b := range tbl.App(app) {
-			if mon == nil || !b.TableRoutable() {
+			if !b.TableRoutable() {
 				if b.Load.DownReasons()&routing.DownActive != 0 {
 					b.Load.SetDown(routing.DownActive, false)
 				}
@@ -190,9 +198,7 @@ func (m *healthManager) sync(tbl *routing.Table) {
 			targets = append(targets, health.Target{ID: b.ID, Addr: b.Addr,
 				Down: b.Load.DownReasons()&routing.DownActive != 0})
 		}
-		if mon != nil {
-			m.syncMonitor(mon, targets) // none: the app's last backend is gone
-		}
+		m.syncMonitor(mon, targets) // none: the app's last backend is gone
 	}
 	for _, o := range m.outliers {
 		if o != nil {
@@ -200,6 +206,24 @@ func (m *healthManager) sync(tbl *routing.Table) {
 		}
 	}
 	m.defaultO.Forget(func(id string) bool { return tbl.Backend(id) != nil })
+}
+
+// clearUnchecked clears the active-check verdict of the backends of an app
+// no monitor checks, given the app's backends before (nil at the first
+// sync, when every verdict may be a monitor's that a reload took away).
+// Afterwards only a backend that came into the app can carry one, from
+// the checked app it left: a backend the app had before (the same row, at
+// the same place) is skipped without a look at its load, which would be a
+// cache miss a backend at every edit of a large app.
+func clearUnchecked(backends, before []*routing.Backend) {
+	for i, b := range backends {
+		if i < len(before) && before[i] == b {
+			continue
+		}
+		if b.Load.DownReasons()&routing.DownActive != 0 {
+			b.Load.SetDown(routing.DownActive, false)
+		}
+	}
 }
 
 // syncMonitor hands mon its targets, and drops the health rows to write
@@ -224,7 +248,9 @@ func (m *healthManager) syncMonitor(mon *health.Monitor, targets []health.Target
 // checked applies one active check result.
 func (m *healthManager) checked(app string, st health.Status, changed bool) {
 	b := m.rt.Table().Backend(st.ID)
-	if b == nil {
+	if b == nil || b.App != app {
+		// Gone, or moved to another app since the monitor's last sync:
+		// no verdict of this app's checks is the other app's.
 		return
 	}
 	b.Load.SetRTT(st.RTT.Microseconds())

@@ -99,6 +99,50 @@ func TestHealthChecksFollowEditedApps(t *testing.T) {
 	}
 }
 
+// A backend that moves from a checked app to one no monitor checks sheds
+// the verdict of its old app's checks, and a result of those checks that
+// comes after the move gives it none. A backend of an unchecked app that
+// stays where it was keeps no verdict either, through edits of its app.
+func TestUncheckedAppsCarryNoActiveVerdict(t *testing.T) {
+	rt, db := openPOP(t, `('a1','web','sa','BR','127.0.0.1',1)`, `('a2','web','sa','BR','127.0.0.1',2)`, `('o1','other','sa','BR','127.0.0.1',3)`)
+	m := newHealthManager(rt, map[string]HealthSpec{"web": {Monitor: &health.Config{Interval: time.Hour}}})
+	t.Cleanup(func() {
+		for _, mon := range m.monitors {
+			mon.Stop()
+		}
+	})
+	activeDown := func(id string) bool {
+		return rt.Table().Backend(id).Load.DownReasons()&routing.DownActive != 0
+	}
+	m.sync(waitTable(t, rt, func(tbl *routing.Table) bool { return tbl.Backend("o1") != nil }))
+	m.checked("web", health.Status{ID: "a1", Healthy: false}, true)
+	if !activeDown("a1") {
+		t.Fatal("a failed check of web did not mark a1, a backend of web, down")
+	}
+	m.checked("web", health.Status{ID: "o1", Healthy: false}, true)
+	if activeDown("o1") {
+		t.Fatal("web's checks marked o1, a backend of another app, down")
+	}
+	for _, q := range []string{
+		`UPDATE backends SET app = 'other' WHERE id = 'a1'`,
+		`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('o2','other','sa','BR','127.0.0.1',4)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+		m.sync(waitTable(t, rt, func(tbl *routing.Table) bool {
+			return tbl.Backend("a1").App == "other" && (q[0] == 'U' || tbl.Backend("o2") != nil)
+		}))
+		if activeDown("a1") {
+			t.Fatalf("after %q: a1, now in an app no monitor checks, is still down by web's checks", q)
+		}
+		m.checked("web", health.Status{ID: "a1", Healthy: false}, true)
+		if activeDown("a1") {
+			t.Fatalf("after %q: a late result of web's checks marked a1 down", q)
+		}
+	}
+}
+
 // The monitors' sync after a one-row edit of a table of 100 backends an
 // app, without active checks: the cost every snapshot pays.
 func BenchmarkHealthSyncAfterEdit(b *testing.B) {
