@@ -48,6 +48,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 			if c.New.Load == nil {
 				c.New.Load = new(Load)
 			}
+			c.New.Load.limitIs(c.New.HardLimit)
 			touched[c.New.App] = true
 		}
 	}

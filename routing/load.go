@@ -13,7 +13,8 @@ type Load struct {
 	bytesIn  atomic.Uint64 // client to backend
 	bytesOut atomic.Uint64 // backend to client
 	failures atomic.Uint64 // dial failures
-	atLimit  atomic.Bool   // active reached the hard limit of the last TryAcquire
+	atLimit  atomic.Bool   // active reached the hard limit of the last TryAcquire, or of the newest row (limitIs)
+	limit    atomic.Int64  // the hard limit of the newest table's row (0: none, or not known)
 	health   liveHealth    // the POP's own health view (health.go)
 	// cells of the newest table's chunks whose remembered best backend
 	// depends on this load (index.go); refreshed on every change.
@@ -65,13 +66,28 @@ func (l *Load) TryAcquire(hardLimit int) bool {
 	}
 }
 
-// Release returns a slot taken by TryAcquire.
+// Release returns a slot taken by TryAcquire. The backend leaves its hard
+// limit when its connections fall below it: one release after it reached
+// the limit, or more where an edit lowered the limit under them.
 func (l *Load) Release() {
-	l.active.Add(-1)
-	if l.atLimit.Load() && l.atLimit.CompareAndSwap(true, false) {
-		limitCrossings.Add(1)
+	n := l.active.Add(-1)
+	if l.atLimit.Load() {
+		if limit := l.limit.Load(); (limit == 0 || n < limit) && l.atLimit.CompareAndSwap(true, false) {
+			limitCrossings.Add(1)
+		}
 	}
 	l.changed()
+}
+
+// limitIs notes hardLimit, the limit of a row a new table holds, and
+// whether the load is at it. Release counts a crossing only when the load
+// was noted at its limit, and only once its connections fall below it, so
+// an edit that lowers a backend's limit to or under its connections must
+// note both: else the POP signal would count the backend at its limit
+// after they ended.
+func (l *Load) limitIs(hardLimit int) {
+	l.limit.Store(int64(hardLimit))
+	l.atLimit.Store(hardLimit > 0 && l.active.Load() >= int64(hardLimit))
 }
 
 // limitCrossings counts the times any backend reached its hard limit or

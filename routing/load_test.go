@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // The tracker keeps every load of a table's backends, drops those of
@@ -50,5 +51,41 @@ func TestLoadTrackerForgetsGoneBackendsAndStaysBounded(t *testing.T) {
 	}
 	if tr.loads["b0"] != busy {
 		t.Fatal("a gone backend with a connection open lost its load")
+	}
+}
+
+// A backend whose hard limit an edit lowers under its connections is at
+// its limit until enough of them end, and leaving it then is a crossing
+// the POP signal sees; raising the limit above them takes it off.
+func TestEditedLimitIsLeftWhenConnectionsFallBelowIt(t *testing.T) {
+	b := backend("b1", "eu", "FR", 1, 10, 3)
+	tbl := NewTable(1, time.Now(), []*Backend{b}, nil)
+	b.Load.TryAcquire(b.HardLimit)
+	b.Load.TryAcquire(b.HardLimit)
+	edit := func(limit int) {
+		old := tbl.Backend("b1")
+		nb := *old
+		nb.HardLimit = limit
+		tbl = tbl.Derive(tbl.Generation+1, time.Now(), RowsOf([]*Backend{&nb}), nil, []Change{{Old: old, New: &nb}}, nil)
+	}
+	edit(1)
+	if !tbl.Backend("b1").AtHardLimit() {
+		t.Fatal("two connections over a limit of 1: not at the limit")
+	}
+	before := LimitCrossings()
+	b.Load.Release()
+	if LimitCrossings() != before {
+		t.Fatal("one connection left of a limit of 1 counted as leaving the limit")
+	}
+	b.Load.Release()
+	if LimitCrossings() == before {
+		t.Fatal("the last connection ended and the backend left its limit unseen")
+	}
+	b.Load.TryAcquire(1)
+	edit(5)
+	before = LimitCrossings()
+	b.Load.Release()
+	if LimitCrossings() != before {
+		t.Fatal("a backend its edit took off its limit left the limit again")
 	}
 }

@@ -65,6 +65,7 @@ func newTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 		if b.Load == nil {
 			b.Load = new(Load)
 		}
+		b.Load.limitIs(b.HardLimit)
 		e := byApp[b.App]
 		if e == nil {
 			e = &appEntry{name: b.App}
