@@ -19,8 +19,9 @@ type AppSignals struct {
 }
 
 type namedSignal struct {
-	name string
-	sig  AppSignal
+	name  string
+	sig   AppSignal
+	tally appTally // what sig was counted from, when it was counted here
 }
 
 // appSignalsPerShard is about how many apps a shard holds when the index
@@ -33,7 +34,7 @@ func signalName(s namedSignal) string { return s.name }
 func NewAppSignals(m map[string]AppSignal) AppSignals {
 	entries := make([]namedSignal, 0, len(m))
 	for name, s := range m {
-		entries = append(entries, namedSignal{name, s})
+		entries = append(entries, namedSignal{name: name, sig: s})
 	}
 	return AppSignals{shardindex.Build(entries, appSignalsPerShard, signalName)}
 }
@@ -97,17 +98,21 @@ func (a AppSignals) with(gone []string, put []namedSignal) AppSignals {
 	if a.Len() == 0 || a.idx.Outgrown(n, appSignalsPerShard) {
 		// Empty (perhaps never built), or crowded enough to build
 		// again with more shards.
-		m := make(map[string]AppSignal, n)
-		for name, s := range a.All() {
-			m[name] = s
+		m := make(map[string]namedSignal, n)
+		for s := range a.idx.All() {
+			m[s.name] = s
 		}
 		for _, name := range gone {
 			delete(m, name)
 		}
 		for _, s := range put {
-			m[s.name] = s.sig
+			m[s.name] = s
 		}
-		return NewAppSignals(m)
+		entries := make([]namedSignal, 0, len(m))
+		for _, s := range m {
+			entries = append(entries, s)
+		}
+		return AppSignals{shardindex.Build(entries, appSignalsPerShard, signalName)}
 	}
 	return AppSignals{a.idx.With(gone, put)}
 }

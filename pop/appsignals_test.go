@@ -145,3 +145,72 @@ func BenchmarkSignalAfterEdit(b *testing.B) {
 		})
 	}
 }
+
+// The signal's counts follow edits in place (health, limits) and the
+// loads' own changes (verdicts, ejections, backends reaching and leaving
+// their hard limit) in any order: after each, the apps' signals say what
+// a whole count of the table, with the loads as they are, says.
+func TestAppCountsFollowEditsAndLoads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 24))
+	now := time.Unix(1000, 0)
+	order := map[*routing.Backend]int64{}
+	rowid := func(b *routing.Backend) int64 { return order[b] }
+	var rows []*routing.Backend
+	for i := range 60 {
+		b := &routing.Backend{ID: fmt.Sprintf("b%d", i), App: fmt.Sprintf("app%d", i%3), Healthy: true,
+			Addr: netip.MustParseAddrPort("192.0.2.1:80"), HardLimit: 1 + rng.IntN(3), Load: new(routing.Load)}
+		order[b] = int64(i)
+		rows = append(rows, b)
+	}
+	tbl := routing.NewTable(1, now, slices.Clone(rows), nil)
+	var s signalState
+	s.appsFor(tbl)
+	patched := 0
+	for step := range 2000 {
+		i := rng.IntN(len(rows))
+		b := rows[i]
+		switch rng.IntN(6) {
+		case 0, 1: // an edit in place
+			edited := *b
+			switch rng.IntN(3) {
+			case 0:
+				edited.Healthy = !edited.Healthy
+			case 1:
+				edited.HardLimit = 1 + rng.IntN(3)
+			default:
+				edited.Weight = rng.IntN(4)
+			}
+			order[&edited] = order[b]
+			rows[i] = &edited
+			prev := tbl
+			tbl = prev.Derive(uint64(step+2), now, routing.RowsOf(slices.Clone(rows)), nil, []routing.Change{{Old: b, New: &edited}}, rowid)
+			if was, ok := s.apps.idx.Get(b.App); ok && was.tally.counted {
+				if _, ok := was.tally.patched(prev.App(b.App), tbl.App(b.App)); ok {
+					patched++
+				}
+			}
+		case 2:
+			b.Load.TryAcquire(b.HardLimit)
+		case 3:
+			if b.Load.Active() > 0 {
+				b.Load.Release()
+			}
+		case 4:
+			b.Load.SetDown(routing.DownActive, !b.Load.Down())
+		default:
+			b.Load.SetDown(routing.DownEjected, b.Load.DownReasons()&routing.DownEjected == 0)
+		}
+		got := s.appsFor(tbl)
+		want := appSignals(tbl, nil, AppSignals{})
+		for _, app := range tbl.Apps() {
+			g, _ := got.Get(app)
+			w, _ := want.Get(app)
+			if g != w {
+				t.Fatalf("step %d: %s counted %+v, a whole count %+v", step, app, g, w)
+			}
+		}
+	}
+	if patched < 100 {
+		t.Fatalf("only %d edits patched a count: the test should see many", patched)
+	}
+}

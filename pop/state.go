@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -231,70 +229,6 @@ func (s *signalState) appsFor(tbl *routing.Table) AppSignals {
 	}
 	s.appsOf, s.downSeen, s.limitsSeen = tbl, down, limits
 	return s.apps
-}
-
-// appSignals counts each app's routable backends and says why the others
-// are not. With a previous table and its counts, apps whose backend list
-// that table shares keep their counts, and the result shares them with
-// prevApps: a one-row edit recounts one app, whatever the number of apps.
-func appSignals(tbl, prev *routing.Table, prevApps AppSignals) AppSignals {
-	var gone []string
-	var put []namedSignal
-	// App by app, so a pass over a large table looks up no map per
-	// backend: the signal is recomputed after every snapshot.
-	for _, app := range tbl.AppsEditedSince(prev) {
-		backends := tbl.App(app)
-		if len(backends) == 0 {
-			gone = append(gone, app) // gone from the table
-			continue
-		}
-		put = append(put, namedSignal{app, countApp(backends)})
-	}
-	if prev == nil {
-		prevApps = AppSignals{}
-	}
-	return prevApps.with(gone, put)
-}
-
-// countApp counts one app's routable backends and says why the others are
-// not.
-func countApp(backends []*routing.Backend) AppSignal {
-	var a AppSignal
-	reasons := map[string]int{}
-	for _, b := range backends {
-		if b.Deleted {
-			continue
-		}
-		a.Backends++
-		switch {
-		case !b.Healthy:
-			reasons["marked unhealthy in the table"]++
-		case !b.Addr.IsValid():
-			reasons["no valid address"]++
-		case b.Load != nil && b.Load.DownReasons()&routing.DownActive != 0:
-			reasons["failing active health checks"]++
-		case b.Load != nil && b.Load.DownReasons()&routing.DownEjected != 0:
-			reasons["ejected after connection failures"]++
-		case b.Load != nil && b.Load.Down():
-			reasons["down"]++
-		case b.AtHardLimit():
-			reasons["at hard limit"]++
-		default:
-			a.Routable++
-		}
-	}
-	switch {
-	case a.Backends == 0:
-		a.Reason = "every backend of the app is deleted"
-	case a.Routable < a.Backends:
-		parts := make([]string, 0, len(reasons))
-		for r, n := range reasons {
-			parts = append(parts, fmt.Sprintf("%d %s", n, r))
-		}
-		sort.Strings(parts)
-		a.Reason = fmt.Sprintf("%d of %d routable: %s", a.Routable, a.Backends, strings.Join(parts, ", "))
-	}
-	return a
 }
 
 // Signal is the POP's health now.
