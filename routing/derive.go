@@ -92,21 +92,22 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 // in its place and groups (the common edit: health, a weight, a limit, a
 // port), else built again.
 func (t *Table) indexAfter(app string, list []*Backend, changes []Change) *appIndex {
-	if edits, ok := t.patchable(app, list, changes); ok {
-		return t.apps.get(app).index.patched(edits)
+	if p, ok := t.patchable(app, list, changes); ok {
+		return t.apps.get(app).index.patched(p)
 	}
 	return buildAppIndex(list)
 }
 
-// patchable returns the changes to app as edits when t's index of it can
+// patchable returns the changes to app as a patch when t's index of it can
 // be patched for them: at most maxPatched edits in place (editedInPlace),
-// each backend at the same place of the app's list as before. A removal
-// and an addition of the same ID are one edit (the store reports an
-// edited row so).
-func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]placedEdit, bool) {
+// each backend at the same place of the app's list as before, and at most
+// maxAppended backends added after all the others (registrations, whose
+// rows come last). A removal and an addition of the same ID are one edit
+// (the store reports an edited row so).
+func (t *Table) patchable(app string, list []*Backend, changes []Change) (patch, bool) {
 	before := t.apps.get(app)
-	if before == nil || before.index == nil || len(before.list) != len(list) {
-		return nil, false
+	if before == nil || before.index == nil || len(list) < len(before.list) {
+		return patch{}, false
 	}
 	old := before.list
 	var edits, halves []Change
@@ -118,17 +119,23 @@ func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]plac
 		default:
 			halves = append(halves, c)
 		}
-		if len(edits)+len(halves) > 2*maxPatched {
-			return nil, false
+		if len(edits) > 2*maxPatched || len(halves) > 2*maxPatched+maxAppended {
+			return patch{}, false
 		}
 	}
+	var adds []*Backend
 	for len(halves) > 0 {
 		h := halves[0]
 		j := slices.IndexFunc(halves[1:], func(o Change) bool {
 			return h.Old != nil && o.New != nil && o.New.ID == h.Old.ID || h.New != nil && o.Old != nil && o.Old.ID == h.New.ID
 		})
 		if j < 0 {
-			return nil, false // a row added or removed
+			if h.Old != nil {
+				return patch{}, false // a row removed
+			}
+			adds = append(adds, h.New)
+			halves = halves[1:]
+			continue
 		}
 		o := halves[1+j]
 		e := Change{Old: h.Old, New: o.New}
@@ -138,22 +145,41 @@ func (t *Table) patchable(app string, list []*Backend, changes []Change) ([]plac
 		edits = append(edits, e)
 		halves = slices.Delete(halves, 1+j, 2+j)[1:]
 	}
-	if len(edits) == 0 || len(edits) > maxPatched {
-		return nil, false
+	if len(edits)+len(adds) == 0 || len(edits) > maxPatched || len(adds) > maxAppended ||
+		len(list) != len(old)+len(adds) {
+		return patch{}, false
 	}
-	placed := make([]placedEdit, len(edits))
+	// The added rows must be the list's last, in some order.
+	for _, b := range list[len(old):] {
+		if !slices.Contains(adds, b) {
+			return patch{}, false
+		}
+	}
+	p := patch{edits: make([]placedEdit, len(edits)), from: int32(len(old)), adds: list[len(old):]}
 	for k, c := range edits {
 		if !editedInPlace(c) {
-			return nil, false
+			return patch{}, false
 		}
 		i := slices.Index(old, c.Old)
 		if i < 0 || list[i] != c.New {
-			return nil, false
+			return patch{}, false
 		}
-		placed[k] = placedEdit{at: int32(i), new: c.New}
+		p.edits[k] = placedEdit{at: int32(i), new: c.New}
 	}
-	return placed, true
+	return p, true
 }
+
+// patch is what an app's index is patched for: edits in place, and the
+// backends added at places from on of the app's list, in its order.
+type patch struct {
+	edits []placedEdit
+	from  int32
+	adds  []*Backend
+}
+
+// maxAppended is how many added backends of one app a snapshot patches
+// into the app's index; more are built again with it.
+const maxAppended = 256
 
 // placedEdit is an edit in place: the backend at place at of its app's
 // list is now new.

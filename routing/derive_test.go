@@ -272,13 +272,7 @@ func BenchmarkDeriveWeightEdit(b *testing.B) {
 // edit costs a chunk per group, whatever the app's size. The loads of that
 // chunk's backends refresh the new chunk, so it still answers for them.
 func TestPatchSharesTheChunksItDoesNotTouch(t *testing.T) {
-	list := make([]*Backend, 1000)
-	order := map[string]int64{}
-	for i := range list {
-		list[i] = backend(fmt.Sprintf("b%d", i), "eu", "FR", 1, 10, 0)
-		order[list[i].ID] = int64(i)
-	}
-	rowid := func(b *Backend) int64 { return order[b.ID] }
+	list, _, rowid := frenchApp(1000)
 	tbl := NewTable(1, time.Now(), list, nil)
 	before := tbl.apps.get("myapp").index
 
@@ -424,4 +418,167 @@ func spreadApp(rng *rand.Rand, n int, countries []string, hard func() int) ([]*B
 		order[list[i].ID] = int64(i)
 	}
 	return list, func(b *Backend) int64 { return order[b.ID] }
+}
+
+// Backends added after all the others (registrations) are patched into
+// the app's index: its groups grow at their end, a group that grows large
+// starts remembering its chunks' best, and a new country or region gets a
+// group. Through adds, edits in place and loads moving, the index picks
+// like the plain scan of the app's list.
+func TestAppendedBackendsPickLikeTheScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	countries := []string{"FR", "DE", "BR", "US", "JP", "ZA"}
+	regions := DefaultRegions()
+	list, rowid0 := spreadApp(rng, 40, countries[:3], func() int { return rng.IntN(4) })
+	order := map[string]int64{}
+	for _, b := range list {
+		order[b.ID] = rowid0(b)
+	}
+	rowid := func(b *Backend) int64 { return order[b.ID] }
+	tbl := NewTable(1, time.Now(), list, nil)
+	appended, grewLarge := 0, false
+	for step := range 400 {
+		var changes []Change
+		before := slices.Clone(list)
+		if rng.IntN(2) == 0 {
+			for range 1 + rng.IntN(3) {
+				cc := countries[rng.IntN(len(countries))]
+				b := backend(fmt.Sprintf("n%d-%d", step, len(list)), regions.Region(cc), cc, 1+rng.IntN(3), 1+rng.IntN(20), rng.IntN(4))
+				order[b.ID] = int64(1000 + len(list))
+				list = append(slices.Clip(list), b)
+				changes = append(changes, Change{New: b})
+			}
+		} else {
+			i := rng.IntN(len(list))
+			nb := *list[i]
+			nb.Weight = 1 + rng.IntN(5)
+			nb.Healthy = rng.IntN(4) > 0
+			changes = []Change{{Old: list[i], New: &nb}}
+			list = slices.Clone(list)
+			list[i] = &nb
+		}
+		p, ok := tbl.patchable("myapp", list, changes)
+		if !ok {
+			t.Fatalf("step %d: %d changes after %d backends: not patchable", step, len(changes), len(before))
+		}
+		if len(p.adds) > 0 {
+			appended++
+		}
+		tbl = tbl.Derive(uint64(step+2), time.Now(), RowsOf(list), nil, changes, rowid)
+		ix := tbl.apps.get("myapp").index
+		grewLarge = grewLarge || ix.all.cells != nil
+		for range 5 {
+			stir(rng, list)
+		}
+		// New backends take connections at once.
+		for _, c := range changes {
+			if c.Old == nil {
+				for range rng.IntN(3) {
+					stir(rng, []*Backend{c.New})
+				}
+			}
+		}
+		for _, cc := range countries {
+			s := Scorer{LocalRegion: []string{"eu", "sa", "us"}[rng.IntN(3)]}
+			want, wantTier := s.Pick(list, client(cc), nil)
+			got, gotTier := s.pick(ix, client(cc), nil)
+			if got != want || (want != nil && gotTier != wantTier) {
+				t.Fatalf("step %d: client %s: index %s/%v, scan %s/%v", step, cc, idOf(got), gotTier, idOf(want), wantTier)
+			}
+		}
+	}
+	if appended == 0 || !grewLarge {
+		t.Fatalf("%d steps appended, the whole app's group grew large %v: the test should see both", appended, grewLarge)
+	}
+}
+
+// An added backend's load refreshes the chunk it was added to, and when
+// an addition makes a group large, every backend's load refreshes its
+// chunk from then on.
+func TestAppendedBackendsRefreshTheirChunks(t *testing.T) {
+	for _, n := range []int{100, 60} { // a large group already; one the addition makes large
+		list, order, rowid := frenchApp(n)
+		tbl := NewTable(1, time.Now(), list, nil)
+		var changes []Change
+		for k := range 10 {
+			b := backend(fmt.Sprintf("new%d", k), "eu", "FR", 1, 10, 0)
+			order[b.ID] = int64(n + k)
+			list = append(slices.Clip(list), b)
+			changes = append(changes, Change{New: b})
+		}
+		if _, ok := tbl.patchable("myapp", list, changes); !ok {
+			t.Fatalf("%d backends: ten added at the end are not patchable", n)
+		}
+		tbl = tbl.Derive(2, time.Now(), RowsOf(list), nil, changes, rowid)
+		ix := tbl.apps.get("myapp").index
+		if ix.all.cells == nil {
+			t.Fatalf("%d backends and ten added: the group does not remember its chunks' best", n)
+		}
+		s := Scorer{LocalRegion: "eu"}
+		pick := func() string {
+			got, _ := s.pick(ix, client("FR"), nil)
+			want, _ := s.Pick(list, client("FR"), nil)
+			if got != want {
+				t.Fatalf("%d backends: index picked %s, scan %s", n, idOf(got), idOf(want))
+			}
+			return idOf(got)
+		}
+		// Every backend busy but the last two added, then the first of
+		// those busy too: only the loads' refreshes tell the chunk.
+		for _, b := range list[:len(list)-2] {
+			setActive(b, 1)
+		}
+		if got := pick(); got != "new8" {
+			t.Fatalf("%d backends: picked %s, want new8", n, got)
+		}
+		setActive(list[len(list)-2], 1)
+		if got := pick(); got != "new9" {
+			t.Fatalf("%d backends: picked %s, want new9", n, got)
+		}
+		// An old backend freed: its load refreshes its chunk too.
+		list[3].Load.Release()
+		if got := pick(); got != "b3" {
+			t.Fatalf("%d backends: picked %s, want b3", n, got)
+		}
+	}
+}
+
+// A backend registered into an app of 1,000 or 10,000 (its row comes
+// last): the snapshot's cost for that app.
+func BenchmarkDeriveAppend(b *testing.B) {
+	countries := []string{"FR", "DE", "BR", "US", "JP"}
+	regions := DefaultRegions()
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("backends=%d", n), func(b *testing.B) {
+			list := make([]*Backend, n)
+			order := map[*Backend]int64{}
+			for i := range list {
+				cc := countries[i%len(countries)]
+				list[i] = backend(fmt.Sprintf("b%d", i), regions.Region(cc), cc, 1, 100, 0)
+				order[list[i]] = int64(i)
+			}
+			tbl := NewTable(1, time.Now(), list, nil)
+			added := backend("new", regions.Region("FR"), "FR", 1, 100, 0)
+			order[added] = int64(n)
+			rows := RowsOf(append(slices.Clip(list), added))
+			changes := []Change{{New: added}}
+			rowid := func(x *Backend) int64 { return order[x] }
+			b.ReportAllocs()
+			for b.Loop() {
+				tbl.Derive(2, time.Now(), rows, nil, changes, rowid)
+			}
+		})
+	}
+}
+
+// frenchApp is an app of n like backends in France, their places in table
+// order (the caller may add to them), and the order's function.
+func frenchApp(n int) ([]*Backend, map[string]int64, func(*Backend) int64) {
+	list := make([]*Backend, n)
+	order := map[string]int64{}
+	for i := range list {
+		list[i] = backend(fmt.Sprintf("b%d", i), "eu", "FR", 1, 10, 0)
+		order[list[i].ID] = int64(i)
+	}
+	return list, order, func(b *Backend) int64 { return order[b.ID] }
 }

@@ -29,9 +29,9 @@ type appIndex struct {
 type group struct {
 	chunks []*chunk
 	// cells, for a large group: where each chunk's loads find it, one per
-	// chunk. Indexes of the same layout (patched from one another) share
-	// them, so a patch points a load at its new chunk with one store.
-	cells []cell
+	// chunk. Indexes patched from one another share them, so a patch
+	// points a load at its new chunk with one store.
+	cells []*cell
 }
 
 // chunkSize balances the refresh (a scan of one chunk on every acquire and
@@ -162,12 +162,14 @@ func newGroup(slots []slot, w *watchList) *group {
 	if len(slots) <= 2*chunkSize {
 		return g
 	}
-	g.cells = make([]cell, k)
+	cells := make([]cell, k)
+	g.cells = make([]*cell, k)
 	for i, c := range g.chunks {
 		c.refresh()
+		g.cells[i] = &cells[i]
 		g.cells[i].c.Store(c)
 		for _, s := range c.slots {
-			w.add(s.at, &g.cells[i])
+			w.add(s.at, g.cells[i])
 		}
 	}
 	return g
@@ -189,13 +191,14 @@ func slotOf(b *Backend, at int32) slot {
 // app's index; more are built again.
 const maxPatched = 8
 
-// patched returns the index of the app's list after edits that kept each
-// backend in its place and its groups (editedInPlace): ix's groups, with
-// the chunks that hold an edited backend made again, and the loads of
-// their backends pointed at them. Every other chunk is ix's, and so are
-// the cells. Building an index passes twice over the app's backends, a
-// cache miss and string comparisons each, and points every load at it.
-func (ix *appIndex) patched(edits []placedEdit) *appIndex {
+// patched returns the index of the app's list after p: edits that kept
+// each backend in its place and its groups (editedInPlace), and backends
+// added at the end of the list. It is ix's groups with the chunks an edit
+// or an addition touches made again, and the loads of their backends
+// pointed at them; every other chunk is ix's, and so are the cells.
+// Building an index passes twice over the app's backends, a cache miss and
+// string comparisons each, and points every load at it.
+func (ix *appIndex) patched(p patch) *appIndex {
 	nix := &appIndex{all: ix.all, byCountry: ix.byCountry, byRegion: ix.byRegion}
 	copied := false // whether nix has maps of its own yet
 	own := func() {
@@ -204,7 +207,7 @@ func (ix *appIndex) patched(edits []placedEdit) *appIndex {
 			copied = true
 		}
 	}
-	for _, e := range edits {
+	for _, e := range p.edits {
 		s := slotOf(e.new, e.at)
 		nix.all = nix.all.with(s)
 		if g := nix.byCountry[e.new.Country]; g != nil {
@@ -216,7 +219,133 @@ func (ix *appIndex) patched(edits []placedEdit) *appIndex {
 			nix.byRegion[e.new.Region] = g.with(s)
 		}
 	}
+	if len(p.adds) == 0 {
+		return nix
+	}
+	// The added backends' slots, by group, in the list's order.
+	all := make([]slot, len(p.adds))
+	var byCountry, byRegion map[string][]slot
+	for k, b := range p.adds {
+		s := slotOf(b, p.from+int32(k))
+		all[k] = s
+		if b.Country != "" {
+			if byCountry == nil {
+				byCountry = map[string][]slot{}
+			}
+			byCountry[b.Country] = append(byCountry[b.Country], s)
+		}
+		if b.Region != "" {
+			if byRegion == nil {
+				byRegion = map[string][]slot{}
+			}
+			byRegion[b.Region] = append(byRegion[b.Region], s)
+		}
+	}
+	w := newAppendWatch(p.adds)
+	nix.all = nix.all.appended(all, w)
+	for key, slots := range byCountry {
+		own()
+		nix.byCountry[key] = nix.byCountry[key].appended(slots, w)
+	}
+	for key, slots := range byRegion {
+		own()
+		nix.byRegion[key] = nix.byRegion[key].appended(slots, w)
+	}
+	w.point()
 	return nix
+}
+
+// appendWatch collects the cells loads must refresh that they do not yet:
+// an added backend's, and those of a group that grew large enough to
+// remember its chunks' best.
+type appendWatch struct {
+	added map[*Load]bool // the added backends' loads
+	cells map[*Load][]*cell
+}
+
+func newAppendWatch(adds []*Backend) *appendWatch {
+	w := &appendWatch{added: make(map[*Load]bool, len(adds)), cells: map[*Load][]*cell{}}
+	for _, b := range adds {
+		w.added[b.Load] = true
+	}
+	return w
+}
+
+func (w *appendWatch) add(l *Load, c *cell) { w.cells[l] = append(w.cells[l], c) }
+
+// point gives each load its cells. An added backend's load refreshes only
+// the cells it got here (a load the tracker kept from an earlier row of
+// the same ID may still name that row's); every other load keeps its own
+// and gets the new ones.
+func (w *appendWatch) point() {
+	for l := range w.added {
+		if cells := w.cells[l]; len(cells) > 0 {
+			l.cells.Store(&cells)
+		} else {
+			l.cells.Store(nil)
+		}
+	}
+	for l, cells := range w.cells {
+		if w.added[l] {
+			continue
+		}
+		list := cells
+		if cs := l.cells.Load(); cs != nil {
+			list = append(slices.Clip(*cs), cells...)
+		}
+		l.cells.Store(&list)
+	}
+}
+
+// appended returns the group with slots (of backends added at the end of
+// the app's list) after its own, or a group of them alone for g nil. The
+// last chunk is copied if it has room, new chunks follow, and every other
+// chunk is g's. w gets the cells loads must now refresh: the added
+// slots', or every slot's when the group grows large.
+func (g *group) appended(slots []slot, w *appendWatch) *group {
+	ng := &group{}
+	if g != nil {
+		ng.chunks, ng.cells = slices.Clone(g.chunks), slices.Clone(g.cells)
+	}
+	first := len(ng.chunks) // the first chunk made here
+	if k := len(ng.chunks) - 1; k >= 0 && len(ng.chunks[k].slots) < chunkSize {
+		room := min(chunkSize-len(ng.chunks[k].slots), len(slots))
+		ng.chunks[k] = &chunk{slots: append(slices.Clone(ng.chunks[k].slots), slots[:room]...)}
+		slots, first = slots[room:], k
+	}
+	for len(slots) > 0 {
+		m := min(chunkSize, len(slots))
+		ng.chunks = append(ng.chunks, &chunk{slots: slots[:m:m]})
+		slots = slots[m:]
+	}
+	size := 0
+	for _, c := range ng.chunks {
+		size += len(c.slots)
+	}
+	if ng.cells == nil {
+		if size <= 2*chunkSize {
+			return ng // small: scanned whole
+		}
+		// Large now: every chunk remembers its best, through a cell
+		// every load of it gets.
+		first = 0
+	}
+	for i := first; i < len(ng.chunks); i++ {
+		c := ng.chunks[i]
+		made := i >= len(ng.cells)
+		if made {
+			ng.cells = append(ng.cells, new(cell))
+		}
+		c.refresh()
+		ng.cells[i].c.Store(c)
+		c.refresh() // a change of load before the store refreshed the chunk before
+		for _, s := range c.slots {
+			if made || w.added[s.load] {
+				w.add(s.load, ng.cells[i])
+			}
+		}
+	}
+	return ng
 }
 
 // with returns the group with the slot at s.at made s: the chunk that holds
