@@ -13,9 +13,9 @@ import (
 // that table shares keep their counts, and the result shares them with
 // prevApps: a one-row edit recounts one app, whatever the number of apps.
 // The loads must be as they were when prevApps was counted (no verdict,
-// no backend at or leaving its hard limit since): an app edited in place
-// then patches its count with the backends the edit replaced, without a
-// look at the others.
+// no backend at or leaving its hard limit since): an app edited in place,
+// or grown at its end, then patches its count with the backends the edit
+// replaced or added, without a look at the others.
 func appSignals(tbl, prev *routing.Table, prevApps AppSignals) AppSignals {
 	var gone []string
 	var put []namedSignal
@@ -109,22 +109,22 @@ func tallyOf(backends []*routing.Backend) appTally {
 }
 
 // maxPatchedCount is how many replaced backends a count is patched for;
-// more are counted again.
+// more (a removal shifts every row after it) are counted again.
 const maxPatchedCount = 8
 
 // patched returns the tally of after, given t, the tally of before, when
-// the two lists differ only in backends replaced in place (the same
-// length, the rest the very same rows at the same places). The replaced
-// ones' old rows are taken out and the new ones counted in: the loads are
-// as they were when t was counted, so the old rows are as t counted them.
-// A pass over two lists of pointers, instead of a look at every backend
-// and its load.
+// after is before with some backends replaced in place (the rest the very
+// same rows at the same places) and perhaps others added at its end
+// (registrations). The replaced ones' old rows are taken out, and their
+// new rows and the added ones counted in: the loads are as they were when
+// t was counted, so the old rows are as t counted them. A pass over two
+// lists of pointers, instead of a look at every backend and its load.
 func (t appTally) patched(before, after []*routing.Backend) (appTally, bool) {
-	if len(before) != len(after) {
+	if len(after) < len(before) {
 		return appTally{}, false
 	}
 	replaced := 0
-	for i, b := range after {
+	for i, b := range after[:len(before)] {
 		if b == before[i] {
 			continue
 		}
@@ -134,6 +134,11 @@ func (t appTally) patched(before, after []*routing.Backend) (appTally, bool) {
 		if w, live := whyOf(before[i]); live {
 			t.n[w]--
 		}
+		if w, live := whyOf(b); live {
+			t.n[w]++
+		}
+	}
+	for _, b := range after[len(before):] {
 		if w, live := whyOf(b); live {
 			t.n[w]++
 		}

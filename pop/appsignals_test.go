@@ -146,8 +146,8 @@ func BenchmarkSignalAfterEdit(b *testing.B) {
 	}
 }
 
-// The signal's counts follow edits in place (health, limits) and the
-// loads' own changes (verdicts, ejections, backends reaching and leaving
+// The signal's counts follow edits in place (health, limits), backends
+// registered, and the loads' own changes (verdicts, ejections, backends reaching and leaving
 // their hard limit) in any order: after each, the apps' signals say what
 // a whole count of the table, with the loads as they are, says.
 func TestAppCountsFollowEditsAndLoads(t *testing.T) {
@@ -165,11 +165,23 @@ func TestAppCountsFollowEditsAndLoads(t *testing.T) {
 	tbl := routing.NewTable(1, now, slices.Clone(rows), nil)
 	var s signalState
 	s.appsFor(tbl)
-	patched := 0
+	patched, appended := 0, 0
 	for step := range 2000 {
 		i := rng.IntN(len(rows))
 		b := rows[i]
-		switch rng.IntN(6) {
+		switch rng.IntN(7) {
+		case 6: // a backend registered: its row comes last
+			nb := &routing.Backend{ID: fmt.Sprintf("n%d", step), App: fmt.Sprintf("app%d", rng.IntN(3)), Healthy: rng.IntN(3) > 0,
+				Addr: netip.MustParseAddrPort("192.0.2.1:80"), HardLimit: 1 + rng.IntN(3), Load: new(routing.Load)}
+			order[nb] = int64(1000 + step)
+			rows = append(rows, nb)
+			prev := tbl
+			tbl = prev.Derive(uint64(step+2), now, routing.RowsOf(slices.Clone(rows)), nil, []routing.Change{{New: nb}}, rowid)
+			if was, ok := s.apps.idx.Get(nb.App); ok && was.tally.counted {
+				if _, ok := was.tally.patched(prev.App(nb.App), tbl.App(nb.App)); ok {
+					appended++
+				}
+			}
 		case 0, 1: // an edit in place
 			edited := *b
 			switch rng.IntN(3) {
@@ -210,7 +222,7 @@ func TestAppCountsFollowEditsAndLoads(t *testing.T) {
 			}
 		}
 	}
-	if patched < 100 {
-		t.Fatalf("only %d edits patched a count: the test should see many", patched)
+	if patched < 100 || appended < 50 {
+		t.Fatalf("%d edits in place and %d registrations patched a count: the test should see many of each", patched, appended)
 	}
 }
