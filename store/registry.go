@@ -275,9 +275,12 @@ func (s *Store) commitRegistrations(batch []*regReq) {
 
 func (s *Store) registerTx(batch []*regReq) error {
 	defer s.writeLock()()
-	// Not a caller's context: a batch serves several callers.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	// Not a caller's context: a batch serves several callers. And one
+	// nobody cancels: the driver runs a statement under a context that
+	// can end on a goroutine of its own and wakes the caller after it,
+	// two thread hand-offs for each of a registration's statements. The
+	// file's busy timeout bounds a wait for the write lock.
+	ctx := context.Background()
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(err)
