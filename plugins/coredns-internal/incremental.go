@@ -1,7 +1,6 @@
 package internal
 
 import (
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -249,7 +248,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 			return n.list.live, true
 		}
 		return routing.Rows{}, false
-	})
+	}, prev.before)
 	// The backends whose records cannot come from the snapshot before:
 	// rows the change wrote, and rows whose health it changed.
 	fresh := map[*routing.Backend]bool{}
@@ -297,7 +296,11 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 //
 // A region's list comes from the table before (old) where liveBefore has
 // it, and the change allows (see regionList); else from a pass over t.
-func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, regions, ids small, liveBefore func(region string) (routing.Rows, bool)) *plan {
+//
+// An app's lists come from the snapshot before (before) when the change
+// edits its backends in place (see listsInPlace); else from a pass over
+// the app's backends.
+func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, regions, ids small, liveBefore func(region string) (routing.Rows, bool), before listedBefore) *plan {
 	p := &plan{targets: targetNames{byName: true}, clean: true}
 	// Every name planned here is one of these: no entry is allocated
 	// alone, and none moves once planned.
@@ -310,6 +313,17 @@ func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, region
 		return e
 	}
 	for _, app := range apps {
+		if l, ok := listsInPlace(t, old, app, appRegions, ids, before); ok {
+			g := appGroup(app)
+			add(g, app, kindApp, l.live)
+			for _, r := range l.regions {
+				ar := appRegionGroup(app, r.region)
+				add(ar, r.region+"."+app, kindAppRegion, r.backends)
+				add(ar, app+"."+r.region+".services", kindService, r.backends)
+			}
+			add(g, "regions."+app, kindTXT, nil).txt = l.txt
+			continue
+		}
 		live, in := appRegionsOf(t.App(app), app, appRegions)
 		if len(live) == 0 {
 			continue
@@ -370,45 +384,4 @@ func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, region
 		}
 	}
 	return p
-}
-
-// inRegion is an app's live backends in one of its regions, for a region
-// whose names an edit builds (build); of the others only the name.
-type inRegion struct {
-	region   string
-	build    bool
-	backends []*routing.Backend
-}
-
-// appRegionsOf passes once over an app's backends (all, in table order)
-// and returns its live ones and its regions in order of first appearance,
-// with the backends of those appRegions holds: one region, or two, of the
-// app's, so only those lists grow as the pass goes. A pass is a cache miss
-// a backend, the cost of an edit of an app of a thousand.
-func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) ([]*routing.Backend, []inRegion) {
-	// An app has few regions: found by a scan of those seen so far,
-	// starting with the previous backend's, not a map (a hash per
-	// backend).
-	var regions []inRegion
-	live := make([]*routing.Backend, 0, len(all))
-	last := 0
-	for _, b := range all {
-		if b.Deleted {
-			continue
-		}
-		live = append(live, b)
-		if last >= len(regions) || regions[last].region != b.Region {
-			last = slices.IndexFunc(regions, func(r inRegion) bool { return r.region == b.Region })
-			if last < 0 {
-				regions, last = append(regions, inRegion{region: b.Region, build: appRegions.has(app, b.Region)}), len(regions)
-			}
-		}
-		if regions[last].build {
-			regions[last].backends = append(regions[last].backends, b)
-		}
-	}
-	if len(live) == 0 {
-		return nil, nil
-	}
-	return live, regions
 }

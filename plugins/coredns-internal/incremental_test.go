@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -280,6 +281,17 @@ func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 	dl := next()
 	if _, followed := rebuild(in.build, before, dl.t, dl.d, nil); !followed {
 		t.Fatal("a health edit was built whole")
+	}
+	// An edit in place: the app's lists are the snapshot's before, with
+	// the edited row's new self in its place, not a pass over the app.
+	lists, ok := listsInPlace(dl.t, before.table, "web", appRegionSet{{"web", "eu"}}, small{"w1"}, before.before)
+	if !ok {
+		t.Fatal("a health edit did not patch the app's lists")
+	}
+	live, in2 := appRegionsOf(dl.t.App("web"), "web", appRegionSet{{"web", "eu"}})
+	if !slices.Equal(lists.live, live) || len(lists.regions) != 1 || !slices.Equal(lists.regions[0].backends, in2[0].backends) ||
+		!slices.Equal(lists.txt, []string{"eu,us"}) {
+		t.Fatalf("patched lists %v, %+v, %v; a pass over the app gives %v, %+v", lists.live, lists.regions, lists.txt, live, in2)
 	}
 	if err := in.follow(ctx, dl.t, dl.d, nil); err != nil {
 		t.Fatal(err)

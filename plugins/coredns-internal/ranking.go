@@ -37,8 +37,11 @@ type orders struct {
 	// order, is worked out from them at the first need (a query, a
 	// transfer), since most names a change builds are never asked for
 	// before the next change.
-	planned  []*routing.Backend
-	down     map[string]bool
+	planned []*routing.Backend
+	down    map[string]bool
+	// backends is planned, kept: the list the next edit in place of
+	// these backends patches (see listsInPlace).
+	backends []*routing.Backend
 	listOnce sync.Once
 	list     []*routing.Backend
 
@@ -173,7 +176,7 @@ func (zb *zoneBuilder) ordersOf(backends []*routing.Backend) *orders {
 			return o
 		}
 	}
-	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, planned: backends, down: zb.down}
+	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, planned: backends, down: zb.down, backends: backends}
 	if len(backends) > 0 {
 		if zb.orders == nil {
 			zb.orders = map[listKey]*orders{}
