@@ -52,19 +52,21 @@ func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) (
 	return live, regions
 }
 
-// listedBefore returns what the snapshot before planned for a name (its
-// FQDN under the first zone is asked for by rel): a ranked name's
-// backends, or a TXT name's values.
-type listedBefore func(rel string) (backends []*routing.Backend, txt []string, ok bool)
-
-// before is the snapshot's listedBefore.
-func (s *snapshot) before(rel string) ([]*routing.Backend, []string, bool) {
+// plannedNode is the node the snapshot's first zone has for rel, or nil:
+// what the snapshot planned for the name (its zones all hold the same
+// plan).
+func (s *snapshot) plannedNode(rel string) *node {
 	if len(s.zones) == 0 {
-		return nil, nil, false
+		return nil
 	}
 	z0 := s.zones[0]
-	n := z0.names.get(z0.fqdn(rel))
-	switch {
+	return z0.names.get(z0.fqdn(rel))
+}
+
+// before returns what the snapshot planned for a name: a ranked name's
+// backends, or a TXT name's values.
+func (s *snapshot) before(rel string) ([]*routing.Backend, []string, bool) {
+	switch n := s.plannedNode(rel); {
 	case n == nil:
 	case n.ranks != nil && n.ranks.orders != nil && n.ranks.orders.backends != nil:
 		return n.ranks.orders.backends, nil, true
@@ -74,6 +76,15 @@ func (s *snapshot) before(rel string) ([]*routing.Backend, []string, bool) {
 		}
 	}
 	return nil, nil, false
+}
+
+// liveBefore returns the live backends the snapshot's <region>.backends
+// listed.
+func (s *snapshot) liveBefore(region string) (routing.Rows, bool) {
+	if n := s.plannedNode(region + ".backends"); n != nil && n.list != nil {
+		return n.list.live, true
+	}
+	return routing.Rows{}, false
 }
 
 // appLists is an app's live backends, and those in the regions an edit
@@ -88,12 +99,12 @@ type appLists struct {
 // backends in place: each touched backend of the app is in it before and
 // after, in the same region, live in both or deleted in both, and the app
 // has as many rows as before. They are the lists the snapshot before
-// planned, with each edited backend's row replaced by its new one: a pass
+// (prev) planned, with each edited backend's row replaced by its new one: a pass
 // over lists of pointers instead of a look at every backend of the app, a
 // cache miss each. ok is false when the change is not such an edit, or
 // the snapshot before lacks a list.
-func listsInPlace(t, old *routing.Table, app string, appRegions appRegionSet, ids small, before listedBefore) (appLists, bool) {
-	if before == nil || len(t.App(app)) != len(old.App(app)) {
+func listsInPlace(t, old *routing.Table, app string, appRegions appRegionSet, ids small, prev *snapshot) (appLists, bool) {
+	if len(t.App(app)) != len(old.App(app)) {
 		return appLists{}, false
 	}
 	var swaps [][2]*routing.Backend
@@ -110,21 +121,21 @@ func listsInPlace(t, old *routing.Table, app string, appRegions appRegionSet, id
 		}
 	}
 	var l appLists
-	live, _, ok := before(app)
+	live, _, ok := prev.before(app)
 	if !ok {
 		return appLists{}, false
 	}
 	if l.live, ok = swapped(live, swaps); !ok {
 		return appLists{}, false
 	}
-	if _, l.txt, ok = before("regions." + app); !ok {
+	if _, l.txt, ok = prev.before("regions." + app); !ok {
 		return appLists{}, false
 	}
 	for _, ar := range appRegions {
 		if ar.app != app {
 			continue
 		}
-		listed, _, ok := before(ar.region + "." + app)
+		listed, _, ok := prev.before(ar.region + "." + app)
 		if !ok {
 			return appLists{}, false
 		}

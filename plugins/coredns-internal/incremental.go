@@ -239,16 +239,7 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 	for _, id := range ids {
 		only[backendGroup(id)] = true
 	}
-	p := planPart(t, old, apps, appRegions, regions, ids, func(r string) (routing.Rows, bool) {
-		if len(prev.zones) == 0 {
-			return routing.Rows{}, false
-		}
-		z0 := prev.zones[0]
-		if n := z0.names.get(z0.fqdn(r + ".backends")); n != nil && n.list != nil {
-			return n.list.live, true
-		}
-		return routing.Rows{}, false
-	}, prev.before)
+	p := planPart(t, old, apps, appRegions, regions, ids, prev)
 	// The backends whose records cannot come from the snapshot before:
 	// rows the change wrote, and rows whose health it changed.
 	fresh := map[*routing.Backend]bool{}
@@ -294,13 +285,12 @@ func rebuild(cfg buildConfig, prev *snapshot, t *routing.Table, d store.Delta, d
 // backends of a clean table (see snapshot.clean): what newPlan plans for
 // their groups, without the checks a clean table passes by definition.
 //
-// A region's list comes from the table before (old) where liveBefore has
-// it, and the change allows (see regionList); else from a pass over t.
-//
-// An app's lists come from the snapshot before (before) when the change
-// edits its backends in place (see listsInPlace); else from a pass over
-// the app's backends.
-func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, regions, ids small, liveBefore func(region string) (routing.Rows, bool), before listedBefore) *plan {
+// A region's list comes from the snapshot before (prev) and the table it
+// was built from (old) where the change allows (see regionList); else
+// from a pass over t. An app's lists come from prev when the change edits
+// its backends in place (see listsInPlace); else from a pass over the
+// app's backends.
+func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, regions, ids small, prev *snapshot) *plan {
 	p := &plan{targets: targetNames{byName: true}, clean: true}
 	// Every name planned here is one of these: no entry is allocated
 	// alone, and none moves once planned.
@@ -313,7 +303,7 @@ func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, region
 		return e
 	}
 	for _, app := range apps {
-		if l, ok := listsInPlace(t, old, app, appRegions, ids, before); ok {
+		if l, ok := listsInPlace(t, old, app, appRegions, ids, prev); ok {
 			g := appGroup(app)
 			add(g, app, kindApp, l.live)
 			for _, r := range l.regions {
@@ -346,7 +336,7 @@ func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, region
 		lists := make([]routing.Rows, len(regions))
 		scan := false
 		for i, r := range regions {
-			if before, ok := liveBefore(r); ok {
+			if before, ok := prev.liveBefore(r); ok {
 				lists[i], ok = regionList(before, r, old, t, ids)
 				scan = scan || !ok
 			} else {

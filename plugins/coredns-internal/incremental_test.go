@@ -284,7 +284,7 @@ func TestHealthEditKeepsTheAppsOtherRegions(t *testing.T) {
 	}
 	// An edit in place: the app's lists are the snapshot's before, with
 	// the edited row's new self in its place, not a pass over the app.
-	lists, ok := listsInPlace(dl.t, before.table, "web", appRegionSet{{"web", "eu"}}, small{"w1"}, before.before)
+	lists, ok := listsInPlace(dl.t, before.table, "web", appRegionSet{{"web", "eu"}}, small{"w1"}, before)
 	if !ok {
 		t.Fatal("a health edit did not patch the app's lists")
 	}
