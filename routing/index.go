@@ -318,11 +318,11 @@ func (g *group) appended(slots []slot, w *appendWatch) *group {
 		ng.chunks = append(ng.chunks, &chunk{slots: slots[:m:m]})
 		slots = slots[m:]
 	}
-	size := 0
-	for _, c := range ng.chunks {
-		size += len(c.slots)
-	}
 	if ng.cells == nil {
+		size := 0
+		for _, c := range ng.chunks {
+			size += len(c.slots)
+		}
 		if size <= 2*chunkSize {
 			return ng // small: scanned whole
 		}
