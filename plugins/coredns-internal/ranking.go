@@ -32,16 +32,14 @@ type orders struct {
 	scorer  routing.Scorer
 	regions routing.RegionMap
 
-	// planned is the name's backends as planned, and down the backends
-	// the health rows report down; list, the serving ones in table
-	// order, is worked out from them at the first need (a query, a
-	// transfer), since most names a change builds are never asked for
-	// before the next change.
-	planned []*routing.Backend
-	down    map[string]bool
-	// backends is planned, kept: the list the next edit in place of
-	// these backends patches (see listsInPlace).
+	// backends is the name's backends as planned, and down the backends
+	// the health rows report down (until list is made); list, the
+	// serving ones in table order, is worked out from them at the first
+	// need (a query, a transfer), since most names a change builds are
+	// never asked for before the next change. backends stays: the next
+	// edit in place of them patches it (see listsInPlace).
 	backends []*routing.Backend
+	down     map[string]bool
 	listOnce sync.Once
 	list     []*routing.Backend
 
@@ -53,8 +51,8 @@ type orders struct {
 // serving returns the name's serving backends, in table order.
 func (o *orders) serving() []*routing.Backend {
 	o.listOnce.Do(func() {
-		o.list = serving(o.planned, o.down)
-		o.planned, o.down = nil, nil
+		o.list = serving(o.backends, o.down)
+		o.down = nil
 	})
 	return o.list
 }
@@ -176,7 +174,7 @@ func (zb *zoneBuilder) ordersOf(backends []*routing.Backend) *orders {
 			return o
 		}
 	}
-	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, planned: backends, down: zb.down, backends: backends}
+	o := &orders{scorer: zb.cfg.scorer, regions: zb.cfg.regions, backends: backends, down: zb.down}
 	if len(backends) > 0 {
 		if zb.orders == nil {
 			zb.orders = map[listKey]*orders{}
