@@ -99,10 +99,10 @@ type appLists struct {
 // backends in place: each touched backend of the app is in it before and
 // after, in the same region, live in both or deleted in both, and the app
 // has as many rows as before. They are the lists the snapshot before
-// (prev) planned, with each edited backend's row replaced by its new one: a pass
-// over lists of pointers instead of a look at every backend of the app, a
-// cache miss each. ok is false when the change is not such an edit, or
-// the snapshot before lacks a list.
+// (prev) planned, with each edited backend's row replaced by its new one:
+// a pass over lists of pointers instead of a look at every backend of the
+// app, a cache miss each. ok is false when the change is not such an
+// edit, or the snapshot before lacks a list.
 func listsInPlace(t, old *routing.Table, app string, appRegions appRegionSet, ids small, prev *snapshot) (appLists, bool) {
 	if len(t.App(app)) != len(old.App(app)) {
 		return appLists{}, false
