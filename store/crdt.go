@@ -86,16 +86,35 @@ const (
 // insertBody records a (re)inserted row: the sentinel becomes alive (odd)
 // and every column is written.
 func insertBody(tbl string, pk, cols []string) string {
-	var b strings.Builder
 	key := pkExpr("NEW", pk)
-	cur := `(SELECT cl FROM crdt_clock WHERE tbl = ` + quoteLit(tbl) + ` AND pk = ` + key + ` AND col = '')`
-	fmt.Fprintf(&b, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl ELSE cl + 1 END FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = ''), 1)%s%s`,
-		quoteLit(tbl), key, quoteLit(tbl), key, metaFrom, upsertTail)
-	for _, c := range cols {
-		fmt.Fprintf(&b, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, %s, NEW.%s, h.v, s.v, d.v, %s%s%s`,
-			quoteLit(tbl), key, quoteLit(c), quoteIdent(c), cur, metaFrom, upsertTail)
+	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl ELSE cl + 1 END FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = ''), 1)%s%s`,
+		quoteLit(tbl), key, quoteLit(tbl), key, metaFrom, upsertTail) + columnsBody(tbl, key, cols, false)
+}
+
+// columnsBody writes the entries of a row's columns (of those the UPDATE
+// changed, if changed) in one statement: each statement of a trigger opens
+// cursors and seeks of its own, which cost more than the row it writes.
+// The entries carry the sentinel's causal length.
+func columnsBody(tbl, key string, cols []string, changed bool) string {
+	if len(cols) == 0 {
+		return ""
 	}
-	return b.String()
+	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, c.col, c.val, h.v, s.v, d.v, (SELECT cl FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '') FROM (%s) c, crdt_meta h, crdt_meta s, crdt_meta d WHERE h.k = 'hlc' AND s.k = 'site' AND d.k = 'db_version'%s`,
+		quoteLit(tbl), key, quoteLit(tbl), key, columnRows(cols, changed), upsertTail)
+}
+
+// columnRows is a row (col, val) for each column of NEW, or, if changed, for
+// each column the UPDATE changed. A UNION ALL rather than VALUES: SQLite
+// does not resolve a VALUES list's columns under an upsert.
+func columnRows(cols []string, changed bool) string {
+	rows := make([]string, len(cols))
+	for i, c := range cols {
+		rows[i] = fmt.Sprintf("SELECT %s AS col, NEW.%s AS val", quoteLit(c), quoteIdent(c))
+		if changed {
+			rows[i] += fmt.Sprintf(" WHERE NEW.%s IS NOT OLD.%s", quoteIdent(c), quoteIdent(c))
+		}
+	}
+	return strings.Join(rows, " UNION ALL ")
 }
 
 // deleteBody records a deleted row: the sentinel becomes dead (even) and the
@@ -109,19 +128,12 @@ func deleteBody(tbl string, pk []string) string {
 
 // updateBody records the columns an UPDATE changed.
 func updateBody(tbl string, pk, cols []string) string {
-	var b strings.Builder
 	key := pkExpr("NEW", pk)
 	// A row written before capture existed has no sentinel yet.
 	// (Not INSERT OR IGNORE: the statement that fires a trigger overrides
 	// the conflict clauses of the trigger's statements.)
-	fmt.Fprintf(&b, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, 1%s AND NOT EXISTS (SELECT 1 FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '');
-`, quoteLit(tbl), key, metaFrom, quoteLit(tbl), key)
-	cur := `(SELECT cl FROM crdt_clock WHERE tbl = ` + quoteLit(tbl) + ` AND pk = ` + key + ` AND col = '')`
-	for _, c := range cols {
-		fmt.Fprintf(&b, `INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, %s, NEW.%s, h.v, s.v, d.v, %s%s AND NEW.%s IS NOT OLD.%s%s`,
-			quoteLit(tbl), key, quoteLit(c), quoteIdent(c), cur, metaFrom, quoteIdent(c), quoteIdent(c), upsertTail)
-	}
-	return b.String()
+	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, 1%s AND NOT EXISTS (SELECT 1 FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '');
+`, quoteLit(tbl), key, metaFrom, quoteLit(tbl), key) + columnsBody(tbl, key, cols, true)
 }
 
 // triggerSQL returns the capture triggers of a table, by name.

@@ -201,6 +201,24 @@ func cpuSplit(pid int) (int64, int64, error) {
 	return u, sys, nil
 }
 
+// profile writes a CPU profile of Caddy over the measurement, one second
+// short of it, to the file BENCH_PPROF names, if it names one.
+func profile(s *server, dur time.Duration) {
+	out := os.Getenv("BENCH_PPROF")
+	if out == "" {
+		return
+	}
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.admin, int(dur/time.Second)-1))
+		if err == nil {
+			f, _ := os.Create(out)
+			io.Copy(f, resp.Body)
+			f.Close()
+			resp.Body.Close()
+		}
+	}()
+}
+
 func benchRegister(caddy string, dur time.Duration, workers, preload int) error {
 	s, client, err := startPreloaded(caddy, workers, preload)
 	if err != nil {
@@ -210,6 +228,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	perSecond := make([]atomic.Int64, int(dur/time.Second)+2)
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
+	profile(s, dur)
 	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
 	start := time.Now()
 	res := drive(ctx, client, workers, func(w int, i int64) (string, string, int) {
@@ -472,16 +491,8 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 			return 0, 0, err
 		}
 		time.Sleep(3 * time.Second) // table reload, checks spread over the interval
-		if out := os.Getenv("BENCH_PPROF"); out != "" && withChecks {
-			go func() {
-				resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.admin, int(dur/time.Second)-1))
-				if err == nil {
-					f, _ := os.Create(out)
-					io.Copy(f, resp.Body)
-					f.Close()
-					resp.Body.Close()
-				}
-			}()
+		if withChecks {
+			profile(s, dur)
 		}
 		a0 := accepted.Load()
 		u0, s0, _ := cpuSplit(s.cmd.Process.Pid)
