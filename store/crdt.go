@@ -84,23 +84,25 @@ const (
 )
 
 // insertBody records a (re)inserted row: the sentinel becomes alive (odd)
-// and every column is written.
+// and every column is written. The sentinel's new causal length is the
+// same read before the statement writes it or after, so the column entries
+// carry it either way.
 func insertBody(tbl string, pk, cols []string) string {
 	key := pkExpr("NEW", pk)
-	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl ELSE cl + 1 END FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = ''), 1)%s%s`,
-		quoteLit(tbl), key, quoteLit(tbl), key, metaFrom, upsertTail) + columnsBody(tbl, key, cols, false)
+	rows := "SELECT '' AS col, NULL AS val"
+	if len(cols) > 0 {
+		rows += " UNION ALL " + columnRows(cols, false)
+	}
+	return clockEntries(tbl, key, rows, fmt.Sprintf(`COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl ELSE cl + 1 END FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = ''), 1)`,
+		quoteLit(tbl), key))
 }
 
-// columnsBody writes the entries of a row's columns (of those the UPDATE
-// changed, if changed) in one statement: each statement of a trigger opens
-// cursors and seeks of its own, which cost more than the row it writes.
-// The entries carry the sentinel's causal length.
-func columnsBody(tbl, key string, cols []string, changed bool) string {
-	if len(cols) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, c.col, c.val, h.v, s.v, d.v, (SELECT cl FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '') FROM (%s) c, crdt_meta h, crdt_meta s, crdt_meta d WHERE h.k = 'hlc' AND s.k = 'site' AND d.k = 'db_version'%s`,
-		quoteLit(tbl), key, quoteLit(tbl), key, columnRows(cols, changed), upsertTail)
+// clockEntries writes the entries rows (col, val) yield for one row, with
+// causal length cl, in one statement: each statement of a trigger opens
+// cursors and seeks of its own, which cost more than the entry it writes.
+func clockEntries(tbl, key, rows, cl string) string {
+	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, c.col, c.val, h.v, s.v, d.v, %s FROM (%s) c, crdt_meta h, crdt_meta s, crdt_meta d WHERE h.k = 'hlc' AND s.k = 'site' AND d.k = 'db_version'%s`,
+		quoteLit(tbl), key, cl, rows, upsertTail)
 }
 
 // columnRows is a row (col, val) for each column of NEW, or, if changed, for
@@ -132,8 +134,12 @@ func updateBody(tbl string, pk, cols []string) string {
 	// A row written before capture existed has no sentinel yet.
 	// (Not INSERT OR IGNORE: the statement that fires a trigger overrides
 	// the conflict clauses of the trigger's statements.)
-	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, 1%s AND NOT EXISTS (SELECT 1 FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '');
-`, quoteLit(tbl), key, metaFrom, quoteLit(tbl), key) + columnsBody(tbl, key, cols, true)
+	sentinel := fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, 1%s AND NOT EXISTS (SELECT 1 FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '');
+`, quoteLit(tbl), key, metaFrom, quoteLit(tbl), key)
+	if len(cols) == 0 {
+		return sentinel
+	}
+	return sentinel + clockEntries(tbl, key, columnRows(cols, true), `(SELECT cl FROM crdt_clock WHERE tbl = `+quoteLit(tbl)+` AND pk = `+key+` AND col = '')`)
 }
 
 // triggerSQL returns the capture triggers of a table, by name.
