@@ -90,7 +90,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// WAL is set once, by init (useWAL), and stays with the file.
 		q.Set("_synchronous", "NORMAL")
 	}
-	db, err := sql.Open("sqlite3", "file:"+abs+"?"+q.Encode())
+	db, err := sql.Open(driverName, "file:"+abs+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("routing table %s: %w", abs, err)
 	}
@@ -106,7 +106,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// their own pool of deferred transactions, so a snapshot never
 		// holds the write lock.
 		q.Set("_txlock", "immediate")
-		if s.wdb, err = sql.Open("sqlite3", "file:"+abs+"?"+q.Encode()); err != nil {
+		if s.wdb, err = sql.Open(driverName, "file:"+abs+"?"+q.Encode()); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("routing table %s: %w", abs, err)
 		}
