@@ -230,6 +230,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	defer cancel()
 	profile(s, dur)
 	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
+	own0, _ := cpuTicks(os.Getpid())
 	start := time.Now()
 	res := drive(ctx, client, workers, func(w int, i int64) (string, string, int) {
 		body := fmt.Sprintf(`{"id":"bench-%d","app":"bench%d","region":"eu","ip":"10.%d.%d.%d","port":%d}`,
@@ -238,6 +239,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	}, func() { perSecond[int(time.Since(start)/time.Second)].Add(1) })
 	elapsed := time.Since(start)
 	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
+	own1, _ := cpuTicks(os.Getpid())
 	db, err := sql.Open("sqlite3", "file:"+s.db+"?mode=ro")
 	if err != nil {
 		return err
@@ -255,7 +257,8 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	fmt.Printf("registrations through POST /api/v1/register, %d clients, %v:\n", workers, elapsed.Round(time.Millisecond))
 	fmt.Printf("  %d registered (%d failed), %.0f/s mean, slowest whole second %d/s\n", res.ok, res.failed, float64(res.ok)/elapsed.Seconds(), minSec)
 	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
-	fmt.Printf("  routing table rows: %d; caddy CPU %.0f%% of one core\n", rows, float64(cpu1-cpu0)/elapsed.Seconds())
+	fmt.Printf("  routing table rows: %d; caddy CPU %.0f%% of one core, %.0f us per registration; the clients (this process) %.0f%%\n",
+		rows, float64(cpu1-cpu0)/elapsed.Seconds(), float64(cpu1-cpu0)*1e4/float64(max(res.ok, 1)), float64(own1-own0)/elapsed.Seconds())
 	// A request cut off by the end of the run may have been written.
 	rows -= int64(preload)
 	if rows < res.ok || rows > res.ok+int64(workers) {
