@@ -50,7 +50,7 @@ bench: build bench-deps
 	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns load
 	$(GO) run ./bench/mesh -caddy $(BIN)/caddy
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
-	$(GO) test -run '^$$' -bench 'OpenTable|FollowEdit' -benchtime 20x ./store
+	$(GO) test -run '^$$' -bench 'OpenTable|FollowEdit|Register' -benchtime 20x ./store
 
 # deps installs what the tests need when it is missing (as root, on Debian).
 deps:
