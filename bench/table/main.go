@@ -16,7 +16,8 @@
 //	    then the time from each edit to the POP signal showing it
 //	    (GET /edgeroute/pop?watch=1) and to DNS answering with it, and the
 //	    CPU of as many commits to a table neither process holds (what any
-//	    commit costs a reader of the file). With
+//	    commit costs a reader of the file), next to two floors following
+//	    the same commits: the least follower, in Go and in C (floor.go). With
 //	    -profile DIR, CPU profiles of both processes over the edits are
 //	    written there (caddy.pprof, coredns.pprof) for go tool pprof. With
 //	    -compare BIN, a second CoreDNS built from BIN (another tree's)
@@ -83,6 +84,8 @@ func main() {
 		err = benchLoad(*caddy, *coredns, *sizes)
 	case sub == "edits":
 		err = benchEdits(*caddy, *coredns, *compare, *n, *rate, *otherRate, *dur, *profile)
+	case sub == floorMode:
+		err = followFloor(flag.Arg(0)) // the file: the arguments after the mode were parsed again
 	default:
 		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
 	}
@@ -134,6 +137,22 @@ func rssKB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuDuring is each process's CPU over f, in % of one core.
+func cpuDuring(pids []int, f func()) []float64 {
+	before := make([]int64, len(pids))
+	for i, pid := range pids {
+		before[i] = cpuTicks(pid)
+	}
+	t0 := time.Now()
+	f()
+	el := time.Since(t0).Seconds()
+	out := make([]float64, len(pids))
+	for i, pid := range pids {
+		out[i] = float64(cpuTicks(pid)-before[i]) / el
+	}
+	return out
 }
 
 // cpuTicks is the process's user+system time in clock ticks (1/100 s).
@@ -414,20 +433,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	for _, s := range servers {
 		pids = append(pids, s.cmd.Process.Pid)
 	}
-	measure := func(f func()) []float64 {
-		before := make([]int64, len(pids))
-		for i, pid := range pids {
-			before[i] = cpuTicks(pid)
-		}
-		t0 := time.Now()
-		f()
-		el := time.Since(t0).Seconds()
-		out := make([]float64, len(pids))
-		for i, pid := range pids {
-			out[i] = float64(cpuTicks(pid)-before[i]) / el
-		}
-		return out
-	}
+	measure := func(f func()) []float64 { return cpuDuring(pids, f) }
 	generation := func() uint64 {
 		var v struct {
 			Generation uint64 `json:"generation"`
@@ -476,6 +482,20 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		otherRate = rate
 	}
 	others := int(dur.Seconds() * float64(otherRate))
+	floors, skipped := startFloors(dir, db)
+	defer stopFloors(floors)
+	var floorPIDs []int
+	for _, f := range floors {
+		floorPIDs = append(floorPIDs, f.cmd.Process.Pid)
+	}
+	time.Sleep(time.Second)
+	floorIdle := cpuDuring(floorPIDs, func() { time.Sleep(2 * time.Second) })
+	for _, f := range floors {
+		if f.exited() {
+			return fmt.Errorf("the %s floor stopped (its error is above)", f.name)
+		}
+	}
+	pids = append(pids, floorPIDs...)
 	other := measure(func() {
 		start := time.Now()
 		for i := range others {
@@ -493,14 +513,24 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	}
 	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s (%d snapshots):\n", n, edits, rate, snapshots)
 	names := []string{"caddy  ", "coredns", "coredns -compare"}
-	for i := range pids {
+	for i := range idle {
 		fmt.Printf("  %s CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", names[i], idle[i], busy[i], busy[i]-idle[i])
 	}
 	fmt.Printf("  %d commits/s to a table neither holds, %% of one core over idle:", otherRate)
-	for i := range pids {
+	for i := range idle {
 		fmt.Printf(" %s %.1f%%", strings.TrimSpace(names[i]), other[i]-idle[i])
 	}
 	fmt.Println()
+	if len(floors) > 0 {
+		fmt.Printf("  the same commits to the least follower (a look at data_version 1 ms after the report), %% of one core over idle:")
+		for i, f := range floors {
+			fmt.Printf(" %s %.1f%%", f.name, other[len(idle)+i]-floorIdle[i])
+		}
+		fmt.Println()
+	}
+	for _, why := range skipped {
+		fmt.Printf("  floor skipped: %s\n", why)
+	}
 
 	// Latency: the POP signal stream and DNS, per edit.
 	ctx, cancel := context.WithCancel(context.Background())
