@@ -77,7 +77,10 @@ const (
 	bumpClock = `UPDATE crdt_meta SET v = max(v + 1, ` + sqlNowHLC + `) WHERE k = 'hlc';
 	UPDATE crdt_meta SET v = v + 1 WHERE k = 'db_version';
 `
-	metaFrom   = ` FROM crdt_meta h, crdt_meta s, crdt_meta d WHERE h.k = 'hlc' AND s.k = 'site' AND d.k = 'db_version'`
+	// The clock's three values an entry is written with: hlc, site, seq.
+	metaTables = `crdt_meta h, crdt_meta s, crdt_meta d`
+	metaWhere  = `h.k = 'hlc' AND s.k = 'site' AND d.k = 'db_version'`
+	metaFrom   = ` FROM ` + metaTables + ` WHERE ` + metaWhere
 	upsertTail = ` ON CONFLICT (tbl, pk, col) DO UPDATE SET val = excluded.val, hlc = excluded.hlc, site = excluded.site, seq = excluded.seq, cl = excluded.cl;
 `
 	applyingOff = `(SELECT v FROM crdt_meta WHERE k = 'applying') = 0`
@@ -93,16 +96,20 @@ func insertBody(tbl string, pk, cols []string) string {
 	if len(cols) > 0 {
 		rows += " UNION ALL " + columnRows(cols, false)
 	}
-	return clockEntries(tbl, key, rows, fmt.Sprintf(`COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl ELSE cl + 1 END FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = ''), 1)`,
-		quoteLit(tbl), key))
+	return clockEntries(tbl, key, rows, `COALESCE((SELECT CASE WHEN cl % 2 = 1 THEN cl ELSE cl + 1 END `+sentinelOf(tbl, key)+`), 1)`)
+}
+
+// sentinelOf locates a row's sentinel: its entry whose col is empty.
+func sentinelOf(tbl, key string) string {
+	return `FROM crdt_clock WHERE tbl = ` + quoteLit(tbl) + ` AND pk = ` + key + ` AND col = ''`
 }
 
 // clockEntries writes the entries rows (col, val) yield for one row, with
 // causal length cl, in one statement: each statement of a trigger opens
 // cursors and seeks of its own, which cost more than the entry it writes.
 func clockEntries(tbl, key, rows, cl string) string {
-	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, c.col, c.val, h.v, s.v, d.v, %s FROM (%s) c, crdt_meta h, crdt_meta s, crdt_meta d WHERE h.k = 'hlc' AND s.k = 'site' AND d.k = 'db_version'%s`,
-		quoteLit(tbl), key, cl, rows, upsertTail)
+	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, c.col, c.val, h.v, s.v, d.v, %s FROM (%s) c, %s WHERE %s%s`,
+		quoteLit(tbl), key, cl, rows, metaTables, metaWhere, upsertTail)
 }
 
 // columnRows is a row (col, val) for each column of NEW, or, if changed, for
@@ -123,8 +130,8 @@ func columnRows(cols []string, changed bool) string {
 // column entries, which belong to the row's past life, go.
 func deleteBody(tbl string, pk []string) string {
 	key := pkExpr("OLD", pk)
-	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl + 1 ELSE cl END FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = ''), 2)%s%s`,
-		quoteLit(tbl), key, quoteLit(tbl), key, metaFrom, upsertTail) +
+	return fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, COALESCE((SELECT CASE WHEN cl %% 2 = 1 THEN cl + 1 ELSE cl END %s), 2)%s%s`,
+		quoteLit(tbl), key, sentinelOf(tbl, key), metaFrom, upsertTail) +
 		fmt.Sprintf("DELETE FROM crdt_clock WHERE tbl = %s AND pk = %s AND col != '';\n", quoteLit(tbl), key)
 }
 
@@ -134,12 +141,12 @@ func updateBody(tbl string, pk, cols []string) string {
 	// A row written before capture existed has no sentinel yet.
 	// (Not INSERT OR IGNORE: the statement that fires a trigger overrides
 	// the conflict clauses of the trigger's statements.)
-	sentinel := fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, 1%s AND NOT EXISTS (SELECT 1 FROM crdt_clock WHERE tbl = %s AND pk = %s AND col = '');
-`, quoteLit(tbl), key, metaFrom, quoteLit(tbl), key)
+	sentinel := fmt.Sprintf(`INSERT INTO crdt_clock (tbl, pk, col, val, hlc, site, seq, cl) SELECT %s, %s, '', NULL, h.v, s.v, d.v, 1%s AND NOT EXISTS (SELECT 1 %s);
+`, quoteLit(tbl), key, metaFrom, sentinelOf(tbl, key))
 	if len(cols) == 0 {
 		return sentinel
 	}
-	return sentinel + clockEntries(tbl, key, columnRows(cols, true), `(SELECT cl FROM crdt_clock WHERE tbl = `+quoteLit(tbl)+` AND pk = `+key+` AND col = '')`)
+	return sentinel + clockEntries(tbl, key, columnRows(cols, true), `(SELECT cl `+sentinelOf(tbl, key)+`)`)
 }
 
 // triggerSQL returns the capture triggers of a table, by name.
