@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	_ "embed"
 	"errors"
@@ -8,26 +9,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync/atomic"
-	"syscall"
 	"time"
-	"unsafe"
 
 	_ "github.com/mattn/go-sqlite3"
-	"golang.org/x/sys/unix"
 
 	"github.com/edgeproxy/edgeproxy/internal/popctl"
+	"github.com/edgeproxy/edgeproxy/store"
 )
 
 // The floors: what the least follower of the file pays for each commit on
 // this machine, read over the same commits as the servers' "neither holds"
 // figure. Each waits for the kernel's report of a write to the WAL, waits
 // 1 ms as the store's watcher does, and looks at PRAGMA data_version:
-//   - Go: this binary in floorMode, with the Go runtime and go-sqlite3 as
-//     the servers have them, its report read by a goroutine of its own as
-//     the store's is;
-//   - C: floor/floor.c, built with cc against the system's libsqlite3 where both
-//     are there.
+//   - Go: this binary in floorMode, with the Go runtime, go-sqlite3 and
+//     the store's reports of the file's writes as the servers have them;
+//   - C: floor/floor.c, built with cc against the system's libsqlite3
+//     where both are there.
 //
 // The servers do more at each commit (the journal's position with the
 // data version, the follower's bookkeeping); the floors show how much of
@@ -99,8 +96,19 @@ func stopFloors(floors []floor) {
 	}
 }
 
-// followFloor is the Go floor: it runs until killed.
+// followFloor is the Go floor: it runs until killed. The reports are the
+// store's own (Store.NotifyChanges), read as the servers' watchers read
+// them; the look is a statement of its own.
 func followFloor(db string) error {
+	ctx := context.Background()
+	st, err := store.Open(ctx, db, store.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	reports, err := st.NotifyChanges(ctx)
+	if err != nil {
+		return err
+	}
 	conn, err := sql.Open("sqlite3", "file:"+db+"?mode=ro")
 	if err != nil {
 		return err
@@ -109,50 +117,10 @@ func followFloor(db string) error {
 	if err != nil {
 		return err
 	}
-	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	if _, err := unix.InotifyAddWatch(fd, db+"-wal", unix.IN_MODIFY); err != nil {
-		return fmt.Errorf("watching %s-wal: %w", db, err)
-	}
-	rc, err := os.NewFile(uintptr(fd), "inotify").SyscallConn()
-	if err != nil {
-		return err
-	}
-	// The reader signals once per drain, as the store's does: reports
-	// stay queued until the look takes them.
-	reports := make(chan struct{}, 1)
-	var armed atomic.Bool
-	armed.Store(true)
-	go func() {
-		for {
-			if err := rc.Read(func(fd uintptr) bool {
-				var n int32
-				_, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
-				return armed.Load() && e == 0 && n > 0 && armed.CompareAndSwap(true, false)
-			}); err != nil {
-				return
-			}
-			select {
-			case reports <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	buf := make([]byte, 4096)
 	var v int64
-	for range reports {
+	for range reports.C {
 		time.Sleep(time.Millisecond)
-		armed.Store(true)
-		rc.Control(func(fd uintptr) {
-			for {
-				n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-				if e != 0 || n == 0 {
-					return
-				}
-			}
-		})
+		reports.Drain()
 		if err := look.QueryRow().Scan(&v); err != nil {
 			return err
 		}

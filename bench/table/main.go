@@ -433,7 +433,6 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	for _, s := range servers {
 		pids = append(pids, s.cmd.Process.Pid)
 	}
-	measure := func(f func()) []float64 { return cpuDuring(pids, f) }
 	generation := func() uint64 {
 		var v struct {
 			Generation uint64 `json:"generation"`
@@ -441,7 +440,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		p.Get("/edgeroute/pop", &v)
 		return v.Generation
 	}
-	idle := measure(func() { time.Sleep(dur) })
+	idle := cpuDuring(pids, func() { time.Sleep(dur) })
 	gen0 := generation()
 	edits := int(dur.Seconds() * float64(rate))
 	var profiled sync.WaitGroup
@@ -463,7 +462,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 			}()
 		}
 	}
-	busy := measure(func() {
+	busy := cpuDuring(pids, func() {
 		start := time.Now()
 		for i := range edits {
 			pace(i, start)
@@ -484,9 +483,9 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	others := int(dur.Seconds() * float64(otherRate))
 	floors, skipped := startFloors(dir, db)
 	defer stopFloors(floors)
-	var floorPIDs []int
-	for _, f := range floors {
-		floorPIDs = append(floorPIDs, f.cmd.Process.Pid)
+	floorPIDs := make([]int, len(floors))
+	for i, f := range floors {
+		floorPIDs[i] = f.cmd.Process.Pid
 	}
 	time.Sleep(time.Second)
 	floorIdle := cpuDuring(floorPIDs, func() { time.Sleep(2 * time.Second) })
@@ -495,8 +494,8 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 			return fmt.Errorf("the %s floor stopped (its error is above)", f.name)
 		}
 	}
-	pids = append(pids, floorPIDs...)
-	other := measure(func() {
+	// The servers' figures, then the floors', over the same seconds.
+	other := cpuDuring(append(slices.Clone(pids), floorPIDs...), func() {
 		start := time.Now()
 		for i := range others {
 			if d := time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(otherRate))); d > 0 {
@@ -513,18 +512,18 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	}
 	fmt.Printf("%d backends, %d single-row sqlite3 edits at %d/s (%d snapshots):\n", n, edits, rate, snapshots)
 	names := []string{"caddy  ", "coredns", "coredns -compare"}
-	for i := range idle {
+	for i := range pids {
 		fmt.Printf("  %s CPU idle %.1f%%, under edits %.1f%% of one core: %.1f%% for the edits\n", names[i], idle[i], busy[i], busy[i]-idle[i])
 	}
 	fmt.Printf("  %d commits/s to a table neither holds, %% of one core over idle:", otherRate)
-	for i := range idle {
+	for i := range pids {
 		fmt.Printf(" %s %.1f%%", strings.TrimSpace(names[i]), other[i]-idle[i])
 	}
 	fmt.Println()
 	if len(floors) > 0 {
 		fmt.Printf("  the same commits to the least follower (a look at data_version 1 ms after the report), %% of one core over idle:")
 		for i, f := range floors {
-			fmt.Printf(" %s %.1f%%", f.name, other[len(idle)+i]-floorIdle[i])
+			fmt.Printf(" %s %.1f%%", f.name, other[len(pids)+i]-floorIdle[i])
 		}
 		fmt.Println()
 	}
