@@ -101,11 +101,16 @@ type appTally struct {
 func tallyOf(backends []*routing.Backend) appTally {
 	t := appTally{counted: true}
 	for _, b := range backends {
-		if w, live := whyOf(b); live {
-			t.n[w]++
-		}
+		t.count(b, 1)
 	}
 	return t
+}
+
+// count adds d to the count of b's why, for a live backend.
+func (t *appTally) count(b *routing.Backend, d int32) {
+	if w, live := whyOf(b); live {
+		t.n[w] += d
+	}
 }
 
 // maxPatchedCount is how many replaced backends a count is patched for;
@@ -131,17 +136,11 @@ func (t appTally) patched(before, after []*routing.Backend) (appTally, bool) {
 		if replaced++; replaced > maxPatchedCount {
 			return appTally{}, false
 		}
-		if w, live := whyOf(before[i]); live {
-			t.n[w]--
-		}
-		if w, live := whyOf(b); live {
-			t.n[w]++
-		}
+		t.count(before[i], -1)
+		t.count(b, 1)
 	}
 	for _, b := range after[len(before):] {
-		if w, live := whyOf(b); live {
-			t.n[w]++
-		}
+		t.count(b, 1)
 	}
 	return t, true
 }

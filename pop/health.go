@@ -190,9 +190,7 @@ func (m *healthManager) sync(tbl *routing.Table) {
 		var targets []health.Target
 		for _, b := range tbl.App(app) {
 			if !b.TableRoutable() {
-				if b.Load.DownReasons()&routing.DownActive != 0 {
-					b.Load.SetDown(routing.DownActive, false)
-				}
+				clearActiveVerdict(b)
 				continue
 			}
 			targets = append(targets, health.Target{ID: b.ID, Addr: b.Addr,
@@ -220,9 +218,15 @@ func clearUnchecked(backends, before []*routing.Backend) {
 		if i < len(before) && before[i] == b {
 			continue
 		}
-		if b.Load.DownReasons()&routing.DownActive != 0 {
-			b.Load.SetDown(routing.DownActive, false)
-		}
+		clearActiveVerdict(b)
+	}
+}
+
+// clearActiveVerdict takes back an active check's "down" from a backend
+// no monitor checks, writing its load only when there is one to take.
+func clearActiveVerdict(b *routing.Backend) {
+	if b.Load.DownReasons()&routing.DownActive != 0 {
+		b.Load.SetDown(routing.DownActive, false)
 	}
 }
 
