@@ -53,3 +53,13 @@ func (b *Backend) Routable() bool {
 func (b *Backend) AtHardLimit() bool {
 	return b.HardLimit > 0 && b.Load.Active() >= int64(b.HardLimit)
 }
+
+// takeLoad readies b's load for a new table that holds b: a load of its
+// own if it came with none (the store gives each row its ID's), and b's
+// hard limit noted in it (limitIs).
+func (b *Backend) takeLoad() {
+	if b.Load == nil {
+		b.Load = new(Load)
+	}
+	b.Load.limitIs(b.HardLimit)
+}

@@ -45,10 +45,7 @@ func (t *Table) Derive(generation uint64, loadedAt time.Time, rows Rows, pops []
 			touched[c.Old.App] = true
 		}
 		if c.New != nil {
-			if c.New.Load == nil {
-				c.New.Load = new(Load)
-			}
-			c.New.Load.limitIs(c.New.HardLimit)
+			c.New.takeLoad()
 			touched[c.New.App] = true
 		}
 	}

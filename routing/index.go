@@ -46,6 +46,15 @@ type chunk struct {
 // cell holds the newest chunk at one place of a large group.
 type cell struct{ c atomic.Pointer[chunk] }
 
+// publish makes ch, refreshed, the cell's chunk. Its loads refresh the
+// chunk the cell held until the store: a change of load in between
+// refreshed that one, so ch looks once more after.
+func (c *cell) publish(ch *chunk) {
+	ch.refresh()
+	c.c.Store(ch)
+	ch.refresh()
+}
+
 // slot is a backend with what the scan needs precomputed: the reciprocal of
 // soft limit times weight turns the score's two divisions into a multiply.
 // Every backend of the app has one, in the groups of its country and
@@ -319,11 +328,7 @@ func (g *group) appended(slots []slot, w *appendWatch) *group {
 		slots = slots[m:]
 	}
 	if ng.cells == nil {
-		size := 0
-		for _, c := range ng.chunks {
-			size += len(c.slots)
-		}
-		if size <= 2*chunkSize {
+		if ng.size() <= 2*chunkSize {
 			return ng // small: scanned whole
 		}
 		// Large now: every chunk remembers its best, through a cell
@@ -336,9 +341,7 @@ func (g *group) appended(slots []slot, w *appendWatch) *group {
 		if made {
 			ng.cells = append(ng.cells, new(cell))
 		}
-		c.refresh()
-		ng.cells[i].c.Store(c)
-		c.refresh() // a change of load before the store refreshed the chunk before
+		ng.cells[i].publish(c)
 		for _, s := range c.slots {
 			if made || w.added[s.load] {
 				w.add(s.load, ng.cells[i])
@@ -362,11 +365,7 @@ func (g *group) with(s slot) *group {
 	ng := &group{chunks: slices.Clone(g.chunks), cells: g.cells}
 	ng.chunks[k] = nc
 	if ng.cells != nil {
-		nc.refresh()
-		ng.cells[k].c.Store(nc)
-		// A change of load between the refresh and the store refreshed
-		// the chunk before: look once more.
-		nc.refresh()
+		ng.cells[k].publish(nc)
 	}
 	return ng
 }
@@ -499,12 +498,17 @@ func (s Scorer) pick(ix *appIndex, c Client, skip []*Backend) (*Backend, Tier) {
 	return s.Pick(allBackends(ix), c, skip)
 }
 
-func allBackends(ix *appIndex) []*Backend {
+// size is how many slots g holds.
+func (g *group) size() int {
 	n := 0
-	for _, c := range ix.all.chunks {
+	for _, c := range g.chunks {
 		n += len(c.slots)
 	}
-	out := make([]*Backend, 0, n)
+	return n
+}
+
+func allBackends(ix *appIndex) []*Backend {
+	out := make([]*Backend, 0, ix.all.size())
 	for _, c := range ix.all.chunks {
 		for i := range c.slots {
 			out = append(out, c.slots[i].b)

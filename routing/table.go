@@ -62,10 +62,7 @@ func newTable(generation uint64, loadedAt time.Time, backends []*Backend, pops [
 	byApp := map[string]*appEntry{}
 	var entries []*appEntry
 	for _, b := range backends {
-		if b.Load == nil {
-			b.Load = new(Load)
-		}
-		b.Load.limitIs(b.HardLimit)
+		b.takeLoad()
 		e := byApp[b.App]
 		if e == nil {
 			e = &appEntry{name: b.App}
