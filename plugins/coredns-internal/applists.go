@@ -2,6 +2,8 @@ package internal
 
 import (
 	"slices"
+	"sort"
+	"strings"
 
 	"github.com/edgeproxy/edgeproxy/routing"
 
@@ -20,11 +22,12 @@ type inRegion struct {
 }
 
 // appRegionsOf passes once over an app's backends (all, in table order)
-// and returns its live ones and its regions in order of first appearance,
-// with the backends of those appRegions holds: one region, or two, of the
-// app's, so only those lists grow as the pass goes. A pass is a cache miss
-// a backend, the cost of an edit of an app of a thousand.
-func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) ([]*routing.Backend, []inRegion) {
+// and returns its lists: its live backends, its regions in order of first
+// appearance with the backends of those appRegions holds (one region, or
+// two, of the app's, so only those lists grow as the pass goes), and the
+// regions' TXT value. ok is false when the app has no live backend. A pass
+// is a cache miss a backend, the cost of an edit of an app of a thousand.
+func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) (appLists, bool) {
 	// An app has few regions: found by a scan of those seen so far,
 	// starting with the previous backend's, not a map (a hash per
 	// backend).
@@ -47,9 +50,14 @@ func appRegionsOf(all []*routing.Backend, app string, appRegions appRegionSet) (
 		}
 	}
 	if len(live) == 0 {
-		return nil, nil
+		return appLists{}, false
 	}
-	return live, regions
+	names := make([]string, len(regions))
+	for i, r := range regions {
+		names[i] = r.region
+	}
+	sort.Strings(names)
+	return appLists{live: live, regions: regions, txt: []string{strings.Join(names, ",")}}, true
 }
 
 // plannedNode is the node the snapshot's first zone has for rel, or nil:
@@ -87,8 +95,9 @@ func (s *snapshot) liveBefore(region string) (routing.Rows, bool) {
 	return routing.Rows{}, false
 }
 
-// appLists is an app's live backends, and those in the regions an edit
-// builds, as planPart plans them, with its regions' TXT values.
+// appLists is an app's live backends, its regions (those an edit builds
+// marked build, with their backends), as planPart plans them, and its
+// regions' TXT values.
 type appLists struct {
 	live    []*routing.Backend
 	regions []inRegion

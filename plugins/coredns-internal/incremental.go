@@ -2,7 +2,6 @@ package internal
 
 import (
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/edgeproxy/edgeproxy/internal/shardindex"
@@ -303,34 +302,22 @@ func planPart(t, old *routing.Table, apps small, appRegions appRegionSet, region
 		return e
 	}
 	for _, app := range apps {
-		if l, ok := listsInPlace(t, old, app, appRegions, ids, prev); ok {
-			g := appGroup(app)
-			add(g, app, kindApp, l.live)
-			for _, r := range l.regions {
-				ar := appRegionGroup(app, r.region)
-				add(ar, r.region+"."+app, kindAppRegion, r.backends)
-				add(ar, app+"."+r.region+".services", kindService, r.backends)
+		l, ok := listsInPlace(t, old, app, appRegions, ids, prev)
+		if !ok {
+			if l, ok = appRegionsOf(t.App(app), app, appRegions); !ok {
+				continue // no live backend: no names
 			}
-			add(g, "regions."+app, kindTXT, nil).txt = l.txt
-			continue
-		}
-		live, in := appRegionsOf(t.App(app), app, appRegions)
-		if len(live) == 0 {
-			continue
 		}
 		g := appGroup(app)
-		add(g, app, kindApp, live)
-		order := make([]string, len(in))
-		for i, r := range in {
-			order[i] = r.region
+		add(g, app, kindApp, l.live)
+		for _, r := range l.regions {
 			if r.build {
 				ar := appRegionGroup(app, r.region)
 				add(ar, r.region+"."+app, kindAppRegion, r.backends)
 				add(ar, app+"."+r.region+".services", kindService, r.backends)
 			}
 		}
-		sort.Strings(order)
-		add(g, "regions."+app, kindTXT, nil).txt = []string{strings.Join(order, ",")}
+		add(g, "regions."+app, kindTXT, nil).txt = l.txt
 	}
 	if len(regions) > 0 {
 		lists := make([]routing.Rows, len(regions))
