@@ -74,39 +74,43 @@ const followLimit = 4096
 // With a nil v, or one the journal cannot bring forward, it reads
 // everything.
 func (s *Store) follow(ctx context.Context, r reading, v *view) (*view, Delta, error) {
-	full := func() (*view, Delta, error) {
-		nv, err := s.readAll(ctx, r)
-		if err != nil {
-			return nil, Delta{}, s.wrap(err)
+	if v != nil && v.journal {
+		if pos, ok := s.journalNow(ctx, r); ok {
+			nv, d, ok, err := s.followJournal(ctx, r, v, pos)
+			if err != nil || ok {
+				return nv, d, err
+			}
 		}
-		return nv, Delta{Full: true}, nil
 	}
-	if v == nil || !v.journal {
-		return full()
+	nv, err := s.readAll(ctx, r)
+	if err != nil {
+		return nil, Delta{}, s.wrap(err)
 	}
-	pos, ok := s.journalNow(ctx, r)
+	return nv, Delta{Full: true}, nil
+}
+
+// followJournal brings v, a view that follows the journal, up to pos by
+// re-reading the rows the entries up to pos name. ok is false when the
+// journal cannot account for what changed (another journal or schema,
+// entries pruned, too many of them, two rows with one ID): the caller
+// reads everything. A nil view with ok means nothing changed.
+func (s *Store) followJournal(ctx context.Context, r reading, v *view, pos journalPos) (nv *view, d Delta, ok bool, err error) {
 	switch {
-	case !ok || pos.id != v.pos.id || pos.schema != v.pos.schema || pos.n < v.pos.n:
-		return full()
+	case pos.id != v.pos.id || pos.schema != v.pos.schema || pos.n < v.pos.n:
+		return nil, Delta{}, false, nil
 	case pos.n == v.pos.n:
-		return nil, Delta{}, nil
+		return nil, Delta{}, true, nil
 	}
 	ch, ok, err := s.readJournal(ctx, r, v.pos.n, pos.n, min(followLimit, max(64, v.backends.Len()/8)))
-	if err != nil {
-		return nil, Delta{}, s.wrap(err)
+	if err != nil || !ok {
+		return nil, Delta{}, false, s.wrapNil(err)
 	}
-	if !ok {
-		return full()
-	}
-	nv, ok, err := s.apply(ctx, r, v, ch)
-	if err != nil {
-		return nil, Delta{}, s.wrap(err)
-	}
-	if !ok {
-		return full()
+	nv, ok, err = s.apply(ctx, r, v, ch)
+	if err != nil || !ok {
+		return nil, Delta{}, false, s.wrapNil(err)
 	}
 	nv.pos = pos
-	return nv, Delta{Backends: ch.backends, Pops: ch.pops, Health: ch.health}, nil
+	return nv, Delta{Backends: ch.backends, Pops: ch.pops, Health: ch.health}, true, nil
 }
 
 // apply builds the view after the journal's changes: the changed rows are

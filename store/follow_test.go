@@ -192,6 +192,68 @@ func TestFollowMatchesWholeReads(t *testing.T) {
 	check("after the column", false)
 }
 
+// A watcher follows to the position its look read, while writers go on
+// committing: the rows are read as they are by then, and the next follow
+// takes the commits after the position, so the table ends as the file is.
+func TestFollowToALookedAtPosition(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "routing.db")
+	s := openT(t, path)
+	sqlite(t, path, `INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES
+		('b1', 'app', 'sa', 'BR', '10.0.0.1', 80), ('b2', 'app', 'eu', 'DE', '10.0.0.2', 80), ('b3', 'app', 'us', 'US', '10.0.0.3', 80)`)
+	rc := readConnT(t, s)
+	v, _, err := rc.follow(ctx, nil)
+	if err != nil || !v.journal {
+		t.Fatalf("first follow: %v", err)
+	}
+	look := func() journalPos {
+		t.Helper()
+		pos, ok := s.journalNow(ctx, rc)
+		if !ok {
+			t.Fatal("no journal position")
+		}
+		return pos
+	}
+
+	sqlite(t, path, "UPDATE backends SET weight = 2 WHERE id = 'b1'")
+	looked := look()
+	sqlite(t, path, "UPDATE backends SET weight = 3 WHERE id = 'b1'; DELETE FROM backends WHERE id = 'b2'; INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b9', 'app', 'sa', 'BR', '10.0.0.9', 80)")
+	nv, d, err := rc.followTo(ctx, v, looked)
+	if err != nil || nv == nil || d.Full {
+		t.Fatalf("follow to the looked-at position: %v %+v", err, d)
+	}
+	if !reflect.DeepEqual(d.Backends, []string{"b1"}) {
+		t.Fatalf("changed %v, want the one row written up to the position", d.Backends)
+	}
+	if b := nv.table.Backend("b1"); b == nil || b.Weight != 3 {
+		t.Fatalf("b1 = %+v, want it as the file holds it now (weight 3)", b)
+	}
+	if nv.table.Backend("b2") == nil || nv.table.Backend("b9") != nil {
+		t.Fatal("rows written after the position were taken before their entries")
+	}
+
+	nv2, d, err := rc.followTo(ctx, nv, look())
+	if err != nil || nv2 == nil || d.Full {
+		t.Fatalf("the next follow: %v %+v", err, d)
+	}
+	whole, _, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTable(t, "after the commits past the position", nv2.table, whole)
+
+	// Entries pruned past the follower: the whole table is read.
+	sqlite(t, path, "UPDATE backends SET weight = 5 WHERE id = 'b3'; DELETE FROM crdt_journal")
+	sqlite(t, path, "UPDATE backends SET weight = 6 WHERE id = 'b3'")
+	nv3, d, err := rc.followTo(ctx, nv2, look())
+	if err != nil || !d.Full {
+		t.Fatalf("follow past pruned entries: %v %+v, want a whole read", err, d)
+	}
+	if b := nv3.table.Backend("b3"); b == nil || b.Weight != 6 {
+		t.Fatalf("b3 = %+v after the whole read", b)
+	}
+}
+
 // Pruning keeps the newest journalKeep entries and leaves a short journal
 // alone.
 func TestPruneJournal(t *testing.T) {

@@ -87,6 +87,24 @@ func (c *readConn) follow(ctx context.Context, v *view) (*view, Delta, error) {
 	return nv, d, err
 }
 
+// followTo brings v up to pos, the journal's position a look at the file
+// has just read, and reads everything in one read where the journal
+// cannot account for the change.
+//
+// Following needs no read of its own: the entries up to pos are
+// committed and never rewritten (a pruned one shows as a shortfall), and
+// the rows they name are read as they are now, perhaps past pos, which
+// is no harm: the entries of their later changes come after pos, so the
+// next follow reads them again. Two statements, not a transaction's five,
+// for an edit: each is a wake's worth of cold code on a quiet process.
+func (c *readConn) followTo(ctx context.Context, v *view, pos journalPos) (*view, Delta, error) {
+	nv, d, ok, err := c.s.followJournal(ctx, c, v, pos)
+	if err != nil || ok {
+		return nv, d, err
+	}
+	return c.follow(ctx, nil)
+}
+
 // close gives the connection back, or drops it after an error, when a
 // read may still be open on it: the pool must never hand out a connection
 // inside a transaction, which would also keep the WAL from being

@@ -283,7 +283,16 @@ func (f *follower) reload(ctx context.Context) bool {
 		f.last, f.failing = f.seen, ""
 		return false
 	}
-	v, d, err := f.conn.follow(ctx, f.view)
+	var (
+		v   *view
+		d   Delta
+		err error
+	)
+	if f.view != nil && f.view.journal && f.posOK {
+		v, d, err = f.conn.followTo(ctx, f.view, f.pos)
+	} else {
+		v, d, err = f.conn.follow(ctx, f.view)
+	}
 	if err != nil {
 		f.view = nil // half followed: start again from the whole table
 		f.drop()
