@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"slices"
 	"sort"
@@ -113,6 +114,22 @@ func (s *Store) followJournal(ctx context.Context, r reading, v *view, pos journ
 	return nv, Delta{Backends: ch.backends, Pops: ch.pops, Health: ch.health}, true, nil
 }
 
+// readRows reads the backend rows with the given IDs. One ID, an edit's,
+// is looked up by itself: reading a JSON list is code a quiet process runs
+// cold at every edit.
+func readRows(ctx context.Context, r reading, query string, ids []string) (*sql.Rows, error) {
+	where, arg := " WHERE id = ?", ids[0]
+	if len(ids) > 1 {
+		list, _ := json.Marshal(ids)
+		where, arg = " WHERE id IN (SELECT value FROM json_each(?))", string(list)
+	}
+	st, err := r.prepared(ctx, query+where)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, arg)
+}
+
 // apply builds the view after the journal's changes: the changed rows are
 // read again, everything else is v's. ok is false when the rows cannot be
 // followed by ID (two rows with one ID).
@@ -121,12 +138,7 @@ func (s *Store) apply(ctx context.Context, r reading, v *view, ch journalChanges
 	backends, pops := v.backends, v.table.Pops()
 	var changes []routing.Change
 	if len(ch.backends) > 0 {
-		ids, _ := json.Marshal(ch.backends)
-		st, err := r.prepared(ctx, v.query+" WHERE id IN (SELECT value FROM json_each(?))")
-		if err != nil {
-			return nil, false, err
-		}
-		rows, err := st.QueryContext(ctx, string(ids))
+		rows, err := readRows(ctx, r, v.query, ch.backends)
 		if err != nil {
 			return nil, false, err
 		}
