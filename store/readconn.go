@@ -95,8 +95,9 @@ func (c *readConn) follow(ctx context.Context, v *view) (*view, Delta, error) {
 // committed and never rewritten (a pruned one shows as a shortfall), and
 // the rows they name are read as they are now, perhaps past pos, which
 // is no harm: the entries of their later changes come after pos, so the
-// next follow reads them again. Two statements, not a transaction's five,
-// for an edit: each is a wake's worth of cold code on a quiet process.
+// next follow reads them again. An edit costs two statements instead of a
+// transaction's five, and on a quiet process each runs cold, at several
+// times what it costs warm.
 func (c *readConn) followTo(ctx context.Context, v *view, pos journalPos) (*view, Delta, error) {
 	nv, d, ok, err := c.s.followJournal(ctx, c, v, pos)
 	if err != nil || ok {
