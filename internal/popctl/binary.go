@@ -18,6 +18,12 @@ func CaddyBinary(root string) (path string, cleanup func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
+	// Open to all, as bin/ is: a test runs the binary as an unprivileged
+	// user to see what it says without CAP_NET_ADMIN.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
 	path = filepath.Join(dir, "caddy")
 	build := exec.Command("go", "build", "-o", path, "./builds/caddy")
 	build.Dir = root
