@@ -1,45 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/popctl"
+	"github.com/edgeproxy/edgeproxy/internal/procstat"
 )
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
-// 100 on every Linux architecture the project builds for.
-const clockTicks = 100
-
-// cpuTime is the user plus system CPU time a process has used.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: fields are counted
-	// after its closing parenthesis.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, errors.New("malformed stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, errors.New("short stat")
-	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
-}
 
 // idleCPU leaves the POPs alone for span and returns the share of one
 // core each used meanwhile.
@@ -52,22 +19,22 @@ func idleCPU(pops []*popctl.POP, span time.Duration) ([]float64, error) {
 		}
 	}
 	for i, pid := range pids {
-		t, err := cpuTime(pid)
+		t, err := procstat.CPU(pid)
 		if err != nil {
 			return nil, err
 		}
-		before[i] = t
+		before[i] = t.Total()
 	}
 	t0 := time.Now()
 	time.Sleep(span)
 	wall := time.Since(t0)
 	out := make([]float64, len(pops))
 	for i, pid := range pids {
-		t, err := cpuTime(pid)
+		t, err := procstat.CPU(pid)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = 100 * float64(t-before[i]) / float64(wall)
+		out[i] = procstat.PercentOfCore(t.Total()-before[i], wall)
 	}
 	return out, nil
 }

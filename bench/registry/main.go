@@ -41,6 +41,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 	"golang.org/x/sys/unix"
 
+	"github.com/edgeproxy/edgeproxy/internal/procstat"
 	"github.com/edgeproxy/edgeproxy/internal/rawsock"
 )
 
@@ -183,22 +184,11 @@ func (s *server) stop() {
 	os.RemoveAll(s.dir)
 }
 
-// cpuTicks is the process's user+system time in clock ticks (1/100 s).
-func cpuTicks(pid int) (int64, error) {
-	u, s, err := cpuSplit(pid)
-	return u + s, err
-}
-
-// cpuSplit is the process's user and system time in clock ticks.
-func cpuSplit(pid int) (int64, int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	sys, _ := strconv.ParseInt(f[12], 10, 64)
-	return u, sys, nil
+// cpuTime is the process's user plus system time, 0 where it cannot be
+// read.
+func cpuTime(pid int) time.Duration {
+	t, _ := procstat.CPU(pid)
+	return t.Total()
 }
 
 // profile writes a CPU profile of Caddy over the measurement, one second
@@ -229,8 +219,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	profile(s, dur)
-	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
-	own0, _ := cpuTicks(os.Getpid())
+	cpu0, own0 := cpuTime(s.cmd.Process.Pid), cpuTime(os.Getpid())
 	start := time.Now()
 	res := drive(ctx, client, workers, func(w int, i int64) (string, string, int) {
 		body := fmt.Sprintf(`{"id":"bench-%d","app":"bench%d","region":"eu","ip":"10.%d.%d.%d","port":%d}`,
@@ -238,8 +227,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 		return "http://" + s.api + "/api/v1/register", body, http.StatusCreated
 	}, func() { perSecond[int(time.Since(start)/time.Second)].Add(1) })
 	elapsed := time.Since(start)
-	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
-	own1, _ := cpuTicks(os.Getpid())
+	cpu1, own1 := cpuTime(s.cmd.Process.Pid), cpuTime(os.Getpid())
 	db, err := sql.Open("sqlite3", "file:"+s.db+"?mode=ro")
 	if err != nil {
 		return err
@@ -258,7 +246,7 @@ func benchRegister(caddy string, dur time.Duration, workers, preload int) error 
 	fmt.Printf("  %d registered (%d failed), %.0f/s mean, slowest whole second %d/s\n", res.ok, res.failed, float64(res.ok)/elapsed.Seconds(), minSec)
 	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
 	fmt.Printf("  routing table rows: %d; caddy CPU %.0f%% of one core, %.0f us per registration; the clients (this process) %.0f%%\n",
-		rows, float64(cpu1-cpu0)/elapsed.Seconds(), float64(cpu1-cpu0)*1e4/float64(max(res.ok, 1)), float64(own1-own0)/elapsed.Seconds())
+		rows, procstat.PercentOfCore(cpu1-cpu0, elapsed), float64((cpu1-cpu0).Microseconds())/float64(max(res.ok, 1)), procstat.PercentOfCore(own1-own0, elapsed))
 	// A request cut off by the end of the run may have been written.
 	rows -= int64(preload)
 	if rows < res.ok || rows > res.ok+int64(workers) {
@@ -413,19 +401,19 @@ func benchHeartbeat(caddy string, dur time.Duration, workers, preload int) error
 	defer s.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	cpu0, _ := cpuTicks(s.cmd.Process.Pid)
+	cpu0 := cpuTime(s.cmd.Process.Pid)
 	start := time.Now()
 	res := drive(ctx, client, workers, func(_ int, i int64) (string, string, int) {
 		return fmt.Sprintf("http://%s/api/v1/heartbeat/pre-%d", s.api, i%int64(preload)+1), "", http.StatusOK
 	}, nil)
 	elapsed := time.Since(start)
-	cpu1, _ := cpuTicks(s.cmd.Process.Pid)
+	cpu1 := cpuTime(s.cmd.Process.Pid)
 	pct := func(p float64) time.Duration { return percentile(res.lat, p) }
 	fmt.Printf("heartbeats through POST /api/v1/heartbeat/{id}, %d backends, %d clients, %v:\n", preload, workers, elapsed.Round(time.Millisecond))
 	fmt.Printf("  %d answered 200 (%d failed), %.0f/s\n", res.ok, res.failed, float64(res.ok)/elapsed.Seconds())
 	fmt.Printf("  latency p50 %v p99 %v max %v\n", pct(0.5), pct(0.99), pct(1))
-	fmt.Printf("  caddy CPU %.0f%% of one core, %.0f us per heartbeat\n", float64(cpu1-cpu0)/elapsed.Seconds(),
-		float64(cpu1-cpu0)*1e4/float64(max(res.ok, 1)))
+	fmt.Printf("  caddy CPU %.0f%% of one core, %.0f us per heartbeat\n", procstat.PercentOfCore(cpu1-cpu0, elapsed),
+		float64((cpu1-cpu0).Microseconds())/float64(max(res.ok, 1)))
 	if res.failed > 0 {
 		return fmt.Errorf("%d heartbeats failed", res.failed)
 	}
@@ -498,17 +486,17 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 			profile(s, dur)
 		}
 		a0 := accepted.Load()
-		u0, s0, _ := cpuSplit(s.cmd.Process.Pid)
-		t0 := time.Now()
+		t0, _ := procstat.CPU(s.cmd.Process.Pid)
+		start := time.Now()
 		time.Sleep(dur)
-		u1, s1, _ := cpuSplit(s.cmd.Process.Pid)
-		el := time.Since(t0)
-		c0, c1 := u0+s0, u1+s1
+		t1, _ := procstat.CPU(s.cmd.Process.Pid)
+		el := time.Since(start)
+		used := t1.Since(t0)
 		if withChecks {
-			fmt.Printf("  (caddy with checks: user %.1f%%, system %.1f%% of one core)\n", float64(u1-u0)/el.Seconds(), float64(s1-s0)/el.Seconds())
+			fmt.Printf("  (caddy with checks: user %.1f%%, system %.1f%% of one core)\n", procstat.PercentOfCore(used.User, el), procstat.PercentOfCore(used.System, el))
 		}
 		checks := accepted.Load() - a0
-		return float64(c1-c0) / el.Seconds(), int64(float64(checks) / el.Seconds()), nil
+		return procstat.PercentOfCore(used.Total(), el), int64(float64(checks) / el.Seconds()), nil
 	}
 	idle, _, err := measure(false)
 	if err != nil {
@@ -636,13 +624,13 @@ func measurePeer(cmd *exec.Cmd, settle, dur time.Duration, accepted *atomic.Int6
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	time.Sleep(settle)
 	a0 := accepted.Load()
-	c0, err := cpuTicks(cmd.Process.Pid)
+	c0, err := procstat.CPU(cmd.Process.Pid)
 	if err != nil {
 		return 0, 0, err
 	}
 	t0 := time.Now()
 	time.Sleep(dur)
-	c1, _ := cpuTicks(cmd.Process.Pid)
+	c1, _ := procstat.CPU(cmd.Process.Pid)
 	el := time.Since(t0)
-	return float64(c1-c0) / el.Seconds(), int64(float64(accepted.Load()-a0) / el.Seconds()), nil
+	return procstat.PercentOfCore(c1.Since(c0).Total(), el), int64(float64(accepted.Load()-a0) / el.Seconds()), nil
 }

@@ -51,6 +51,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/edgeproxy/edgeproxy/internal/popctl"
+	"github.com/edgeproxy/edgeproxy/internal/procstat"
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
@@ -131,44 +132,34 @@ COMMIT;`, n-1, apps, apps, regionCase.String(), apps, countryCase.String(), n, e
 // region of backend i as seed lays it out.
 func region(i int) string { return regions[(i/apps)%5] }
 
+// rssKB is the process's VmRSS in kB, 0 where it cannot be read (the
+// process gone).
 func rssKB(pid int) int64 {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			v, _ := strconv.ParseInt(f[1], 10, 64)
-			return v
-		}
-	}
-	return 0
+	kb, _ := procstat.ResidentKB(pid)
+	return kb
 }
 
 // cpuDuring is each process's CPU over f, in % of one core.
 func cpuDuring(pids []int, f func()) []float64 {
-	before := make([]int64, len(pids))
+	before := make([]time.Duration, len(pids))
 	for i, pid := range pids {
-		before[i] = cpuTicks(pid)
+		before[i] = cpuTime(pid)
 	}
 	t0 := time.Now()
 	f()
-	el := time.Since(t0).Seconds()
+	el := time.Since(t0)
 	out := make([]float64, len(pids))
 	for i, pid := range pids {
-		out[i] = float64(cpuTicks(pid)-before[i]) / el
+		out[i] = procstat.PercentOfCore(cpuTime(pid)-before[i], el)
 	}
 	return out
 }
 
-// cpuTicks is the process's user+system time in clock ticks (1/100 s).
-func cpuTicks(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
+// cpuTime is the process's user plus system time, 0 where it cannot be
+// read (the process gone).
+func cpuTime(pid int) time.Duration {
+	t, _ := procstat.CPU(pid)
+	return t.Total()
 }
 
 func benchLoad(caddy, corednsBin, sizes string) error {

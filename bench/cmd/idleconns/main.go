@@ -26,7 +26,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -41,6 +40,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/procstat"
 )
 
 // ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT from <linux/in.h>; the
@@ -218,36 +219,13 @@ func rssKB(pids []int) (int64, error) {
 	}
 	var total int64
 	for _, p := range pids {
-		kb, err := vmRSS(p)
+		kb, err := procstat.ResidentKB(p)
 		if err != nil {
 			return 0, err
 		}
 		total += kb
 	}
 	return total, nil
-}
-
-func vmRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			fields := strings.Fields(rest) // "12345", "kB"
-			if len(fields) < 1 {
-				break
-			}
-			return strconv.ParseInt(fields[0], 10, 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
 func dialer(src net.IP, timeout time.Duration) *net.Dialer {
