@@ -446,6 +446,15 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 			}
 		}()
 	}
+	// seen counts the checks the backends have seen: for HTTP the
+	// requests they answered; for TCP the connections their kernel
+	// answered (tcpAnswered), since HAProxy's TCP check never lets its
+	// connection reach accept(2). Nothing else connects over the machine's
+	// loopback meanwhile.
+	seen := accepted.Load
+	if check == "tcp" {
+		seen = tcpAnswered
+	}
 	defer func() {
 		for _, ln := range lns {
 			ln.Close()
@@ -485,7 +494,7 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 		if withChecks {
 			profile(s, dur)
 		}
-		a0 := accepted.Load()
+		a0 := seen()
 		t0, _ := procstat.CPU(s.cmd.Process.Pid)
 		start := time.Now()
 		time.Sleep(dur)
@@ -495,7 +504,7 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 		if withChecks {
 			fmt.Printf("  (caddy with checks: user %.1f%%, system %.1f%% of one core)\n", procstat.PercentOfCore(used.User, el), procstat.PercentOfCore(used.System, el))
 		}
-		checks := accepted.Load() - a0
+		checks := seen() - a0
 		return procstat.PercentOfCore(used.Total(), el), int64(float64(checks) / el.Seconds()), nil
 	}
 	idle, _, err := measure(false)
@@ -506,12 +515,12 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 	if err != nil {
 		return err
 	}
-	hap, hapRate, hapErr := measureHAProxy(lns, dur, interval, check, &accepted)
+	hap, hapRate, hapErr := measureHAProxy(lns, dur, interval, check, seen)
 	var floor float64
 	var floorRate int64
 	var floorErr error
 	if check == "tcp" {
-		floor, floorRate, floorErr = measureFloor(lns, dur, interval, &accepted)
+		floor, floorRate, floorErr = measureFloor(lns, dur, interval, seen)
 	}
 	fmt.Printf("active %s checks of %d real backends every %v, measured over %v:\n", check, n, interval, dur)
 	fmt.Printf("  %d checks/s reached the backends\n", rate)
@@ -533,7 +542,7 @@ func benchHealth(caddy string, dur time.Duration, n int, interval time.Duration,
 
 // measureFloor runs connectFloor in a child process against the same
 // backends: the kernel's share of a TCP check, which no checker avoids.
-func measureFloor(lns []net.Listener, dur, interval time.Duration, accepted *atomic.Int64) (float64, int64, error) {
+func measureFloor(lns []net.Listener, dur, interval time.Duration, seen func() int64) (float64, int64, error) {
 	ports := make([]string, len(lns))
 	for i, ln := range lns {
 		ports[i] = strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
@@ -541,7 +550,7 @@ func measureFloor(lns []net.Listener, dur, interval time.Duration, accepted *ato
 	cmd := exec.Command(os.Args[0], "-interval", interval.String(), "connect-floor")
 	cmd.Env = append(os.Environ(), "FLOOR_PORTS="+strings.Join(ports, ","))
 	cmd.Stderr = os.Stderr
-	return measurePeer(cmd, 2*time.Second, dur, accepted)
+	return measurePeer(cmd, 2*time.Second, dur, seen)
 }
 
 // connectFloor connects to every port once per interval, in ten batches
@@ -587,7 +596,7 @@ func connectFloor(list string, interval time.Duration) error {
 
 // measureHAProxy runs HAProxy's own checks (`check inter`) against the same
 // backends, for a side-by-side figure on this machine.
-func measureHAProxy(lns []net.Listener, dur, interval time.Duration, check string, accepted *atomic.Int64) (float64, int64, error) {
+func measureHAProxy(lns []net.Listener, dur, interval time.Duration, check string, seen func() int64) (float64, int64, error) {
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/haproxy"); serr != nil {
@@ -612,18 +621,18 @@ func measureHAProxy(lns []net.Listener, dur, interval time.Duration, check strin
 	path := filepath.Join(dir, "haproxy.cfg")
 	os.WriteFile(path, []byte(cfg.String()), 0o644)
 	cmd := exec.Command(bin, "-f", path, "-q")
-	return measurePeer(cmd, 3*time.Second, dur, accepted)
+	return measurePeer(cmd, 3*time.Second, dur, seen)
 }
 
 // measurePeer starts cmd, lets it settle, and returns its CPU as a share
 // of one core over dur and the checks per second the backends saw.
-func measurePeer(cmd *exec.Cmd, settle, dur time.Duration, accepted *atomic.Int64) (float64, int64, error) {
+func measurePeer(cmd *exec.Cmd, settle, dur time.Duration, seen func() int64) (float64, int64, error) {
 	if err := cmd.Start(); err != nil {
 		return 0, 0, err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	time.Sleep(settle)
-	a0 := accepted.Load()
+	a0 := seen()
 	c0, err := procstat.CPU(cmd.Process.Pid)
 	if err != nil {
 		return 0, 0, err
@@ -632,5 +641,39 @@ func measurePeer(cmd *exec.Cmd, settle, dur time.Duration, accepted *atomic.Int6
 	time.Sleep(dur)
 	c1, _ := procstat.CPU(cmd.Process.Pid)
 	el := time.Since(t0)
-	return procstat.PercentOfCore(c1.Since(c0).Total(), el), int64(float64(accepted.Load()-a0) / el.Seconds()), nil
+	return procstat.PercentOfCore(c1.Since(c0).Total(), el), int64(float64(seen()-a0) / el.Seconds()), nil
+}
+
+// tcpAnswered is the connections the listening sockets of this network
+// namespace answered, from /proc/net/snmp: the handshakes completed
+// (PassiveOpens) and those reset before completing (AttemptFails). An
+// edgeroute check completes the handshake and resets; HAProxy's holds
+// back the handshake's last ACK and resets, so its checks show only in
+// the second. 0 where the counters cannot be read.
+func tcpAnswered() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Tcp: ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if names == nil {
+			names = f // the header line comes first
+			continue
+		}
+		var n int64
+		for i, name := range names {
+			if (name == "PassiveOpens" || name == "AttemptFails") && i < len(f) {
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				n += v
+			}
+		}
+		return n
+	}
+	return 0
 }
