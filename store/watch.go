@@ -278,7 +278,9 @@ func (f *follower) pollJournal(ctx context.Context) bool {
 // snapshot holds (heartbeats, leases, the replicator's bookkeeping).
 func (f *follower) reload(ctx context.Context) bool {
 	start := time.Now()
-	if f.view != nil && f.view.journal && f.posOK && f.pos == f.view.pos {
+	// The look read the journal's position, and the view follows it.
+	looked := f.view != nil && f.view.journal && f.posOK
+	if looked && f.pos == f.view.pos {
 		// The commits since wrote nothing a snapshot holds.
 		f.last, f.failing = f.seen, ""
 		return false
@@ -288,7 +290,7 @@ func (f *follower) reload(ctx context.Context) bool {
 		d   Delta
 		err error
 	)
-	if f.view != nil && f.view.journal && f.posOK {
+	if looked {
 		v, d, err = f.conn.followTo(ctx, f.view, f.pos)
 	} else {
 		v, d, err = f.conn.follow(ctx, f.view)
