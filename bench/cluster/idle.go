@@ -12,31 +12,12 @@ import (
 // core each used meanwhile.
 func idleCPU(pops []*popctl.POP, span time.Duration) ([]float64, error) {
 	pids := make([]int, len(pops))
-	before := make([]time.Duration, len(pops))
 	for i, p := range pops {
 		if pids[i] = p.PID(); pids[i] == 0 {
 			return nil, fmt.Errorf("%s is not running", p.Opts.Name)
 		}
 	}
-	for i, pid := range pids {
-		t, err := procstat.CPU(pid)
-		if err != nil {
-			return nil, err
-		}
-		before[i] = t.Total()
-	}
-	t0 := time.Now()
-	time.Sleep(span)
-	wall := time.Since(t0)
-	out := make([]float64, len(pops))
-	for i, pid := range pids {
-		t, err := procstat.CPU(pid)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = procstat.PercentOfCore(t.Total()-before[i], wall)
-	}
-	return out, nil
+	return procstat.Usage(pids, func() { time.Sleep(span) })
 }
 
 // idleSummary formats per-POP idle CPU as "mean (max)" in percent of a core.

@@ -139,27 +139,11 @@ func rssKB(pid int) int64 {
 	return kb
 }
 
-// cpuDuring is each process's CPU over f, in % of one core.
+// cpuDuring is each process's CPU over f, in % of one core; a process
+// gone reads as none.
 func cpuDuring(pids []int, f func()) []float64 {
-	before := make([]time.Duration, len(pids))
-	for i, pid := range pids {
-		before[i] = cpuTime(pid)
-	}
-	t0 := time.Now()
-	f()
-	el := time.Since(t0)
-	out := make([]float64, len(pids))
-	for i, pid := range pids {
-		out[i] = procstat.PercentOfCore(cpuTime(pid)-before[i], el)
-	}
+	out, _ := procstat.Usage(pids, f)
 	return out
-}
-
-// cpuTime is the process's user plus system time, 0 where it cannot be
-// read (the process gone).
-func cpuTime(pid int) time.Duration {
-	t, _ := procstat.CPU(pid)
-	return t.Total()
 }
 
 func benchLoad(caddy, corednsBin, sizes string) error {

@@ -66,6 +66,32 @@ func PercentOfCore(used, span time.Duration) float64 {
 	return 100 * used.Seconds() / span.Seconds()
 }
 
+// Usage runs f and returns the CPU each process used meanwhile, in % of
+// one core over f's span. A read that fails (the process gone) counts as
+// no time used so far, and the first failure is returned with the figures.
+func Usage(pids []int, f func()) ([]float64, error) {
+	var first error
+	read := func(pid int) time.Duration {
+		t, err := CPU(pid)
+		if err != nil && first == nil {
+			first = err
+		}
+		return t.Total()
+	}
+	before := make([]time.Duration, len(pids))
+	for i, pid := range pids {
+		before[i] = read(pid)
+	}
+	start := time.Now()
+	f()
+	span := time.Since(start)
+	out := make([]float64, len(pids))
+	for i, pid := range pids {
+		out[i] = PercentOfCore(read(pid)-before[i], span)
+	}
+	return out, first
+}
+
 // ResidentKB reads process pid's resident set size (VmRSS), in kB.
 func ResidentKB(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

@@ -2,6 +2,7 @@ package procstat
 
 import (
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -28,6 +29,28 @@ func TestCPUCountsWork(t *testing.T) {
 	}
 	if p := PercentOfCore(used, 200*time.Millisecond); p < 25 || p > 1000 {
 		t.Fatalf("%v over 200 ms is %.0f%% of a core", used, p)
+	}
+}
+
+// Usage reads a busy process against an idle one over the same seconds.
+func TestUsage(t *testing.T) {
+	idle := exec.Command("sleep", "10")
+	if err := idle.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { idle.Process.Kill(); idle.Wait() }()
+	got, err := Usage([]int{os.Getpid(), idle.Process.Pid}, func() {
+		for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] < 25 || got[1] > 10 {
+		t.Fatalf("spinning read as %.0f%% of a core, sleeping as %.0f%%", got[0], got[1])
+	}
+	if _, err := Usage([]int{1 << 30}, func() {}); err == nil {
+		t.Fatal("Usage of no process: no error")
 	}
 }
 
