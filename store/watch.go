@@ -54,6 +54,8 @@ type Watcher struct {
 	// whole second read of a large table saved at start). Any other
 	// table is ignored.
 	From *routing.Table
+	// Stats, if set, counts the snapshots and how they were read.
+	Stats *WatchStats
 }
 
 // Watch follows the file until ctx ends. Its first delivery, made at once,
@@ -306,6 +308,7 @@ func (f *follower) reload(ctx context.Context) bool {
 		return false
 	}
 	f.view = v
+	f.w.Stats.count(d, time.Since(start))
 	switch {
 	case f.w.OnDelta != nil:
 		f.w.OnDelta(v.table, d, v.warningList())

@@ -13,9 +13,8 @@ import (
 // baseline, and the first delivery is the first edit since, as a delta
 // against that table. Named any other table, it delivers a whole baseline.
 func TestWatchFollowsOnFromTheSnapshot(t *testing.T) {
-	s := openTemp(t)
+	s, first := openTwoBackends(t)
 	path := s.Path()
-	sqlite(t, path, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('a','myapp','eu','10.0.0.1',80), ('b','myapp','eu','10.0.0.2',80)`)
 	type delivery struct {
 		t *routing.Table
 		d Delta
@@ -27,10 +26,6 @@ func TestWatchFollowsOnFromTheSnapshot(t *testing.T) {
 		return got, cancel
 	}
 
-	first, _, err := s.Snapshot(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	got, cancel := watch(first)
 	select {
 	case dl := <-got:
@@ -65,4 +60,17 @@ func TestWatchFollowsOnFromTheSnapshot(t *testing.T) {
 		}
 		cancel()
 	}
+}
+
+// openTwoBackends is a store whose file holds backends a and b, and the
+// snapshot a watcher can follow on from.
+func openTwoBackends(t *testing.T) (*Store, *routing.Table) {
+	t.Helper()
+	s := openTemp(t)
+	sqlite(t, s.Path(), `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('a','myapp','eu','10.0.0.1',80), ('b','myapp','eu','10.0.0.2',80)`)
+	first, _, err := s.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, first
 }
