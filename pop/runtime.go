@@ -26,6 +26,9 @@ type Runtime struct {
 
 	// ReloadErrors counts failed reads of the table file.
 	ReloadErrors atomic.Uint64
+	// Snapshots counts the snapshots taken of the table file, and how
+	// they were read.
+	Snapshots store.WatchStats
 
 	wake chan struct{} // the replicator's merges: reload now
 
@@ -126,6 +129,7 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 		Interval: interval,
 		Wake:     rt.wake,
 		From:     rt.table.Load(),
+		Stats:    &rt.Snapshots,
 		OnTable: func(t *routing.Table, warnings []string) {
 			prev := rt.table.Swap(t)
 			rt.logWarnings(warnings)

@@ -60,6 +60,12 @@ var (
 		"Seconds since the routing table snapshot in use was loaded.", nil, nil)
 	descReloadErrors = prometheus.NewDesc("edgeroute_table_reload_errors_total",
 		"Failed attempts to read the routing table file.", nil, nil)
+	descSnapshots = prometheus.NewDesc("edgeroute_table_snapshots_total",
+		"Routing table snapshots taken; read is changes (only the rows the change journal named) or whole (the whole table).", []string{"read"}, nil)
+	descSnapshotSeconds = prometheus.NewDesc("edgeroute_table_snapshot_read_seconds_total",
+		"Seconds spent reading routing table snapshots and building their tables, by how they were read.", []string{"read"}, nil)
+	descSnapshotRows = prometheus.NewDesc("edgeroute_table_snapshot_rows_total",
+		"Backend and health rows read by snapshots that followed the change journal.", nil, nil)
 	descPopState = prometheus.NewDesc("edgeroute_pop_state",
 		"1 for the state the POP is in (serving, draining, stopping), 0 for the others.", []string{"state"}, nil)
 	descStale = prometheus.NewDesc("edgeroute_table_stale",
@@ -73,7 +79,8 @@ type collector struct{ rt *runtime }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDecisions, descRefused, descActive, descConns, descBytes,
-		descDialFailures, descEligible, descGeneration, descAge, descReloadErrors, descPopState, descStale, descAppRoutable} {
+		descDialFailures, descEligible, descGeneration, descAge, descReloadErrors,
+		descSnapshots, descSnapshotSeconds, descSnapshotRows, descPopState, descStale, descAppRoutable} {
 		ch <- d
 	}
 }
@@ -110,6 +117,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descGeneration, float64(t.Generation))
 	gauge(descAge, time.Since(t.LoadedAt).Seconds())
 	counter(descReloadErrors, c.rt.ReloadErrors.Load())
+	for _, r := range c.rt.Snapshots.Reads() {
+		counter(descSnapshots, r.Snapshots, r.Read)
+		ch <- prometheus.MustNewConstMetric(descSnapshotSeconds, prometheus.CounterValue, r.Seconds, r.Read)
+	}
+	counter(descSnapshotRows, c.rt.Snapshots.FollowedRows.Load())
 	sig := c.rt.Signal()
 	for _, st := range []pop.State{pop.Serving, pop.Draining, pop.Stopping} {
 		gauge(descPopState, boolGauge(sig.State == st), string(st))
