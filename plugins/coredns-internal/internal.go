@@ -41,6 +41,7 @@ type Internal struct {
 	// Lifecycle of the table reader; see watch.go.
 	db      string // path of the routing table, for logs and metrics
 	store   *store.Store
+	stats   store.WatchStats // how the watcher read its snapshots, for metrics
 	stopped chan struct{}
 	cancel  context.CancelFunc
 	warned  map[string]bool

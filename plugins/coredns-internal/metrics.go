@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/edgeproxy/edgeproxy/store"
 )
 
 var (
@@ -35,42 +37,83 @@ var (
 	}, []string{"db"})
 )
 
-// snapshotAge is computed when scraped, from the snapshots of the running
-// instances: a gauge set at load time would not grow while the table is
-// quiet or unreadable.
-var snapshotAge = &ageCollector{
-	desc: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshot_age_seconds"),
+// instances are read when scraped, from the running instances: the age of
+// their snapshots (a gauge set at load time would not grow while the table
+// is quiet or unreadable) and how their watchers read the table. The counts
+// of an instance a reload replaced are kept, so the counters only grow.
+var instances = &instanceCollector{
+	age: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshot_age_seconds"),
 		"Seconds since the snapshot being served was read from the routing table.", []string{"db"}, nil),
-	live: map[*Internal]bool{},
+	snapshots: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshots_total"),
+		"Counter of snapshots read from the routing table; read is changes (only the rows the change journal named) or whole (the whole table).", []string{"db", "read"}, nil),
+	seconds: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshot_read_seconds_total"),
+		"Counter of seconds spent reading snapshots from the routing table, by how they were read.", []string{"db", "read"}, nil),
+	rows: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshot_rows_total"),
+		"Counter of backend and health rows read by snapshots that followed the change journal.", []string{"db"}, nil),
+	live:    map[*Internal]bool{},
+	retired: map[string]readCounts{},
 }
 
-func init() { prometheus.MustRegister(snapshotAge) }
+func init() { prometheus.MustRegister(instances) }
 
-type ageCollector struct {
-	desc *prometheus.Desc
-	mu   sync.Mutex
-	live map[*Internal]bool
+type instanceCollector struct {
+	age, snapshots, seconds, rows *prometheus.Desc
+
+	mu      sync.Mutex
+	live    map[*Internal]bool
+	retired map[string]readCounts // by db
+}
+
+// readCounts are a watcher's counts (store.WatchStats), summed over the
+// instances reading one file.
+type readCounts struct {
+	reads [2]store.WatchRead
+	rows  uint64
+}
+
+func (c readCounts) add(st *store.WatchStats) readCounts {
+	for i, r := range st.Reads() {
+		c.reads[i].Read = r.Read
+		c.reads[i].Snapshots += r.Snapshots
+		c.reads[i].Seconds += r.Seconds
+	}
+	c.rows += st.FollowedRows.Load()
+	return c
 }
 
 func register(in *Internal) {
-	snapshotAge.mu.Lock()
-	snapshotAge.live[in] = true
-	snapshotAge.mu.Unlock()
+	instances.mu.Lock()
+	instances.live[in] = true
+	instances.mu.Unlock()
 }
 
+// unregister is called once the instance's watcher has stopped.
 func unregister(in *Internal) {
-	snapshotAge.mu.Lock()
-	delete(snapshotAge.live, in)
-	snapshotAge.mu.Unlock()
+	instances.mu.Lock()
+	if instances.live[in] {
+		instances.retired[in.db] = instances.retired[in.db].add(&in.stats)
+		delete(instances.live, in)
+	}
+	instances.mu.Unlock()
 }
 
-func (c *ageCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *instanceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.age
+	ch <- c.snapshots
+	ch <- c.seconds
+	ch <- c.rows
+}
 
-func (c *ageCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	ages := map[string]float64{}
+	counts := map[string]readCounts{}
 	c.mu.Lock()
+	for db, n := range c.retired {
+		counts[db] = n
+	}
 	for in := range c.live {
+		counts[in.db] = counts[in.db].add(&in.stats)
 		s := in.snap.Load()
 		if s == nil {
 			continue
@@ -82,7 +125,14 @@ func (c *ageCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	c.mu.Unlock()
 	for db, age := range ages {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, age, db)
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age, db)
+	}
+	for db, n := range counts {
+		for _, r := range n.reads {
+			ch <- prometheus.MustNewConstMetric(c.snapshots, prometheus.CounterValue, float64(r.Snapshots), db, r.Read)
+			ch <- prometheus.MustNewConstMetric(c.seconds, prometheus.CounterValue, r.Seconds, db, r.Read)
+		}
+		ch <- prometheus.MustNewConstMetric(c.rows, prometheus.CounterValue, float64(n.rows), db)
 	}
 }
 

@@ -84,7 +84,8 @@ func (in *Internal) start() error {
 			// The default interval: a commit is followed at once, and at
 			// most every few milliseconds in a burst (every 50 ms where
 			// the whole table has to be read).
-			From: in.snap.Load().table,
+			From:  in.snap.Load().table,
+			Stats: &in.stats,
 			OnDelta: func(t *routing.Table, d store.Delta, warnings []string) {
 				if failing {
 					// The records in use are older than the change

@@ -1,0 +1,90 @@
+package internal
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// metric is one sample of the server's scrape, named with its labels as
+// exposed, or -1 when the scrape has none.
+func (s *server) metric(sample string) float64 {
+	s.t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.metrics))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				s.t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return -1
+}
+
+// The scrape tells a snapshot that read only an edited row from one that
+// read the whole table (a schema change), and a reload, which replaces the
+// plugin's instance, does not set the counters back.
+func TestCorefileSnapshotMetrics(t *testing.T) {
+	s := startServer(t)
+	sample := func(name, read string) string {
+		if read == "" {
+			return fmt.Sprintf(`coredns_internal_%s{db=%q}`, name, s.db)
+		}
+		return fmt.Sprintf(`coredns_internal_%s{db=%q,read=%q}`, name, s.db, read)
+	}
+	type reads struct{ changes, whole, rows, seconds float64 }
+	scrape := func() reads {
+		return reads{
+			changes: s.metric(sample("snapshots_total", "changes")),
+			whole:   s.metric(sample("snapshots_total", "whole")),
+			rows:    s.metric(sample("snapshot_rows_total", "")),
+			seconds: s.metric(sample("snapshot_read_seconds_total", "changes")),
+		}
+	}
+	waitFor := func(what string, ok func(reads) bool) reads {
+		t.Helper()
+		var r reads
+		for start := time.Now(); !ok(r); time.Sleep(20 * time.Millisecond) {
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("%s: %+v", what, r)
+			}
+			r = scrape()
+		}
+		return r
+	}
+	before := waitFor("the counters exported", func(r reads) bool { return r.changes >= 0 && r.whole >= 0 && r.rows >= 0 })
+
+	sqlite(t, s.db, `UPDATE backends SET weight = 7 WHERE id = 'fr1'`)
+	after := waitFor("a snapshot following the edit", func(r reads) bool { return r.changes > before.changes })
+	if after.rows <= before.rows || after.whole != before.whole || after.seconds <= before.seconds {
+		t.Fatalf("after a one-row edit: %+v, before %+v; want rows and seconds grown, no whole read", after, before)
+	}
+	sqlite(t, s.db, `CREATE INDEX backends_weight ON backends (weight)`)
+	after = waitFor("a whole read after a schema change", func(r reads) bool { return r.whole == after.whole+1 })
+
+	if err := s.process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); !strings.Contains(s.stderr.String(), "Reloading complete"); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no reload:\n%s", s.stderr)
+		}
+	}
+	if r := scrape(); r.changes < after.changes || r.whole < after.whole || r.rows < after.rows {
+		t.Fatalf("after a reload the counters went back: %+v, before %+v", r, after)
+	}
+	sqlite(t, s.db, `UPDATE backends SET weight = 8 WHERE id = 'fr1'`)
+	waitFor("a snapshot of the reloaded instance counted", func(r reads) bool { return r.changes > after.changes })
+}
