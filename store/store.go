@@ -59,6 +59,17 @@ type Store struct {
 	shapes map[string]*tableShape
 }
 
+// fileURI is the SQLite URI of the file at path with the query q. The
+// characters a URI gives a meaning to are escaped: a file named
+// "routing#2.db" opened as "file:routing#2.db" would be "routing" (what
+// follows # is a fragment), and one with ? in its name would lose the rest
+// of its name to the query.
+func fileURI(path string, q url.Values) string {
+	return "file:" + uriPathEscaper.Replace(path) + "?" + q.Encode()
+}
+
+var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+
 // Open opens the routing table at path, creating and migrating it unless
 // opts.ReadOnly. Errors name the file and what is wrong with it.
 func Open(ctx context.Context, path string, opts Options) (*Store, error) {
@@ -90,7 +101,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// WAL is set once, by init (useWAL), and stays with the file.
 		q.Set("_synchronous", "NORMAL")
 	}
-	db, err := sql.Open(driverName, "file:"+abs+"?"+q.Encode())
+	db, err := sql.Open(driverName, fileURI(abs, q))
 	if err != nil {
 		return nil, fmt.Errorf("routing table %s: %w", abs, err)
 	}
@@ -106,7 +117,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		// their own pool of deferred transactions, so a snapshot never
 		// holds the write lock.
 		q.Set("_txlock", "immediate")
-		if s.wdb, err = sql.Open(driverName, "file:"+abs+"?"+q.Encode()); err != nil {
+		if s.wdb, err = sql.Open(driverName, fileURI(abs, q)); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("routing table %s: %w", abs, err)
 		}
