@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/health"
+	"github.com/edgeproxy/edgeproxy/routing"
 )
 
 // AppHealthView is one app in GET /edgeroute/health.
@@ -49,14 +50,22 @@ type HealthView struct {
 
 // HealthView is this POP's health of every app, or of onlyApp.
 func (rt *Runtime) HealthView(onlyApp string) HealthView {
+	return rt.HealthViewWhere(onlyApp, nil)
+}
+
+// HealthViewWhere is HealthView with only the backends keep accepts
+// (checked: this POP checks the backend actively), or all where keep is
+// nil. A caller that needs few of a large table's backends (the metrics)
+// pays for those alone.
+func (rt *Runtime) HealthViewWhere(onlyApp string, keep func(b *routing.Backend, checked bool) bool) HealthView {
 	m := rt.health.Load()
 	if m == nil {
 		return HealthView{Node: rt.Identity().Node, Apps: []AppHealthView{}}
 	}
-	return m.view(onlyApp)
+	return m.view(onlyApp, keep)
 }
 
-func (m *healthManager) view(onlyApp string) HealthView {
+func (m *healthManager) view(onlyApp string, keep func(b *routing.Backend, checked bool) bool) HealthView {
 	v := HealthView{Node: m.rt.Identity().Node, Ejections: m.ejections.Load(), HeartbeatsExpired: m.expired.Load(), Apps: []AppHealthView{}}
 	tbl := m.rt.Table()
 	for _, app := range tbl.Apps() {
@@ -79,9 +88,13 @@ func (m *healthManager) view(onlyApp string) HealthView {
 			o = m.defaultO
 		}
 		for _, b := range tbl.App(app) {
+			st, checked := statuses[b.ID]
+			if keep != nil && !keep(b, checked) {
+				continue
+			}
 			bv := BackendHealthView{ID: b.ID, Addr: b.Addr.String(), Routable: b.Routable(), Healthy: true,
 				ConsecutiveFailures: b.Load.ConsecutiveFailures()}
-			if st, ok := statuses[b.ID]; ok {
+			if checked {
 				bv.Checked, bv.Healthy = true, st.Healthy
 				bv.RTTMs, bv.LastRTT = ms(st.RTT), ms(st.LastRTT)
 				bv.Checks, bv.Failures, bv.Streak, bv.LastError = st.Checks, st.Failures, st.Streak, st.LastError

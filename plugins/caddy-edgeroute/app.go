@@ -26,6 +26,13 @@ func init() {
 // as in edgeProxy v1.
 var DefaultAffinity = pop.DefaultConfig().Affinity
 
+// Which backends have series of their own in the metrics (App.BackendMetrics).
+const (
+	BackendMetricsUsed = "used"
+	BackendMetricsAll  = "all"
+	BackendMetricsOff  = "off"
+)
+
 // App is the routing table of this POP: where it is, which file holds the
 // table and how clients are located. Handlers named `edgeroute` route
 // through it.
@@ -68,6 +75,13 @@ type App struct {
 	// Listeners are ports the app accepts on itself, each for one app's
 	// backends (see Listener).
 	Listeners []*Listener `json:"listeners,omitempty"`
+	// BackendMetrics says which backends have series of their own in the
+	// metrics (connections, bytes, dial failures, routable): "used" (the
+	// default), those this POP has sent a connection to or failed to
+	// dial; "all", every backend of the table; "off", none (the per-app
+	// series stay). With "all", a table of 100,000 backends is 600,000
+	// series, and a scrape takes seconds of CPU and hundreds of MB.
+	BackendMetrics string `json:"backend_metrics,omitempty"`
 
 	scorer  routing.Scorer
 	regions routing.RegionMap
@@ -126,6 +140,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	if a.StopDelay < 0 {
 		return fmt.Errorf("edgeroute: stop_delay must not be negative")
+	}
+	switch a.BackendMetrics {
+	case "":
+		a.BackendMetrics = BackendMetricsUsed
+	case BackendMetricsUsed, BackendMetricsAll, BackendMetricsOff:
+	default:
+		return fmt.Errorf("edgeroute: backend_metrics %q: want used, all or off", a.BackendMetrics)
 	}
 	if a.DrainFile != "" {
 		a.DrainFile = filepath.Clean(a.DrainFile)

@@ -101,6 +101,8 @@ func TestConfigErrorsAtLoadTime(t *testing.T) {
 			[]string{"listen: app given twice"}},
 		{"negative stop delay", "db " + db + "\nstop_delay -1s", "edgeroute myapp",
 			[]string{"stop_delay"}},
+		{"bad backend metrics", "db " + db + "\nbackend_metrics some", "edgeroute myapp",
+			[]string{"backend_metrics", `"some"`, "used, all or off"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -38,6 +38,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		watch_interval <duration>
 //		drain_file     <path>       # the POP drains while this file exists
 //		stop_delay     <duration>   # listeners stay open this long on exit
+//		backend_metrics used|all|off # which backends have series of their own
 //		region_map {
 //			<country> <region>
 //			...
@@ -72,6 +73,15 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("edgeroute: drain_file takes exactly one path")
 			}
 			a.DrainFile = v
+		case "backend_metrics":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.Err("edgeroute: backend_metrics takes exactly one of used, all, off")
+			}
+			if v != BackendMetricsUsed && v != BackendMetricsAll && v != BackendMetricsOff {
+				return d.Errf("edgeroute: backend_metrics %q: want used, all or off", v)
+			}
+			a.BackendMetrics = v
 		case "stop_delay":
 			var v string
 			if !d.AllArgs(&v) {
@@ -146,7 +156,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		default:
-			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, drain_file, stop_delay, region_map, cluster, health, listen)", opt)
+			return d.Errf("edgeroute: unknown option %q (known: db, node, region, country, geoip, affinity, watch_interval, drain_file, stop_delay, backend_metrics, region_map, cluster, health, listen)", opt)
 		}
 	}
 	return nil

@@ -19,6 +19,7 @@ func TestUnmarshalAppCaddyfile(t *testing.T) {
 		geoip   /etc/edgeproxy/country.mmdb
 		affinity 5m
 		watch_interval 20ms
+		backend_metrics all
 		region_map {
 			za af
 			NG af
@@ -30,7 +31,7 @@ func TestUnmarshalAppCaddyfile(t *testing.T) {
 	}
 	want := App{DB: "/var/lib/edgeproxy/routing.db", Node: "gru-1", Region: "sa", Country: "BR",
 		GeoIP: "/etc/edgeproxy/country.mmdb", Affinity: caddy.Duration(5 * time.Minute),
-		WatchInterval: caddy.Duration(20 * time.Millisecond), Regions: map[string]string{"ZA": "af", "NG": "af"}}
+		WatchInterval: caddy.Duration(20 * time.Millisecond), BackendMetrics: "all", Regions: map[string]string{"ZA": "af", "NG": "af"}}
 	got, _ := json.Marshal(a)
 	exp, _ := json.Marshal(want)
 	if string(got) != string(exp) {
@@ -104,6 +105,8 @@ func TestUnmarshalRejectsBadInput(t *testing.T) {
 		"edgeroute {\n cluster {\n bind a:1 b:2\n }\n}":        "bind takes exactly one value",
 		"edgeroute {\n cluster {\n bind a:1\n key\n }\n}":      "key needs a base64 key",
 		"edgeroute {\n nodes x\n}":                             `unknown option "nodes"`,
+		"edgeroute {\n backend_metrics some\n}":                `backend_metrics "some": want used, all or off`,
+		"edgeroute {\n backend_metrics\n}":                     "backend_metrics takes exactly one of used, all, off",
 		"edgeroute myapp other":                                `unexpected argument "other"`,
 		"edgeroute myapp {\n tries many\n}":                    `tries "many"`,
 		"edgeroute myapp {\n idle_timeout\n}":                  "idle_timeout takes exactly one value",
@@ -137,6 +140,7 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("edgeroute myapp {\n tries 3\n}")
 	f.Add("edgeroute {\n listen :1 {\n app a\n tries 2\n }\n}")
 	f.Add("edgeroute {\n region_map {\n")
+	f.Add("edgeroute {\n backend_metrics all\n stop_delay 1s\n}")
 	f.Fuzz(func(t *testing.T, input string) {
 		new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
 		new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))

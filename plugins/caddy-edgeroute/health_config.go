@@ -250,5 +250,5 @@ func (a *App) provisionHealth(ctx caddy.Context) error {
 			return err
 		}
 	}
-	return registerHealthMetrics(ctx, a.rt)
+	return registerHealthMetrics(ctx, a.rt, a.BackendMetrics)
 }

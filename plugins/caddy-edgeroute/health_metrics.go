@@ -5,6 +5,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeproxy/edgeproxy/routing"
 )
 
 var (
@@ -24,7 +26,14 @@ var (
 		"Backends removed because no heartbeat arrived within their TTL, since the config loaded.", nil, nil)
 )
 
-type healthCollector struct{ rt *runtime }
+// healthCollector exposes the health of the backends the config's
+// backend_metrics names: under "used", those this POP checks actively or
+// has sent a connection to (a passive ejection follows failed
+// connections).
+type healthCollector struct {
+	rt       *runtime
+	backends string
+}
 
 func (c healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descChecks, descCheckHealthy, descRTT, descEjected, descEjections, descEjectionsAll, descExpired} {
@@ -33,7 +42,14 @@ func (c healthCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
-	v := c.rt.HealthView("")
+	var keep func(b *routing.Backend, checked bool) bool
+	switch c.backends {
+	case BackendMetricsOff:
+		keep = func(*routing.Backend, bool) bool { return false }
+	case BackendMetricsUsed:
+		keep = func(b *routing.Backend, checked bool) bool { return checked || usedHere(b.Load) }
+	}
+	v := c.rt.HealthViewWhere("", keep)
 	gauge := func(d *prometheus.Desc, x float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, x, labels...)
 	}
@@ -65,12 +81,12 @@ func boolGauge(b bool) float64 {
 	return 0
 }
 
-func registerHealthMetrics(ctx caddy.Context, rt *runtime) error {
+func registerHealthMetrics(ctx caddy.Context, rt *runtime, backends string) error {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil
 	}
-	err := reg.Register(healthCollector{rt})
+	err := reg.Register(healthCollector{rt, backends})
 	var already prometheus.AlreadyRegisteredError
 	if err != nil && !errors.As(err, &already) {
 		return err

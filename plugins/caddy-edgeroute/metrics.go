@@ -74,8 +74,19 @@ var (
 		"Backends of an app a connection could go to now (healthy, not deleted, under the hard limit, not ejected).", []string{"app"}, nil)
 )
 
-// collector exposes one runtime's counters.
-type collector struct{ rt *runtime }
+// collector exposes one runtime's counters, with series of their own for
+// the backends the config's backend_metrics names.
+type collector struct {
+	rt       *runtime
+	backends string // BackendMetricsUsed, All or Off
+}
+
+// usedHere reports whether this POP has sent a connection to the backend
+// or tried to: the backends a "used" scrape shows, a handful of a large
+// table's.
+func usedHere(l *routing.Load) bool {
+	return l.Total() > 0 || l.Active() > 0 || l.DialFailures() > 0
+}
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDecisions, descRefused, descActive, descConns, descBytes,
@@ -102,18 +113,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.rt.stats.mu.Unlock()
 
 	t := c.rt.Table()
-	for b := range t.Rows().All() {
-		gauge(descActive, float64(b.Load.Active()), b.App, b.ID)
-		counter(descConns, b.Load.Total(), b.App, b.ID)
-		counter(descBytes, b.Load.BytesIn(), b.App, b.ID, "to_backend")
-		counter(descBytes, b.Load.BytesOut(), b.App, b.ID, "to_client")
-		counter(descDialFailures, b.Load.DialFailures(), b.App, b.ID)
-		routable := 0.0
-		if b.Routable() {
-			routable = 1
-		}
-		gauge(descEligible, routable, b.App, b.ID)
-	}
+	c.collectBackends(t, counter, gauge)
 	gauge(descGeneration, float64(t.Generation))
 	gauge(descAge, time.Since(t.LoadedAt).Seconds())
 	counter(descReloadErrors, c.rt.ReloadErrors.Load())
@@ -139,10 +139,28 @@ func registerMetrics(ctx caddy.Context, a *App) error {
 	if reg == nil {
 		return nil
 	}
-	err := reg.Register(collector{a.rt})
+	err := reg.Register(collector{a.rt, a.BackendMetrics})
 	var already prometheus.AlreadyRegisteredError
 	if err != nil && !errors.As(err, &already) {
 		return err
 	}
 	return nil
+}
+
+// collectBackends writes the series of the backends the config names.
+func (c collector) collectBackends(t *routing.Table, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
+	if c.backends == BackendMetricsOff {
+		return
+	}
+	for b := range t.Rows().All() {
+		if c.backends != BackendMetricsAll && !usedHere(b.Load) {
+			continue
+		}
+		gauge(descActive, float64(b.Load.Active()), b.App, b.ID)
+		counter(descConns, b.Load.Total(), b.App, b.ID)
+		counter(descBytes, b.Load.BytesIn(), b.App, b.ID, "to_backend")
+		counter(descBytes, b.Load.BytesOut(), b.App, b.ID, "to_client")
+		counter(descDialFailures, b.Load.DialFailures(), b.App, b.ID)
+		gauge(descEligible, boolGauge(b.Routable()), b.App, b.ID)
+	}
 }

@@ -1,6 +1,7 @@
 package edgeroute_test
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"testing"
@@ -53,4 +54,44 @@ func TestSnapshotMetricsShowHowTheTableWasRead(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestBackendMetricsNameTheBackendsThisPOPUsed: by default only a backend
+// this POP has sent a connection to has series of its own, so a scrape of
+// a large table costs the backends in use; backend_metrics all names every
+// backend of the table, and off none, while the per-app series stay.
+func TestBackendMetricsNameTheBackendsThisPOPUsed(t *testing.T) {
+	for _, c := range []struct {
+		option     string
+		used, idle bool // whether fr-1 (used) and jp-1 (never used) have series
+	}{
+		{"", true, false},
+		{"backend_metrics used", true, false},
+		{"backend_metrics all", true, true},
+		{"backend_metrics off", false, false},
+	} {
+		t.Run(cmp.Or(c.option, "default"), func(t *testing.T) {
+			p := startPOP(t, popConfig{region: "eu", country: "FR", extraGlobal: c.option})
+			p.addBackend(startBackend(t, "fr-1"), "myapp", "eu", "FR", 100, 150)
+			p.addBackend(startBackend(t, "jp-1"), "myapp", "ap", "JP", 100, 150)
+			p.waitBackends(2)
+			if got := p.via(clientFR); got != "fr-1" {
+				t.Fatalf("a FR client went to %q, want fr-1", got)
+			}
+			for _, b := range []struct {
+				id   string
+				want bool
+			}{{"fr-1", c.used}, {"jp-1", c.idle}} {
+				for _, name := range []string{"edgeroute_backend_connections_total", "edgeroute_backend_routable", "edgeroute_backend_ejected"} {
+					sample := fmt.Sprintf(`%s{app="myapp",backend=%q}`, name, b.id)
+					if got := p.metric(sample); (got != "") != b.want {
+						t.Errorf("%s = %q; want a series: %v", sample, got, b.want)
+					}
+				}
+			}
+			if got := p.metric(`edgeroute_app_routable_backends{app="myapp"}`); got != "2" {
+				t.Errorf(`edgeroute_app_routable_backends{app="myapp"} = %q, want 2`, got)
+			}
+		})
+	}
 }
