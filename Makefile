@@ -48,6 +48,7 @@ bench: build bench-deps
 	CADDY=$(BIN)/caddy bash bench/registry/run.sh
 	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns edits
 	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns load
+	$(GO) run ./bench/table -caddy $(BIN)/caddy scrape -sizes 10000,100000
 	$(GO) run ./bench/mesh -caddy $(BIN)/caddy
 	$(GO) test -run '^$$' -bench . -benchmem ./routing ./geo ./plugins/coredns-internal
 	$(GO) test -run '^$$' -bench 'OpenTable|FollowEdit|Register' -benchtime 20x ./store

@@ -24,6 +24,13 @@
 //	    follows the same file, and its CPU is read over the same seconds:
 //	    two builds compared on a machine whose speed varies between runs.
 //
+//	table -caddy bin/caddy scrape [-sizes 1000,10000,100000]
+//	    for each size, a Prometheus scrape of Caddy's /metrics after one
+//	    connection was routed: its samples, bytes, time and the CPU Caddy
+//	    spent on it, with the default backend_metrics (used: series of
+//	    their own for the backends this POP used) and then with all (every
+//	    backend of the table), set through the config API;
+//
 // The table has 100 apps (-apps) of equal size over five regions.
 package main
 
@@ -68,7 +75,7 @@ var countries = []string{"BR", "DE", "US", "JP", "ZA"}
 func main() {
 	caddy := flag.String("caddy", "bin/caddy", "Caddy binary built from builds/caddy")
 	coredns := flag.String("coredns", "bin/coredns", "CoreDNS binary built from builds/coredns")
-	sizes := flag.String("sizes", "1000,10000,100000", "load: table sizes")
+	sizes := flag.String("sizes", "1000,10000,100000", "load, scrape: table sizes")
 	n := flag.Int("backends", 10000, "edits: table size")
 	rate := flag.Int("rate", 100, "edits: single-row edits per second")
 	dur := flag.Duration("for", 10*time.Second, "edits: length of each phase")
@@ -87,12 +94,14 @@ func main() {
 		err = errors.New("-apps must be at least 1")
 	case sub == "load":
 		err = benchLoad(*caddy, *coredns, *sizes)
+	case sub == "scrape":
+		err = benchScrape(*caddy, *sizes)
 	case sub == "edits":
 		err = benchEdits(*caddy, *coredns, *compare, *n, *rate, *otherRate, *dur, *profile)
 	case sub == floorMode:
 		err = followFloor(flag.Arg(0)) // the file: the arguments after the mode were parsed again
 	default:
-		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits")
+		err = errors.New("usage: table -caddy BIN [-coredns BIN] load|edits|scrape")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "table:", err)
