@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -15,16 +16,26 @@ type Observation struct {
 	CheckedAt time.Time
 }
 
-// HealthObservations reads every row of the health table, ordered by
-// backend and observer, for status pages. A file without a health table (a
-// v1 file the proxy has not migrated) has none.
-func (s *Store) HealthObservations(ctx context.Context) ([]Observation, error) {
+// HealthObservations reads the rows of the health table of the backends
+// named, or every row when ids is nil, ordered by backend and observer,
+// for status pages. A file without a health table (a v1 file the proxy has
+// not migrated) has none.
+func (s *Store) HealthObservations(ctx context.Context, ids []string) ([]Observation, error) {
 	tx, ok, err := s.healthReader(ctx)
 	if err != nil || !ok {
 		return nil, err
 	}
 	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT backend_id, observer, healthy, rtt_us, checked_at FROM health ORDER BY backend_id, observer`)
+	const columns = `SELECT backend_id, observer, healthy, rtt_us, checked_at FROM health`
+	query, args := columns+` ORDER BY backend_id, observer`, []any(nil)
+	if ids != nil {
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return nil, err
+		}
+		query, args = columns+` WHERE backend_id IN (SELECT value FROM json_each(?)) ORDER BY backend_id, observer`, []any{string(list)}
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, s.wrap(err)
 	}

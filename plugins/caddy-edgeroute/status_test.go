@@ -19,12 +19,20 @@ func TestUnmarshalStatusHandler(t *testing.T) {
 	if h.Refresh != caddy.Duration(2*time.Second) {
 		t.Fatalf("%+v", h)
 	}
+	for in, want := range map[string]int{"10": 10, "all": -1} {
+		var h StatusHandler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("edgeroute_status {\n backends_per_app " + in + "\n}")); err != nil || h.BackendsPerApp != want {
+			t.Errorf("backends_per_app %s: %d, %v; want %d", in, h.BackendsPerApp, err, want)
+		}
+	}
 	for bad, want := range map[string]string{
 		"edgeroute_status x":                              "unexpected argument",
 		"edgeroute_status {\n refresh\n}":                 "refresh takes exactly one value",
 		"edgeroute_status {\n refresh 1s\n refresh 2s\n}": "refresh given twice",
 		"edgeroute_status {\n every 1s\n}":                "unknown option \"every\"",
 		"edgeroute_status {\n refresh soon\n}":            "refresh \"soon\"",
+		"edgeroute_status {\n backends_per_app 0\n}":      "backends_per_app \"0\": want a number of 1 or more, or all",
+		"edgeroute_status {\n backends_per_app some\n}":   "backends_per_app \"some\"",
 	} {
 		var h StatusHandler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/edgeproxy/edgeproxy/cluster"
 	"github.com/edgeproxy/edgeproxy/pop"
+	"github.com/edgeproxy/edgeproxy/routing"
 	"github.com/edgeproxy/edgeproxy/sixpn"
 )
 
@@ -78,11 +79,18 @@ type ReplicationStatus struct {
 	DBVersion uint64         `json:"db_version"`
 }
 
-// AppStatus is one app and its backends.
+// AppStatus is one app and the backends the page lists of it.
 type AppStatus struct {
-	Name     string          `json:"name"`
-	Routable int             `json:"routable"`
+	Name string `json:"name"`
+	// Count is the app's backends (not deleted); Routable, those this
+	// POP may route to now.
+	Count    int `json:"count"`
+	Routable int `json:"routable"`
+	// Backends are the ones listed: all, or as many as the handler's
+	// backends_per_app, those not routable from here first, then those
+	// with connections from here. Unlisted counts the rest.
 	Backends []BackendStatus `json:"backends"`
+	Unlisted int             `json:"unlisted"`
 }
 
 // BackendStatus is one backend: its row, this POP's view of it and every
@@ -110,10 +118,11 @@ type ObserverStatus struct {
 	CheckedAt time.Time `json:"checked_at"`
 }
 
-// statusView gathers the view. It reads the table snapshot, the signal,
-// the cluster status and the health rows; it runs per page request, never
-// per connection.
-func (a *App) statusView(ctx context.Context) StatusView {
+// statusView gathers the view, listing at most perApp backends of each app
+// (all where perApp < 0). It reads the table snapshot, the signal, the
+// cluster status and the health rows of the listed backends; it runs per
+// page request, never per connection.
+func (a *App) statusView(ctx context.Context, perApp int) StatusView {
 	sig := a.rt.Signal()
 	tbl := a.rt.Table()
 	v := StatusView{Generated: time.Now().UTC(), Self: a.rt.Identity().Node, Signal: sig,
@@ -154,45 +163,91 @@ func (a *App) statusView(ctx context.Context) StatusView {
 			State: string(sig.State), LagMS: -1, Behind: -1, Anycast: []PrefixPhase{}})
 	}
 
-	obs := map[string][]ObserverStatus{}
-	if rows, err := a.rt.Store().HealthObservations(ctx); err != nil {
-		v.Errors = append(v.Errors, "health rows: "+err.Error())
-	} else {
-		for _, o := range rows {
-			obs[o.BackendID] = append(obs[o.BackendID], ObserverStatus{Observer: o.Observer, Healthy: o.Healthy,
-				RTTMs: float64(o.RTT.Microseconds()) / 1000, CheckedAt: o.CheckedAt.UTC()})
-		}
-	}
 	behind := map[string]int{}
+	var ids []string
 	for _, name := range tbl.Apps() {
 		as := AppStatus{Name: name, Backends: []BackendStatus{}}
 		for _, b := range tbl.App(name) {
 			if b.Deleted {
 				continue
 			}
-			bs := BackendStatus{ID: b.ID, Region: b.Region, Country: b.Country, Addr: b.Addr.String(), Healthy: b.Healthy,
-				Routable: b.Routable(), Observers: obs[b.ID]}
-			if bs.Observers == nil {
-				bs.Observers = []ObserverStatus{}
+			as.Count++
+			if b.Routable() {
+				as.Routable++
 			}
+			if owner, ok := sixpn.Owner(claims, b.Addr.Addr()); ok {
+				behind[owner]++
+			}
+		}
+		for _, b := range listed(tbl.App(name), perApp) {
+			bs := BackendStatus{ID: b.ID, Region: b.Region, Country: b.Country, Addr: b.Addr.String(), Healthy: b.Healthy,
+				Routable: b.Routable(), Observers: []ObserverStatus{}}
 			if b.Load != nil {
 				bs.Active, bs.Total = b.Load.Active(), b.Load.Total()
 			}
-			if owner, ok := sixpn.Owner(claims, b.Addr.Addr()); ok {
-				bs.Behind = owner
-				behind[owner]++
-			}
-			if bs.Routable {
-				as.Routable++
-			}
+			bs.Behind, _ = sixpn.Owner(claims, b.Addr.Addr())
 			as.Backends = append(as.Backends, bs)
+			ids = append(ids, b.ID)
 		}
+		as.Unlisted = as.Count - len(as.Backends)
 		v.Apps = append(v.Apps, as)
+	}
+	if ids == nil {
+		ids = []string{} // no backend listed: no health row to read
+	}
+	if rows, err := a.rt.Store().HealthObservations(ctx, ids); err != nil {
+		v.Errors = append(v.Errors, "health rows: "+err.Error())
+	} else {
+		obs := map[string][]ObserverStatus{}
+		for _, o := range rows {
+			obs[o.BackendID] = append(obs[o.BackendID], ObserverStatus{Observer: o.Observer, Healthy: o.Healthy,
+				RTTMs: float64(o.RTT.Microseconds()) / 1000, CheckedAt: o.CheckedAt.UTC()})
+		}
+		for i := range v.Apps {
+			for j := range v.Apps[i].Backends {
+				if o := obs[v.Apps[i].Backends[j].ID]; o != nil {
+					v.Apps[i].Backends[j].Observers = o
+				}
+			}
+		}
 	}
 	for i := range v.Pops {
 		v.Pops[i].Backends = behind[v.Pops[i].Node]
 	}
 	return v
+}
+
+// listed picks the backends of an app the page shows, at most limit (all
+// where limit < 0): those not routable from here first (what an operator
+// opens the page for), then those with connections from here, then the
+// rest, each kind in table order. Deleted rows are never listed.
+func listed(bs []*routing.Backend, limit int) []*routing.Backend {
+	var out []*routing.Backend
+	for pass := 0; pass < 3; pass++ {
+		for _, b := range bs {
+			if limit >= 0 && len(out) >= limit {
+				return out
+			}
+			if b.Deleted || listKind(b) != pass {
+				continue
+			}
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// listKind orders the backends the page lists: 0 not routable from here,
+// 1 with connections from here, 2 the rest.
+func listKind(b *routing.Backend) int {
+	switch {
+	case !b.Routable():
+		return 0
+	case b.Load != nil && b.Load.Active() > 0:
+		return 1
+	default:
+		return 2
+	}
 }
 
 // popState names a POP's health for the page. This POP knows its own
