@@ -25,11 +25,13 @@
 //	    two builds compared on a machine whose speed varies between runs.
 //
 //	table -caddy bin/caddy scrape [-sizes 1000,10000,100000]
-//	    for each size, a Prometheus scrape of Caddy's /metrics after one
-//	    connection was routed: its samples, bytes, time and the CPU Caddy
-//	    spent on it, with the default backend_metrics (used: series of
-//	    their own for the backends this POP used) and then with all (every
-//	    backend of the table), set through the config API;
+//	    for each size, after one connection was routed, a Prometheus
+//	    scrape of Caddy's /metrics (its samples, bytes, time and the CPU
+//	    Caddy spent on it) with the default backend_metrics (used: series
+//	    of their own for the backends this POP used) and then with all
+//	    (every backend of the table), set through the config API; and a
+//	    refresh of the status page listing the default 25 backends an app,
+//	    then all of them;
 //
 // The table has 100 apps (-apps) of equal size over five regions.
 package main

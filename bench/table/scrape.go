@@ -15,10 +15,13 @@ import (
 	"github.com/edgeproxy/edgeproxy/internal/procstat"
 )
 
-// benchScrape measures a Prometheus scrape of Caddy's /metrics for each
-// table size, with the backends this POP used (one, the live backend) as
-// the only ones with series of their own (backend_metrics used, the
-// default), then with every backend (all), set through the config API.
+// benchScrape measures, for each table size, what an operator's periodic
+// reads of a POP cost it: a Prometheus scrape of /metrics with the
+// backends this POP used (one, the live backend) as the only ones with
+// series of their own (backend_metrics used, the default), then with every
+// backend (all, set through the config API); and one refresh of the
+// status page (?format=fragment, as the open page asks every second)
+// listing the default 25 backends an app, then every backend.
 func benchScrape(caddy, sizes string) error {
 	live, err := popctl.Greeter("live")
 	if err != nil {
@@ -26,7 +29,7 @@ func benchScrape(caddy, sizes string) error {
 	}
 	defer live.Close()
 	port := live.Addr().(*net.TCPAddr).Port
-	fmt.Println("| backends | backend_metrics | samples | bytes | scrape | Caddy CPU | Caddy RSS after |")
+	fmt.Println("| backends | request | samples | bytes | time | Caddy CPU | Caddy RSS after |")
 	fmt.Println("|---:|---|---:|---:|---:|---:|---:|")
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -50,7 +53,16 @@ func scrapeSize(caddy string, n, port int) error {
 	if err := seed(db, n, fmt.Sprintf(`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('live', 'myapp', 'sa', 'BR', '127.0.0.1', %d);`, port)); err != nil {
 		return err
 	}
-	p, err := popctl.New(popctl.Options{Bin: caddy, Dir: dir, NoCluster: true, App: "myapp", Extra: "affinity off", DieWithParent: true})
+	pagePort, err := popctl.FreePort("")
+	if err != nil {
+		return err
+	}
+	allPort, err := popctl.FreePort("")
+	if err != nil {
+		return err
+	}
+	sites := fmt.Sprintf("http://127.0.0.1:%d {\n\tedgeroute_status\n}\n\nhttp://127.0.0.1:%d {\n\tedgeroute_status {\n\t\tbackends_per_app all\n\t}\n}\n", pagePort, allPort)
+	p, err := popctl.New(popctl.Options{Bin: caddy, Dir: dir, NoCluster: true, App: "myapp", Extra: "affinity off", Sites: sites, DieWithParent: true})
 	if err != nil {
 		return err
 	}
@@ -63,55 +75,69 @@ func scrapeSize(caddy string, n, port int) error {
 			return fmt.Errorf("%d backends: never routed:\n%s", n, p.Logs())
 		}
 	}
-	for _, mode := range []string{"used", "all"} {
-		if mode != "used" {
-			code, body, err := p.AdminDo(http.MethodPost, "/config/apps/edgeroute/backend_metrics", "application/json", strconv.Quote(mode))
-			if err != nil || code != http.StatusOK {
-				return fmt.Errorf("setting backend_metrics %s: %d %s %v", mode, code, body, err)
-			}
-		}
+	measure := func(what, url, mustHave string, samples bool) error {
 		before, err := procstat.CPU(p.PID())
 		if err != nil {
 			return err
 		}
 		start := time.Now()
-		body, err := scrape(p.Admin)
+		body, err := read(url)
 		took := time.Since(start)
 		if err != nil {
-			return fmt.Errorf("%d backends, %s: %v", n, mode, err)
+			return fmt.Errorf("%d backends, %s: %v", n, what, err)
 		}
 		after, _ := procstat.CPU(p.PID())
 		rss, _ := procstat.ResidentKB(p.PID())
-		if !strings.Contains(body, `edgeroute_backend_connections_total{app="myapp",backend="live"}`) {
-			return fmt.Errorf("%d backends, %s: the scrape has no series of the backend in use", n, mode)
+		if !strings.Contains(body, mustHave) {
+			return fmt.Errorf("%d backends, %s: the answer lacks %s", n, what, mustHave)
 		}
-		samples := 0
-		for _, line := range strings.Split(body, "\n") {
-			if line != "" && !strings.HasPrefix(line, "#") {
-				samples++
+		count := "–"
+		if samples {
+			k := 0
+			for _, line := range strings.Split(body, "\n") {
+				if line != "" && !strings.HasPrefix(line, "#") {
+					k++
+				}
 			}
+			count = strconv.Itoa(k)
 		}
 		cpu := after.Since(before).Total().Round(time.Millisecond).String()
 		if cpu == "0s" {
 			cpu = "< 10ms" // the kernel counts CPU time in ticks of 10 ms
 		}
-		fmt.Printf("| %d | %s | %d | %.0f KB | %v | %s | %.0f MB |\n", n, mode, samples, float64(len(body))/1e3,
+		fmt.Printf("| %d | %s | %s | %.0f KB | %v | %s | %.0f MB |\n", n, what, count, float64(len(body))/1e3,
 			took.Round(time.Millisecond), cpu, float64(rss)/1024)
+		return nil
 	}
-	return nil
+	used := `edgeroute_backend_connections_total{app="myapp",backend="live"}`
+	if err := measure("/metrics, backend_metrics used", "http://"+p.Admin+"/metrics", used, true); err != nil {
+		return err
+	}
+	code, body, err := p.AdminDo(http.MethodPost, "/config/apps/edgeroute/backend_metrics", "application/json", `"all"`)
+	if err != nil || code != http.StatusOK {
+		return fmt.Errorf("setting backend_metrics all: %d %s %v", code, body, err)
+	}
+	if err := measure("/metrics, backend_metrics all", "http://"+p.Admin+"/metrics", used, true); err != nil {
+		return err
+	}
+	if err := measure("status page refresh, 25 an app", fmt.Sprintf("http://127.0.0.1:%d/?format=fragment", pagePort), `data-backend="live"`, false); err != nil {
+		return err
+	}
+	return measure("status page refresh, all", fmt.Sprintf("http://127.0.0.1:%d/?format=fragment", allPort), `data-backend="live"`, false)
 }
 
-// scrape reads /metrics as Prometheus would, waiting as long as it takes.
-func scrape(admin string) (string, error) {
+// read GETs a URL as a scraper or a browser would, waiting as long as it
+// takes.
+func read(url string) (string, error) {
 	cl := &http.Client{Timeout: 2 * time.Minute}
-	resp, err := cl.Get("http://" + admin + "/metrics")
+	resp, err := cl.Get(url)
 	if err != nil {
 		return "", err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("GET /metrics: %s", resp.Status)
+		err = fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(b), err
 }
