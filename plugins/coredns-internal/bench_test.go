@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
 
 	"github.com/miekg/dns"
 )
@@ -68,3 +69,53 @@ type benchWriter struct {
 }
 
 func (w *benchWriter) RemoteAddr() net.Addr { return w.remote }
+
+// BenchmarkLargeAnswer asks for a name that lists 20,000 backends
+// (<region>.backends), over UDP with a 1,232-byte EDNS buffer and over
+// TCP, as the server answers it: the reply truncated to the client's size
+// (CoreDNS's ScrubWriter) and packed.
+func BenchmarkLargeAnswer(b *testing.B) {
+	in := newTest(b, []string{"internal."}, "internal {\n db @db\n region sa\n}", `
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+INSERT INTO backends (id, app, region, country, wg_ip, port)
+SELECT printf('b%05d', i), printf('app%02d', i % 20), 'sa', 'BR', printf('10.%d.%d.%d', 50 + i / 65536, (i / 256) % 256, i % 256), 8080
+FROM n;`)
+	for _, c := range []struct {
+		name   string
+		remote net.Addr
+	}{
+		{"udp", &net.UDPAddr{IP: net.IPv4(10, 240, 0, 1), Port: 40212}},
+		{"tcp", &net.TCPAddr{IP: net.IPv4(10, 240, 0, 1), Port: 40212}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			m := query("sa.backends.internal.", dns.TypeA, "")
+			m.SetEdns0(1232, false)
+			w := &packWriter{benchWriter: benchWriter{remote: c.remote}}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				in.ServeDNS(ctx, request.NewScrubWriter(m, w), m)
+			}
+			b.ReportMetric(float64(w.answers), "answers")
+			if !w.truncated {
+				b.Fatal("an answer of 20,000 records was not truncated")
+			}
+		})
+	}
+}
+
+// packWriter packs each reply as the server sends it, noting its answer
+// count and TC bit.
+type packWriter struct {
+	benchWriter
+	answers   int
+	truncated bool
+}
+
+func (w *packWriter) WriteMsg(m *dns.Msg) error {
+	if _, err := m.Pack(); err != nil {
+		return err
+	}
+	w.answers, w.truncated = len(m.Answer), m.Truncated
+	return nil
+}
