@@ -185,8 +185,41 @@ func truncate(s string, n int) string {
 // ChangesSince returns the changes of origin with a version in (from, to],
 // in version order.
 func (s *Store) ChangesSince(ctx context.Context, origin string, from, to uint64) ([]Change, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT tbl, pk, col, val, hlc, seq, cl FROM crdt_clock
-		WHERE site = ? AND seq > ? AND seq <= ? ORDER BY seq, tbl, pk, col`, origin, int64(from), int64(to))
+	return s.changesSince(ctx, origin, from, to, 0)
+}
+
+// changesUpTo returns the changes of origin from the version after from,
+// whole versions only, about limit of them (0: no limit): it stops before
+// the version that would pass the limit, unless that is the first, which
+// comes whole however large. It returns the last version they cover.
+func (s *Store) changesUpTo(ctx context.Context, origin string, from, to uint64, limit int) ([]Change, uint64, error) {
+	ch, err := s.changesSince(ctx, origin, from, to, limit)
+	if err != nil || limit <= 0 || len(ch) < limit {
+		return ch, to, err
+	}
+	last := ch[len(ch)-1].Seq
+	if ch[0].Seq == last {
+		// One version, as large as the limit or more: all of it.
+		ch, err = s.changesSince(ctx, origin, from, last, 0)
+		return ch, last, err
+	}
+	// The last version read may be cut short: it is left for next time.
+	i := len(ch) - 1
+	for ch[i-1].Seq == last {
+		i--
+	}
+	return ch[:i], last - 1, nil
+}
+
+func (s *Store) changesSince(ctx context.Context, origin string, from, to uint64, limit int) ([]Change, error) {
+	q := `SELECT tbl, pk, col, val, hlc, seq, cl FROM crdt_clock
+		WHERE site = ? AND seq > ? AND seq <= ? ORDER BY seq, tbl, pk, col`
+	args := []any{origin, int64(from), int64(to)}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +245,12 @@ func (s *Store) ChangesSince(ctx context.Context, origin string, from, to uint64
 // Changes stamped after notAfter (an HLC; 0 for no limit) are left out,
 // and their segment ends before them: they are most likely still on their
 // way in the origin's own push, and sending them twice is waste.
-func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAfter uint64) ([]Segment, error) {
+//
+// With a budget (0: none), the segments hold about that many changes in
+// all, whole versions, the first ones the peer lacks: a peer far behind
+// (a new POP, a table of 100,000 backends) is brought up a part at a time,
+// each read once, instead of reading everything at every sync.
+func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAfter uint64, budget int) ([]Segment, error) {
 	shared, own, _, err := s.sharedVector(ctx)
 	if err != nil {
 		return nil, err
@@ -236,12 +274,17 @@ func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAft
 	}
 	sort.Strings(origins)
 	var out []Segment
+	left := budget
 	for _, o := range origins {
+		if budget > 0 && left <= 0 {
+			break
+		}
 		to, from := version(o), peer[o]
-		ch, err := s.ChangesSince(ctx, o, from, to)
+		ch, to, err := s.changesUpTo(ctx, o, from, to, max(left, 0))
 		if err != nil {
 			return nil, err
 		}
+		left -= len(ch)
 		if notAfter > 0 {
 			for i, c := range ch {
 				if c.HLC > notAfter {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -259,7 +260,8 @@ func TestMergeConvergesOnRandomHistories(t *testing.T) {
 				if rng.IntN(8) == 0 {
 					from, to := reps[rng.IntN(n)], reps[rng.IntN(n)]
 					vec, _ := to.s.Vector(ctx)
-					segs, err := from.s.Missing(ctx, vec, 1+rng.IntN(5), 0)
+					// A budget (0: none) brings the peer up a part at a time.
+					segs, err := from.s.Missing(ctx, vec, 1+rng.IntN(5), 0, rng.IntN(8))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -295,7 +297,7 @@ func TestMergeConvergesOnRandomHistories(t *testing.T) {
 				for _, from := range reps {
 					for _, to := range reps {
 						vec, _ := to.s.Vector(ctx)
-						segs, err := from.s.Missing(ctx, vec, 4, 0)
+						segs, err := from.s.Missing(ctx, vec, 4, 0, 0)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -333,7 +335,7 @@ func TestMissingLeavesOutRecentChanges(t *testing.T) {
 	cut := MakeHLC(time.Now(), 0)
 	time.Sleep(20 * time.Millisecond)
 	s.DB().Exec(`INSERT INTO backends (id, app) VALUES ('new','a')`)
-	segs, err := s.Missing(ctx, Vector{}, 100, cut)
+	segs, err := s.Missing(ctx, Vector{}, 100, cut, 0)
 	if err != nil || len(segs) != 1 {
 		t.Fatalf("%v %+v", err, segs)
 	}
@@ -345,9 +347,77 @@ func TestMissingLeavesOutRecentChanges(t *testing.T) {
 			t.Fatalf("recent change included: %+v", c)
 		}
 	}
-	all, _ := s.Missing(ctx, Vector{}, 100, 0)
+	all, _ := s.Missing(ctx, Vector{}, 100, 0, 0)
 	if all[0].To != 2 {
 		t.Fatalf("without a limit: to %d", all[0].To)
+	}
+}
+
+// With a budget, Missing brings a peer up a part at a time: whole
+// versions, the first it lacks, about budget changes (a version larger
+// than the budget whole); asked again from where the peer got to, the
+// next part; in the end the peer holds what the source does.
+func TestMissingWithinABudget(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := openT(t, filepath.Join(dir, "src.db"))
+	for i := range 10 { // ten versions, one row each
+		if _, err := src.DB().Exec(`INSERT INTO backends (id, app, region) VALUES (?, 'a', 'eu')`, fmt.Sprint("b", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, err := src.ChangesSince(ctx, src.SiteID(), 0, 1)
+	if err != nil || len(one) < 2 {
+		t.Fatalf("version 1: %v, %d changes", err, len(one))
+	}
+	perVersion := len(one)
+	for _, c := range []struct {
+		budget int
+		parts  []uint64 // the version each round ends at
+	}{
+		{3*perVersion + 1, []uint64{3, 6, 9, 10}},    // three versions, and a part of a fourth left for the next round
+		{1, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}}, // a version larger than the budget comes whole
+	} {
+		dst := openT(t, filepath.Join(dir, fmt.Sprintf("dst%d.db", c.budget)))
+		var parts []uint64
+		for round := 0; ; round++ {
+			vec, err := dst.Vector(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			segs, err := src.Missing(ctx, vec, 0, 0, c.budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(segs) == 0 {
+				break
+			}
+			if round > 20 {
+				t.Fatalf("budget %d: the peer never caught up", c.budget)
+			}
+			n := 0
+			for _, seg := range segs {
+				n += len(seg.Changes)
+				for _, ch := range seg.Changes {
+					if ch.Seq <= seg.From || ch.Seq > seg.To {
+						t.Fatalf("segment (%d, %d] carries version %d", seg.From, seg.To, ch.Seq)
+					}
+				}
+			}
+			if n > max(c.budget, perVersion) {
+				t.Fatalf("budget %d, round %d: %d changes", c.budget, round, n)
+			}
+			parts = append(parts, segs[len(segs)-1].To)
+			if res, err := dst.Apply(ctx, segs, time.Now()); err != nil || len(res.Refused) > 0 {
+				t.Fatalf("apply: %v %+v", err, res.Refused)
+			}
+		}
+		if !slices.Equal(parts, c.parts) {
+			t.Errorf("budget %d: the parts ended at versions %v, want %v", c.budget, parts, c.parts)
+		}
+		if got, want := dump(t, dst), dump(t, src); got != want {
+			t.Fatalf("budget %d: the peer holds\n%s\nthe source\n%s", c.budget, got, want)
+		}
 	}
 }
 

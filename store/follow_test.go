@@ -167,7 +167,7 @@ func TestFollowMatchesWholeReads(t *testing.T) {
 	other.DB().Exec(`INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('far', 'app1', 'eu', 'DE', '10.9.9.9', 443)`)
 	other.DB().Exec(`UPDATE backends SET weight = 7 WHERE id = 'far'`)
 	mine, _ := s.Vector(ctx)
-	segs, err := other.Missing(ctx, mine, 0, 0)
+	segs, err := other.Missing(ctx, mine, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func pull(t *testing.T, dst, src *Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	segs, err := src.Missing(ctx, vec, 0, 0)
+	segs, err := src.Missing(ctx, vec, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
