@@ -121,6 +121,17 @@ const (
 	inboxSize    = 1024
 	// streamQueue: large messages that wait for a member's busy stream.
 	streamQueue = 4
+	// A member that lacks more than serveBudget changes (a new POP
+	// joining a large table) is served that many per sync, and served
+	// again once its vector shows it has them, or after servedHold (a
+	// message lost): each change is read and sent about once, where
+	// serving everything at every sync read and sent the whole difference
+	// again while the member was still merging it.
+	serveBudget = 20000
+	servedHold  = 2 * time.Second
+	// replyBytes bounds the one message an anti-entropy reply is sent in
+	// (serveBudget changes are about 1 MB): well under MaxMessage.
+	replyBytes = 2 << 20
 	// deadFanout: members believed dead that anti-entropy tries in one
 	// period.
 	deadFanout = 3

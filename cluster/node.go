@@ -102,6 +102,12 @@ type peer struct {
 	// floor: on a bridge's global node, the floor of its region that the
 	// member sent last (floor.go).
 	floor store.Vector
+	// served is how far this node's last anti-entropy reply to the member
+	// brought each origin, and servedAt when: until the member's vector
+	// shows it (or servedHold passes), that reply is taken to be on its
+	// way, and nothing more is sent.
+	served   store.Vector
+	servedAt time.Time
 }
 
 // patient tells whether a dead member has been dead long enough to be

@@ -201,12 +201,38 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 	if len(fwd) == 0 {
 		return
 	}
-	to := n.alive()
+	to := n.lacking(fwd)
 	rand.Shuffle(len(to), func(i, j int) { to[i], to[j] = to[j], to[i] })
 	to = to[:min(forwardFanout, len(to))]
 	if len(to) > 0 {
 		n.sendSegments(to, fwd)
 	}
+}
+
+// lacking lists the live members that may lack some of segs: not a
+// member that is the origin of them all, nor one whose vector, as last
+// heard, holds them. A new POP catching up on a large table forwarded what
+// it learnt back to the POP serving it, which had it all.
+func (n *Node) lacking(segs []store.Segment) []*memberlist.Node {
+	ids := make([]int, len(segs))
+	for i, s := range segs {
+		ids[i] = n.sites.id(s.Origin)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*memberlist.Node
+	for _, p := range n.known {
+		if p.node == nil || p.state != memberlist.StateAlive {
+			continue
+		}
+		for i, s := range segs {
+			if p.site != s.Origin && p.vector.at(ids[i]) < s.To {
+				out = append(out, p.node)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // acknowledge follows the merge of pushes (every change younger than

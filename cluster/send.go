@@ -91,11 +91,25 @@ func (n *Node) sendSegments(to []*memberlist.Node, segs []store.Segment) int {
 	return n.sendPacked(to, segs, encodeChanges)
 }
 
+// sendReply sends an anti-entropy reply in one message where it fits
+// replyBytes. Its parts must arrive in order: a member's vector moves only
+// over versions that follow each other, and memberlist reads each stream
+// message on a goroutine of its own, so two messages can be handed over in
+// either order. A part that came first stayed merged but unclaimed until
+// the reply was sent again.
+func (n *Node) sendReply(to *memberlist.Node, segs []store.Segment) {
+	n.sendPackedWithin([]*memberlist.Node{to}, segs, encodeChanges, replyBytes)
+}
+
 // sendPacked packs segments into messages of bounded size, each encoded
 // by encode.
 func (n *Node) sendPacked(to []*memberlist.Node, segs []store.Segment, encode func([]store.Segment) []byte) int {
+	return n.sendPackedWithin(to, segs, encode, 512<<10)
+}
+
+// sendPackedWithin packs segments into messages of about budget bytes.
+func (n *Node) sendPackedWithin(to []*memberlist.Node, segs []store.Segment, encode func([]store.Segment) []byte, budget int) int {
 	total := 0
-	const budget = 512 << 10
 	var batch []store.Segment
 	size, changes := 0, 0
 	flush := func() {

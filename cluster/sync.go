@@ -200,14 +200,17 @@ func (n *Node) handleSync(m syncMsg) {
 		if delta {
 			m.Vector = n.sites.vector(vec)
 		}
-		segs, err = n.st.Missing(n.ctx, m.Vector, chunkChanges, store.MakeHLC(time.Now().Add(-pushGrace), 0))
-		if err != nil {
-			n.log.Error("cluster: reading changes for a peer", "peer", m.From, "error", err)
-			return
+		if n.serving(m.From, m.Vector) {
+			segs, err = n.st.Missing(n.ctx, m.Vector, chunkChanges, store.MakeHLC(time.Now().Add(-pushGrace), 0), serveBudget)
+			if err != nil {
+				n.log.Error("cluster: reading changes for a peer", "peer", m.From, "error", err)
+				return
+			}
+			n.noteServed(m.From, segs)
 		}
 	}
 	if len(segs) > 0 {
-		n.sendSegments([]*memberlist.Node{to}, segs)
+		n.sendReply(to, segs)
 	}
 	n.log.Debug("cluster: sync", "from", m.From, "reply", m.WantReply, "segments", len(segs))
 	if m.WantReply {
@@ -251,4 +254,39 @@ func (n *Node) skipAhead(from string, v uint64) {
 		n.log.Error("cluster: raising the local version", "error", err)
 	}
 	n.fileChanged()
+}
+
+// serving tells whether the member, whose vector is vec, is to be sent
+// what it lacks now: not while this node's last reply to it is on its way
+// (vec does not show it yet, and servedHold has not passed).
+func (n *Node) serving(member string, vec store.Vector) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.known[member]
+	if p == nil || p.served == nil || time.Since(p.servedAt) >= servedHold {
+		return true
+	}
+	for o, to := range p.served {
+		if vec[o] < to {
+			return false
+		}
+	}
+	return true
+}
+
+// noteServed remembers how far the reply just sent brings the member.
+func (n *Node) noteServed(member string, segs []store.Segment) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.known[member]
+	if p == nil {
+		return
+	}
+	p.served, p.servedAt = nil, time.Now()
+	for _, s := range segs {
+		if p.served == nil {
+			p.served = store.Vector{}
+		}
+		p.served[s.Origin] = max(p.served[s.Origin], s.To)
+	}
 }
