@@ -44,6 +44,7 @@ bench: build bench-deps
 	CADDY=$(BIN)/caddy bash bench/proxy.sh
 	COREDNS=$(BIN)/coredns bash bench/dns/run.sh
 	$(GO) run ./bench/cluster -caddy $(BIN)/caddy -pops 3,10
+	$(GO) run ./bench/cluster -caddy $(BIN)/caddy -join 100000
 	$(GO) run ./bench/clustersim -pops 10,100
 	CADDY=$(BIN)/caddy bash bench/registry/run.sh
 	$(GO) run ./bench/table -caddy $(BIN)/caddy -coredns $(BIN)/coredns edits

@@ -14,6 +14,10 @@
 // the CPU each POP used meanwhile, from /proc/PID/stat. With -idleonly it
 // reports only that (with -nocluster, for POPs without a cluster block).
 // It prints a Markdown table.
+//
+//	go run ./bench/cluster -caddy bin/caddy -join 100000
+//
+// instead measures a new POP catching up on a large table (join.go).
 package main
 
 import (
@@ -45,9 +49,14 @@ func main() {
 	idle := flag.Duration("idle", 20*time.Second, "idle span over which CPU per POP is measured (0: skip)")
 	idleOnlyFlag := flag.Bool("idleonly", false, "only measure idle CPU")
 	noCluster := flag.Bool("nocluster", false, "with -idleonly: POPs without a cluster block")
+	join := flag.Int("join", 0, "instead: a new POP joins one that serves a table of this many backends")
 	flag.Parse()
 	if _, err := os.Stat(*bin); err != nil {
 		fail("caddy binary: %v (build it with make build)", err)
+	}
+	if *join > 0 {
+		joinBackends(*bin, *join)
+		return
 	}
 	var rows []string
 	for _, s := range strings.Split(*sizes, ",") {
