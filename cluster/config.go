@@ -122,12 +122,15 @@ const (
 	// streamQueue: large messages that wait for a member's busy stream.
 	streamQueue = 4
 	// A member that lacks more than serveBudget changes (a new POP
-	// joining a large table) is served that many per sync, and served
-	// again once its vector shows it has them, or after servedHold (a
-	// message lost): each change is read and sent about once, where
-	// serving everything at every sync read and sent the whole difference
-	// again while the member was still merging it.
+	// joining a large table) is served that many per sync. A reply of
+	// more than holdAbove changes is not followed by another until the
+	// member's vector shows it, or servedHold passes (a message lost):
+	// each change is read and sent about once, where serving everything
+	// at every sync read and sent the whole difference again while the
+	// member was still merging it. Smaller replies (a heal's) go at every
+	// sync, as before.
 	serveBudget = 20000
+	holdAbove   = 1000
 	servedHold  = 2 * time.Second
 	// replyBytes bounds the one message an anti-entropy reply is sent in
 	// (serveBudget changes are about 1 MB): well under MaxMessage.

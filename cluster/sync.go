@@ -274,8 +274,16 @@ func (n *Node) serving(member string, vec store.Vector) bool {
 	return true
 }
 
-// noteServed remembers how far the reply just sent brings the member.
+// noteServed remembers how far the reply just sent brings the member,
+// where the reply is large (more than holdAbove changes): the member takes
+// a while to merge it, and the same reply sent again at its next sync
+// would most likely come twice. A small reply is sent again at each sync,
+// so a repair whose message was lost waits for nothing.
 func (n *Node) noteServed(member string, segs []store.Segment) {
+	changes := 0
+	for _, s := range segs {
+		changes += len(s.Changes)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p := n.known[member]
@@ -283,10 +291,11 @@ func (n *Node) noteServed(member string, segs []store.Segment) {
 		return
 	}
 	p.served, p.servedAt = nil, time.Now()
+	if changes <= holdAbove {
+		return
+	}
+	p.served = store.Vector{}
 	for _, s := range segs {
-		if p.served == nil {
-			p.served = store.Vector{}
-		}
 		p.served[s.Origin] = max(p.served[s.Origin], s.To)
 	}
 }
