@@ -141,8 +141,11 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 	f.Add("edgeroute {\n listen :1 {\n app a\n tries 2\n }\n}")
 	f.Add("edgeroute {\n region_map {\n")
 	f.Add("edgeroute {\n backend_metrics all\n stop_delay 1s\n}")
+	f.Add("edgeroute_status {\n refresh 2s\n backends_per_app all\n}")
+	f.Add("edgeroute_status {\n backends_per_app -1\n}")
 	f.Fuzz(func(t *testing.T, input string) {
 		new(App).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
 		new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
+		new(StatusHandler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
 	})
 }
