@@ -3,6 +3,7 @@ package edgeroute
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -167,6 +168,9 @@ func (a *App) statusView(ctx context.Context, perApp int) StatusView {
 	var ids []string
 	for _, name := range tbl.Apps() {
 		as := AppStatus{Name: name, Backends: []BackendStatus{}}
+		// The listed backends, by listKind, each kind in table order and
+		// never more than the page lists.
+		var byKind [3][]*routing.Backend
 		for _, b := range tbl.App(name) {
 			if b.Deleted {
 				continue
@@ -178,8 +182,15 @@ func (a *App) statusView(ctx context.Context, perApp int) StatusView {
 			if owner, ok := sixpn.Owner(claims, b.Addr.Addr()); ok {
 				behind[owner]++
 			}
+			if k := listKind(b); perApp < 0 || len(byKind[k]) < perApp {
+				byKind[k] = append(byKind[k], b)
+			}
 		}
-		for _, b := range listed(tbl.App(name), perApp) {
+		list := slices.Concat(byKind[:]...)
+		if perApp >= 0 && len(list) > perApp {
+			list = list[:perApp]
+		}
+		for _, b := range list {
 			bs := BackendStatus{ID: b.ID, Region: b.Region, Country: b.Country, Addr: b.Addr.String(), Healthy: b.Healthy,
 				Routable: b.Routable(), Observers: []ObserverStatus{}}
 			if b.Load != nil {
@@ -217,28 +228,9 @@ func (a *App) statusView(ctx context.Context, perApp int) StatusView {
 	return v
 }
 
-// listed picks the backends of an app the page shows, at most limit (all
-// where limit < 0): those not routable from here first (what an operator
-// opens the page for), then those with connections from here, then the
-// rest, each kind in table order. Deleted rows are never listed.
-func listed(bs []*routing.Backend, limit int) []*routing.Backend {
-	var out []*routing.Backend
-	for pass := 0; pass < 3; pass++ {
-		for _, b := range bs {
-			if limit >= 0 && len(out) >= limit {
-				return out
-			}
-			if b.Deleted || listKind(b) != pass {
-				continue
-			}
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
-// listKind orders the backends the page lists: 0 not routable from here,
-// 1 with connections from here, 2 the rest.
+// listKind orders the backends the page lists: 0 not routable from here
+// (what an operator opens the page for), 1 with connections from here, 2
+// the rest.
 func listKind(b *routing.Backend) int {
 	switch {
 	case !b.Routable():
