@@ -42,14 +42,7 @@ func (c healthCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c healthCollector) Collect(ch chan<- prometheus.Metric) {
-	var keep func(b *routing.Backend, checked bool) bool
-	switch c.backends {
-	case BackendMetricsOff:
-		keep = func(*routing.Backend, bool) bool { return false }
-	case BackendMetricsUsed:
-		keep = func(b *routing.Backend, checked bool) bool { return checked || usedHere(b.Load) }
-	}
-	v := c.rt.HealthViewWhere("", keep)
+	v := c.rt.HealthViewWhere("", func(b *routing.Backend, checked bool) bool { return hasSeries(c.backends, b, checked) })
 	gauge := func(d *prometheus.Desc, x float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, x, labels...)
 	}

@@ -81,11 +81,19 @@ type collector struct {
 	backends string // BackendMetricsUsed, All or Off
 }
 
-// usedHere reports whether this POP has sent a connection to the backend
-// or tried to: the backends a "used" scrape shows, a handful of a large
-// table's.
-func usedHere(l *routing.Load) bool {
-	return l.Total() > 0 || l.Active() > 0 || l.DialFailures() > 0
+// hasSeries tells whether a backend has series of its own under the
+// config's backend_metrics (checked: this POP checks it actively, which
+// the health series count as use). Under "used", a handful of a large
+// table's: those this POP has sent a connection to or tried to.
+func hasSeries(backendMetrics string, b *routing.Backend, checked bool) bool {
+	switch backendMetrics {
+	case BackendMetricsAll:
+		return true
+	case BackendMetricsOff:
+		return false
+	}
+	l := b.Load
+	return checked || l.Total() > 0 || l.Active() > 0 || l.DialFailures() > 0
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
@@ -150,10 +158,10 @@ func registerMetrics(ctx caddy.Context, a *App) error {
 // collectBackends writes the series of the backends the config names.
 func (c collector) collectBackends(t *routing.Table, counter func(*prometheus.Desc, uint64, ...string), gauge func(*prometheus.Desc, float64, ...string)) {
 	if c.backends == BackendMetricsOff {
-		return
+		return // no backend has any: spare the walk of the table
 	}
 	for b := range t.Rows().All() {
-		if c.backends != BackendMetricsAll && !usedHere(b.Load) {
+		if !hasSeries(c.backends, b, false) {
 			continue
 		}
 		gauge(descActive, float64(b.Load.Active()), b.App, b.ID)
