@@ -82,12 +82,19 @@ func (p *POP) Metric(sample string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return Sample(text, sample), nil
+}
+
+// Sample returns the value of one sample in a scrape's text, named as
+// Metric names it, or "" when the scrape has no such sample. Samples read
+// from one scrape are of one instant.
+func Sample(text, sample string) string {
 	for _, line := range strings.Split(text, "\n") {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v, nil
+			return v
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // Status is the part of GET /edgeroute/cluster the tools read.

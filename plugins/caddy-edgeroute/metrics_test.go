@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/edgeproxy/edgeproxy/internal/popctl"
 )
 
 // TestSnapshotMetricsShowHowTheTableWasRead: an operator's scrape tells a
@@ -20,16 +22,22 @@ func TestSnapshotMetricsShowHowTheTableWasRead(t *testing.T) {
 		changes, whole, rows int
 		seconds              float64
 	}
+	// All four from one scrape: a snapshot taken between two scrapes
+	// would show in some and not the others.
 	scrape := func() reads {
 		t.Helper()
-		secs, err := strconv.ParseFloat(p.metric(`edgeroute_table_snapshot_read_seconds_total{read="changes"}`), 64)
+		text, err := p.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		secs, err := strconv.ParseFloat(popctl.Sample(text, `edgeroute_table_snapshot_read_seconds_total{read="changes"}`), 64)
 		if err != nil {
 			t.Fatalf("edgeroute_table_snapshot_read_seconds_total: %v", err)
 		}
 		return reads{
-			changes: atoi(p.metric(`edgeroute_table_snapshots_total{read="changes"}`)),
-			whole:   atoi(p.metric(`edgeroute_table_snapshots_total{read="whole"}`)),
-			rows:    atoi(p.metric(`edgeroute_table_snapshot_rows_total`)),
+			changes: atoi(popctl.Sample(text, `edgeroute_table_snapshots_total{read="changes"}`)),
+			whole:   atoi(popctl.Sample(text, `edgeroute_table_snapshots_total{read="whole"}`)),
+			rows:    atoi(popctl.Sample(text, `edgeroute_table_snapshot_rows_total`)),
 			seconds: secs,
 		}
 	}

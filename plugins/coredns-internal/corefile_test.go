@@ -459,18 +459,13 @@ func TestCorefileSqlite3EditIsServedWithin200ms(t *testing.T) {
 func TestCorefileMetrics(t *testing.T) {
 	s := startServer(t)
 	s.dig("web.internal")
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.metrics))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := s.scrape()
 	for _, want := range []string{
 		fmt.Sprintf(`coredns_internal_records_served_total{kind="app",server="dns://127.0.0.1:%d"} 4`, s.port),
 		`coredns_internal_snapshot_age_seconds{db="` + s.db + `"}`,
 		`coredns_internal_snapshot_serial{db="` + s.db + `"}`,
 	} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}

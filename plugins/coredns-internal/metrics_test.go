@@ -11,9 +11,8 @@ import (
 	"time"
 )
 
-// metric is one sample of the server's scrape, named with its labels as
-// exposed, or -1 when the scrape has none.
-func (s *server) metric(sample string) float64 {
+// scrape is the server's /metrics text.
+func (s *server) scrape() string {
 	s.t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.metrics))
 	if err != nil {
@@ -21,11 +20,18 @@ func (s *server) metric(sample string) float64 {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+	return string(body)
+}
+
+// sample is one sample of a scrape, named with its labels as exposed, or
+// -1 when the scrape has none.
+func sample(t *testing.T, text, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				s.t.Fatalf("%s: %v", line, err)
+				t.Fatalf("%s: %v", line, err)
 			}
 			return f
 		}
@@ -38,19 +44,22 @@ func (s *server) metric(sample string) float64 {
 // plugin's instance, does not set the counters back.
 func TestCorefileSnapshotMetrics(t *testing.T) {
 	s := startServer(t)
-	sample := func(name, read string) string {
+	named := func(name, read string) string {
 		if read == "" {
 			return fmt.Sprintf(`coredns_internal_%s{db=%q}`, name, s.db)
 		}
 		return fmt.Sprintf(`coredns_internal_%s{db=%q,read=%q}`, name, s.db, read)
 	}
 	type reads struct{ changes, whole, rows, seconds float64 }
+	// All four from one scrape: a snapshot taken between two scrapes
+	// would show in some and not the others.
 	scrape := func() reads {
+		text := s.scrape()
 		return reads{
-			changes: s.metric(sample("snapshots_total", "changes")),
-			whole:   s.metric(sample("snapshots_total", "whole")),
-			rows:    s.metric(sample("snapshot_rows_total", "")),
-			seconds: s.metric(sample("snapshot_read_seconds_total", "changes")),
+			changes: sample(t, text, named("snapshots_total", "changes")),
+			whole:   sample(t, text, named("snapshots_total", "whole")),
+			rows:    sample(t, text, named("snapshot_rows_total", "")),
+			seconds: sample(t, text, named("snapshot_read_seconds_total", "changes")),
 		}
 	}
 	waitFor := func(what string, ok func(reads) bool) reads {
