@@ -280,7 +280,7 @@ func (s *Store) Missing(ctx context.Context, peer Vector, maxChanges int, notAft
 			break
 		}
 		to, from := version(o), peer[o]
-		ch, to, err := s.changesUpTo(ctx, o, from, to, max(left, 0))
+		ch, to, err := s.changesUpTo(ctx, o, from, to, left)
 		if err != nil {
 			return nil, err
 		}

@@ -17,11 +17,6 @@ import (
 	"github.com/edgeproxy/edgeproxy/store"
 )
 
-func mb(s string) float64 {
-	f, _ := strconv.ParseFloat(s, 64)
-	return f / 1e6
-}
-
 // joinBackends measures a new POP catching up on a large table: one POP
 // serves a table of n backends (100 apps, written by the sqlite3 CLI
 // before it starts), then a second POP with an empty file joins it. It
@@ -92,11 +87,12 @@ SELECT 'b' || i, 'app' || (i %% 100), 'sa', 'BR', '10.' || ((i >> 16) & 255) || 
 	echoed, _ := b.Metric(`edgeroute_cluster_changes_total{result="sent"}`)
 	fmt.Println("| backends | new POP caught up | serving POP CPU | new POP CPU | serving POP RSS | new POP RSS | changes sent | bytes sent | changes the new POP sent |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	num := func(s string) string {
+	// The samples' values, as Prometheus writes them (1.100009e+06).
+	num := func(s string) float64 {
 		f, _ := strconv.ParseFloat(s, 64)
-		return strconv.FormatFloat(f, 'f', 0, 64)
+		return f
 	}
-	fmt.Printf("| %d | %v | %v | %v | %d MB | %d MB | %s | %.1f MB | %s |\n", n, took.Round(100*time.Millisecond),
+	fmt.Printf("| %d | %v | %v | %v | %d MB | %d MB | %.0f | %.1f MB | %.0f |\n", n, took.Round(100*time.Millisecond),
 		afterA.Since(before).Total().Round(10*time.Millisecond), cpuB.Total().Round(10*time.Millisecond), rssA/1024, rssB/1024,
-		num(sent), mb(bytes), num(echoed))
+		num(sent), num(bytes)/1e6, num(echoed))
 }
