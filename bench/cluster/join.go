@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/internal/popctl"
@@ -22,8 +23,9 @@ import (
 // before it starts), then a second POP with an empty file joins it. It
 // reports the time until the new POP routes every backend, each POP's CPU
 // and resident memory over the catch-up, and the changes and bytes the
-// serving POP sent.
-func joinBackends(bin string, n int) {
+// serving POP sent. With profile set, both POPs' CPU profiles over the
+// first profileSeconds of the catch-up are written there.
+func joinBackends(bin string, n int, profile string) {
 	dir, err := os.MkdirTemp("", "bench-join")
 	if err != nil {
 		fail("%v", err)
@@ -65,6 +67,21 @@ SELECT 'b' || i, 'app' || (i %% 100), 'sa', 'BR', '10.' || ((i >> 16) & 255) || 
 		fail("%v", err)
 	}
 	defer b.Kill()
+	var profiled sync.WaitGroup
+	if profile != "" {
+		if err := os.MkdirAll(profile, 0o755); err != nil {
+			fail("%v", err)
+		}
+		for name, p := range map[string]*popctl.POP{"serving": a, "new": b} {
+			profiled.Add(1)
+			go func() {
+				defer profiled.Done()
+				if err := popctl.SaveProfile(p.CPUProfileURL(profileSeconds), filepath.Join(profile, name+".pprof")); err != nil {
+					fmt.Fprintf(os.Stderr, "cluster: %s POP's profile: %v\n", name, err)
+				}
+			}()
+		}
+	}
 	perApp := strconv.Itoa(n / 100)
 	for {
 		if v, _ := b.Metric(`edgeroute_app_routable_backends{app="app0"}`); v == perApp {
@@ -78,6 +95,7 @@ SELECT 'b' || i, 'app' || (i %% 100), 'sa', 'BR', '10.' || ((i >> 16) & 255) || 
 		time.Sleep(200 * time.Millisecond)
 	}
 	took := time.Since(start)
+	profiled.Wait()
 	afterA, _ := procstat.CPU(a.PID())
 	cpuB, _ := procstat.CPU(b.PID())
 	rssA, _ := procstat.ResidentKB(a.PID())
@@ -96,3 +114,7 @@ SELECT 'b' || i, 'app' || (i %% 100), 'sa', 'BR', '10.' || ((i >> 16) & 255) || 
 		afterA.Since(before).Total().Round(10*time.Millisecond), cpuB.Total().Round(10*time.Millisecond), rssA/1024, rssB/1024,
 		num(sent), num(bytes)/1e6, num(echoed))
 }
+
+// profileSeconds is how long the join's CPU profiles run: the first part
+// of a catch-up of 100,000 backends, which takes about 25 s.
+const profileSeconds = 15

@@ -17,7 +17,9 @@
 //
 //	go run ./bench/cluster -caddy bin/caddy -join 100000
 //
-// instead measures a new POP catching up on a large table (join.go).
+// instead measures a new POP catching up on a large table (join.go); with
+// -profile DIR it also writes CPU profiles of both POPs over the first
+// seconds of the catch-up.
 package main
 
 import (
@@ -50,12 +52,13 @@ func main() {
 	idleOnlyFlag := flag.Bool("idleonly", false, "only measure idle CPU")
 	noCluster := flag.Bool("nocluster", false, "with -idleonly: POPs without a cluster block")
 	join := flag.Int("join", 0, "instead: a new POP joins one that serves a table of this many backends")
+	profile := flag.String("profile", "", "with -join: write CPU profiles of both POPs over the catch-up into this directory")
 	flag.Parse()
 	if _, err := os.Stat(*bin); err != nil {
 		fail("caddy binary: %v (build it with make build)", err)
 	}
 	if *join > 0 {
-		joinBackends(*bin, *join)
+		joinBackends(*bin, *join, *profile)
 		return
 	}
 	var rows []string

@@ -44,7 +44,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -440,13 +439,13 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		}
 		secs := int(dur.Seconds())
 		for name, url := range map[string]string{
-			"caddy":   "http://" + p.Admin + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs),
+			"caddy":   p.CPUProfileURL(secs),
 			"coredns": "http://" + cd.pprof + "/debug/pprof/profile?seconds=" + strconv.Itoa(secs),
 		} {
 			profiled.Add(1)
 			go func() {
 				defer profiled.Done()
-				if err := fetchProfile(url, filepath.Join(profile, name+".pprof")); err != nil {
+				if err := popctl.SaveProfile(url, filepath.Join(profile, name+".pprof")); err != nil {
 					fmt.Fprintf(os.Stderr, "table: %s profile: %v\n", name, err)
 				}
 			}()
@@ -648,27 +647,6 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	fmt.Printf("  edit to POP signal (routable count): %s; %d never seen\n", pct(routeLat), len(waiting))
 	fmt.Printf("  edit to DNS answer (<id>.<region>.backends): %s; %d not seen within 5 s; %d queries\n", pct(dnsLat), dnsMiss, dnsQueries)
 	return nil
-}
-
-// fetchProfile saves a pprof endpoint's answer to path.
-func fetchProfile(url, path string) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func pct(l []time.Duration) string {
