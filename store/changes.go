@@ -83,6 +83,13 @@ func (s *Store) sharedVector(ctx context.Context) (Vector, uint64, int64, error)
 		return nil, 0, 0, err
 	}
 	if c := s.vectors.Load(); c != nil && c.gen == gen {
+		if c.v == nil {
+			// Merges took it forward as differences: made whole once,
+			// for every reader of this generation.
+			m := &vectorCache{gen: gen, v: c.whole()}
+			s.vectors.CompareAndSwap(c, m)
+			c = m
+		}
 		return c.v, own, gen, nil
 	}
 	// The generation moved: the vector and its generation are read
@@ -123,10 +130,44 @@ func ownVersion(ctx context.Context, q execQueryer) (uint64, int64, error) {
 	return uint64(own), gen, nil
 }
 
-// vectorCache is the vector as read at one versions_gen.
+// vectorCache is the vector as read at one versions_gen: whole (v), or
+// as the versions a merge advanced (moved) over the cache of the
+// generation it began from (base). A merge used to copy the whole vector
+// to take the cache forward, a map of a thousand sites at a thousand POPs
+// on every merge, where the replicator reads it seldom (it keeps its own).
 type vectorCache struct {
-	gen int64
-	v   Vector
+	gen   int64
+	v     Vector
+	base  *vectorCache
+	moved Vector
+	depth int // differences over the nearest whole vector
+}
+
+// maxVectorDepth bounds the differences a cache holds over a whole vector.
+const maxVectorDepth = 64
+
+// advanced is c taken forward to generation gen by a merge that advanced
+// moved (the merge's result, which its caller keeps): whole again once
+// maxVectorDepth merges are kept as differences.
+func (c *vectorCache) advanced(gen int64, moved Vector) *vectorCache {
+	next := &vectorCache{gen: gen, base: c, moved: maps.Clone(moved), depth: c.depth + 1}
+	if next.depth > maxVectorDepth {
+		return &vectorCache{gen: gen, v: next.whole()}
+	}
+	return next
+}
+
+// whole is c's vector as a map of its own.
+func (c *vectorCache) whole() Vector {
+	var diffs []Vector
+	for ; c.v == nil; c = c.base {
+		diffs = append(diffs, c.moved)
+	}
+	v := maps.Clone(c.v)
+	for i := len(diffs) - 1; i >= 0; i-- {
+		maps.Copy(v, diffs[i])
+	}
+	return v
 }
 
 func vectorOf(ctx context.Context, q execQueryer, site string) (Vector, error) {

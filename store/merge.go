@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -169,8 +168,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			return res, err
 		}
 		if cached != nil {
-			next = &vectorCache{gen: res.GenAfter, v: maps.Clone(cached.v)}
-			maps.Copy(next.v, res.Advanced)
+			next = cached.advanced(res.GenAfter, res.Advanced)
 		}
 	}
 	if res.MaxHLC > 0 {

@@ -12,19 +12,25 @@ import (
 // for every change made elsewhere: "update" is an edit of one column of
 // an existing row, merged alone (a push); "row" is a new row, all its
 // columns merged at once (a repair after a partition, a registration
-// replicated). The changes are made on another file beforehand; only the
-// merges are timed. The context can be cancelled, as a node's is.
+// replicated). "sites=1000" is the update where the file has heard of a
+// thousand sites, as every POP of a cluster of a thousand has, and its
+// vector was read once before the merges, as the replicator reads it.
+// The changes are made on another file beforehand; only the merges are
+// timed. The context can be cancelled, as a node's is.
 func BenchmarkApply(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	update := func(i int) string {
+		return fmt.Sprintf("UPDATE backends SET weight = %d WHERE id = 'seed'", i+3)
+	}
 	for _, c := range []struct {
 		name  string
+		sites int
 		write func(i int) string
 	}{
-		{"update", func(i int) string {
-			return fmt.Sprintf("UPDATE backends SET weight = %d WHERE id = 'seed'", i+3)
-		}},
-		{"row", func(i int) string {
+		{"update", 1, update},
+		{"update/sites=1000", 1000, update},
+		{"row", 1, func(i int) string {
 			return fmt.Sprintf("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b%d', 'app', 'eu', 'DE', '192.0.2.%d', %d)", i, i%250+1, 1000+i%1000)
 		}},
 	} {
@@ -40,6 +46,12 @@ func BenchmarkApply(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer dst.Close()
+			if c.sites > 1 {
+				if _, err := dst.DB().ExecContext(ctx, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+					INSERT INTO crdt_versions (site, version) SELECT printf('%032x', i), i FROM n`, c.sites-1); err != nil {
+					b.Fatal(err)
+				}
+			}
 			writes := []string{"INSERT INTO backends (id, app, wg_ip, port) VALUES ('seed', 'app', '192.0.2.1', 80)"}
 			for i := range b.N {
 				writes = append(writes, c.write(i))
@@ -62,6 +74,9 @@ func BenchmarkApply(b *testing.B) {
 				from = to
 			}
 			if _, err := dst.Apply(ctx, segs[:1], time.Now()); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := dst.Vector(ctx); err != nil {
 				b.Fatal(err)
 			}
 			changes := 0

@@ -78,6 +78,48 @@ func TestVectorReadsBackEverySite(t *testing.T) {
 	}
 }
 
+// Merges take the vector read before them forward as differences; the
+// vector read after any number of them is the file's, as a handle that
+// never read it before reads it, and a caller changing a merge's result
+// changes nothing the store keeps.
+func TestVectorTakenForwardThroughMerges(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	if _, err := s.Vector(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]uint64{}
+	for i := range 3*maxVectorDepth + 5 {
+		site := fmt.Sprintf("site%d", i%(maxVectorDepth+7))
+		res, err := s.Apply(ctx, []Segment{{Origin: site, From: next[site], To: next[site] + 2}}, time.Now())
+		if err != nil || res.Advanced[site] != next[site]+2 {
+			t.Fatalf("merge %d: advanced %v, %v", i, res.Advanced, err)
+		}
+		next[site] += 2
+		res.Advanced[site] = 1
+		if i%29 != 0 && i != 3*maxVectorDepth+4 {
+			continue
+		}
+		got, err := s.Vector(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := openT(t, s.Path())
+		want, err := fresh.Vector(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("after merge %d the vector reads %v, the file holds %v", i, got, want)
+		}
+		for site, v := range next {
+			if got[site] != v {
+				t.Fatalf("after merge %d: %s at %d, merged up to %d", i, site, got[site], v)
+			}
+		}
+	}
+}
+
 func BenchmarkVector(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprint(n, "sites"), func(b *testing.B) {
