@@ -69,13 +69,12 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	// The caller's context is looked at before each change instead.
 	octx := ctx
 	ctx = context.WithoutCancel(ctx)
-	if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = 1 WHERE k = 'applying'"); err != nil {
-		return res, err
-	}
-	// The vector read last, if it is still the file's, is brought up to
-	// date below instead of being read again after the merge.
+	// The flag that keeps the triggers off, and the file's own version
+	// and versions generation, in one statement: the vector read last, if
+	// it is still the file's, is brought up to date below instead of being
+	// read again after the merge.
 	var own int64
-	if err := conn.queryRow(ctx, ownVersionQuery).Scan(&own, &res.GenBefore); err != nil {
+	if err := conn.queryRow(ctx, beginMergeQuery).Scan(&own, &res.GenBefore); err != nil {
 		return res, err
 	}
 	res.Own = uint64(own)
@@ -162,21 +161,15 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 		}
 	}
 	var next *vectorCache
+	gen := sql.NullInt64{}
 	if len(res.Advanced) > 0 {
 		res.GenAfter = rand.Int64()
-		if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = ? WHERE k = 'versions_gen'", res.GenAfter); err != nil {
-			return res, err
-		}
+		gen = sql.NullInt64{Int64: res.GenAfter, Valid: true}
 		if cached != nil {
 			next = cached.advanced(res.GenAfter, res.Advanced)
 		}
 	}
-	if res.MaxHLC > 0 {
-		if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = max(v, ?) WHERE k = 'hlc'", int64(res.MaxHLC)); err != nil {
-			return res, err
-		}
-	}
-	if _, err := conn.exec(ctx, "UPDATE crdt_meta SET v = 0 WHERE k = 'applying'"); err != nil {
+	if _, err := conn.exec(ctx, endMergeQuery, int64(res.MaxHLC), gen); err != nil {
 		return res, err
 	}
 	if _, err := conn.exec(ctx, "COMMIT"); err != nil {
@@ -188,6 +181,18 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	}
 	return res, nil
 }
+
+const (
+	// beginMergeQuery sets the flag the triggers look at, and reads the
+	// file's own version and versions generation (ownVersionQuery).
+	beginMergeQuery = `UPDATE crdt_meta SET v = 1 WHERE k = 'applying'
+		RETURNING (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen')`
+	// endMergeQuery clears the flag, takes the clock past the highest HLC
+	// merged (?1) and, where an origin advanced, sets the new versions
+	// generation (?2; NULL leaves it).
+	endMergeQuery = `UPDATE crdt_meta SET v = CASE k WHEN 'applying' THEN 0 WHEN 'hlc' THEN max(v, ?1) ELSE coalesce(?2, v) END
+		WHERE k IN ('applying', 'hlc', 'versions_gen')`
+)
 
 // check returns why a change cannot be applied here, or "".
 func (s *Store) check(c Change, limit uint64) string {
