@@ -67,7 +67,7 @@ func (e *events) update(nd *memberlist.Node, state memberlist.NodeStateType) {
 	n.mu.Lock()
 	p := n.known[nd.Name]
 	if p == nil {
-		p = &peer{name: nd.Name}
+		p = &peer{name: nd.Name, siteID: -1}
 		n.known[nd.Name] = p
 	}
 	if state == memberlist.StateDead && p.leaving {
@@ -88,6 +88,9 @@ func (e *events) update(nd *memberlist.Node, state memberlist.NodeStateType) {
 	}
 	site, role, _ := strings.Cut(string(nd.Meta), "\n")
 	p.addr, p.site, p.bridge, p.state = nd.Address(), site, role == metaBridge, state
+	if p.siteID = -1; site != "" {
+		p.siteID = n.sites.id(site)
+	}
 	cp := *nd
 	p.node = &cp
 	n.mu.Unlock()

@@ -81,6 +81,7 @@ type peer struct {
 	name   string
 	addr   string
 	site   string
+	siteID int // site's number in Node.sites; -1 while its metadata names none
 	state  memberlist.NodeStateType
 	node   *memberlist.Node
 	vector vclock // its vector, from its last sync (or digest equal to this node's)
