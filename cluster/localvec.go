@@ -28,6 +28,7 @@ func (n *Node) localVector() (vclock, uint64, error) {
 type localVec struct {
 	vec      vclock
 	digest   uint64
+	marks    *digestMarks // of digest, to hash the vector after a merge from
 	versions int64
 	gen      uint64
 }
@@ -61,7 +62,7 @@ func (n *Node) local() (localVec, error) {
 		return localVec{}, err
 	}
 	l := localVec{vec: n.sites.compact(sv), versions: versions, gen: g}
-	l.digest = n.sites.digest(l.vec)
+	l.digest, l.marks = n.sites.digestMarked(l.vec, nil)
 	n.hold(l)
 	return l, nil
 }
@@ -86,11 +87,18 @@ func (n *Node) merged(l localVec, res store.ApplyResult) bool {
 		return true
 	}
 	v := slices.Clone(l.vec)
+	changed := make([]int, 0, len(res.Advanced)+1)
 	for site, x := range res.Advanced {
-		v = v.set(n.sites.id(site), x)
+		i := n.sites.id(site)
+		changed = append(changed, i)
+		v = v.set(i, x)
 	}
-	v = v.set(n.ownSite, res.Own)
-	n.hold(localVec{vec: v, digest: n.sites.digest(v), versions: res.GenAfter, gen: l.gen})
+	if res.Own != v.at(n.ownSite) {
+		changed = append(changed, n.ownSite)
+		v = v.set(n.ownSite, res.Own)
+	}
+	d, marks := n.sites.digestMarked(v, l.marks, changed...)
+	n.hold(localVec{vec: v, digest: d, marks: marks, versions: res.GenAfter, gen: l.gen})
 	return true
 }
 
@@ -118,10 +126,10 @@ func (n *Node) looked(v store.Versions) {
 // fileGen gen: what a read of the two values that can move without the
 // versions generation gives when the generation is h's.
 func (n *Node) withOwn(h localVec, own, gen uint64) localVec {
-	l := localVec{vec: h.vec, digest: h.digest, versions: h.versions, gen: gen}
+	l := localVec{vec: h.vec, digest: h.digest, marks: h.marks, versions: h.versions, gen: gen}
 	if own != h.vec.at(n.ownSite) {
 		l.vec = slices.Clone(h.vec).set(n.ownSite, own)
-		l.digest = n.sites.digest(l.vec)
+		l.digest, l.marks = n.sites.digestMarked(l.vec, h.marks, n.ownSite)
 	}
 	return l
 }

@@ -4,7 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -211,4 +214,79 @@ func TestSiteTableDigestIsTheWiresDigest(t *testing.T) {
 			t.Fatalf("step %d: %x, the wire's %x", i, got, want)
 		}
 	}
+}
+
+// A digest hashed from the marks of the vector before it, as a node
+// takes its own vector through merges, is the whole digest: for changes
+// at one site or several anywhere in the name order, a site dropping to
+// version 0, sites coming into the vector, and sites the node hears of
+// that its vector does not hold (they move the places of the sites after
+// theirs in the name order).
+func TestDigestFromMarksIsTheWholeDigest(t *testing.T) {
+	var sites siteTable
+	rnd := rand.New(rand.NewPCG(1, 2))
+	v := randomVector(rnd, 300)
+	names := slices.Collect(maps.Keys(v))
+	vec := sites.compact(v)
+	d, marks := sites.digestMarked(vec, nil)
+	if want := digestOf(v); d != want {
+		t.Fatalf("the first digest %x, the wire's %x", d, want)
+	}
+	for step := range 400 {
+		var changed []int
+		next := slices.Clone(vec)
+		for range 1 + rnd.IntN(3) {
+			site := names[rnd.IntN(len(names))]
+			if step%50 == 7 {
+				site = fmt.Sprintf("%032x", rnd.Uint64()) // a site heard of now
+				names = append(names, site)
+			}
+			x := v[site] + 1 + rnd.Uint64N(5)
+			if step%17 == 3 {
+				x = 0
+			}
+			v[site] = x
+			i := sites.id(site)
+			next = next.set(i, x)
+			changed = append(changed, i)
+		}
+		if step%40 == 11 {
+			sites.id(fmt.Sprintf("%032x", rnd.Uint64())) // heard of, at version 0 here
+		}
+		vec = next
+		d, marks = sites.digestMarked(vec, marks, changed...)
+		if want := digestOf(v); d != want {
+			t.Fatalf("step %d (sites %v changed): %x, the wire's %x", step, changed, d, want)
+		}
+	}
+}
+
+// BenchmarkDigest is the digest of a node's vector of a thousand sites
+// after a merge that moved one of them: whole, and from the marks of the
+// vector before.
+func BenchmarkDigest(b *testing.B) {
+	var sites siteTable
+	vec := sites.compact(randomVector(rand.New(rand.NewPCG(1, 2)), 1000))
+	_, marks := sites.digestMarked(vec, nil)
+	b.Run("whole", func(b *testing.B) {
+		for i := range b.N {
+			vec[i%len(vec)]++
+			sites.digest(vec)
+		}
+	})
+	b.Run("marked", func(b *testing.B) {
+		for i := range b.N {
+			vec[i%len(vec)]++
+			_, marks = sites.digestMarked(vec, marks, i%len(vec))
+		}
+	})
+}
+
+// randomVector is a vector of n sites named as stores name them.
+func randomVector(rnd *rand.Rand, n int) store.Vector {
+	v := store.Vector{}
+	for i := range n {
+		v[fmt.Sprintf("%032x", rnd.Uint64())] = uint64(i + 1)
+	}
+	return v
 }
