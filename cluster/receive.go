@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -147,10 +146,10 @@ func (n *Node) merge(in *inbound, now time.Time) (localVec, []store.Segment, sto
 	defer n.mergeMu.Unlock()
 	l, err := n.local()
 	if err == nil {
-		have := slices.Clone(l.vec)
+		ahead := map[int]uint64{}
 		var d1, d2 int
-		in.direct, have, d1 = n.sites.trim(in.direct, have, n.st.SiteID())
-		in.relayed, _, d2 = n.sites.trim(in.relayed, have, n.st.SiteID())
+		in.direct, d1 = n.sites.trim(in.direct, l.vec, ahead, n.st.SiteID())
+		in.relayed, d2 = n.sites.trim(in.relayed, l.vec, ahead, n.st.SiteID())
 		n.Stats.ChangesStale.Add(uint64(d1 + d2))
 		if len(in.direct)+len(in.relayed) == 0 {
 			return l, nil, store.ApplyResult{}, false
@@ -292,6 +291,8 @@ func (n *Node) acknowledge(in inbound, prev vclock, before uint64, now time.Time
 	// its own state is private), so those are taken along: a cut-off
 	// one is declared dead within the cut, and then tried again.
 	var to []*memberlist.Node
+	// Not to a member of an older release: it refuses digests.
+	told := func(p *peer) bool { return p.node != nil && p.state != memberlist.StateLeft && !p.legacy }
 	n.mu.Lock()
 	for _, p := range n.known {
 		if p.digest == before {
@@ -303,8 +304,12 @@ func (n *Node) acknowledge(in inbound, prev vclock, before uint64, now time.Time
 				p.vector, p.vectorDigest = vec, after
 			}
 		}
-		// Not to a member of an older release: it refuses digests.
-		if (moved[p.siteID] || relayers[p.name]) && p.node != nil && p.state != memberlist.StateLeft && !p.legacy {
+		if moved[p.siteID] && told(p) {
+			to = append(to, p.node)
+		}
+	}
+	for name := range relayers {
+		if p := n.known[name]; p != nil && !moved[p.siteID] && told(p) {
 			to = append(to, p.node)
 		}
 	}

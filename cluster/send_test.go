@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,9 @@ func TestTrimKeepsOnlyWhatTheVectorLacks(t *testing.T) {
 	var sites siteTable
 	sites.id("d") // numbered before the others, as a node may have
 	have := sites.compact(store.Vector{"a": 5, "b": 4, "c": 3})
-	out, have, dropped := sites.trim(segs, have, "self")
+	held := slices.Clone(have)
+	ahead := map[int]uint64{}
+	out, dropped := sites.trim(segs, have, ahead, "self")
 	var b strings.Builder
 	for _, s := range out {
 		fmt.Fprintf(&b, "%s(%d,%d]", s.Origin, s.From, s.To)
@@ -179,7 +182,14 @@ func TestTrimKeepsOnlyWhatTheVectorLacks(t *testing.T) {
 	if dropped != 3+2+2 {
 		t.Errorf("dropped %d changes, want 7", dropped)
 	}
-	if v := sites.vector(have); !reflect.DeepEqual(v, store.Vector{"a": 5, "b": 8, "c": 3, "d": 2}) {
+	after := slices.Clone(have)
+	for i, x := range ahead {
+		after = after.set(i, x)
+	}
+	if v := sites.vector(after); !reflect.DeepEqual(v, store.Vector{"a": 5, "b": 8, "c": 3, "d": 2}) {
 		t.Errorf("vector after: %v", v)
+	}
+	if !have.equal(held) {
+		t.Errorf("the vector held was changed: %v, was %v", sites.vector(have), sites.vector(held))
 	}
 }
