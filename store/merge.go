@@ -104,6 +104,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			continue // our own changes, echoed back
 		}
 		ok := true
+		single := 0 // changes before this index are not tried in batches again
 		for i := 0; i < len(seg.Changes); i++ {
 			select {
 			case <-octx.Done():
@@ -121,6 +122,23 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 				res.Refused = append(res.Refused, Refusal{c, reason})
 				ok = false
 				continue
+			}
+			if i >= single {
+				runs, next := s.rowBatchAt(seg, i, limit)
+				if runs != nil {
+					if won, err := s.mergeRows(ctx, conn, runs); err == nil && won {
+						for _, r := range runs {
+							res.Applied += 1 + len(r.cols)
+							res.MaxHLC = max(res.MaxHLC, r.sentinel.HLC)
+							for _, cc := range r.cols {
+								res.MaxHLC = max(res.MaxHLC, cc.HLC)
+							}
+						}
+						i = next - 1
+						continue
+					}
+				}
+				single = next
 			}
 			if cols := s.rowColumns(seg, i, limit); len(cols) > 0 {
 				if won, err := s.mergeRow(ctx, conn, c, cols); err == nil && won {
@@ -200,12 +218,18 @@ func (s *Store) check(c Change, limit uint64) string {
 	if sh == nil {
 		return fmt.Sprintf("unknown table %q (a newer schema?)", c.Table)
 	}
-	if c.Column != "" && !sh.has[c.Column] {
-		return fmt.Sprintf("unknown column %s.%s (a newer schema?)", c.Table, c.Column)
-	}
 	var key []any
 	if err := json.Unmarshal([]byte(c.PK), &key); err != nil || len(key) != len(sh.pk) {
 		return fmt.Sprintf("malformed primary key %q for table %s", c.PK, c.Table)
+	}
+	return s.checkOfRow(c, limit)
+}
+
+// checkOfRow is check for a change of a row whose key a change before it
+// passed check: everything but the key.
+func (s *Store) checkOfRow(c Change, limit uint64) string {
+	if c.Column != "" && !s.shapes[c.Table].has[c.Column] {
+		return fmt.Sprintf("unknown column %s.%s (a newer schema?)", c.Table, c.Column)
 	}
 	if c.HLC > limit {
 		return fmt.Sprintf("clock %s is more than %v ahead of ours", HLCTime(c.HLC).UTC().Format(time.RFC3339Nano), MaxClockSkew)

@@ -17,7 +17,8 @@ import (
 // rowColumns returns the column changes that follow the sentinel at
 // seg.Changes[i] for the same life of the same row, each one the merge
 // would take (within the segment's range, no column twice), or nil when
-// the change at i does not begin a living row's run.
+// the change at i does not begin a living row's run. The sentinel has
+// passed check, so its key is not parsed again for each column.
 func (s *Store) rowColumns(seg Segment, i int, limit uint64) []Change {
 	sentinel := seg.Changes[i]
 	if sentinel.Column != "" || sentinel.CL%2 == 0 {
@@ -29,7 +30,7 @@ func (s *Store) rowColumns(seg Segment, i int, limit uint64) []Change {
 		c := seg.Changes[j]
 		c.Site = seg.Origin
 		if c.Table != sentinel.Table || c.PK != sentinel.PK || c.CL != sentinel.CL || c.Column == "" || seen[c.Column] ||
-			c.Seq <= seg.From || c.Seq > seg.To || s.check(c, limit) != "" {
+			c.Seq <= seg.From || c.Seq > seg.To || s.checkOfRow(c, limit) != "" {
 			break
 		}
 		seen[c.Column] = true
