@@ -104,7 +104,10 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			continue // our own changes, echoed back
 		}
 		ok := true
-		single := 0 // changes before this index are not tried in batches again
+		// Runs of new lives found ahead by rowBatchAt, up to index
+		// single, that were not merged as a batch: merged one at a time.
+		var found []rowRun
+		single := 0
 		for i := 0; i < len(seg.Changes); i++ {
 			select {
 			case <-octx.Done():
@@ -125,29 +128,23 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 			}
 			if i >= single {
 				runs, next := s.rowBatchAt(seg, i, limit)
-				if runs != nil {
+				if len(runs) == rowBatch {
 					if won, err := s.mergeRows(ctx, conn, runs); err == nil && won {
 						for _, r := range runs {
-							res.Applied += 1 + len(r.cols)
-							res.MaxHLC = max(res.MaxHLC, r.sentinel.HLC)
-							for _, cc := range r.cols {
-								res.MaxHLC = max(res.MaxHLC, cc.HLC)
-							}
+							res.tookRow(r)
 						}
 						i = next - 1
 						continue
 					}
 				}
-				single = next
+				found, single = runs, next
 			}
-			if cols := s.rowColumns(seg, i, limit); len(cols) > 0 {
-				if won, err := s.mergeRow(ctx, conn, c, cols); err == nil && won {
-					res.Applied += 1 + len(cols)
-					res.MaxHLC = max(res.MaxHLC, c.HLC)
-					for _, cc := range cols {
-						res.MaxHLC = max(res.MaxHLC, cc.HLC)
-					}
-					i += len(cols)
+			if len(found) > 0 && found[0].at == i {
+				r := found[0]
+				found = found[1:]
+				if won, err := s.mergeRow(ctx, conn, r.sentinel, r.cols); err == nil && won {
+					res.tookRow(r)
+					i += len(r.cols)
 					continue
 				}
 				// Not a new life of the row here, or a column that cannot
@@ -222,13 +219,13 @@ func (s *Store) check(c Change, limit uint64) string {
 	if err := json.Unmarshal([]byte(c.PK), &key); err != nil || len(key) != len(sh.pk) {
 		return fmt.Sprintf("malformed primary key %q for table %s", c.PK, c.Table)
 	}
-	return s.checkOfRow(c, limit)
+	return checkOfRow(sh, c, limit)
 }
 
-// checkOfRow is check for a change of a row whose key a change before it
-// passed check: everything but the key.
-func (s *Store) checkOfRow(c Change, limit uint64) string {
-	if c.Column != "" && !s.shapes[c.Table].has[c.Column] {
+// checkOfRow is check for a change of a row of table sh whose key a
+// change before it passed check: everything but the table and the key.
+func checkOfRow(sh *tableShape, c Change, limit uint64) string {
+	if c.Column != "" && !sh.has[c.Column] {
 		return fmt.Sprintf("unknown column %s.%s (a newer schema?)", c.Table, c.Column)
 	}
 	if c.HLC > limit {

@@ -24,13 +24,14 @@ func (s *Store) rowColumns(seg Segment, i int, limit uint64) []Change {
 	if sentinel.Column != "" || sentinel.CL%2 == 0 {
 		return nil
 	}
+	sh := s.shapes[sentinel.Table]
 	seen := map[string]bool{}
 	j := i + 1
 	for ; j < len(seg.Changes); j++ {
 		c := seg.Changes[j]
 		c.Site = seg.Origin
 		if c.Table != sentinel.Table || c.PK != sentinel.PK || c.CL != sentinel.CL || c.Column == "" || seen[c.Column] ||
-			c.Seq <= seg.From || c.Seq > seg.To || s.checkOfRow(c, limit) != "" {
+			c.Seq <= seg.From || c.Seq > seg.To || checkOfRow(sh, c, limit) != "" {
 			break
 		}
 		seen[c.Column] = true

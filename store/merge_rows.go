@@ -16,38 +16,46 @@ import (
 
 // rowBatch is how many rows a batch merges. Only batches of exactly this
 // many are merged together, so each table and set of columns compiles
-// its statements once.
+// its statements once; fewer runs are merged one at a time.
 const rowBatch = 16
 
-// rowRun is a row's life as rowColumns found it: its sentinel, and the
-// column changes that follow it.
+// rowRun is a row's life as rowColumns found it: its sentinel, at index
+// at of its segment, and the column changes that follow it.
 type rowRun struct {
 	sentinel Change
+	at       int
 	cols     []Change
 }
 
-// rowBatchAt returns rowBatch runs of new lives starting at change i of
-// seg, of the first's table and with the same columns in the same order,
-// or nil when there are fewer; and the index of the change after the runs
-// it looked at.
+// tookRow counts a row's run, merged whole.
+func (res *ApplyResult) tookRow(r rowRun) {
+	res.Applied += 1 + len(r.cols)
+	res.MaxHLC = max(res.MaxHLC, r.sentinel.HLC)
+	for _, c := range r.cols {
+		res.MaxHLC = max(res.MaxHLC, c.HLC)
+	}
+}
+
+// rowBatchAt returns the runs of new lives that follow one another from
+// change i of seg, up to rowBatch, of the first's table and with the same
+// columns in the same order; and the index of the change after them. The
+// change at i has passed the caller's checks; the sentinels after it
+// must pass them here, since a batch merges them without the caller.
 func (s *Store) rowBatchAt(seg Segment, i int, limit uint64) ([]rowRun, int) {
 	var runs []rowRun
 	j := i
 	for len(runs) < rowBatch && j < len(seg.Changes) {
 		c := seg.Changes[j]
 		c.Site = seg.Origin
-		if c.Seq <= seg.From || c.Seq > seg.To || s.check(c, limit) != "" {
+		if j > i && (c.Seq <= seg.From || c.Seq > seg.To || s.check(c, limit) != "") {
 			break
 		}
 		cols := s.rowColumns(seg, j, limit)
 		if len(cols) == 0 || (len(runs) > 0 && !sameRun(runs[0], c, cols)) {
 			break
 		}
-		runs = append(runs, rowRun{c, cols})
+		runs = append(runs, rowRun{c, j, cols})
 		j += 1 + len(cols)
-	}
-	if len(runs) < rowBatch {
-		return nil, j
 	}
 	return runs, j
 }
