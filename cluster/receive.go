@@ -228,7 +228,7 @@ func (n *Node) lacking(segs []store.Segment) []*memberlist.Node {
 			continue
 		}
 		for i, s := range segs {
-			if p.site != s.Origin && p.vector.at(ids[i]) < s.To {
+			if p.siteID != ids[i] && p.vector.at(ids[i]) < s.To {
 				out = append(out, p.node)
 				break
 			}
@@ -253,21 +253,22 @@ func (n *Node) lacking(segs []store.Segment) []*memberlist.Node {
 // the pushes in another order ends at the same vector.
 func (n *Node) acknowledge(in inbound, prev vclock, before uint64, now time.Time) {
 	fresh := store.MakeHLC(now.Add(-forwardAge), 0)
-	origins := map[string]bool{}
+	// The pushes' origins, by site number.
+	moved := map[int]bool{}
 	for _, s := range in.direct {
 		for _, c := range s.Changes {
 			if c.HLC < fresh {
 				return // a repair: members that differ may differ still
 			}
 		}
-		origins[s.Origin] = true
+		moved[n.sites.id(s.Origin)] = true
 	}
 	// A relay went to every live member, however old its changes: a
 	// bridge relays what it has just merged. (Taking a late relay for a
 	// repair made every member of a busy cluster unconfirmed, and the
 	// anti-entropy that followed made it busier.)
 	for _, s := range in.relayed {
-		origins[s.Origin] = true
+		moved[n.sites.id(s.Origin)] = true
 	}
 	relayers := in.relayers
 	vec, after, err := n.localVector()
@@ -277,10 +278,6 @@ func (n *Node) acknowledge(in inbound, prev vclock, before uint64, now time.Time
 	// Only the pushes' origins moved: a commit of this node's own not yet
 	// pushed (or anything else) would be taken for had by members that
 	// never saw it, and a lost push of it never repaired.
-	moved := make(map[int]bool, len(origins))
-	for s := range origins {
-		moved[n.sites.id(s)] = true
-	}
 	for i := range max(len(vec), len(prev)) {
 		if vec.at(i) != prev.at(i) && !moved[i] {
 			return
