@@ -455,8 +455,9 @@ func TestHLCFollowsMergedClocks(t *testing.T) {
 }
 
 // Merges run one at a time on a connection the store keeps. A merge that
-// could not begin, or that was cancelled inside its transaction, leaves it
-// usable: the next merge applies, and nothing of the stopped one stays.
+// could not begin, was stopped while it waited for the write lock, or was
+// cancelled inside its transaction, leaves it usable: the next merge
+// applies, and nothing of the stopped ones stays.
 func TestMergeAfterFailedMerges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "routing.db")
 	s := openT(t, path)
@@ -479,11 +480,7 @@ func TestMergeAfterFailedMerges(t *testing.T) {
 	if res, err := apply(context.Background(), "a", 1); err != nil || res.Applied != 1 {
 		t.Fatalf("first merge: %+v %v", res, err)
 	}
-	// Another connection holds the write lock: the merge cannot begin.
-	// (A short busy timeout on the merge connection: the store's is 5 s.)
-	if _, err := s.merges.conn.ExecContext(context.Background(), "PRAGMA busy_timeout = 50"); err != nil {
-		t.Fatal(err)
-	}
+	// Another connection holds the write lock.
 	lock, err := s.DB().Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -491,6 +488,16 @@ func TestMergeAfterFailedMerges(t *testing.T) {
 	if _, err := lock.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
+	// A merge waiting for it returns when its node stops, over several of
+	// the merge connection's waits and long before the store's busy
+	// timeout (5 s), after which it would return "locked" instead.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*mergeLockSlice, cancel)
+	if _, err := apply(ctx, "w", 1); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a merge stopped while it waits for the write lock: %v", err)
+	}
+	// The merge cannot begin (a short wait: the store's is 5 s).
+	s.merges.wait = 50 * time.Millisecond
 	if _, err := apply(context.Background(), "x", 1); err == nil || !strings.Contains(err.Error(), "locked") {
 		t.Fatalf("a merge while another connection holds the write lock: %v", err)
 	}

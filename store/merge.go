@@ -50,7 +50,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	if err != nil {
 		return res, err
 	}
-	if _, err := conn.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := conn.begin(ctx); err != nil {
 		s.merges.release(false)
 		return res, err
 	}

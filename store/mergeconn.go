@@ -3,7 +3,12 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"sync"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
 )
 
 // mergeConn is the connection merges (Apply) run on, one at a time. A
@@ -16,7 +21,18 @@ import (
 type mergeConn struct {
 	mu   sync.Mutex
 	conn *sql.Conn // nil until the first merge, and after a failure
+	// wait is how long a merge waits for the write lock in all; zero
+	// is busyTimeout, as for every other statement of the store.
+	wait time.Duration
 }
+
+// mergeLockSlice is how long the merge connection's busy handler waits
+// for the write lock at a time. BEGIN runs on a context nobody cancels:
+// the driver runs a statement on a cancellable one in a goroutine of its
+// own, which cost a quarter of a merge. Between two slices the merge looks
+// at its caller's context instead, so a node that stops is not held for
+// the whole busy timeout by another connection's open transaction.
+const mergeLockSlice = 100 * time.Millisecond
 
 // take locks the merge connection and returns it, opened if need be. The
 // caller calls release, with broken set when a transaction may still be
@@ -25,6 +41,12 @@ func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*mergeConn, error) {
 	m.mu.Lock()
 	if m.conn == nil {
 		c, err := db.Conn(ctx)
+		if err == nil {
+			_, err = c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", mergeLockSlice.Milliseconds()))
+			if err != nil {
+				dropConn(c)
+			}
+		}
 		if err != nil {
 			m.mu.Unlock()
 			return nil, err
@@ -44,11 +66,34 @@ func (m *mergeConn) release(broken bool) {
 	m.mu.Unlock()
 }
 
-// close gives the connection back to the pool, before the pool closes.
+// begin takes the file's write lock for a merge (BEGIN IMMEDIATE),
+// waiting for it in slices of mergeLockSlice until m.wait has passed or
+// ctx is done.
+func (m *mergeConn) begin(ctx context.Context) error {
+	wait := m.wait
+	if wait == 0 {
+		wait = busyTimeout
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		_, err := m.exec(context.WithoutCancel(ctx), "BEGIN IMMEDIATE")
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || !time.Now().Before(deadline) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// close gives the connection back to the pool, before the pool closes,
+// with the pool's busy timeout.
 func (m *mergeConn) close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.conn != nil {
+		m.conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
 		m.conn.Close()
 		m.conn = nil
 	}
