@@ -147,6 +147,16 @@ func TestApplyRefusesWhatItCannotApply(t *testing.T) {
 	if err != nil || len(tbl.Backends()) != 0 {
 		t.Fatalf("refused changes left rows: %v %v", tbl.Backends(), err)
 	}
+	// Each was its merge's only change, merged without a savepoint: the
+	// merge's rollback took its clocks too, and the next merge applies.
+	var clocks int
+	if err := s.DB().QueryRowContext(ctx, "SELECT count(*) FROM crdt_clock").Scan(&clocks); err != nil || clocks != 0 {
+		t.Fatalf("refused changes left %d clocks (%v)", clocks, err)
+	}
+	good := Change{Table: "backends", PK: `["a"]`, Column: "app", Value: "x", HLC: h, Seq: 1, CL: 1}
+	if res, err := s.Apply(ctx, []Segment{{Origin: "peer", From: 0, To: 1, Changes: []Change{good}}}, now); err != nil || res.Applied != 1 {
+		t.Fatalf("a merge after the refused ones: %+v %v", res, err)
+	}
 }
 
 // replica is one file of the property test.

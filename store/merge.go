@@ -69,13 +69,28 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	// The caller's context is looked at before each change instead.
 	octx := ctx
 	ctx = context.WithoutCancel(ctx)
+	// The versions of the segments' origins only: the whole vector has an
+	// entry per POP that ever wrote, a thousand at a thousand POPs, and a
+	// merge usually carries one origin, whose version the first statement
+	// reads.
+	vec := Vector{}
+	first := ""
+	for _, seg := range segs {
+		if seg.Origin != s.site && seg.Origin != "" {
+			first = seg.Origin
+			break
+		}
+	}
 	// The flag that keeps the triggers off, and the file's own version
 	// and versions generation, in one statement: the vector read last, if
 	// it is still the file's, is brought up to date below instead of being
 	// read again after the merge.
-	var own int64
-	if err := conn.queryRow(ctx, beginMergeQuery).Scan(&own, &res.GenBefore); err != nil {
+	var own, firstVersion int64
+	if err := conn.queryRow(ctx, beginMergeQuery, first).Scan(&own, &res.GenBefore, &firstVersion); err != nil {
 		return res, err
+	}
+	if first != "" {
+		vec[first] = uint64(firstVersion)
 	}
 	res.Own = uint64(own)
 	res.GenAfter = res.GenBefore
@@ -83,10 +98,6 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	if cached != nil && cached.gen != res.GenBefore {
 		cached = nil
 	}
-	// The versions of the segments' origins only: the whole vector has an
-	// entry per POP that ever wrote, a thousand at a thousand POPs, and a
-	// merge usually carries one origin.
-	vec := Vector{}
 	for _, seg := range segs {
 		if _, ok := vec[seg.Origin]; ok || seg.Origin == s.site || seg.Origin == "" {
 			continue
@@ -99,6 +110,7 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 		vec[seg.Origin] = uint64(v)
 	}
 	limit := MakeHLC(now.Add(MaxClockSkew), 0xffff)
+	alone := len(segs) == 1 && len(segs[0].Changes) == 1
 	for _, seg := range segs {
 		if seg.Origin == s.site || seg.Origin == "" {
 			continue // our own changes, echoed back
@@ -150,9 +162,20 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 				// Not a new life of the row here, or a column that cannot
 				// be written: change by change, as any other.
 			}
-			won, err := s.mergeOne(ctx, conn, c)
+			var won bool
+			if alone {
+				// The merge's only change, without a savepoint: if it
+				// fails, rolling the whole merge back leaves the file
+				// as the savepoint's rollback would.
+				won, err = s.mergeChange(ctx, conn, c)
+			} else {
+				won, err = s.mergeOne(ctx, conn, c)
+			}
 			if err != nil {
 				res.Refused = append(res.Refused, Refusal{c, err.Error()})
+				if alone {
+					return res, nil
+				}
 				ok = false
 				continue
 			}
@@ -199,9 +222,11 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 
 const (
 	// beginMergeQuery sets the flag the triggers look at, and reads the
-	// file's own version and versions generation (ownVersionQuery).
+	// file's own version and versions generation (ownVersionQuery) and the
+	// version of origin ?1 here.
 	beginMergeQuery = `UPDATE crdt_meta SET v = 1 WHERE k = 'applying'
-		RETURNING (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen')`
+		RETURNING (SELECT v FROM crdt_meta WHERE k = 'db_version'), (SELECT v FROM crdt_meta WHERE k = 'versions_gen'),
+			coalesce((SELECT version FROM crdt_versions WHERE site = ?1), 0)`
 	// endMergeQuery clears the flag, takes the clock past the highest HLC
 	// merged (?1) and, where an origin advanced, sets the new versions
 	// generation (?2; NULL leaves it).
