@@ -260,12 +260,13 @@ func (s *sim) sum(counter func(*cluster.Stats) *atomic.Uint64) uint64 {
 	return t
 }
 
-func vectorReads(st *cluster.Stats) *atomic.Uint64    { return &st.VectorReads }
-func changesApplied(st *cluster.Stats) *atomic.Uint64 { return &st.ChangesApplied }
-func changesStale(st *cluster.Stats) *atomic.Uint64   { return &st.ChangesStale }
-func messagesSent(st *cluster.Stats) *atomic.Uint64   { return &st.MessagesSent }
-func bytesSent(st *cluster.Stats) *atomic.Uint64      { return &st.BytesSent }
-func streamsSkipped(st *cluster.Stats) *atomic.Uint64 { return &st.StreamsSkipped }
+func vectorReads(st *cluster.Stats) *atomic.Uint64     { return &st.VectorReads }
+func changesApplied(st *cluster.Stats) *atomic.Uint64  { return &st.ChangesApplied }
+func changesStale(st *cluster.Stats) *atomic.Uint64    { return &st.ChangesStale }
+func messagesSent(st *cluster.Stats) *atomic.Uint64    { return &st.MessagesSent }
+func messagesRefused(st *cluster.Stats) *atomic.Uint64 { return &st.MessagesRefused }
+func bytesSent(st *cluster.Stats) *atomic.Uint64       { return &st.BytesSent }
+func streamsSkipped(st *cluster.Stats) *atomic.Uint64  { return &st.StreamsSkipped }
 
 // bridge tells whether POP i bridges its region to the global cluster:
 // the first s.bridges POPs of each region.
@@ -755,10 +756,10 @@ func (s *sim) partition() time.Duration {
 		p.converged.Store(0)
 		p.target.Store(&union)
 	}
-	applied0, stale0, sent0 := s.sum(changesApplied), s.sum(changesStale), s.sum(messagesSent)
+	applied0, stale0, sent0, refused0 := s.sum(changesApplied), s.sum(changesStale), s.sum(messagesSent), s.sum(messagesRefused)
 	defer func() {
-		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent",
-			s.sum(changesApplied)-applied0, s.sum(changesStale)-stale0, s.sum(messagesSent)-sent0)
+		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent, %d dropped for a full inbox",
+			s.sum(changesApplied)-applied0, s.sum(changesStale)-stale0, s.sum(messagesSent)-sent0, s.sum(messagesRefused)-refused0)
 	}()
 	s.net.Partition(-1)
 	healed := time.Now()
