@@ -21,7 +21,7 @@ func init() {
 // adminAPI serves the operator's view of the routing table on Caddy's admin
 // endpoint (localhost only unless the operator moves it):
 //
-//	GET /edgeroute/backends                      the table as routing sees it, with live counts
+//	GET /edgeroute/backends[?app=A][&limit=N][&after=ID]   the table as routing sees it, with live counts
 //	GET /edgeroute/route?app=A&client=IP         a routing decision, explained
 //	GET /edgeroute/pop, POST /edgeroute/drain|undrain   the POP's signal (admin_pop.go)
 type adminAPI struct {
@@ -86,6 +86,9 @@ type TableView struct {
 	Generation uint64        `json:"generation"`
 	LoadedAt   time.Time     `json:"loaded_at"`
 	Backends   []BackendView `json:"backends"`
+	// Next, on a page (limit), is the after of the page that follows;
+	// empty on the last.
+	Next string `json:"next,omitempty"`
 }
 
 // RouteView is the body of GET /edgeroute/route.
@@ -119,12 +122,22 @@ func (a *adminAPI) backends(w http.ResponseWriter, r *http.Request) error {
 	if err := a.ready(); err != nil {
 		return err
 	}
+	q := r.URL.Query()
+	pq, err := parsePage(q)
+	if err != nil {
+		return err
+	}
 	t := a.app.Table()
-	app := r.URL.Query().Get("app")
+	app := q.Get("app")
 	view := TableView{Node: a.app.Node, Region: a.app.Region, DB: a.app.rt.Store().Path(),
 		Generation: t.Generation, LoadedAt: t.LoadedAt, Backends: []BackendView{}}
-	for _, b := range t.Backends() {
-		if app != "" && b.App != app {
+	keep := func(b *routing.Backend) bool { return app == "" || b.App == app }
+	list := t.Backends()
+	if pq.paged {
+		list, view.Next = pq.page(list, keep) // admin_page.go
+	}
+	for _, b := range list {
+		if !keep(b) {
 			continue
 		}
 		view.Backends = append(view.Backends, BackendView{

@@ -20,7 +20,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "edgeroute",
-		Usage: "route|backends|pop|drain|undrain|register [--app <app>] [--client <ip>] [--reason <text>] [--address <admin>]",
+		Usage: "route|backends|pop|drain|undrain|register [--app <app>] [--client <ip>] [--limit <n>] [--after <id>] [--reason <text>] [--address <admin>]",
 		Short: "Asks a running edgeProxy POP how it routes",
 		Long: `
 Asks the running Caddy, through its admin API, how it routes.
@@ -29,8 +29,10 @@ Asks the running Caddy, through its admin API, how it routes.
       explains the decision for a client: every candidate backend, its geo
       tier, load, weight and score, and why it won or was skipped.
 
-  caddy edgeroute backends [--app myapp]
-      lists the routing table as routing sees it, with live connection counts.
+  caddy edgeroute backends [--app myapp] [--limit 1000 [--after <id>]]
+      lists the routing table as routing sees it, with live connection counts;
+      with --limit, that many backends in ID order, from the first ID after
+      --after, and the --after of the next page.
 
   caddy edgeroute pop [--app myapp[,other]]
       shows the POP's health signal: serving, draining or stopping, whether
@@ -51,6 +53,8 @@ Asks the running Caddy, through its admin API, how it routes.
 			cmd.Flags().String("address", "", "admin API address")
 			cmd.Flags().Bool("json", false, "print JSON")
 			cmd.Flags().String("reason", "", "why the POP is drained (drain)")
+			cmd.Flags().Int("limit", 0, "backends per page, in ID order (backends)")
+			cmd.Flags().String("after", "", "list the backends whose ID sorts after this one (backends)")
 			registerFlags(cmd) // register_command.go
 			cmd.Args = cobra.ExactArgs(1)
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runCommand)
@@ -74,8 +78,18 @@ func runCommand(fl caddycmd.Flags) (int, error) {
 		path = "/edgeroute/route?" + url.Values{"app": {app}, "client": {client}}.Encode()
 	case "backends":
 		path = "/edgeroute/backends"
+		q := url.Values{}
 		if app != "" {
-			path += "?" + url.Values{"app": {app}}.Encode()
+			q.Set("app", app)
+		}
+		if n := fl.Int("limit"); n != 0 {
+			q.Set("limit", fmt.Sprint(n))
+		}
+		if after := fl.String("after"); after != "" {
+			q.Set("after", after)
+		}
+		if len(q) > 0 {
+			path += "?" + q.Encode()
 		}
 	default:
 		return exitFailure, fmt.Errorf("unknown subcommand %q: use route, backends, pop, drain, undrain or register", sub)
@@ -142,6 +156,9 @@ func printTable(w io.Writer, v TableView) {
 			b.Routable, b.Weight, b.SoftLimit, b.HardLimit, b.Active, b.Total)
 	}
 	tw.Flush()
+	if v.Next != "" {
+		fmt.Fprintf(w, "more: --after %s\n", v.Next)
+	}
 }
 
 func orDash(s string) string {
