@@ -21,8 +21,9 @@ func init() {
 // adminAPI serves the operator's view of the routing table on Caddy's admin
 // endpoint (localhost only unless the operator moves it):
 //
-//	GET /edgeroute/backends[?app=A][&limit=N][&after=ID]   the table as routing sees it, with live counts
-//	GET /edgeroute/route?app=A&client=IP         a routing decision, explained
+//	GET /edgeroute/backends[?app=A]                     the table as routing sees it, with live counts;
+//	    [&limit=N][&after=ID]                           a page of it in ID order (admin_page.go)
+//	GET /edgeroute/route?app=A&client=IP                a routing decision, explained
 //	GET /edgeroute/pop, POST /edgeroute/drain|undrain   the POP's signal (admin_pop.go)
 type adminAPI struct {
 	app *App
