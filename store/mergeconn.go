@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -42,8 +41,7 @@ func (m *mergeConn) take(ctx context.Context, db *sql.DB) (*mergeConn, error) {
 	if m.conn == nil {
 		c, err := db.Conn(ctx)
 		if err == nil {
-			_, err = c.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", mergeLockSlice.Milliseconds()))
-			if err != nil {
+			if err = setBusyTimeout(ctx, c, mergeLockSlice); err != nil {
 				dropConn(c)
 			}
 		}
@@ -93,7 +91,7 @@ func (m *mergeConn) close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.conn != nil {
-		m.conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
+		setBusyTimeout(context.Background(), m.conn, busyTimeout)
 		m.conn.Close()
 		m.conn = nil
 	}

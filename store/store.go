@@ -192,6 +192,13 @@ func (s *Store) init(ctx context.Context) error {
 // or process holds.
 const busyTimeout = 5 * time.Second
 
+// setBusyTimeout sets how long the statements of conn wait for a lock;
+// the pool's connections wait busyTimeout.
+func setBusyTimeout(ctx context.Context, conn *sql.Conn, d time.Duration) error {
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", d.Milliseconds()))
+	return err
+}
+
 // useWAL puts the file in WAL mode, in which readers and the writer do not
 // block each other; the mode stays with the file. Switching a v1 file
 // needs the exclusive lock, and when another process writes the file at
@@ -210,10 +217,10 @@ func useWAL(ctx context.Context, db *sql.DB) error {
 	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || strings.EqualFold(mode, "wal") {
 		return err
 	}
-	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 20"); err != nil {
+	if err := setBusyTimeout(ctx, conn, 20*time.Millisecond); err != nil {
 		return err
 	}
-	defer conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
+	defer setBusyTimeout(context.Background(), conn, busyTimeout)
 	deadline := time.Now().Add(2 * busyTimeout)
 	for {
 		err := conn.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
