@@ -74,12 +74,16 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	// merge usually carries one origin, whose version the first statement
 	// reads.
 	vec := Vector{}
-	first := ""
+	var origins []string // each once, in the segments' order
 	for _, seg := range segs {
-		if seg.Origin != s.site && seg.Origin != "" {
-			first = seg.Origin
-			break
+		if _, ok := vec[seg.Origin]; !ok && seg.Origin != s.site && seg.Origin != "" {
+			vec[seg.Origin] = 0
+			origins = append(origins, seg.Origin)
 		}
+	}
+	first := ""
+	if len(origins) > 0 {
+		first = origins[0]
 	}
 	// The flag that keeps the triggers off, and the file's own version
 	// and versions generation, in one statement: the vector read last, if
@@ -89,25 +93,23 @@ func (s *Store) Apply(ctx context.Context, segs []Segment, now time.Time) (Apply
 	if err := conn.queryRow(ctx, beginMergeQuery, first).Scan(&own, &res.GenBefore, &firstVersion); err != nil {
 		return res, err
 	}
-	if first != "" {
-		vec[first] = uint64(firstVersion)
-	}
 	res.Own = uint64(own)
 	res.GenAfter = res.GenBefore
 	cached := s.vectors.Load()
 	if cached != nil && cached.gen != res.GenBefore {
 		cached = nil
 	}
-	for _, seg := range segs {
-		if _, ok := vec[seg.Origin]; ok || seg.Origin == s.site || seg.Origin == "" {
+	for k, o := range origins {
+		if k == 0 {
+			vec[o] = uint64(firstVersion)
 			continue
 		}
 		var v int64
-		err := conn.queryRow(ctx, "SELECT version FROM crdt_versions WHERE site = ?", seg.Origin).Scan(&v)
+		err := conn.queryRow(ctx, "SELECT version FROM crdt_versions WHERE site = ?", o).Scan(&v)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return res, err
 		}
-		vec[seg.Origin] = uint64(v)
+		vec[o] = uint64(v)
 	}
 	limit := MakeHLC(now.Add(MaxClockSkew), 0xffff)
 	alone := len(segs) == 1 && len(segs[0].Changes) == 1
