@@ -30,6 +30,13 @@ type Options struct {
 	// by (routing.NewListTable), for a reader that never routes: the DNS
 	// server.
 	ListOnly bool
+	// KeepIdleConns keeps the connections the store's pools hold idle
+	// open until Close, instead of closing each after five minutes
+	// unused. It is for a process that holds many stores, as the cluster
+	// simulator holds a thousand: the driver's close of one connection
+	// walks the registrations of every connection in the process, and a
+	// thousand stores' idle connections came to be closed together.
+	KeepIdleConns bool
 }
 
 // ErrReadOnly is returned by writes on a read-only store.
@@ -105,7 +112,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routing table %s: %w", abs, err)
 	}
-	keepIdle(db)
+	keepIdle(db, opts.KeepIdleConns)
 	s := &Store{path: abs, readOnly: opts.ReadOnly, db: db, wdb: db, loads: opts.Loads, listOnly: opts.ListOnly}
 	if !opts.ReadOnly {
 		// Write transactions begin with BEGIN IMMEDIATE: they take the
@@ -121,7 +128,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 			db.Close()
 			return nil, fmt.Errorf("routing table %s: %w", abs, err)
 		}
-		keepIdle(s.wdb)
+		keepIdle(s.wdb, opts.KeepIdleConns)
 	}
 	if s.loads == nil {
 		s.loads = routing.NewLoadTracker()
@@ -133,18 +140,25 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// keepIdle keeps up to idleConns connections open between uses, for five
-// minutes. A POP's goroutines use the file at once (the watcher, the
-// cluster's loops, health flushes, the registration API); with
-// database/sql's default of two idle connections, a third is closed when
-// given back, and the next use opens it and prepares its statements
-// again: a seventh of a 300-POP simulation's CPU.
-func keepIdle(db *sql.DB) {
+// keepIdle keeps up to idleConns connections open between uses, for
+// idleConnTime or, with always, until the pool is closed. A POP's
+// goroutines use the file at once (the watcher, the cluster's loops,
+// health flushes, the registration API); with database/sql's default of
+// two idle connections, a third is closed when given back, and the next
+// use opens it and prepares its statements again: a seventh of a 300-POP
+// simulation's CPU.
+func keepIdle(db *sql.DB, always bool) {
 	db.SetMaxIdleConns(idleConns)
-	db.SetConnMaxIdleTime(5 * time.Minute)
+	if !always {
+		db.SetConnMaxIdleTime(idleConnTime)
+	}
 }
 
 const idleConns = 6
+
+// idleConnTime is how long a connection may stay idle before it is
+// closed: after a burst of use, the file's page caches are given back.
+var idleConnTime = 5 * time.Minute
 
 func checkFile(path string, readOnly bool) error {
 	fi, err := os.Stat(path)
