@@ -372,8 +372,8 @@ func setup(n int) *sim {
 				// Idle connections stay open for the run. A store closes
 				// a connection five minutes unused, and each close walks
 				// the driver's registrations of every connection in the
-				// process: of the thousand stores here, where a POP's
-				// process holds one. Five minutes after setup, a
+				// process: here those of a thousand stores, where a POP's
+				// process holds one store. Five minutes after setup, a
 				// thousand such closes were 11 % of the simulator's CPU
 				// in whichever timed phase they fell into.
 				st, err := store.Open(ctx, p.path, store.Options{KeepIdleConns: true})
