@@ -772,7 +772,7 @@ func (s *sim) partition() time.Duration {
 	}
 	applied0, stale0, sent0, refused0 := s.sum(changesApplied), s.sum(changesStale), s.sum(messagesSent), s.sum(messagesRefused)
 	defer func() {
-		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent, %d dropped for a full inbox",
+		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent, %d refused (too large, undecodable or the inbox full)",
 			s.sum(changesApplied)-applied0, s.sum(changesStale)-stale0, s.sum(messagesSent)-sent0, s.sum(messagesRefused)-refused0)
 	}()
 	s.net.Partition(-1)
