@@ -107,6 +107,54 @@ func TestBridgesRelayBetweenRegions(t *testing.T) {
 	}
 }
 
+// A POP cut off while a bridge relayed another region's change, and
+// repaired after, forwards what it learnt of its own region only: the
+// bridge relayed the other region's change to every member but it.
+func TestRepairedChangesOfAnotherRegionAreNotForwarded(t *testing.T) {
+	faults := NewFaults(11)
+	// Only the bridge and the POP cut off run anti-entropy within the
+	// test: the POP learns both changes from the bridge, and still takes
+	// the other members to lack them.
+	pops, bridges := regions(t, []string{"eu", "us"}, 6, func(c *Config) {
+		c.Faults = faults
+		if c.Name == "eu0" || c.Name == "eu5" {
+			c.SyncInterval = 100 * time.Millisecond
+		}
+	})
+	eu, us := pops[0], pops[1]
+	cut := eu[5]
+	var all, rest []*tnode
+	var restAddrs []string
+	for _, nd := range append(append(append([]*tnode{}, eu...), us...), bridges...) {
+		if nd != cut {
+			restAddrs = append(restAddrs, nd.Addr())
+		}
+	}
+	for _, region := range pops {
+		for _, nd := range region {
+			all = append(all, nd)
+			if nd != cut {
+				rest = append(rest, nd)
+			}
+		}
+	}
+	faults.Partition([]string{cut.Addr()}, restAddrs)
+	us[1].exec(t, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('from-us', 'myapp', 'us', 'fdaa::1', 80)`)
+	eu[1].exec(t, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('from-eu', 'myapp', 'eu', 'fdaa::2', 80)`)
+	converge(t, rest, 5*time.Second)
+	// Older than forwardAge: what the POP cut off learns now is repair.
+	time.Sleep(forwardAge + 100*time.Millisecond)
+	faults.Heal()
+	converge(t, all, 10*time.Second)
+	own, err := eu[1].st.ChangesSince(t.Context(), eu[1].st.SiteID(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cut.Stats.ChangesForwarded.Load(); got != uint64(len(own)) {
+		t.Fatalf("%s forwarded %d changes after its repair; want the %d of eu1's insert alone", cut.name, got, len(own))
+	}
+}
+
 // A bridge forgets a tombstone only once the members of both its clusters
 // have it: its region having it is not enough while a bridge of another
 // region is cut off without it.

@@ -31,6 +31,9 @@ type Stats struct {
 	// ChangesRelayed: changes the bridge's other node merged and this
 	// one relayed to its members (Bridge).
 	ChangesRelayed atomic.Uint64
+	// ChangesForwarded: changes learnt by repair and passed on to a few
+	// members that may lack them, each counted once.
+	ChangesForwarded atomic.Uint64
 	// VectorReads: reads of the file for the local vector, of its own
 	// version or of every site's. A merge of this node's, or a local
 	// commit the push loop has looked at, needs none.

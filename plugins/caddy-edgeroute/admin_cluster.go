@@ -48,7 +48,8 @@ func (a *adminAPI) clusterStatus(w http.ResponseWriter, r *http.Request) error {
 func clusterView(ctx context.Context, n *cluster.Node) ClusterView {
 	return ClusterView{Status: n.Status(ctx),
 		Changes: map[string]uint64{"sent": n.Stats.ChangesSent.Load(), "applied": n.Stats.ChangesApplied.Load(),
-			"stale": n.Stats.ChangesStale.Load(), "refused": n.Stats.ChangesRefused.Load(), "relayed": n.Stats.ChangesRelayed.Load()},
+			"stale": n.Stats.ChangesStale.Load(), "refused": n.Stats.ChangesRefused.Load(), "relayed": n.Stats.ChangesRelayed.Load(),
+			"forwarded": n.Stats.ChangesForwarded.Load()},
 		Messages: map[string]uint64{"sent": n.Stats.MessagesSent.Load(), "received": n.Stats.MessagesRecv.Load(),
 			"refused": n.Stats.MessagesRefused.Load()},
 		Bytes: map[string]uint64{"sent": n.Stats.BytesSent.Load(), "received": n.Stats.BytesRecv.Load(),

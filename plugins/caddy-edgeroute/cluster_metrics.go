@@ -13,7 +13,7 @@ var (
 	descClusterMembers = prometheus.NewDesc("edgeroute_cluster_members",
 		"Cluster members by state as this POP sees them (itself included, as alive).", []string{"state"}, nil)
 	descClusterChanges = prometheus.NewDesc("edgeroute_cluster_changes_total",
-		"Replicated changes: sent to members, applied (won the merge), stale (known or superseded), refused.", []string{"result"}, nil)
+		"Replicated changes: sent to members, applied (won the merge), stale (known or superseded), refused, forwarded (learnt by repair, passed on to a few members).", []string{"result"}, nil)
 	descClusterMessages = prometheus.NewDesc("edgeroute_cluster_messages_total",
 		"Replication messages sent, received, and refused (undecodable, oversized, inbox full).", []string{"result"}, nil)
 	descClusterBytes = prometheus.NewDesc("edgeroute_cluster_bytes_total",
@@ -65,6 +65,7 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descClusterChanges, n.Stats.ChangesApplied.Load(), "applied")
 	counter(descClusterChanges, n.Stats.ChangesStale.Load(), "stale")
 	counter(descClusterChanges, n.Stats.ChangesRefused.Load(), "refused")
+	counter(descClusterChanges, n.Stats.ChangesForwarded.Load(), "forwarded")
 	counter(descClusterMessages, n.Stats.MessagesSent.Load(), "sent")
 	counter(descClusterMessages, n.Stats.MessagesRecv.Load(), "received")
 	counter(descClusterMessages, n.Stats.MessagesRefused.Load(), "refused")

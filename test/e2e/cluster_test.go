@@ -217,7 +217,7 @@ func TestSqliteInsertOnOnePOPRoutesOnAnother(t *testing.T) {
 			return err.Error()
 		}
 		for _, want := range []string{`edgeroute_cluster_members{state="alive"} 3`, `edgeroute_cluster_changes_total{result="applied"}`,
-			`edgeroute_cluster_bytes_total{direction="received"}`, `edgeroute_cluster_replication_lag_seconds{member="pop0"}`,
+			`edgeroute_cluster_changes_total{result="forwarded"}`, `edgeroute_cluster_bytes_total{direction="received"}`, `edgeroute_cluster_replication_lag_seconds{member="pop0"}`,
 			`edgeroute_cluster_versions_behind{member="pop2"}`} {
 			if !strings.Contains(m, want) {
 				return "metrics lack " + want
