@@ -260,13 +260,15 @@ func (s *sim) sum(counter func(*cluster.Stats) *atomic.Uint64) uint64 {
 	return t
 }
 
-func vectorReads(st *cluster.Stats) *atomic.Uint64     { return &st.VectorReads }
-func changesApplied(st *cluster.Stats) *atomic.Uint64  { return &st.ChangesApplied }
-func changesStale(st *cluster.Stats) *atomic.Uint64    { return &st.ChangesStale }
-func messagesSent(st *cluster.Stats) *atomic.Uint64    { return &st.MessagesSent }
-func messagesRefused(st *cluster.Stats) *atomic.Uint64 { return &st.MessagesRefused }
-func bytesSent(st *cluster.Stats) *atomic.Uint64       { return &st.BytesSent }
-func streamsSkipped(st *cluster.Stats) *atomic.Uint64  { return &st.StreamsSkipped }
+func vectorReads(st *cluster.Stats) *atomic.Uint64      { return &st.VectorReads }
+func changesApplied(st *cluster.Stats) *atomic.Uint64   { return &st.ChangesApplied }
+func changesStale(st *cluster.Stats) *atomic.Uint64     { return &st.ChangesStale }
+func messagesSent(st *cluster.Stats) *atomic.Uint64     { return &st.MessagesSent }
+func messagesRefused(st *cluster.Stats) *atomic.Uint64  { return &st.MessagesRefused }
+func changesForwarded(st *cluster.Stats) *atomic.Uint64 { return &st.ChangesForwarded }
+func changesRelayed(st *cluster.Stats) *atomic.Uint64   { return &st.ChangesRelayed }
+func bytesSent(st *cluster.Stats) *atomic.Uint64        { return &st.BytesSent }
+func streamsSkipped(st *cluster.Stats) *atomic.Uint64   { return &st.StreamsSkipped }
 
 // bridge tells whether POP i bridges its region to the global cluster:
 // the first s.bridges POPs of each region.
@@ -771,9 +773,11 @@ func (s *sim) partition() time.Duration {
 	stopProfile := startProfile(*flagHealProf)
 	defer stopProfile()
 	applied0, stale0, sent0, refused0 := s.sum(changesApplied), s.sum(changesStale), s.sum(messagesSent), s.sum(messagesRefused)
+	relayed0, forwarded0 := s.sum(changesRelayed), s.sum(changesForwarded)
 	defer func() {
-		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent, %d refused (too large, undecodable or the inbox full)",
-			s.sum(changesApplied)-applied0, s.sum(changesStale)-stale0, s.sum(messagesSent)-sent0, s.sum(messagesRefused)-refused0)
+		logf("   the heal: %d changes merged, %d already held or superseded, %d replication messages sent, %d refused (too large, undecodable or the inbox full); %d changes relayed by bridges, %d forwarded after a repair",
+			s.sum(changesApplied)-applied0, s.sum(changesStale)-stale0, s.sum(messagesSent)-sent0, s.sum(messagesRefused)-refused0,
+			s.sum(changesRelayed)-relayed0, s.sum(changesForwarded)-forwarded0)
 	}()
 	s.net.Partition(-1)
 	healed := time.Now()
