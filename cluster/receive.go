@@ -211,8 +211,8 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 	if len(fwd) == 0 {
 		return
 	}
-	if regional := n.relayedHere(); regional != nil {
-		fwd = slices.DeleteFunc(fwd, func(s store.Segment) bool { return !regional[s.Origin] })
+	if region := n.bridgedRegion(); region != nil {
+		fwd = slices.DeleteFunc(fwd, func(s store.Segment) bool { return !region[s.Origin] })
 		if len(fwd) == 0 {
 			return
 		}
@@ -229,12 +229,12 @@ func (n *Node) forward(segs []store.Segment, now time.Time) {
 	}
 }
 
-// relayedHere returns, on a node of a region that bridges serve (it is a
-// bridge's node in its region, or a member is), the sites of the region's
-// members: changes of any other site reach every member through a bridge.
-// Elsewhere (one cluster for every POP, the global cluster of bridges) it
-// returns nil.
-func (n *Node) relayedHere() map[string]bool {
+// bridgedRegion returns, on a node of a region that bridges serve (it is
+// a bridge's node in its region, or a member is), the sites of the
+// region's members: changes of any other site reach every member through
+// a bridge. Elsewhere (one cluster for every POP, the global cluster of
+// bridges) it returns nil.
+func (n *Node) bridgedRegion() map[string]bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	bridged := n.sibling.Load() != nil && !n.secondary.Load()
