@@ -809,8 +809,6 @@ func (s *sim) partition() time.Duration {
 		if read {
 			lastRead = time.Now()
 		}
-		var behindMain, behindCut int
-		var last time.Duration
 		for i, p := range s.pops {
 			if read && p.converged.Load() == 0 {
 				own, gen, err := p.st.OwnVersion(ctx)
@@ -821,6 +819,13 @@ func (s *sim) partition() time.Duration {
 					}
 				}
 			}
+		}
+		// Counted after the pass, which takes seconds on a busy machine:
+		// counted as it went, the POPs it read first were reported
+		// behind long after they had converged.
+		var behindMain, behindCut int
+		var last time.Duration
+		for _, p := range s.pops {
 			if c := p.converged.Load(); c != 0 {
 				last = max(last, time.Unix(0, c).Sub(healed))
 				continue
