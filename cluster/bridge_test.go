@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,12 +125,6 @@ func TestRepairedChangesOfAnotherRegionAreNotForwarded(t *testing.T) {
 	eu, us := pops[0], pops[1]
 	cut := eu[5]
 	var all, rest []*tnode
-	var restAddrs []string
-	for _, nd := range append(append(append([]*tnode{}, eu...), us...), bridges...) {
-		if nd != cut {
-			restAddrs = append(restAddrs, nd.Addr())
-		}
-	}
 	for _, region := range pops {
 		for _, nd := range region {
 			all = append(all, nd)
@@ -137,6 +132,10 @@ func TestRepairedChangesOfAnotherRegionAreNotForwarded(t *testing.T) {
 				rest = append(rest, nd)
 			}
 		}
+	}
+	var restAddrs []string
+	for _, nd := range slices.Concat(rest, bridges) {
+		restAddrs = append(restAddrs, nd.Addr())
 	}
 	faults.Partition([]string{cut.Addr()}, restAddrs)
 	us[1].exec(t, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('from-us', 'myapp', 'us', 'fdaa::1', 80)`)

@@ -238,17 +238,15 @@ func (n *Node) bridgedRegion() map[string]bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	bridged := n.sibling.Load() != nil && !n.secondary.Load()
-	for _, p := range n.known {
-		bridged = bridged || p.bridge
-	}
-	if !bridged {
-		return nil
-	}
 	sites := make(map[string]bool, len(n.known))
 	for _, p := range n.known {
+		bridged = bridged || p.bridge
 		if p.site != "" {
 			sites[p.site] = true
 		}
+	}
+	if !bridged {
+		return nil
 	}
 	return sites
 }
