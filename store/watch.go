@@ -67,19 +67,27 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	if interval <= 0 {
 		interval, following = DefaultWatchInterval, followGap
 	}
+	f := follower{s: s, w: w, last: -1}
+	// The commits, where the kernel reports writes to the file: visible
+	// and worth a look, from the commit watch's thread, or every write
+	// from the Go reports where that thread cannot run. Elsewhere the
+	// file is polled.
 	poll := interval
-	reports, err := changeNotifier(ctx, s.path)
-	if err == nil {
+	reports := &ChangeReports{} // never signals
+	var commits <-chan struct{}
+	if cr, err := commitNotifier(s.path, pollJournalQuery); err == nil {
+		defer cr.stop()
+		f.commits, commits = cr, cr.C
 		poll = max(interval, watchSafetyPoll)
-	} else {
-		reports = &ChangeReports{} // never signals
+	} else if r, err := changeNotifier(ctx, s.path); err == nil {
+		reports = r
+		poll = max(interval, watchSafetyPoll)
 	}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
 	check := time.NewTimer(0) // the baseline
 	defer check.Stop()
 
-	f := follower{s: s, w: w, last: -1}
 	// The looks at the file are short statements, and the loop ends with
 	// ctx between them. A cancellable context costs database/sql a
 	// goroutine per query to watch it, and waking it: more than the
@@ -114,6 +122,8 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		case <-w.Wake:
 		case <-check.C:
 			checkAt = time.Time{}
+		case <-commits:
+			// Visible already, and of rows the view follows.
 		case <-reports.C:
 			// One commit is many writes (each page of the WAL, then
 			// the commit frame), visible only once the last is done:
@@ -167,6 +177,7 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 				lastLook = time.Now()
 			}
 		}
+		f.tellCommits()
 		baseline = false
 		if !s.readOnly && time.Since(f.pruned) >= journalPrunePeriod {
 			// A failed prune is tried again next period; the journal
@@ -214,12 +225,13 @@ type follower struct {
 	conn    *readConn
 	pos     journalPos // the journal's position at the last look, when posOK
 	posOK   bool
-	last    int64         // data_version at the last reload; -1 forces one
-	seen    int64         // data_version at the last look
-	failing string        // the last error reported, so a lasting fault is logged once
-	view    *view         // what the last snapshot was read from; nil: read everything
-	cost    time.Duration // how long the last followed snapshot took to read and deliver
-	batch   int           // how many rows it followed
+	last    int64          // data_version at the last reload; -1 forces one
+	seen    int64          // data_version at the last look
+	failing string         // the last error reported, so a lasting fault is logged once
+	view    *view          // what the last snapshot was read from; nil: read everything
+	commits *commitReports // nil: the Go reports, or none
+	cost    time.Duration  // how long the last followed snapshot took to read and deliver
+	batch   int            // how many rows it followed
 	pruned  time.Time
 }
 
@@ -235,6 +247,7 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 		}
 		f.conn, f.last = c, -1
 	}
+	f.w.Stats.look()
 	f.posOK = false
 	if f.view != nil && f.view.journal && f.pollJournal(ctx) {
 		return f.seen != f.last || f.failing != "", true
@@ -321,6 +334,15 @@ func (f *follower) reload(ctx context.Context) bool {
 		f.cost, f.batch = time.Since(start), len(d.Backends)+len(d.Health)
 	}
 	return true
+}
+
+// tellCommits tells the commit watch which commits the view needs: those
+// that moved the journal where it follows the journal, every one where it
+// reads the whole table.
+func (f *follower) tellCommits() {
+	if f.commits != nil {
+		f.commits.every(f.view == nil || !f.view.journal)
+	}
 }
 
 func (f *follower) close() {

@@ -23,6 +23,18 @@ type WatchStats struct {
 	// up to the next table built (not its delivery).
 	FollowedTime atomic.Int64
 	WholeTime    atomic.Int64
+	// Looks counts the looks at the file for commits (data_version and
+	// the journal's position): one per commit the follower is told of,
+	// and one per safety poll. Where the commit watch runs (Linux), a
+	// commit to nothing a snapshot holds is not looked at here.
+	Looks atomic.Uint64
+}
+
+// look counts one look at the file.
+func (st *WatchStats) look() {
+	if st != nil {
+		st.Looks.Add(1)
+	}
 }
 
 // count adds one snapshot, read as d says in took.

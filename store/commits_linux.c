@@ -1,0 +1,303 @@
+//go:build linux
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commits_linux.h"
+
+// The SQLite the binary links (go-sqlite3's, or the system's with its
+// libsqlite3 tag). Its header belongs to that package, so what is used is
+// declared here.
+typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_stmt sqlite3_stmt;
+int sqlite3_open_v2(const char *, sqlite3 **, int, const char *);
+int sqlite3_close_v2(sqlite3 *);
+const char *sqlite3_errmsg(sqlite3 *);
+int sqlite3_prepare_v2(sqlite3 *, const char *, int, sqlite3_stmt **, const char **);
+int sqlite3_step(sqlite3_stmt *);
+int sqlite3_reset(sqlite3_stmt *);
+int sqlite3_finalize(sqlite3_stmt *);
+int sqlite3_column_type(sqlite3_stmt *, int);
+long long sqlite3_column_int64(sqlite3_stmt *, int);
+const unsigned char *sqlite3_column_text(sqlite3_stmt *, int);
+int sqlite3_column_bytes(sqlite3_stmt *, int);
+#define SQLITE_OPEN_READONLY 0x00000001
+#define SQLITE_ROW 100
+#define SQLITE_NULL 5
+
+// What is watched, as the Go reports do (notify_linux.go): the files'
+// writes, and the directory's entries coming and going.
+#define FILE_EVENTS (IN_MODIFY | IN_CLOSE_WRITE)
+#define DIR_EVENTS (IN_CREATE | IN_MOVED_TO | IN_DELETE)
+
+// After a report, the writes of one commit come within this; a look that
+// finds no new commit (the writer still syncing its WAL) is made again
+// after 2, 4, ... 256 ms. The same times as the Go watcher's.
+#define COALESCE_NS 1000000L
+#define SETTLE_FIRST_MS 2
+#define SETTLE_LAST_MS 256
+
+#define ID_MAX 64
+
+struct commit_watch {
+	pthread_t thread;
+	int inotify, stop, out;
+	char *dir;
+	char *names[3]; // the file's, its WAL's and its journal's base names
+	char *query;
+	sqlite3 *db;
+	sqlite3_stmt *look;    // query; NULL while it cannot be prepared
+	sqlite3_stmt *version; // PRAGMA data_version alone
+	int every;             // read and written atomically
+	long long seen;        // data_version at the last look
+	int has_pos;           // the journal's position below is known
+	char id[ID_MAX];
+	long long schema, n;
+};
+
+static char *join(const char *a, const char *b) {
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+	if (s) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb + 1);
+	}
+	return s;
+}
+
+static void watch_file(struct commit_watch *w, const char *name) {
+	char *p = malloc(strlen(w->dir) + 1 + strlen(name) + 1);
+	if (!p)
+		return;
+	sprintf(p, "%s/%s", w->dir, name);
+	inotify_add_watch(w->inotify, p, FILE_EVENTS); // absent: watched when it comes
+	free(p);
+}
+
+static int ours(struct commit_watch *w, const char *name) {
+	for (int i = 0; i < 3; i++)
+		if (strcmp(name, w->names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+// drain reads every queued report and reports whether one was of the file
+// (a write, or its WAL or journal coming or going); files that came are
+// watched.
+static int drain(struct commit_watch *w) {
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int named = 0;
+	for (;;) {
+		ssize_t n = read(w->inotify, buf, sizeof buf);
+		if (n <= 0) {
+			// An error other than EAGAIN counts as a report: the
+			// look decides.
+			return named || (n < 0 && errno != EAGAIN && errno != EINTR);
+		}
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				named = 1;
+			} else if (ev->len == 0) {
+				named |= (ev->mask & FILE_EVENTS) != 0;
+			} else if (ours(w, ev->name)) {
+				named = 1;
+				if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+					watch_file(w, ev->name);
+			}
+		}
+	}
+}
+
+enum look_result { UNCHANGED, OTHER_TABLES, FOLLOWED, FAILED };
+
+// look reads data_version and, where the file has a journal, its position.
+// UNCHANGED: no commit since the last look. OTHER_TABLES: commits that
+// wrote nothing the follower follows. FOLLOWED: commits it follows, or any
+// where it follows every commit or the file has no journal.
+static enum look_result look(struct commit_watch *w) {
+	if (!w->look && sqlite3_prepare_v2(w->db, w->query, -1, &w->look, NULL) != 0) {
+		sqlite3_finalize(w->look);
+		w->look = NULL;
+	}
+	sqlite3_stmt *st = w->look ? w->look : w->version;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		if (st == w->look) {
+			// The journal gone, say: prepared again at the next look.
+			sqlite3_finalize(w->look);
+			w->look = NULL;
+		}
+		w->has_pos = 0;
+		return FAILED;
+	}
+	long long version = sqlite3_column_int64(st, 0);
+	enum look_result r = FOLLOWED;
+	if (version == w->seen) {
+		r = UNCHANGED;
+	} else if (st == w->look && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+		const char *id = (const char *)sqlite3_column_text(st, 1);
+		int idlen = sqlite3_column_bytes(st, 1);
+		long long schema = sqlite3_column_int64(st, 2), n = sqlite3_column_int64(st, 3);
+		int same = w->has_pos && idlen < ID_MAX && strncmp(id, w->id, ID_MAX) == 0 && schema == w->schema && n == w->n;
+		if (same && !__atomic_load_n(&w->every, __ATOMIC_RELAXED))
+			r = OTHER_TABLES;
+		w->has_pos = idlen < ID_MAX;
+		if (w->has_pos) {
+			memcpy(w->id, id, idlen);
+			w->id[idlen] = 0;
+		}
+		w->schema = schema;
+		w->n = n;
+	} else {
+		w->has_pos = 0;
+	}
+	w->seen = version;
+	sqlite3_reset(st);
+	return r;
+}
+
+static void signal_go(struct commit_watch *w) {
+	uint64_t one = 1;
+	ssize_t n;
+	do
+		n = write(w->out, &one, sizeof one);
+	while (n < 0 && errno == EINTR);
+}
+
+static void *run(void *arg) {
+	struct commit_watch *w = arg;
+	// Signals are the Go runtime's to take, on its own threads.
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+	int settle = 0; // ms to the next look after one that found nothing new; 0: none due
+	for (;;) {
+		struct pollfd fds[2] = {{.fd = w->inotify, .events = POLLIN}, {.fd = w->stop, .events = POLLIN}};
+		int n = poll(fds, 2, settle > 0 ? settle : -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || fds[1].revents)
+			return NULL;
+		int reported = n > 0;
+		if (reported) {
+			// One commit is many writes, visible only once the last
+			// is done: look once, shortly after the first report.
+			struct timespec ts = {0, COALESCE_NS};
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+			if (!drain(w))
+				continue; // another file of the directory
+		}
+		switch (look(w)) {
+		case UNCHANGED:
+			// Reported before it is visible: the writer syncs its WAL
+			// in between. Look again shortly, backing off.
+			settle = reported ? SETTLE_FIRST_MS : settle * 2;
+			if (settle > SETTLE_LAST_MS)
+				settle = 0;
+			break;
+		case OTHER_TABLES:
+			settle = 0;
+			break;
+		case FOLLOWED:
+		case FAILED: // the follower looks, and reports the error
+			settle = 0;
+			signal_go(w);
+			break;
+		}
+	}
+}
+
+static void release(struct commit_watch *w) {
+	if (w->look)
+		sqlite3_finalize(w->look);
+	if (w->version)
+		sqlite3_finalize(w->version);
+	if (w->db)
+		sqlite3_close_v2(w->db);
+	if (w->inotify >= 0)
+		close(w->inotify);
+	if (w->stop >= 0)
+		close(w->stop);
+	for (int i = 0; i < 3; i++)
+		free(w->names[i]);
+	free(w->dir);
+	free(w->query);
+	free(w);
+}
+
+struct commit_watch *commit_watch_start(const char *path, const char *query, int out, char *err, int errlen) {
+	struct commit_watch *w = calloc(1, sizeof *w);
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->inotify = w->stop = -1;
+	w->out = out;
+	w->seen = -1;
+	w->every = 1;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	w->dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+	w->names[0] = strdup(base);
+	w->names[1] = join(base, "-wal");
+	w->names[2] = join(base, "-journal");
+	w->query = strdup(query);
+	if (!w->dir || !w->names[0] || !w->names[1] || !w->names[2] || !w->query) {
+		snprintf(err, errlen, "out of memory");
+		release(w);
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READONLY, NULL) != 0 ||
+	    sqlite3_prepare_v2(w->db, "PRAGMA data_version", -1, &w->version, NULL) != 0) {
+		snprintf(err, errlen, "opening %s to look at its commits: %s", path, w->db ? sqlite3_errmsg(w->db) : "out of memory");
+		release(w);
+		return NULL;
+	}
+	w->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	w->stop = eventfd(0, EFD_CLOEXEC);
+	if (w->inotify < 0 || w->stop < 0 || inotify_add_watch(w->inotify, w->dir, DIR_EVENTS) < 0) {
+		snprintf(err, errlen, "watching %s for writes: %s", w->dir, strerror(errno));
+		release(w);
+		return NULL;
+	}
+	// After the directory's watch: a file created meanwhile is reported
+	// there, and watched at the drain.
+	for (int i = 0; i < 3; i++)
+		watch_file(w, w->names[i]);
+	// The state the first report is compared with.
+	look(w);
+	int e = pthread_create(&w->thread, NULL, run, w);
+	if (e != 0) {
+		snprintf(err, errlen, "starting the commit watch: %s", strerror(e));
+		release(w);
+		return NULL;
+	}
+	return w;
+}
+
+void commit_watch_every(struct commit_watch *w, int every) {
+	__atomic_store_n(&w->every, every, __ATOMIC_RELAXED);
+}
+
+void commit_watch_stop(struct commit_watch *w) {
+	uint64_t one = 1;
+	ssize_t n;
+	do
+		n = write(w->stop, &one, sizeof one);
+	while (n < 0 && errno == EINTR);
+	pthread_join(w->thread, NULL);
+	release(w);
+}

@@ -1,0 +1,185 @@
+//go:build linux
+
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/edgeproxy/edgeproxy/routing"
+)
+
+// withoutCommitWatch makes the test's watchers use the Go reports of every
+// write, as where the commit watch cannot start.
+func withoutCommitWatch(t *testing.T) {
+	commitNotifier = func(string, string) (*commitReports, error) { return nil, errors.New("off for this test") }
+	t.Cleanup(func() { commitNotifier = notifyCommits })
+}
+
+// cliCommits makes n commits of stmt through one sqlite3 process, one every
+// gap, as an operator's script or a heartbeat writer would.
+func cliCommits(t *testing.T, path, stmt string, n int, gap time.Duration) {
+	t.Helper()
+	cli := exec.Command("sqlite3", "-cmd", ".timeout 5000", path)
+	in, err := cli.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cli.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		fmt.Fprintf(in, "%s\nSELECT %d;\n", stmt, i)
+		time.Sleep(gap)
+	}
+	in.Close()
+	io.Copy(io.Discard, out)
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("sqlite3: %v", err)
+	}
+}
+
+// Commits to a table no snapshot holds (an operator's table here; on a POP
+// also heartbeats, leases and the replicator's bookkeeping) are not looked
+// at by the watcher's goroutines: the commit watch's thread looks, finds the
+// journal where it was, and wakes no one. A commit to the backends then
+// routes at once. With the Go reports of every write, each of those commits
+// costs a look.
+func TestCommitsToOtherTablesAreNotLookedAt(t *testing.T) {
+	for _, watch := range []string{"commit watch", "Go reports"} {
+		t.Run(watch, func(t *testing.T) {
+			if watch == "Go reports" {
+				withoutCommitWatch(t)
+			}
+			s := openTemp(t)
+			path := s.Path()
+			sqlite(t, path, `CREATE TABLE operator_notes (k INTEGER PRIMARY KEY, v INTEGER); INSERT INTO operator_notes VALUES (1, 0);`)
+			stats := &WatchStats{}
+			tables := make(chan *routing.Table, 100)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go s.Watch(ctx, Watcher{Stats: stats, OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+			<-tables // the baseline
+			time.Sleep(50 * time.Millisecond)
+
+			const commits = 40
+			before := stats.Looks.Load()
+			cliCommits(t, path, "UPDATE operator_notes SET v = v + 1 WHERE k = 1;", commits, 10*time.Millisecond)
+			time.Sleep(50 * time.Millisecond)
+			looks := stats.Looks.Load() - before
+			if watch == "commit watch" && looks > 1 {
+				t.Errorf("%d commits to a table no snapshot holds made %d looks, want none but the safety poll's (one a second)", commits, looks)
+			}
+			if watch == "Go reports" && looks < commits/2 {
+				t.Errorf("%d commits with the Go reports made %d looks, want one per commit or so: the comparison above proves nothing", commits, looks)
+			}
+			t.Logf("%s: %d commits to another table, %d looks", watch, commits, looks)
+
+			start := time.Now()
+			sqlite(t, path, `INSERT INTO backends (id, app, region, wg_ip, port) VALUES ('x','myapp','eu','10.0.0.9',80)`)
+			t.Logf("then an insert routed after %v", routedWithin(t, tables, "x", start, 200*time.Millisecond))
+		})
+	}
+}
+
+// A file without a change journal (one the proxy never opened for
+// writing, read by CoreDNS) is followed by whole reads, which need every
+// commit: the commit watch, which cannot read a journal position there,
+// reports each one. Each insert routes well within the safety poll's
+// second.
+func TestCommitWatchReportsEveryCommitWithoutJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "routing.db")
+	sqlite(t, path, "PRAGMA journal_mode=WAL; "+v1Schema+`INSERT INTO backends (id, app, region, wg_ip, port, healthy) VALUES ('a','myapp','eu','10.0.0.1',80,1);`)
+	s, err := Open(context.Background(), path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tables := make(chan *routing.Table, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Watch(ctx, Watcher{OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+	if tbl := <-tables; tbl.Backend("a") == nil {
+		t.Fatal("the baseline lacks backend a")
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("n%d", i)
+		start := time.Now()
+		sqlite(t, path, fmt.Sprintf(`INSERT INTO backends (id, app, region, wg_ip, port, healthy) VALUES ('%s','myapp','eu','10.0.0.9',80,1)`, id))
+		t.Logf("insert %d routed after %v", i, routedWithin(t, tables, id, start, 200*time.Millisecond))
+		// Past DefaultWatchInterval, the least time between two whole
+		// reads.
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A watcher that ends stops the commit watch's thread and gives back what
+// it held (its inotify descriptor, its eventfds, its connection's files): a
+// process that reloads its configuration many times must not gather them.
+func TestCommitWatchLeavesNothingOpen(t *testing.T) {
+	s := openTemp(t)
+	if _, _, err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := 0
+	for i := range 4 {
+		if i == 1 {
+			// The first watcher left its connection in the pool,
+			// where the next ones take it.
+			before = openDescriptors(t)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		tables := make(chan *routing.Table, 10)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.Watch(ctx, Watcher{OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+		}()
+		<-tables
+		if n := inotifyDescriptors(t); n < 1 {
+			t.Fatal("no inotify descriptor while watching: the commit watch did not start")
+		}
+		cancel()
+		<-done
+	}
+	if after := openDescriptors(t); after != before {
+		t.Fatalf("%d descriptors open after three watchers ended, %d before", after, before)
+	}
+}
+
+// routedWithin waits for a snapshot that holds backend id, made within d
+// of start, and returns how long it took.
+func routedWithin(t *testing.T, tables <-chan *routing.Table, id string, start time.Time, d time.Duration) time.Duration {
+	t.Helper()
+	deadline := time.After(time.Until(start.Add(d)))
+	for {
+		select {
+		case tbl := <-tables:
+			if tbl.Backend(id) != nil {
+				return time.Since(start).Round(time.Millisecond)
+			}
+		case <-deadline:
+			t.Fatalf("backend %s was not routed within %v of its commit", id, d)
+		}
+	}
+}
+
+func openDescriptors(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
+}
