@@ -374,7 +374,11 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		return err
 	}
 	var cliOut bytes.Buffer
-	cli.Stdout, cli.Stderr = &cliOut, &cliOut
+	cli.Stderr = &cliOut
+	cliAnswers, err := cli.StdoutPipe()
+	if err != nil {
+		return err
+	}
 	if err := cli.Start(); err != nil {
 		return err
 	}
@@ -530,8 +534,8 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	}
 	defer resp.Body.Close()
 	type pending struct {
-		app, want int
-		sent      time.Time
+		seq, app, want int
+		sent           time.Time
 	}
 	var (
 		mu       sync.Mutex
@@ -539,7 +543,26 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		routeLat []time.Duration
 		dnsLat   []time.Duration
 		dnsMiss  int
+		// When each edit was committed, routed and answered, by its
+		// number: the CLI answers a SELECT of the number after the
+		// edit's commit (its WAL's sync included), so the product's
+		// share of an edit's latency is told from the writer's.
+		sentAt    = map[int]time.Time{}
+		committed = map[int]time.Time{}
+		routedAt  = map[int]time.Time{}
+		answered  = map[int]time.Time{}
 	)
+	go func() {
+		sc := bufio.NewScanner(cliAnswers)
+		for sc.Scan() {
+			now := time.Now()
+			if seq, err := strconv.Atoi(strings.TrimPrefix(sc.Text(), "committed ")); err == nil {
+				mu.Lock()
+				committed[seq] = now
+				mu.Unlock()
+			}
+		}
+	}()
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 16<<20)
@@ -554,6 +577,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 			for _, w := range waiting {
 				if s.Apps[fmt.Sprintf("app%d", w.app)].Routable == w.want {
 					routeLat = append(routeLat, now.Sub(w.sent))
+					routedAt[w.seq] = now
 				} else {
 					kept = append(kept, w)
 				}
@@ -567,6 +591,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	// is pending: its own load stays that of one modest client, on the
 	// cores the servers need, and an answer is seen at most a round late.
 	type dnsPending struct {
+		seq  int
 		name string
 		up   bool
 		sent time.Time
@@ -604,6 +629,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 				dnsQueries++
 				if err == nil && ok == w.up {
 					dnsLat = append(dnsLat, now.Sub(w.sent))
+					answered[w.seq] = now
 					dnsWaiting = slices.DeleteFunc(dnsWaiting, func(p dnsPending) bool { return p.sent == w.sent })
 				} else if now.Sub(w.sent) > 5*time.Second {
 					dnsMiss++
@@ -626,13 +652,17 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		mu.Lock()
 		backend, app, want, up, err := edit()
 		sent := time.Now()
-		waiting = append(waiting, pending{app, want, sent})
+		waiting = append(waiting, pending{i, app, want, sent})
+		sentAt[i] = sent
 		mu.Unlock()
+		if err == nil {
+			_, err = fmt.Fprintf(stdin, "SELECT 'committed %d';\n", i)
+		}
 		if err != nil {
 			return err
 		}
 		mu.Lock()
-		dnsWaiting = append(dnsWaiting, dnsPending{dnsName(backend), up, sent})
+		dnsWaiting = append(dnsWaiting, dnsPending{i, dnsName(backend), up, sent})
 		mu.Unlock()
 		select {
 		case dnsKick <- struct{}{}:
@@ -646,6 +676,21 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	defer mu.Unlock()
 	fmt.Printf("  edit to POP signal (routable count): %s; %d never seen\n", pct(routeLat), len(waiting))
 	fmt.Printf("  edit to DNS answer (<id>.<region>.backends): %s; %d not seen within 5 s; %d queries\n", pct(dnsLat), dnsMiss, dnsQueries)
+	since := func(at map[int]time.Time) (l []time.Duration) {
+		for seq, t := range at {
+			if c, ok := committed[seq]; ok {
+				l = append(l, t.Sub(c))
+			}
+		}
+		return l
+	}
+	var writes []time.Duration
+	for seq, c := range committed {
+		writes = append(writes, c.Sub(sentAt[seq]))
+	}
+	fmt.Printf("  the writer's own commit (edit to the sqlite3 CLI's answer after it, its WAL's sync included): %s\n", pct(writes))
+	fmt.Printf("  commit to POP signal: %s\n", pct(since(routedAt)))
+	fmt.Printf("  commit to DNS answer: %s\n", pct(since(answered)))
 	return nil
 }
 
