@@ -186,9 +186,18 @@ static void *run(void *arg) {
 	for (;;) {
 		struct pollfd fds[2] = {{.fd = w->inotify, .events = POLLIN}, {.fd = w->stop, .events = POLLIN}};
 		int n = poll(fds, 2, settle > 0 ? settle : -1);
-		if (n < 0 && errno == EINTR)
+		if (n < 0) {
+			// Interrupted, or short of memory for a moment: the
+			// follower looks, in case a report was lost, and this
+			// thread waits again.
+			if (errno != EINTR) {
+				signal_go(w);
+				struct timespec ts = {0, 10 * COALESCE_NS};
+				nanosleep(&ts, NULL);
+			}
 			continue;
-		if (n < 0 || fds[1].revents)
+		}
+		if (fds[1].revents)
 			return NULL;
 		int reported = n > 0;
 		if (reported) {
