@@ -23,7 +23,9 @@ const watchSafetyPoll = time.Second
 // (backends, pops, health) change.
 //
 // Where the kernel reports changes to the file (Linux), a commit by any
-// process is read at once; the file is also polled every second. Elsewhere
+// process is read at once; the file is also polled every second. The
+// reports are taken by the commit watch's thread (commits.go), which wakes
+// the watcher only for commits to what a snapshot holds. Elsewhere
 // it is polled every Interval. A file with a change journal (journal.go)
 // is followed row by row: a commit costs the rows it wrote. Snapshots
 // follow each other at most once per Interval while commits keep coming,
