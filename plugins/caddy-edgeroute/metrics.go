@@ -66,6 +66,8 @@ var (
 		"Seconds spent reading routing table snapshots and building their tables, by how they were read.", []string{"read"}, nil)
 	descSnapshotRows = prometheus.NewDesc("edgeroute_table_snapshot_rows_total",
 		"Backend and health rows read by snapshots that followed the change journal.", nil, nil)
+	descTableLooks = prometheus.NewDesc("edgeroute_table_looks_total",
+		"The watcher's own looks at the routing table file for commits: one per commit to rows a snapshot holds, one a second (the safety poll), and one per commit of any kind where the commit watch does not run.", nil, nil)
 	descPopState = prometheus.NewDesc("edgeroute_pop_state",
 		"1 for the state the POP is in (serving, draining, stopping), 0 for the others.", []string{"state"}, nil)
 	descStale = prometheus.NewDesc("edgeroute_table_stale",
@@ -99,7 +101,7 @@ func hasSeries(backendMetrics string, b *routing.Backend, checked bool) bool {
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descDecisions, descRefused, descActive, descConns, descBytes,
 		descDialFailures, descEligible, descGeneration, descAge, descReloadErrors,
-		descSnapshots, descSnapshotSeconds, descSnapshotRows, descPopState, descStale, descAppRoutable} {
+		descSnapshots, descSnapshotSeconds, descSnapshotRows, descTableLooks, descPopState, descStale, descAppRoutable} {
 		ch <- d
 	}
 }
@@ -130,6 +132,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSnapshotSeconds, prometheus.CounterValue, r.Seconds, r.Read)
 	}
 	counter(descSnapshotRows, c.rt.Snapshots.FollowedRows.Load())
+	counter(descTableLooks, c.rt.Snapshots.Looks.Load())
 	sig := c.rt.Signal()
 	for _, st := range []pop.State{pop.Serving, pop.Draining, pop.Stopping} {
 		gauge(descPopState, boolGauge(sig.State == st), string(st))

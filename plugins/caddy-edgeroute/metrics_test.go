@@ -103,3 +103,45 @@ func TestBackendMetricsNameTheBackendsThisPOPUsed(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitsToOtherTablesCostTheProxyNoLook: commits to a table no
+// snapshot holds (an operator's own here; on a POP also heartbeats and
+// leases) are looked at by the commit watch's thread, not by the proxy's
+// watcher. edgeroute_table_looks_total grows by the safety poll's one a
+// second at most, not by one a commit; an edit to a backend is still
+// followed.
+func TestCommitsToOtherTablesCostTheProxyNoLook(t *testing.T) {
+	p := startPOP(t, popConfig{})
+	p.addBackend(startBackend(t, "be-a"), "myapp", "sa", "BR", 100, 150)
+	p.waitBackends(1)
+	p.sql(`CREATE TABLE operator_notes (k INTEGER PRIMARY KEY, v INTEGER); INSERT INTO operator_notes VALUES (1, 0)`)
+	time.Sleep(200 * time.Millisecond) // the schema change's whole read
+	looks := func() int {
+		t.Helper()
+		v := p.metric(`edgeroute_table_looks_total`)
+		if v == "" {
+			t.Fatal("no edgeroute_table_looks_total in the scrape")
+		}
+		return atoi(v)
+	}
+	before, start := looks(), time.Now()
+	const commits = 30
+	for range commits {
+		p.sql(`UPDATE operator_notes SET v = v + 1 WHERE k = 1`)
+	}
+	took := time.Since(start)
+	polls := int(took/time.Second) + 1
+	if got := looks() - before; got > polls {
+		t.Fatalf("%d commits to an operator's table over %v made the proxy look %d times, want at most %d (its safety poll, once a second)",
+			commits, took.Round(time.Millisecond), got, polls)
+	}
+	snapshots := func() int { return atoi(p.metric(`edgeroute_table_snapshots_total{read="changes"}`)) }
+	edited := snapshots()
+	p.sql(`UPDATE backends SET weight = 7 WHERE id = 'be-a'`)
+	eventually(t, 2*time.Second, func() string {
+		if snapshots() == edited {
+			return "the edit to a backend after the other table's commits was not followed"
+		}
+		return ""
+	})
+}

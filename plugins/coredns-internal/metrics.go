@@ -50,6 +50,8 @@ var instances = &instanceCollector{
 		"Counter of seconds spent reading snapshots from the routing table, by how they were read.", []string{"db", "read"}, nil),
 	rows: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshot_rows_total"),
 		"Counter of backend and health rows read by snapshots that followed the change journal.", []string{"db"}, nil),
+	looks: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "table_looks_total"),
+		"Counter of the watchers' own looks at the routing table file for commits: one per commit to rows a snapshot holds, one a second (the safety poll), and one per commit of any kind where the commit watch does not run.", []string{"db"}, nil),
 	live:    map[*Internal]bool{},
 	retired: map[string]readCounts{},
 }
@@ -57,7 +59,7 @@ var instances = &instanceCollector{
 func init() { prometheus.MustRegister(instances) }
 
 type instanceCollector struct {
-	age, snapshots, seconds, rows *prometheus.Desc
+	age, snapshots, seconds, rows, looks *prometheus.Desc
 
 	mu      sync.Mutex
 	live    map[*Internal]bool
@@ -69,6 +71,7 @@ type instanceCollector struct {
 type readCounts struct {
 	reads [2]store.WatchRead
 	rows  uint64
+	looks uint64
 }
 
 func (c readCounts) add(st *store.WatchStats) readCounts {
@@ -78,6 +81,7 @@ func (c readCounts) add(st *store.WatchStats) readCounts {
 		c.reads[i].Seconds += r.Seconds
 	}
 	c.rows += st.FollowedRows.Load()
+	c.looks += st.Looks.Load()
 	return c
 }
 
@@ -102,6 +106,7 @@ func (c *instanceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.snapshots
 	ch <- c.seconds
 	ch <- c.rows
+	ch <- c.looks
 }
 
 func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
@@ -133,6 +138,7 @@ func (c *instanceCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.seconds, prometheus.CounterValue, r.Seconds, db, r.Read)
 		}
 		ch <- prometheus.MustNewConstMetric(c.rows, prometheus.CounterValue, float64(n.rows), db)
+		ch <- prometheus.MustNewConstMetric(c.looks, prometheus.CounterValue, float64(n.looks), db)
 	}
 }
 

@@ -97,3 +97,35 @@ func TestCorefileSnapshotMetrics(t *testing.T) {
 	sqlite(t, s.db, `UPDATE backends SET weight = 8 WHERE id = 'fr1'`)
 	waitFor("a snapshot of the reloaded instance counted", func(r reads) bool { return r.changes > after.changes })
 }
+
+// Commits to a table no snapshot holds are looked at by the commit watch's
+// thread, not by the plugin's watcher: coredns_internal_table_looks_total
+// grows by the safety poll's one a second at most, not by one a commit.
+func TestCorefileCommitsToOtherTablesCostNoLook(t *testing.T) {
+	s := startServer(t)
+	name := fmt.Sprintf(`coredns_internal_table_looks_total{db=%q}`, s.db)
+	sqlite(t, s.db, `CREATE TABLE operator_notes (k INTEGER PRIMARY KEY, v INTEGER); INSERT INTO operator_notes VALUES (1, 0)`)
+	looks := func() float64 {
+		t.Helper()
+		var v float64 = -1
+		for start := time.Now(); v < 0; time.Sleep(20 * time.Millisecond) {
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("no %s in the scrape", name)
+			}
+			v = sample(t, s.scrape(), name)
+		}
+		return v
+	}
+	time.Sleep(200 * time.Millisecond) // the schema change's whole read
+	before, start := looks(), time.Now()
+	const commits = 30
+	for range commits {
+		sqlite(t, s.db, `UPDATE operator_notes SET v = v + 1 WHERE k = 1`)
+	}
+	took := time.Since(start)
+	polls := float64(int(took/time.Second) + 1)
+	if got := looks() - before; got > polls {
+		t.Fatalf("%d commits to an operator's table over %v made the plugin look %v times, want at most %v (its safety poll, once a second)",
+			commits, took.Round(time.Millisecond), got, polls)
+	}
+}
