@@ -1,5 +1,10 @@
 package store
 
+import (
+	"context"
+	"time"
+)
+
 // commitReports signals the commits to the file that a follower has to read,
 // once they are visible: the commits that moved the change journal, or
 // every commit where the follower asks for every one (its view does not
@@ -11,13 +16,32 @@ package store
 // waits for the kernel's reports, waits for the commit to be visible and
 // looks, at about a third of what the same wake and look cost in Go.
 type commitReports struct {
-	// C holds one pending signal and is never closed.
-	C <-chan struct{}
+	// wait blocks until the thread signals a commit or kick is called,
+	// and takes the signals made so far: many are one.
+	wait func()
+	// kick makes wait return, for a look asked for by anything else (a
+	// timer, the replicator); a no-op once stopped.
+	kick func()
 	// every asks for every commit (true) or only those that moved the
 	// journal's position (false).
 	every func(bool)
-	// stop ends the reports; every must not be called after.
+	// stop ends the reports; every and wait must not be called after.
 	stop func()
+}
+
+// kickOn kicks for each tick and each wake until ctx ends, and once when it
+// ends: the watcher waiting on the reports looks, or returns.
+func (r *commitReports) kickOn(ctx context.Context, tick <-chan time.Time, wake <-chan struct{}) {
+	for {
+		select {
+		case <-ctx.Done():
+			r.kick()
+			return
+		case <-tick:
+		case <-wake:
+		}
+		r.kick()
+	}
 }
 
 // commitNotifier starts the commit reports of the file at path, looked at

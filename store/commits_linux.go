@@ -11,6 +11,7 @@ import "C"
 import (
 	"errors"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -19,8 +20,8 @@ import (
 
 // notifyCommits starts the commit watch (commits_linux.c) on the file at
 // path. Its thread signals an eventfd the runtime's network poller waits on,
-// so a signal costs one goroutine's wake-up, and a commit it does not
-// signal costs the process's goroutines nothing.
+// so a signal costs the waiting goroutine's wake-up, and a commit it does
+// not signal costs the process's goroutines nothing.
 func notifyCommits(path, query string) (*commitReports, error) {
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
@@ -42,25 +43,29 @@ func notifyCommits(path, query string) (*commitReports, error) {
 		f.Close()
 		return nil, err
 	}
-	c := make(chan struct{}, 1)
-	go func() {
-		var buf [8]byte
-		// Reading the eventfd resets it: the signals made while this
-		// goroutine was busy are one.
-		take := func(fd uintptr) bool {
-			_, errno := rawRead(fd, buf[:])
-			return errno != syscall.EAGAIN
-		}
-		for rc.Read(take) == nil {
-			select {
-			case c <- struct{}{}:
-			default:
-			}
-		}
-	}()
+	var (
+		buf [8]byte
+		one = [8]byte{1} // the eventfd's counter is a host-order uint64; a kick adds one either way
+		mu  sync.Mutex   // kicks against the eventfd's closing
+		off bool
+	)
+	// Reading the eventfd resets it: the signals made while the watcher
+	// was busy are one. Raw system calls leave the runtime's monitor
+	// thread asleep (see rawRead).
+	take := func(fd uintptr) bool {
+		_, errno := rawRead(fd, buf[:])
+		return errno != syscall.EAGAIN
+	}
 	every := true // the thread's start
 	return &commitReports{
-		C: c,
+		wait: func() { rc.Read(take) },
+		kick: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !off {
+				rc.Control(func(fd uintptr) { rawWrite(fd, one[:]) })
+			}
+		},
 		every: func(all bool) {
 			if all != every {
 				every = all
@@ -72,8 +77,22 @@ func notifyCommits(path, query string) (*commitReports, error) {
 			}
 		},
 		stop: func() {
-			C.commit_watch_stop(w) // after it, nothing writes the eventfd
+			C.commit_watch_stop(w) // after it, the thread writes the eventfd no more
+			mu.Lock()
+			off = true
 			f.Close()
+			mu.Unlock()
 		},
 	}, nil
+}
+
+// rawWrite writes a non-blocking descriptor with a raw system call, as
+// rawRead reads one.
+func rawWrite(fd uintptr, buf []byte) syscall.Errno {
+	for {
+		_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if e != syscall.EINTR {
+			return e
+		}
+	}
 }

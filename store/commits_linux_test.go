@@ -183,3 +183,30 @@ func openDescriptors(t *testing.T) int {
 	}
 	return len(fds)
 }
+
+// The replicator's wake (Watcher.Wake, after a merge) makes the watcher
+// look at once, through the commit watch's eventfd the watcher waits on.
+func TestWakeMakesTheWatcherLook(t *testing.T) {
+	s := openTemp(t)
+	stats := &WatchStats{}
+	wake := make(chan struct{}, 1)
+	tables := make(chan *routing.Table, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Watch(ctx, Watcher{Stats: stats, Wake: wake, OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+	<-tables
+	for i := range 3 {
+		time.Sleep(50 * time.Millisecond)
+		before := stats.Looks.Load()
+		sent := time.Now()
+		wake <- struct{}{}
+		// The safety poll looks once a second: three wakes each seen
+		// within 100 ms are not its doing.
+		for stats.Looks.Load() == before {
+			if time.Since(sent) > 100*time.Millisecond {
+				t.Fatalf("wake %d: no look within 100 ms", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}

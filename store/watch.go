@@ -76,10 +76,10 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	// file is polled.
 	poll := interval
 	reports := &ChangeReports{} // never signals
-	var commits <-chan struct{}
-	if cr, err := commitNotifier(s.path, pollJournalQuery); err == nil {
+	cr, err := commitNotifier(s.path, pollJournalQuery)
+	if err == nil {
 		defer cr.stop()
-		f.commits, commits = cr, cr.C
+		f.commits = cr
 		poll = max(interval, watchSafetyPoll)
 	} else if r, err := changeNotifier(ctx, s.path); err == nil {
 		reports = r
@@ -87,7 +87,22 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 	}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()
-	check := time.NewTimer(0) // the baseline
+	var (
+		check  *time.Timer // the baseline, then the looks put off
+		checkC <-chan time.Time
+	)
+	if cr != nil {
+		// The watcher waits on the commit watch's eventfd itself, and
+		// everything else that calls for a look writes to it: handing
+		// each commit from a goroutine that waits to one that looks
+		// costs a wake-up of another thread, which with the look's
+		// cgo calls was most of what an edit cost a quiet process.
+		check = time.AfterFunc(0, cr.kick)
+		go cr.kickOn(ctx, ticker.C, w.Wake)
+	} else {
+		check = time.NewTimer(0)
+		checkC = check.C
+	}
 	defer check.Stop()
 
 	// The looks at the file are short statements, and the loop ends with
@@ -117,23 +132,33 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		}
 	}
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		case <-w.Wake:
-		case <-check.C:
-			checkAt = time.Time{}
-		case <-commits:
-			// Visible already, and of rows the view follows.
-		case <-reports.C:
-			// One commit is many writes (each page of the WAL, then
-			// the commit frame), visible only once the last is done:
-			// look once, shortly after the first report. The rest
-			// wait in the kernel until the look drains them.
-			settle = settleFirst
-			arm(coalesceReports)
-			continue
+		if cr != nil {
+			// A commit visible already, and of rows the view follows,
+			// or any other call for a look.
+			cr.wait()
+			if ctx.Err() != nil {
+				return
+			}
+			if !checkAt.IsZero() && !time.Now().Before(checkAt) {
+				checkAt = time.Time{} // fired, or about to: an extra look at most
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			case <-w.Wake:
+			case <-checkC:
+				checkAt = time.Time{}
+			case <-reports.C:
+				// One commit is many writes (each page of the WAL, then
+				// the commit frame), visible only once the last is done:
+				// look once, shortly after the first report. The rest
+				// wait in the kernel until the look drains them.
+				settle = settleFirst
+				arm(coalesceReports)
+				continue
+			}
 		}
 		reports.Drain()
 		moved, ok := f.moved(qctx)
