@@ -25,7 +25,11 @@ type commitReports struct {
 	// every asks for every commit (true) or only those that moved the
 	// journal's position (false).
 	every func(bool)
-	// stop ends the reports; every and wait must not be called after.
+	// told returns the journal's position the thread's last signal was
+	// for, as its look read it; false where it had none.
+	told func() (journalPos, bool)
+	// stop ends the reports; every, wait and told must not be called
+	// after.
 	stop func()
 }
 

@@ -62,6 +62,12 @@ struct commit_watch {
 	int has_pos;           // the journal's position below is known
 	char id[ID_MAX];
 	long long schema, n;
+	// The position the last signal was for: the watcher follows to it
+	// without a look of its own.
+	pthread_mutex_t told_mu;
+	int told_ok;
+	char told_id[ID_MAX];
+	long long told_schema, told_n;
 };
 
 static char *join(const char *a, const char *b) {
@@ -167,7 +173,15 @@ static enum look_result look(struct commit_watch *w) {
 	return r;
 }
 
-static void signal_go(struct commit_watch *w) {
+static void signal_go(struct commit_watch *w, int followed) {
+	pthread_mutex_lock(&w->told_mu);
+	w->told_ok = followed && w->has_pos;
+	if (w->told_ok) {
+		memcpy(w->told_id, w->id, ID_MAX);
+		w->told_schema = w->schema;
+		w->told_n = w->n;
+	}
+	pthread_mutex_unlock(&w->told_mu);
 	uint64_t one = 1;
 	ssize_t n;
 	do
@@ -191,7 +205,7 @@ static void *run(void *arg) {
 			// follower looks, in case a report was lost, and this
 			// thread waits again.
 			if (errno != EINTR) {
-				signal_go(w);
+				signal_go(w, 0);
 				struct timespec ts = {0, 10 * COALESCE_NS};
 				nanosleep(&ts, NULL);
 			}
@@ -221,9 +235,12 @@ static void *run(void *arg) {
 			settle = 0;
 			break;
 		case FOLLOWED:
+			settle = 0;
+			signal_go(w, 1);
+			break;
 		case FAILED: // the follower looks, and reports the error
 			settle = 0;
-			signal_go(w);
+			signal_go(w, 0);
 			break;
 		}
 	}
@@ -244,6 +261,7 @@ static void release(struct commit_watch *w) {
 		free(w->names[i]);
 	free(w->dir);
 	free(w->query);
+	pthread_mutex_destroy(&w->told_mu);
 	free(w);
 }
 
@@ -253,6 +271,7 @@ struct commit_watch *commit_watch_start(const char *path, const char *query, int
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	pthread_mutex_init(&w->told_mu, NULL);
 	w->inotify = w->stop = -1;
 	w->out = out;
 	w->seen = -1;
@@ -299,6 +318,18 @@ struct commit_watch *commit_watch_start(const char *path, const char *query, int
 
 void commit_watch_every(struct commit_watch *w, int every) {
 	__atomic_store_n(&w->every, every, __ATOMIC_RELAXED);
+}
+
+int commit_watch_told(struct commit_watch *w, char *id, int idcap, long long *schema, long long *n) {
+	pthread_mutex_lock(&w->told_mu);
+	int ok = w->told_ok && (int)strlen(w->told_id) < idcap;
+	if (ok) {
+		strcpy(id, w->told_id);
+		*schema = w->told_schema;
+		*n = w->told_n;
+	}
+	pthread_mutex_unlock(&w->told_mu);
+	return ok;
 }
 
 void commit_watch_stop(struct commit_watch *w) {

@@ -76,6 +76,16 @@ func notifyCommits(path, query string) (*commitReports, error) {
 				C.commit_watch_every(w, flag)
 			}
 		},
+		told: func() (journalPos, bool) {
+			var (
+				id        [64]C.char
+				schema, n C.longlong
+			)
+			if C.commit_watch_told(w, &id[0], C.int(len(id)), &schema, &n) == 0 {
+				return journalPos{}, false
+			}
+			return journalPos{id: C.GoString(&id[0]), schema: int64(schema), n: int64(n)}, true
+		},
 		stop: func() {
 			C.commit_watch_stop(w) // after it, the thread writes the eventfd no more
 			mu.Lock()

@@ -18,6 +18,12 @@ struct commit_watch *commit_watch_start(const char *path, const char *query, int
 // only those that moved the journal's position (0, the default once set).
 void commit_watch_every(struct commit_watch *w, int every);
 
+// commit_watch_told copies the journal's position the thread's last signal
+// was for into id (NUL-terminated, at most idcap bytes), schema and n, and
+// returns 1; 0 where that signal had none (a failed look, a file without
+// journal).
+int commit_watch_told(struct commit_watch *w, char *id, int idcap, long long *schema, long long *n);
+
 // commit_watch_stop ends the thread, waits for it, and frees the watch. The
 // eventfd out is the caller's to close, after.
 void commit_watch_stop(struct commit_watch *w);

@@ -274,8 +274,17 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 		}
 		f.conn, f.last = c, -1
 	}
-	f.w.Stats.look()
 	f.posOK = false
+	if f.commits != nil && f.view != nil && f.view.journal {
+		// The commit watch's thread has looked: a position it read
+		// further along the view's journal is followed to without a
+		// look here. data_version is left for the next look.
+		if pos, ok := f.commits.told(); ok && pos.id == f.view.pos.id && pos.schema == f.view.pos.schema && pos.n > f.view.pos.n {
+			f.pos, f.posOK = pos, true
+			return true, true
+		}
+	}
+	f.w.Stats.look()
 	if f.view != nil && f.view.journal && f.pollJournal(ctx) {
 		return f.seen != f.last || f.failing != "", true
 	}

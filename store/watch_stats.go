@@ -23,10 +23,13 @@ type WatchStats struct {
 	// up to the next table built (not its delivery).
 	FollowedTime atomic.Int64
 	WholeTime    atomic.Int64
-	// Looks counts the looks at the file for commits (data_version and
-	// the journal's position): one per commit the follower is told of,
-	// and one per safety poll. Where the commit watch runs (Linux), a
-	// commit to nothing a snapshot holds is not looked at here.
+	// Looks counts the watcher's own looks at the file for commits
+	// (data_version and the journal's position): one per safety poll,
+	// and one per commit it is told of by the Go reports. Where the
+	// commit watch runs (Linux), its thread looks instead: a commit to
+	// nothing a snapshot holds is not signalled, and one that is comes
+	// with the position to follow to (except where the view reads the
+	// whole table).
 	Looks atomic.Uint64
 }
 

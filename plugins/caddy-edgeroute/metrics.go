@@ -67,7 +67,7 @@ var (
 	descSnapshotRows = prometheus.NewDesc("edgeroute_table_snapshot_rows_total",
 		"Backend and health rows read by snapshots that followed the change journal.", nil, nil)
 	descTableLooks = prometheus.NewDesc("edgeroute_table_looks_total",
-		"The watcher's own looks at the routing table file for commits: one per commit to rows a snapshot holds, one a second (the safety poll), and one per commit of any kind where the commit watch does not run.", nil, nil)
+		"The watcher's own looks at the routing table file for commits: one a second (the safety poll), and one per commit of any kind where the commit watch does not run.", nil, nil)
 	descPopState = prometheus.NewDesc("edgeroute_pop_state",
 		"1 for the state the POP is in (serving, draining, stopping), 0 for the others.", []string{"state"}, nil)
 	descStale = prometheus.NewDesc("edgeroute_table_stale",

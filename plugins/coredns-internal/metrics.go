@@ -51,7 +51,7 @@ var instances = &instanceCollector{
 	rows: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "snapshot_rows_total"),
 		"Counter of backend and health rows read by snapshots that followed the change journal.", []string{"db"}, nil),
 	looks: prometheus.NewDesc(prometheus.BuildFQName(plugin.Namespace, "internal", "table_looks_total"),
-		"Counter of the watchers' own looks at the routing table file for commits: one per commit to rows a snapshot holds, one a second (the safety poll), and one per commit of any kind where the commit watch does not run.", []string{"db"}, nil),
+		"Counter of the watchers' own looks at the routing table file for commits: one a second (the safety poll), and one per commit of any kind where the commit watch does not run.", []string{"db"}, nil),
 	live:    map[*Internal]bool{},
 	retired: map[string]readCounts{},
 }
