@@ -154,8 +154,13 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 				since = 0
 			}
 			rt.st.Loads().Forget(func(id string) bool { return t.Backend(id) != nil })
-			rt.signal.setStale("")
-			rt.signal.kick()
+			// The signal is counted here, on the watcher's goroutine:
+			// a kick of the signal's loop at every snapshot woke
+			// another thread for it. The loop is kicked when there is
+			// a state to write to the pops row.
+			if rt.signal.setStale("") || rt.signal.recompute() {
+				rt.signal.kick()
+			}
 		},
 		OnError: func(err error) {
 			rt.ReloadErrors.Add(1)

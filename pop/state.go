@@ -123,21 +123,24 @@ func (s *signalState) publish() {
 	s.published = v
 }
 
-func (s *signalState) setStale(reason string) {
+func (s *signalState) setStale(reason string) (stateChanged bool) {
 	s.mu.Lock()
 	changed := s.stale != reason
 	s.stale = reason
 	s.mu.Unlock()
 	if changed {
-		s.recompute()
+		return s.recompute()
 	}
+	return false
 }
 
 // recompute builds the signal from the table and the operator's state and
 // publishes it when it says something new. It counts again only the apps
 // whose backends changed since the last count, unless some backend's
 // health changed or a backend reached or left its hard limit meanwhile.
-func (s *signalState) recompute() {
+// It reports whether the state or staleness changed: what the run loop
+// writes to the POP's pops row.
+func (s *signalState) recompute() (stateChanged bool) {
 	tbl := s.rt.table.Load()
 	apps := s.appsFor(tbl)
 
@@ -180,8 +183,9 @@ func (s *signalState) recompute() {
 		}
 	}
 	if sameContent(next, s.cur) {
-		return
+		return false
 	}
+	stateChanged = next.State != s.cur.State || next.Stale != s.cur.Stale
 	now := time.Now()
 	if next.State != s.cur.State {
 		next.Since = now
@@ -191,11 +195,12 @@ func (s *signalState) recompute() {
 	next.Seq, next.Changed = s.cur.Seq+1, now
 	s.cur = next
 	if s.closed {
-		return
+		return stateChanged
 	}
 	for _, ch := range s.subs {
 		deliver(ch, next)
 	}
+	return stateChanged
 }
 
 // deliver replaces whatever the subscriber has not read yet.
