@@ -46,8 +46,6 @@ int sqlite3_column_bytes(sqlite3_stmt *, int);
 #define SETTLE_FIRST_MS 2
 #define SETTLE_LAST_MS 256
 
-#define ID_MAX 64
-
 struct commit_watch {
 	pthread_t thread;
 	int inotify, stop, out;
@@ -59,15 +57,13 @@ struct commit_watch {
 	sqlite3_stmt *version; // PRAGMA data_version alone
 	int every;             // read and written atomically
 	long long seen;        // data_version at the last look
-	int has_pos;           // the journal's position below is known
-	char id[ID_MAX];
-	long long schema, n;
+	int has_pos;           // pos is known
+	struct commit_watch_pos pos;
 	// The position the last signal was for: the watcher follows to it
 	// without a look of its own.
 	pthread_mutex_t told_mu;
 	int told_ok;
-	char told_id[ID_MAX];
-	long long told_schema, told_n;
+	struct commit_watch_pos told;
 };
 
 static char *join(const char *a, const char *b) {
@@ -155,16 +151,15 @@ static enum look_result look(struct commit_watch *w) {
 		const char *id = (const char *)sqlite3_column_text(st, 1);
 		int idlen = sqlite3_column_bytes(st, 1);
 		long long schema = sqlite3_column_int64(st, 2), n = sqlite3_column_int64(st, 3);
-		int same = w->has_pos && idlen < ID_MAX && strncmp(id, w->id, ID_MAX) == 0 && schema == w->schema && n == w->n;
+		int fits = idlen < COMMIT_WATCH_ID_MAX;
+		int same = w->has_pos && fits && strcmp(id, w->pos.id) == 0 && schema == w->pos.schema && n == w->pos.n;
 		if (same && !__atomic_load_n(&w->every, __ATOMIC_RELAXED))
 			r = OTHER_TABLES;
-		w->has_pos = idlen < ID_MAX;
-		if (w->has_pos) {
-			memcpy(w->id, id, idlen);
-			w->id[idlen] = 0;
-		}
-		w->schema = schema;
-		w->n = n;
+		w->has_pos = fits;
+		if (fits)
+			memcpy(w->pos.id, id, idlen + 1);
+		w->pos.schema = schema;
+		w->pos.n = n;
 	} else {
 		w->has_pos = 0;
 	}
@@ -176,11 +171,8 @@ static enum look_result look(struct commit_watch *w) {
 static void signal_go(struct commit_watch *w, int followed) {
 	pthread_mutex_lock(&w->told_mu);
 	w->told_ok = followed && w->has_pos;
-	if (w->told_ok) {
-		memcpy(w->told_id, w->id, ID_MAX);
-		w->told_schema = w->schema;
-		w->told_n = w->n;
-	}
+	if (w->told_ok)
+		w->told = w->pos;
 	pthread_mutex_unlock(&w->told_mu);
 	uint64_t one = 1;
 	ssize_t n;
@@ -320,14 +312,11 @@ void commit_watch_every(struct commit_watch *w, int every) {
 	__atomic_store_n(&w->every, every, __ATOMIC_RELAXED);
 }
 
-int commit_watch_told(struct commit_watch *w, char *id, int idcap, long long *schema, long long *n) {
+int commit_watch_told(struct commit_watch *w, struct commit_watch_pos *pos) {
 	pthread_mutex_lock(&w->told_mu);
-	int ok = w->told_ok && (int)strlen(w->told_id) < idcap;
-	if (ok) {
-		strcpy(id, w->told_id);
-		*schema = w->told_schema;
-		*n = w->told_n;
-	}
+	int ok = w->told_ok;
+	if (ok)
+		*pos = w->told;
 	pthread_mutex_unlock(&w->told_mu);
 	return ok;
 }

@@ -77,14 +77,11 @@ func notifyCommits(path, query string) (*commitReports, error) {
 			}
 		},
 		told: func() (journalPos, bool) {
-			var (
-				id        [64]C.char
-				schema, n C.longlong
-			)
-			if C.commit_watch_told(w, &id[0], C.int(len(id)), &schema, &n) == 0 {
+			var pos C.struct_commit_watch_pos
+			if C.commit_watch_told(w, &pos) == 0 {
 				return journalPos{}, false
 			}
-			return journalPos{id: C.GoString(&id[0]), schema: int64(schema), n: int64(n)}, true
+			return journalPos{id: C.GoString(&pos.id[0]), schema: int64(pos.schema), n: int64(pos.n)}, true
 		},
 		stop: func() {
 			C.commit_watch_stop(w) // after it, the thread writes the eventfd no more
