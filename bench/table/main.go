@@ -533,18 +533,13 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		return err
 	}
 	defer resp.Body.Close()
-	type pending struct {
-		seq, app, want int
-		sent           time.Time
-	}
+	type pending struct{ seq, app, want int }
 	var (
-		mu       sync.Mutex
-		waiting  []pending
-		routeLat []time.Duration
-		dnsLat   []time.Duration
-		dnsMiss  int
-		// When each edit was committed, routed and answered, by its
-		// number: the CLI answers a SELECT of the number after the
+		mu      sync.Mutex
+		waiting []pending
+		dnsMiss int
+		// When each edit was sent, committed, routed and answered, by
+		// its number: the CLI answers a SELECT of the number after the
 		// edit's commit (its WAL's sync included), so the product's
 		// share of an edit's latency is told from the writer's.
 		sentAt    = map[int]time.Time{}
@@ -576,7 +571,6 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 			kept := waiting[:0]
 			for _, w := range waiting {
 				if s.Apps[fmt.Sprintf("app%d", w.app)].Routable == w.want {
-					routeLat = append(routeLat, now.Sub(w.sent))
 					routedAt[w.seq] = now
 				} else {
 					kept = append(kept, w)
@@ -628,7 +622,6 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 				mu.Lock()
 				dnsQueries++
 				if err == nil && ok == w.up {
-					dnsLat = append(dnsLat, now.Sub(w.sent))
 					answered[w.seq] = now
 					dnsWaiting = slices.DeleteFunc(dnsWaiting, func(p dnsPending) bool { return p.sent == w.sent })
 				} else if now.Sub(w.sent) > 5*time.Second {
@@ -652,7 +645,7 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 		mu.Lock()
 		backend, app, want, up, err := edit()
 		sent := time.Now()
-		waiting = append(waiting, pending{i, app, want, sent})
+		waiting = append(waiting, pending{i, app, want})
 		sentAt[i] = sent
 		mu.Unlock()
 		if err == nil {
@@ -674,23 +667,21 @@ func benchEdits(caddyBin, corednsBin, compareBin string, n, rate, otherRate int,
 	time.Sleep(time.Second)
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Printf("  edit to POP signal (routable count): %s; %d never seen\n", pct(routeLat), len(waiting))
-	fmt.Printf("  edit to DNS answer (<id>.<region>.backends): %s; %d not seen within 5 s; %d queries\n", pct(dnsLat), dnsMiss, dnsQueries)
-	since := func(at map[int]time.Time) (l []time.Duration) {
-		for seq, t := range at {
-			if c, ok := committed[seq]; ok {
-				l = append(l, t.Sub(c))
+	// between is the time from each edit's first event to its second,
+	// for the edits both saw.
+	between := func(from, to map[int]time.Time) (l []time.Duration) {
+		for seq, t := range to {
+			if f, ok := from[seq]; ok {
+				l = append(l, t.Sub(f))
 			}
 		}
 		return l
 	}
-	var writes []time.Duration
-	for seq, c := range committed {
-		writes = append(writes, c.Sub(sentAt[seq]))
-	}
-	fmt.Printf("  the writer's own commit (edit to the sqlite3 CLI's answer after it, its WAL's sync included): %s\n", pct(writes))
-	fmt.Printf("  commit to POP signal: %s\n", pct(since(routedAt)))
-	fmt.Printf("  commit to DNS answer: %s\n", pct(since(answered)))
+	fmt.Printf("  edit to POP signal (routable count): %s; %d never seen\n", pct(between(sentAt, routedAt)), len(waiting))
+	fmt.Printf("  edit to DNS answer (<id>.<region>.backends): %s; %d not seen within 5 s; %d queries\n", pct(between(sentAt, answered)), dnsMiss, dnsQueries)
+	fmt.Printf("  the writer's own commit (edit to the sqlite3 CLI's answer after it, its WAL's sync included): %s\n", pct(between(sentAt, committed)))
+	fmt.Printf("  commit to POP signal: %s\n", pct(between(committed, routedAt)))
+	fmt.Printf("  commit to DNS answer: %s\n", pct(between(committed, answered)))
 	return nil
 }
 
