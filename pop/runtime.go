@@ -162,6 +162,10 @@ func (rt *Runtime) watch(ctx context.Context, interval time.Duration) {
 				rt.signal.kick()
 			}
 		},
+		OnSlowerFollow: func(err error) {
+			rt.log().Warn("following the routing table at a higher cost per commit",
+				zap.String("db", rt.st.Path()), zap.Error(err))
+		},
 		OnError: func(err error) {
 			rt.ReloadErrors.Add(1)
 			rt.log().Error("reading routing table; still routing with the last good snapshot",

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -47,6 +48,10 @@ func (r *commitReports) kickOn(ctx context.Context, tick <-chan time.Time, wake 
 		r.kick()
 	}
 }
+
+// errNoCommitWatch is where there is none to start: the file is polled, as
+// documented, and nothing is worth a warning.
+var errNoCommitWatch = errors.New("no commit watch on this platform")
 
 // commitNotifier starts the commit reports of the file at path, looked at
 // with pollJournalQuery; a test swaps it for the Go reports alone.

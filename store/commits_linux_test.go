@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func cliCommits(t *testing.T, path, stmt string, n int, gap time.Duration) {
 // journal where it was, and wakes no one. A commit to the backends then
 // routes at once, followed to the position the thread read, with no look
 // of the watcher's own either. With the Go reports of every write, each of
-// those commits costs a look.
+// those commits costs a look, and the caller is told why.
 func TestCommitsToOtherTablesAreNotLookedAt(t *testing.T) {
 	for _, watch := range []string{"commit watch", "Go reports"} {
 		t.Run(watch, func(t *testing.T) {
@@ -70,9 +71,23 @@ func TestCommitsToOtherTablesAreNotLookedAt(t *testing.T) {
 			tables := make(chan *routing.Table, 100)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			go s.Watch(ctx, Watcher{Stats: stats, OnTable: func(t *routing.Table, _ []string) { tables <- t }})
+			slower := make(chan error, 1)
+			go s.Watch(ctx, Watcher{Stats: stats, OnTable: func(t *routing.Table, _ []string) { tables <- t },
+				OnSlowerFollow: func(err error) { slower <- err }})
 			<-tables // the baseline
 			time.Sleep(50 * time.Millisecond)
+			select {
+			case err := <-slower:
+				if watch == "commit watch" {
+					t.Errorf("the commit watch ran, yet the watcher says: %v", err)
+				} else if !strings.Contains(err.Error(), "off for this test") || !strings.Contains(err.Error(), "every write") {
+					t.Errorf("the watcher says %q; want why the commit watch did not start, and what it does instead", err)
+				}
+			default:
+				if watch == "Go reports" {
+					t.Error("the commit watch did not start, and the watcher did not say so")
+				}
+			}
 
 			const commits = 40
 			before := stats.Looks.Load()

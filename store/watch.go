@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/edgeproxy/edgeproxy/routing"
@@ -46,6 +47,12 @@ type Watcher struct {
 	// OnError receives failures to read the file. The last good snapshot
 	// stays in use; the watcher keeps trying.
 	OnError func(err error)
+	// OnSlowerFollow, if set, receives why the commit watch did not
+	// start where the kernel reports writes: the watcher then wakes and
+	// looks at every write to the file (or polls it every Interval when
+	// no report can be had either), which costs the process about twice
+	// the CPU per commit and a look per commit to any table.
+	OnSlowerFollow func(err error)
 	// Wake, if set, makes the watcher poll at once: the replicator sends
 	// on it after merging, so a replicated change routes without waiting
 	// for the next interval.
@@ -58,6 +65,13 @@ type Watcher struct {
 	From *routing.Table
 	// Stats, if set, counts the snapshots and how they were read.
 	Stats *WatchStats
+}
+
+// slower tells the caller why commits cost more to follow than they would.
+func (w Watcher) slower(err error) {
+	if w.OnSlowerFollow != nil {
+		w.OnSlowerFollow(err)
+	}
 }
 
 // Watch follows the file until ctx ends. Its first delivery, made at once,
@@ -81,9 +95,12 @@ func (s *Store) Watch(ctx context.Context, w Watcher) {
 		defer cr.stop()
 		f.commits = cr
 		poll = max(interval, watchSafetyPoll)
-	} else if r, err := changeNotifier(ctx, s.path); err == nil {
+	} else if r, rerr := changeNotifier(ctx, s.path); rerr == nil {
 		reports = r
 		poll = max(interval, watchSafetyPoll)
+		w.slower(fmt.Errorf("commit watch: %w; following the kernel's report of every write instead", err))
+	} else if !errors.Is(err, errNoCommitWatch) {
+		w.slower(fmt.Errorf("commit watch: %w; reports of writes: %v; polling the file every %v instead", err, rerr, interval))
 	}
 	ticker := time.NewTicker(poll)
 	defer ticker.Stop()

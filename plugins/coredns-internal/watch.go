@@ -102,6 +102,9 @@ func (in *Internal) start() error {
 					log.Infof("routing table %s readable again: serving serial %d", in.db, in.snap.Load().serial)
 				}
 			},
+			OnSlowerFollow: func(err error) {
+				log.Warningf("following %s at a higher cost per commit: %v", in.db, err)
+			},
 			// The watcher reports each distinct error once while it lasts
 			// and keeps retrying; the last good snapshot stays in use.
 			OnError: func(err error) {
