@@ -15,7 +15,9 @@ import (
 // hold (heartbeats, leases, the replicator's bookkeeping, an operator's own
 // tables) wakes no goroutine of the process: a thread outside the Go runtime
 // waits for the kernel's reports, waits for the commit to be visible and
-// looks, at about a third of what the same wake and look cost in Go.
+// looks, at about a third of what the same wake and look cost in Go. At a
+// commit that moved the journal it also reads the entries and the backend
+// rows they name, for the follower to take from memory.
 type commitReports struct {
 	// wait blocks until the thread signals a commit or kick is called,
 	// and takes the signals made so far: many are one.
@@ -29,9 +31,54 @@ type commitReports struct {
 	// told returns the journal's position the thread's last signal was
 	// for, as its look read it; false where it had none.
 	told func() (journalPos, bool)
-	// stop ends the reports; every, wait and told must not be called
-	// after.
+	// ahead takes what the thread read ahead at its last signal, if it
+	// holds a read not taken yet (held), with no call into C: a cgo call
+	// wakes the runtime's monitor thread, which then polls while the
+	// process is busy, for about a sixth of what an edit costs a quiet
+	// process. behind is true when a later signal found the read not yet
+	// taken and read nothing: the position told is then further on.
+	ahead func() (a readAhead, held, behind bool)
+	// rows sets the statement the thread reads the journal's backend rows
+	// ahead with ("" for none): the view's own, by ID.
+	rows func(query string)
+	// stop ends the reports; every, wait, told, ahead and rows must not
+	// be called after.
 	stop func()
+}
+
+// readAhead is what moved the journal from from to to, as the commit
+// watch's thread read it for the follower: the entries' tables and keys,
+// and the backend rows they name, each once. complete is false where the
+// follower has to read them itself (another table's entries, a value of
+// another type than the follower reads, too many entries).
+type readAhead struct {
+	complete bool
+	from, to journalPos
+	entries  []aheadEntry
+	rows     []backendRow
+}
+
+type aheadEntry struct {
+	health bool // a health row's; else a backend row's
+	key    string
+}
+
+// changes is what the entries name, as readJournal would say it.
+func (a readAhead) changes() journalChanges {
+	var ch journalChanges
+	seen := make(map[aheadEntry]bool, len(a.entries))
+	for _, e := range a.entries {
+		if seen[e] {
+			continue
+		}
+		seen[e] = true
+		if e.health {
+			ch.health = append(ch.health, e.key)
+		} else {
+			ch.backends = append(ch.backends, e.key)
+		}
+	}
+	return ch
 }
 
 // kickOn kicks for each tick and each wake until ctx ends, and once when it

@@ -9,9 +9,11 @@ package store
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -27,11 +29,12 @@ func notifyCommits(path, query string) (*commitReports, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpath, cquery := C.CString(path), C.CString(query)
+	cpath, cquery, centries := C.CString(path), C.CString(query), C.CString(journalEntriesQuery)
 	defer C.free(unsafe.Pointer(cpath))
 	defer C.free(unsafe.Pointer(cquery))
+	defer C.free(unsafe.Pointer(centries))
 	var why [256]C.char
-	w := C.commit_watch_start(cpath, cquery, C.int(efd), &why[0], C.int(len(why)))
+	w := C.commit_watch_start(cpath, cquery, centries, C.int(efd), &why[0], C.int(len(why)))
 	if w == nil {
 		unix.Close(efd)
 		return nil, errors.New(C.GoString(&why[0]))
@@ -57,6 +60,7 @@ func notifyCommits(path, query string) (*commitReports, error) {
 		return errno != syscall.EAGAIN
 	}
 	every := true // the thread's start
+	ahead := C.commit_watch_ahead(w)
 	return &commitReports{
 		wait: func() { rc.Read(take) },
 		kick: func() {
@@ -81,7 +85,16 @@ func notifyCommits(path, query string) (*commitReports, error) {
 			if C.commit_watch_told(w, &pos) == 0 {
 				return journalPos{}, false
 			}
-			return journalPos{id: C.GoString(&pos.id[0]), schema: int64(pos.schema), n: int64(pos.n)}, true
+			return goPos(&pos), true
+		},
+		ahead: func() (readAhead, bool, bool) { return takeAhead(ahead) },
+		rows: func(query string) {
+			var cq *C.char
+			if query != "" {
+				cq = C.CString(query)
+				defer C.free(unsafe.Pointer(cq))
+			}
+			C.commit_watch_rows(w, cq)
 		},
 		stop: func() {
 			C.commit_watch_stop(w) // after it, the thread writes the eventfd no more
@@ -91,6 +104,33 @@ func notifyCommits(path, query string) (*commitReports, error) {
 			mu.Unlock()
 		},
 	}, nil
+}
+
+// takeAhead takes what the thread read ahead, if it holds a read, and
+// hands the place back to the thread. The state's atomic load and store
+// order the thread's writes of the read before it, and this side's reads
+// before the thread's next writes.
+func takeAhead(a *C.struct_commit_watch_ahead) (ra readAhead, held, behind bool) {
+	state := (*int32)(unsafe.Pointer(&a.state))
+	if atomic.LoadInt32(state) == 1 {
+		held = true
+		if a.complete != 0 {
+			ra.from, ra.to = goPos(&a.from), goPos(&a.to)
+			ra.entries, ra.rows, ra.complete = decodeAhead(unsafe.Slice((*byte)(unsafe.Pointer(a.buf)), int(a.len)))
+		}
+		atomic.StoreInt32(state, 0)
+	}
+	behind = atomic.SwapInt32((*int32)(unsafe.Pointer(&a.behind)), 0) != 0
+	return ra, held, behind
+}
+
+// goPos copies a position the thread wrote, without a call into C.
+func goPos(p *C.struct_commit_watch_pos) journalPos {
+	id := unsafe.Slice((*byte)(unsafe.Pointer(&p.id[0])), len(p.id))
+	if i := bytes.IndexByte(id, 0); i >= 0 {
+		id = id[:i]
+	}
+	return journalPos{id: string(id), schema: int64(p.schema), n: int64(p.n)}
 }
 
 // rawWrite writes a non-blocking descriptor with a raw system call, as

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -233,6 +234,81 @@ func TestWakeMakesTheWatcherLook(t *testing.T) {
 				t.Fatalf("wake %d: no look within 100 ms", i)
 			}
 			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// Edits one commit at a time, apart, are followed from what the commit
+// watch's thread read at its signal, and each snapshot holds what a whole read of
+// the file holds: updates, inserts, a delete, a renamed ID, health rows, an
+// unroutable address. A value of another type than the follower reads (a
+// country stored as a blob) and a pops row are read by the watcher itself,
+// with the same result.
+func TestReadAheadMatchesWholeReads(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	path := s.Path()
+	script := ""
+	for i := range 12 {
+		script += fmt.Sprintf("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b%d', 'app%d', 'eu', 'DE', '10.0.0.%d', 80);", i, i%3, i+1)
+	}
+	sqlite(t, path, script)
+	if _, _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stats := &WatchStats{}
+	type delivery struct {
+		t        *routing.Table
+		warnings []string
+	}
+	got := make(chan delivery, 100)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.Watch(wctx, Watcher{Stats: stats, OnTable: func(t *routing.Table, w []string) { got <- delivery{t, w} }})
+	<-got // the baseline
+
+	edits := []struct {
+		stmt  string
+		ahead bool // followed from the thread's read
+	}{
+		{"UPDATE backends SET healthy = 0 WHERE id = 'b1'", true},
+		{"UPDATE backends SET weight = 7, app = 'app9' WHERE id = 'b2'", true},
+		{"INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('new', 'app1', 'sa', 'BR', '10.0.1.1', 443)", true},
+		{"DELETE FROM backends WHERE id = 'b3'", true},
+		{"UPDATE backends SET id = 'renamed' WHERE id = 'b4'", true},
+		{"UPDATE backends SET wg_ip = 'not-an-ip' WHERE id = 'b5'; UPDATE backends SET deleted = 1 WHERE id = 'b6'", true},
+		{"INSERT INTO health (backend_id, observer, healthy) VALUES ('b7', 'pop-x', 0); UPDATE backends SET port = 8080 WHERE id = 'b7'", true},
+		{"UPDATE backends SET country = CAST('US' AS BLOB) WHERE id = 'b8'", false},
+		{"INSERT INTO pops (node, region) VALUES ('pop-y', 'us'); UPDATE backends SET region = 'us' WHERE id = 'b9'", false},
+		{"UPDATE backends SET healthy = 0 WHERE id = 'b10'", true},
+	}
+	last := uint64(0)
+	for _, e := range edits {
+		// Edits one by one: a commit within followGap of the last
+		// snapshot waits for a look of the watcher's own.
+		time.Sleep(2 * followGap)
+		before := stats.ReadAhead.Load()
+		sqlite(t, path, "BEGIN; "+e.stmt+"; COMMIT;")
+		var d delivery
+		select {
+		case d = <-got:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("%s: no snapshot within 2 s", e.stmt)
+		}
+		if d.t.Generation <= last {
+			t.Fatalf("%s: generation %d after %d", e.stmt, d.t.Generation, last)
+		}
+		last = d.t.Generation
+		whole, warnings, err := s.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameTable(t, e.stmt, d.t, whole)
+		if !reflect.DeepEqual(d.warnings, warnings) {
+			t.Fatalf("%s: warnings %q, whole read %q", e.stmt, d.warnings, warnings)
+		}
+		if ahead := stats.ReadAhead.Load() > before; ahead != e.ahead {
+			t.Errorf("%s: followed from the thread's read: %v, want %v", e.stmt, ahead, e.ahead)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"slices"
 	"sort"
@@ -106,7 +105,7 @@ func (s *Store) followJournal(ctx context.Context, r reading, v *view, pos journ
 	if err != nil || !ok {
 		return nil, Delta{}, false, s.wrapNil(err)
 	}
-	nv, ok, err = s.apply(ctx, r, v, ch)
+	nv, ok, err = s.apply(ctx, r, v, ch, nil)
 	if err != nil || !ok {
 		return nil, Delta{}, false, s.wrapNil(err)
 	}
@@ -114,11 +113,27 @@ func (s *Store) followJournal(ctx context.Context, r reading, v *view, pos journ
 	return nv, Delta{Backends: ch.backends, Pops: ch.pops, Health: ch.health}, true, nil
 }
 
+// rowByID ends a backend query to read the rows of one ID.
+const rowByID = " WHERE id = ?"
+
+// followAhead brings v, a view that follows the journal, up to what the
+// commit watch's thread read ahead from v's position. ok is false where the
+// rows cannot be followed by ID: the caller reads.
+func (s *Store) followAhead(v *view, a readAhead) (*view, Delta, bool) {
+	ch := a.changes()
+	nv, ok, _ := s.apply(context.Background(), nil, v, ch, &a.rows) // reads nothing: no error
+	if !ok {
+		return nil, Delta{}, false
+	}
+	nv.pos = a.to
+	return nv, Delta{Backends: ch.backends, Health: ch.health}, true
+}
+
 // readRows reads the backend rows with the given IDs. One ID, an edit's,
 // is looked up by itself: reading a JSON list is code a quiet process runs
 // cold at every edit.
-func readRows(ctx context.Context, r reading, query string, ids []string) (*sql.Rows, error) {
-	where, arg := " WHERE id = ?", ids[0]
+func readRows(ctx context.Context, r reading, query string, ids []string) ([]backendRow, error) {
+	where, arg := rowByID, ids[0]
 	if len(ids) > 1 {
 		list, _ := json.Marshal(ids)
 		where, arg = " WHERE id IN (SELECT value FROM json_each(?))", string(list)
@@ -127,41 +142,53 @@ func readRows(ctx context.Context, r reading, query string, ids []string) (*sql.
 	if err != nil {
 		return nil, err
 	}
-	return st.QueryContext(ctx, arg)
+	rows, err := st.QueryContext(ctx, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []backendRow
+	for rows.Next() {
+		b, err := scanBackendRow(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
 }
 
 // apply builds the view after the journal's changes: the changed rows are
 // read again, everything else is v's. ok is false when the rows cannot be
-// followed by ID (two rows with one ID).
-func (s *Store) apply(ctx context.Context, r reading, v *view, ch journalChanges) (*view, bool, error) {
+// followed by ID (two rows with one ID). read, if not nil, is the changed
+// rows read already (by the commit watch's thread), and r is not used for
+// them.
+func (s *Store) apply(ctx context.Context, r reading, v *view, ch journalChanges, read *[]backendRow) (*view, bool, error) {
 	nv := *v
 	backends, pops := v.backends, v.table.Pops()
 	var changes []routing.Change
 	if len(ch.backends) > 0 {
-		rows, err := readRows(ctx, r, v.query, ch.backends)
-		if err != nil {
-			return nil, false, err
+		var rows []backendRow
+		if read != nil {
+			rows = *read
+		} else {
+			var err error
+			if rows, err = readRows(ctx, r, v.query, ch.backends); err != nil {
+				return nil, false, err
+			}
 		}
 		type added struct {
 			rowid int64
 			b     *routing.Backend
 		}
-		var adds []added
+		adds := make([]added, 0, len(rows))
 		warnings := map[string]rowWarning{}
-		for rows.Next() {
-			rowid, b, warning, err := s.scanBackend(rows)
-			if err != nil {
-				rows.Close()
-				return nil, false, err
-			}
-			adds = append(adds, added{rowid, b})
+		for _, row := range rows {
+			b, warning := s.backendOf(row)
+			adds = append(adds, added{row.rowid, b})
 			if warning != "" {
-				warnings[b.ID] = rowWarning{rowid, warning}
+				warnings[b.ID] = rowWarning{row.rowid, warning}
 			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, false, err
 		}
 		// The old rows of every changed ID go; the rows read now come in.
 		// Places are found by binary search on the rowids before rowOf

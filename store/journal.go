@@ -132,6 +132,10 @@ type journalChanges struct {
 	health   []string // backend IDs, each once
 }
 
+// journalEntriesQuery reads the table and key of the entries after one
+// number up to another.
+const journalEntriesQuery = `SELECT tbl, json_extract(pk, '$[0]') FROM crdt_journal WHERE n > ? AND n <= ?`
+
 // readJournal returns the changes after from up to to (both entry numbers
 // of the same journal), or ok false when entries in between were pruned or
 // there are more than limit of them: the reader reads everything instead.
@@ -139,7 +143,7 @@ func (s *Store) readJournal(ctx context.Context, r reading, from, to int64, limi
 	if to-from > int64(limit) {
 		return ch, false, nil
 	}
-	st, err := r.prepared(ctx, `SELECT tbl, json_extract(pk, '$[0]') FROM crdt_journal WHERE n > ? AND n <= ?`)
+	st, err := r.prepared(ctx, journalEntriesQuery)
 	if err != nil {
 		return ch, false, err
 	}

@@ -116,41 +116,59 @@ func (s *Store) loadBackends(ctx context.Context, q queryer) (*view, []*routing.
 	return v, list, rows.Err()
 }
 
+// backendRow is one row of backendQuery as SQLite gives it.
+type backendRow struct {
+	rowid                                  int64
+	id, app, region, country, ip           string
+	port, healthy, weight, soft, hard, del int64
+}
+
 // scanBackend reads one row of backendQuery, and says why it cannot be
 // routed when it cannot.
 func (s *Store) scanBackend(rows *sql.Rows) (int64, *routing.Backend, string, error) {
-	var (
-		b                 routing.Backend
-		rowid             int64
-		ip                string
-		port              int64
-		healthy, deleted  int64
-		weight, soft, hrd int64
-		warning           string
-	)
-	if err := rows.Scan(&rowid, &b.ID, &b.App, &b.Region, &b.Country, &ip, &port, &healthy, &weight, &soft, &hrd, &deleted); err != nil {
+	r, err := scanBackendRow(rows)
+	if err != nil {
 		return 0, nil, "", err
 	}
+	b, warning := s.backendOf(r)
+	return r.rowid, b, warning, nil
+}
+
+func scanBackendRow(rows *sql.Rows) (backendRow, error) {
+	var r backendRow
+	err := rows.Scan(&r.rowid, &r.id, &r.app, &r.region, &r.country, &r.ip, &r.port, &r.healthy, &r.weight, &r.soft, &r.hard, &r.del)
+	return r, err
+}
+
+// backendOf makes the backend of a row, and says why it cannot be routed
+// when it cannot.
+func (s *Store) backendOf(r backendRow) (*routing.Backend, string) {
 	// An app's, region's or country's name repeats on many rows: one copy
 	// of each. Names compared often, as the DNS plugin groups a changed
 	// app's backends by region, then compare by pointer.
-	b.App = unique.Make(b.App).Value()
-	b.Region = unique.Make(strings.ToLower(strings.TrimSpace(b.Region))).Value()
-	b.Country = unique.Make(strings.ToUpper(strings.TrimSpace(b.Country))).Value()
-	b.Healthy = healthy != 0
-	b.Deleted = deleted != 0
-	b.Weight, b.SoftLimit, b.HardLimit = int(weight), int(soft), int(hrd)
-	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	b := routing.Backend{
+		ID:        r.id,
+		App:       unique.Make(r.app).Value(),
+		Region:    unique.Make(strings.ToLower(strings.TrimSpace(r.region))).Value(),
+		Country:   unique.Make(strings.ToUpper(strings.TrimSpace(r.country))).Value(),
+		Healthy:   r.healthy != 0,
+		Deleted:   r.del != 0,
+		Weight:    int(r.weight),
+		SoftLimit: int(r.soft),
+		HardLimit: int(r.hard),
+	}
+	var warning string
+	addr, err := netip.ParseAddr(strings.TrimSpace(r.ip))
 	switch {
 	case err != nil:
-		warning = fmt.Sprintf("backend %q: wg_ip %q is not an IP address; not routed", b.ID, ip)
-	case port < 1 || port > 65535:
-		warning = fmt.Sprintf("backend %q: port %d is outside 1-65535; not routed", b.ID, port)
+		warning = fmt.Sprintf("backend %q: wg_ip %q is not an IP address; not routed", b.ID, r.ip)
+	case r.port < 1 || r.port > 65535:
+		warning = fmt.Sprintf("backend %q: port %d is outside 1-65535; not routed", b.ID, r.port)
 	default:
-		b.Addr = netip.AddrPortFrom(addr.Unmap(), uint16(port))
+		b.Addr = netip.AddrPortFrom(addr.Unmap(), uint16(r.port))
 	}
 	b.Load = s.loads.For(b.ID)
-	return rowid, &b, warning, nil
+	return &b, warning
 }
 
 func loadPops(ctx context.Context, q queryer) ([]routing.Pop, error) {

@@ -26,7 +26,9 @@ const watchSafetyPoll = time.Second
 // Where the kernel reports changes to the file (Linux), a commit by any
 // process is read at once; the file is also polled every second. The
 // reports are taken by the commit watch's thread (commits.go), which wakes
-// the watcher only for commits to what a snapshot holds. Elsewhere
+// the watcher only for commits to what a snapshot holds, and reads the
+// rows an edit wrote for it: the watcher's goroutine makes no call into C
+// for an edit that comes alone. Elsewhere
 // it is polled every Interval. A file with a change journal (journal.go)
 // is followed row by row: a commit costs the rows it wrote. Snapshots
 // follow each other at most once per Interval while commits keep coming,
@@ -274,6 +276,8 @@ type follower struct {
 	failing string         // the last error reported, so a lasting fault is logged once
 	view    *view          // what the last snapshot was read from; nil: read everything
 	commits *commitReports // nil: the Go reports, or none
+	ahead   *readAhead     // what the commit watch read up to pos, when moved found it
+	rowsFor string         // the row statement the commit watch reads ahead with
 	cost    time.Duration  // how long the last followed snapshot took to read and deliver
 	batch   int            // how many rows it followed
 	pruned  time.Time
@@ -291,7 +295,19 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 		}
 		f.conn, f.last = c, -1
 	}
-	f.posOK = false
+	f.posOK, f.ahead = false, nil
+	if f.commits != nil {
+		// The thread read what moved the journal from the view's
+		// position: followed without a call into C.
+		a, held, behind := f.commits.ahead()
+		if held && a.complete && f.view != nil && f.view.journal && a.from == f.view.pos && a.to.n > a.from.n {
+			f.pos, f.posOK, f.ahead = a.to, true, &a
+			if behind {
+				f.commits.kick() // the commits since: a look after this one
+			}
+			return true, true
+		}
+	}
 	if f.commits != nil && f.view != nil && f.view.journal {
 		// The commit watch's thread has looked: a position it read
 		// further along the view's journal is followed to without a
@@ -359,7 +375,15 @@ func (f *follower) reload(ctx context.Context) bool {
 		err error
 	)
 	if looked {
-		v, d, err = f.conn.followTo(ctx, f.view, f.pos)
+		ok := false
+		if f.ahead != nil {
+			if v, d, ok = f.s.followAhead(f.view, *f.ahead); ok && f.w.Stats != nil {
+				f.w.Stats.ReadAhead.Add(1)
+			}
+		}
+		if !ok {
+			v, d, err = f.conn.followTo(ctx, f.view, f.pos)
+		}
 	} else {
 		v, d, err = f.conn.follow(ctx, f.view)
 	}
@@ -391,10 +415,19 @@ func (f *follower) reload(ctx context.Context) bool {
 
 // tellCommits tells the commit watch which commits the view needs: those
 // that moved the journal where it follows the journal, every one where it
-// reads the whole table.
+// reads the whole table; and how the view reads a backend row, for the
+// thread to read the changed ones ahead.
 func (f *follower) tellCommits() {
 	if f.commits != nil {
 		f.commits.every(f.view == nil || !f.view.journal)
+		rows := ""
+		if f.view != nil && f.view.journal {
+			rows = f.view.query + rowByID
+		}
+		if rows != f.rowsFor {
+			f.commits.rows(rows)
+			f.rowsFor = rows
+		}
 	}
 }
 

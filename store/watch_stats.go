@@ -31,6 +31,10 @@ type WatchStats struct {
 	// with the position to follow to (except where the view reads the
 	// whole table).
 	Looks atomic.Uint64
+	// ReadAhead counts the followed snapshots whose rows the commit
+	// watch's thread read at its signal: the watcher's goroutine made no
+	// call into SQLite for them.
+	ReadAhead atomic.Uint64
 }
 
 // look counts one look at the file.
