@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,4 +313,77 @@ func TestReadAheadMatchesWholeReads(t *testing.T) {
 			t.Errorf("%s: followed from the thread's read: %v, want %v", e.stmt, ahead, e.ahead)
 		}
 	}
+}
+
+// A burst of commits, some within a millisecond of each other, takes every
+// path between the thread's reads and the watcher's own: reads taken,
+// reads found stale after a paced wait, reads the thread could not make
+// because the last was not taken yet. The last snapshot holds what a whole
+// read of the file holds.
+func TestBurstEndsWhereTheFileEnds(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	path := s.Path()
+	script := ""
+	for i := range 50 {
+		script += fmt.Sprintf("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b%d', 'app%d', 'eu', 'DE', '10.0.0.%d', 80);", i, i%5, i+1)
+	}
+	sqlite(t, path, script)
+	if _, _, err := s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stats := &WatchStats{}
+	var last atomic.Pointer[routing.Table]
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go s.Watch(wctx, Watcher{Stats: stats, OnTable: func(t *routing.Table, _ []string) { last.Store(t) }})
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	var stmts []string
+	for i := range 300 {
+		id := fmt.Sprintf("b%d", rng.IntN(60))
+		switch rng.IntN(4) {
+		case 0:
+			stmts = append(stmts, fmt.Sprintf("INSERT OR REPLACE INTO backends (id, app, region, country, wg_ip, port) VALUES ('%s', 'app%d', 'sa', 'BR', '10.0.1.%d', 443);", id, rng.IntN(5), i%250+1))
+		case 1:
+			stmts = append(stmts, fmt.Sprintf("DELETE FROM backends WHERE id = '%s';", id))
+		default:
+			stmts = append(stmts, fmt.Sprintf("UPDATE backends SET healthy = 1 - healthy, weight = %d WHERE id = '%s';", rng.IntN(5), id))
+		}
+	}
+	cli := exec.Command("sqlite3", "-cmd", ".timeout 5000", path)
+	in, err := cli.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range stmts {
+		fmt.Fprintln(in, st)
+		if i%3 == 0 {
+			time.Sleep(time.Duration(rng.IntN(12)) * time.Millisecond)
+		}
+	}
+	in.Close()
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("sqlite3: %v", err)
+	}
+	whole, _, err := s.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(300 * time.Millisecond) // within the safety poll's second
+	for {
+		got := last.Load()
+		if got != nil && reflect.DeepEqual(got.Apps(), whole.Apps()) && len(got.Backends()) == len(whole.Backends()) {
+			sameTable(t, "after the burst", got, whole)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("300 ms after the burst the followed table has %d backends, the file %d", len(got.Backends()), len(whole.Backends()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%d commits: %d snapshots followed, %d from the thread's reads", len(stmts), stats.Followed.Load(), stats.ReadAhead.Load())
 }
