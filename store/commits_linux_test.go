@@ -248,16 +248,8 @@ func TestWakeMakesTheWatcherLook(t *testing.T) {
 // with the same result.
 func TestReadAheadMatchesWholeReads(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
+	s := openSeeded(t, 12, 3)
 	path := s.Path()
-	script := ""
-	for i := range 12 {
-		script += fmt.Sprintf("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b%d', 'app%d', 'eu', 'DE', '10.0.0.%d', 80);", i, i%3, i+1)
-	}
-	sqlite(t, path, script)
-	if _, _, err := s.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
 	stats := &WatchStats{}
 	type delivery struct {
 		t        *routing.Table
@@ -322,16 +314,8 @@ func TestReadAheadMatchesWholeReads(t *testing.T) {
 // read of the file holds.
 func TestBurstEndsWhereTheFileEnds(t *testing.T) {
 	ctx := context.Background()
-	s := openTemp(t)
+	s := openSeeded(t, 50, 5)
 	path := s.Path()
-	script := ""
-	for i := range 50 {
-		script += fmt.Sprintf("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b%d', 'app%d', 'eu', 'DE', '10.0.0.%d', 80);", i, i%5, i+1)
-	}
-	sqlite(t, path, script)
-	if _, _, err := s.Snapshot(ctx); err != nil {
-		t.Fatal(err)
-	}
 	stats := &WatchStats{}
 	var last atomic.Pointer[routing.Table]
 	wctx, cancel := context.WithCancel(ctx)
@@ -386,4 +370,20 @@ func TestBurstEndsWhereTheFileEnds(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Logf("%d commits: %d snapshots followed, %d from the thread's reads", len(stmts), stats.Followed.Load(), stats.ReadAhead.Load())
+}
+
+// openSeeded opens a store whose file holds n backends over apps apps, and
+// takes its snapshot, as a POP does before it watches.
+func openSeeded(t *testing.T, n, apps int) *Store {
+	t.Helper()
+	s := openTemp(t)
+	script := ""
+	for i := range n {
+		script += fmt.Sprintf("INSERT INTO backends (id, app, region, country, wg_ip, port) VALUES ('b%d', 'app%d', 'eu', 'DE', '10.0.%d.%d', 80);", i, i%apps, i/250, i%250+1)
+	}
+	sqlite(t, s.Path(), script)
+	if _, _, err := s.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
