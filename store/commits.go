@@ -59,24 +59,16 @@ type readAhead struct {
 }
 
 type aheadEntry struct {
-	health bool // a health row's; else a backend row's
-	key    string
+	table string // "backends" or "health"
+	key   string
 }
 
-// changes is what the entries name, as readJournal would say it.
+// changes is what the entries name, as readJournal says it.
 func (a readAhead) changes() journalChanges {
 	var ch journalChanges
-	seen := make(map[aheadEntry]bool, len(a.entries))
+	seen := make(map[string]bool, len(a.entries))
 	for _, e := range a.entries {
-		if seen[e] {
-			continue
-		}
-		seen[e] = true
-		if e.health {
-			ch.health = append(ch.health, e.key)
-		} else {
-			ch.backends = append(ch.backends, e.key)
-		}
+		ch.add(seen, e.table, e.key)
 	}
 	return ch
 }

@@ -15,10 +15,10 @@ func decodeAhead(buf []byte) (entries []aheadEntry, rows []backendRow, ok bool) 
 	entries = make([]aheadEntry, 0, n)
 	for range n {
 		table := d.u8()
-		entries = append(entries, aheadEntry{health: table == 1, key: d.text()})
-		if table > 1 {
+		if int(table) >= len(aheadTables) {
 			return nil, nil, false
 		}
+		entries = append(entries, aheadEntry{table: aheadTables[table], key: d.text()})
 	}
 	n = d.u32()
 	if n > uint32(len(buf)) {
@@ -37,6 +37,10 @@ func decodeAhead(buf []byte) (entries []aheadEntry, rows []backendRow, ok bool) 
 	}
 	return entries, rows, !d.short && len(d.buf) == 0
 }
+
+// aheadTables are the tables an entry read ahead can be of, by the number
+// the thread writes.
+var aheadTables = []string{"backends", "health"}
 
 // aheadDecoder reads a buffer front to back; short is set, and zeros read,
 // once it runs out.

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -15,11 +16,7 @@ func encodeAhead(entries []aheadEntry, rows []backendRow) []byte {
 	}
 	b = binary.NativeEndian.AppendUint32(b, uint32(len(entries)))
 	for _, e := range entries {
-		table := byte(0)
-		if e.health {
-			table = 1
-		}
-		b = append(b, table)
+		b = append(b, byte(slices.Index(aheadTables, e.table)))
 		text(e.key)
 	}
 	b = binary.NativeEndian.AppendUint32(b, uint32(len(rows)))
@@ -35,7 +32,7 @@ func encodeAhead(entries []aheadEntry, rows []backendRow) []byte {
 }
 
 var aheadSeed = encodeAhead(
-	[]aheadEntry{{key: "b1"}, {health: true, key: "b1"}, {key: "é"}},
+	[]aheadEntry{{"backends", "b1"}, {"health", "b1"}, {"backends", "é"}},
 	[]backendRow{{rowid: 7, id: "b1", app: "myapp", region: "eu", country: "DE", ip: "10.0.0.1", port: 80, healthy: 1, weight: 2, soft: 100, hard: 150}},
 )
 
@@ -44,7 +41,7 @@ func TestDecodeAheadReadsWhatTheThreadWrites(t *testing.T) {
 	if !ok {
 		t.Fatal("a well-formed read ahead did not decode")
 	}
-	if want := []aheadEntry{{key: "b1"}, {health: true, key: "b1"}, {key: "é"}}; !reflect.DeepEqual(entries, want) {
+	if want := []aheadEntry{{"backends", "b1"}, {"health", "b1"}, {"backends", "é"}}; !reflect.DeepEqual(entries, want) {
 		t.Fatalf("entries %+v, want %+v", entries, want)
 	}
 	if len(rows) != 1 || rows[0].id != "b1" || rows[0].rowid != 7 || rows[0].ip != "10.0.0.1" || rows[0].hard != 150 {

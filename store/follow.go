@@ -105,7 +105,13 @@ func (s *Store) followJournal(ctx context.Context, r reading, v *view, pos journ
 	if err != nil || !ok {
 		return nil, Delta{}, false, s.wrapNil(err)
 	}
-	nv, ok, err = s.apply(ctx, r, v, ch, nil)
+	var rows []backendRow
+	if len(ch.backends) > 0 {
+		if rows, err = readRows(ctx, r, v.query, ch.backends); err != nil {
+			return nil, Delta{}, false, s.wrap(err)
+		}
+	}
+	nv, ok, err = s.apply(ctx, r, v, ch, rows)
 	if err != nil || !ok {
 		return nil, Delta{}, false, s.wrapNil(err)
 	}
@@ -121,7 +127,7 @@ const rowByID = " WHERE id = ?"
 // rows cannot be followed by ID: the caller reads.
 func (s *Store) followAhead(v *view, a readAhead) (*view, Delta, bool) {
 	ch := a.changes()
-	nv, ok, _ := s.apply(context.Background(), nil, v, ch, &a.rows) // reads nothing: no error
+	nv, ok, _ := s.apply(context.Background(), nil, v, ch, a.rows) // no pops entry: reads nothing, no error
 	if !ok {
 		return nil, Delta{}, false
 	}
@@ -158,25 +164,15 @@ func readRows(ctx context.Context, r reading, query string, ids []string) ([]bac
 	return out, rows.Err()
 }
 
-// apply builds the view after the journal's changes: the changed rows are
-// read again, everything else is v's. ok is false when the rows cannot be
-// followed by ID (two rows with one ID). read, if not nil, is the changed
-// rows read already (by the commit watch's thread), and r is not used for
-// them.
-func (s *Store) apply(ctx context.Context, r reading, v *view, ch journalChanges, read *[]backendRow) (*view, bool, error) {
+// apply builds the view after the journal's changes from rows, the changed
+// backend rows as they are now; everything else is v's, and r is read only
+// for the pops when they changed. ok is false when the rows cannot be
+// followed by ID (two rows with one ID).
+func (s *Store) apply(ctx context.Context, r reading, v *view, ch journalChanges, rows []backendRow) (*view, bool, error) {
 	nv := *v
 	backends, pops := v.backends, v.table.Pops()
 	var changes []routing.Change
 	if len(ch.backends) > 0 {
-		var rows []backendRow
-		if read != nil {
-			rows = *read
-		} else {
-			var err error
-			if rows, err = readRows(ctx, r, v.query, ch.backends); err != nil {
-				return nil, false, err
-			}
-		}
 		type added struct {
 			rowid int64
 			b     *routing.Backend

@@ -108,6 +108,12 @@ type journalPos struct {
 	n      int64  // the last entry read
 }
 
+// after reports whether p is further along q's journal: the same journal
+// and schema, a later entry.
+func (p journalPos) after(q journalPos) bool {
+	return p.id == q.id && p.schema == q.schema && p.n > q.n
+}
+
 // journalState reads the journal's id, the schema version and the last
 // entry number; ok is false when the file has no journal.
 func journalState(ctx context.Context, q execQueryer) (pos journalPos, ok bool, err error) {
@@ -130,6 +136,23 @@ type journalChanges struct {
 	backends []string // IDs, each once
 	pops     bool
 	health   []string // backend IDs, each once
+}
+
+// add notes an entry of table tbl naming the row key, unless seen (the
+// entries added so far) holds it already.
+func (ch *journalChanges) add(seen map[string]bool, tbl, key string) {
+	if seen[tbl+"\x00"+key] {
+		return
+	}
+	seen[tbl+"\x00"+key] = true
+	switch tbl {
+	case "backends":
+		ch.backends = append(ch.backends, key)
+	case "pops":
+		ch.pops = true
+	case "health":
+		ch.health = append(ch.health, key)
+	}
 }
 
 // journalEntriesQuery reads the table and key of the entries after one
@@ -172,18 +195,7 @@ func (s *Store) readJournal(ctx context.Context, r reading, from, to int64, limi
 			// text: read everything.
 			return ch, false, nil
 		}
-		if seen[tbl+"\x00"+k] {
-			continue
-		}
-		seen[tbl+"\x00"+k] = true
-		switch tbl {
-		case "backends":
-			ch.backends = append(ch.backends, k)
-		case "pops":
-			ch.pops = true
-		case "health":
-			ch.health = append(ch.health, k)
-		}
+		ch.add(seen, tbl, k)
 	}
 	if err := rows.Err(); err != nil {
 		return ch, false, err

@@ -300,7 +300,7 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 		// The thread read what moved the journal from the view's
 		// position: followed without a call into C.
 		a, held, behind := f.commits.ahead()
-		if held && a.complete && f.view != nil && f.view.journal && a.from == f.view.pos && a.to.n > a.from.n {
+		if held && a.complete && f.view != nil && f.view.journal && a.from == f.view.pos && a.to.after(a.from) {
 			f.pos, f.posOK, f.ahead = a.to, true, &a
 			if behind {
 				f.commits.kick() // the commits since: a look after this one
@@ -312,7 +312,7 @@ func (f *follower) moved(ctx context.Context) (moved, ok bool) {
 		// The commit watch's thread has looked: a position it read
 		// further along the view's journal is followed to without a
 		// look here. data_version is left for the next look.
-		if pos, ok := f.commits.told(); ok && pos.id == f.view.pos.id && pos.schema == f.view.pos.schema && pos.n > f.view.pos.n {
+		if pos, ok := f.commits.told(); ok && pos.after(f.view.pos) {
 			f.pos, f.posOK = pos, true
 			return true, true
 		}
