@@ -132,14 +132,3 @@ func goPos(p *C.struct_commit_watch_pos) journalPos {
 	}
 	return journalPos{id: string(id), schema: int64(p.schema), n: int64(p.n)}
 }
-
-// rawWrite writes a non-blocking descriptor with a raw system call, as
-// rawRead reads one.
-func rawWrite(fd uintptr, buf []byte) syscall.Errno {
-	for {
-		_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-		if e != syscall.EINTR {
-			return e
-		}
-	}
-}

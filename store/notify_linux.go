@@ -213,3 +213,14 @@ func rawRead(fd uintptr, buf []byte) (int, syscall.Errno) {
 		}
 	}
 }
+
+// rawWrite writes a non-blocking descriptor with a raw system call, as
+// rawRead reads one.
+func rawWrite(fd uintptr, buf []byte) syscall.Errno {
+	for {
+		_, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+		if e != syscall.EINTR {
+			return e
+		}
+	}
+}
